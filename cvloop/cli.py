@@ -1,0 +1,74 @@
+"""The `cvloop` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from services.common.settings import Settings, load_settings
+
+from .stack import stack
+from .stack.component import Health
+from .stack.process import StackError
+
+
+def _print_health(health: Health) -> None:
+    colour = "green" if health.ok else ("yellow" if health.state == "stopped" else "red")
+    detail = f"  {health.detail}" if health.detail else ""
+    click.echo(f"{health.name:<10} {click.style(health.state, fg=colour):<18} {health.address}{detail}")
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """cvloop: keep computer-vision models good in production."""
+    ctx.obj = load_settings()
+
+
+@main.command()
+@click.option("--only", multiple=True, help="Start only these components (repeatable).")
+@click.pass_obj
+def up(settings: Settings, only: tuple[str, ...]) -> None:
+    """Install what is missing and start the local stack; stops at the first component that fails."""
+    click.echo(f"local stack in {settings.state_path}")
+    try:
+        for health in stack.up(settings, list(only) or None):
+            _print_health(health)
+    except (StackError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--only", multiple=True, help="Stop only these components (repeatable).")
+@click.pass_obj
+def down(settings: Settings, only: tuple[str, ...]) -> None:
+    """Stop the local stack (its data stays in the state folder)."""
+    for name in stack.down(settings, list(only) or None):
+        click.echo(f"{name:<10} stopped")
+
+
+@main.command()
+@click.pass_obj
+def status(settings: Settings) -> None:
+    """Show each component's health; exits 1 unless every one is healthy."""
+    healths = stack.status(settings)
+    for health in healths:
+        _print_health(health)
+    if not all(h.ok for h in healths):
+        sys.exit(1)
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics of the registry."""
+
+
+@topics.command("create")
+@click.pass_obj
+def topics_create(settings: Settings) -> None:
+    """Create every registry topic on KAFKA_BOOTSTRAP_SERVERS (a real Kafka) through the admin API."""
+    from services.common.kafka.admin import create_topics
+
+    for name, outcome in create_topics(settings):
+        click.echo(f"{name:<18} {outcome}")

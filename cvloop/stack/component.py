@@ -1,0 +1,85 @@
+"""What every local-stack component offers to `cvloop up`, `down` and `status`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.settings import Settings
+
+from .process import StackError, log_tail, running_pid, terminate, wait_until
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    state: str  # "healthy", "unhealthy", "stopped" or "external"
+    address: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("healthy", "external")
+
+
+class Component(ABC):
+    """A server of the local stack, run as one detached process under <state dir>/<name>/."""
+
+    name: str
+    start_timeout: float = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.state_path / self.name
+
+    @property
+    def external(self) -> bool:
+        return self.settings.is_external(self.name)
+
+    @property
+    @abstractmethod
+    def address(self) -> str: ...
+
+    @abstractmethod
+    def install(self) -> None:
+        """Install what the component needs when it is missing; idempotent and quick when done."""
+
+    @abstractmethod
+    def launch(self) -> None:
+        """Start the server process (through process.spawn into self.workdir)."""
+
+    @abstractmethod
+    def probe(self) -> bool:
+        """True when the server answers like itself."""
+
+    def start(self) -> None:
+        if self.external or running_pid(self.workdir) is not None:
+            return
+        self.install()
+        self.launch()
+        if not wait_until(self._up_or_dead, self.start_timeout, interval=0.2) or not self.probe():
+            tail = log_tail(self.workdir)
+            terminate(self.workdir)
+            raise StackError(f"{self.name} did not become healthy; its log ends with:\n{tail}")
+
+    def _up_or_dead(self) -> bool:
+        return running_pid(self.workdir) is None or self.probe()
+
+    def stop(self) -> None:
+        if not self.external:
+            terminate(self.workdir)
+
+    def health(self) -> Health:
+        if self.external:
+            return Health(self.name, "external", self.address)
+        if running_pid(self.workdir) is None:
+            return Health(self.name, "stopped", self.address)
+        try:
+            ok = self.probe()
+        except Exception as exc:  # a probe that raises is an unhealthy server, not a CLI crash
+            return Health(self.name, "unhealthy", self.address, str(exc))
+        return Health(self.name, "healthy" if ok else "unhealthy", self.address)

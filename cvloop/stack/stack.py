@@ -1,0 +1,42 @@
+"""The local stack as a whole: components in start order, brought up, down, and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from services.common.settings import Settings
+
+from .component import Component, Health
+from .kafka import KafkaBroker
+from .postgres import Postgres
+from .s3 import S3Server
+from .triton import TritonServer
+
+COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer)
+
+
+def components(settings: Settings, names: list[str] | None = None) -> list[Component]:
+    chosen = [cls(settings) for cls in COMPONENT_TYPES]
+    if names:
+        unknown = set(names) - {c.name for c in chosen}
+        if unknown:
+            raise ValueError(f"unknown component(s) {sorted(unknown)}; known: {[c.name for c in chosen]}")
+        chosen = [c for c in chosen if c.name in names]
+    return chosen
+
+
+def up(settings: Settings, names: list[str] | None = None) -> Iterator[Health]:
+    """Start each component (skipping external and running ones) and yield its health."""
+    for component in components(settings, names):
+        component.start()
+        yield component.health()
+
+
+def down(settings: Settings, names: list[str] | None = None) -> Iterator[str]:
+    for component in reversed(components(settings, names)):
+        component.stop()
+        yield component.name
+
+
+def status(settings: Settings) -> list[Health]:
+    return [component.health() for component in components(settings)]

@@ -1,0 +1,40 @@
+"""The envelope every event carries, and the JSON codec all producers and consumers share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Self
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event: subclasses fix `type` with a Literal and bump `schema_version` on a
+    change that breaks readers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID = Field(
+        default_factory=uuid4, description="Idempotency key: a replay carries the same id."
+    )
+    type: str
+    schema_version: int = 1
+    occurred_at: datetime = Field(default_factory=utcnow)
+    deployment_id: UUID
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: one deployment's events stay ordered in one partition."""
+        return str(self.deployment_id).encode()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> Self:
+        return cls.model_validate_json(data)

@@ -1,0 +1,92 @@
+"""The topic registry: every Kafka topic cvloop uses, with its key and retention.
+
+Keys are the deployment id everywhere, so one deployment's events stay ordered in one partition and
+faust tables keyed by deployment are co-partitioned with their source topics.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DAY_MS = 24 * 60 * 60 * 1000
+PARTITIONS = 6
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+class TopicSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    key: str = "deployment_id"
+    partitions: int = Field(PARTITIONS, ge=1)
+    replication_factor: int = Field(
+        3, ge=1, description="On a real cluster; the local broker has one broker."
+    )
+    cleanup_policy: CleanupPolicy = CleanupPolicy.DELETE
+    retention_ms: int = Field(7 * DAY_MS, ge=-1, description="-1 keeps forever.")
+    description: str
+
+    def kafka_config(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
+
+
+class Topic(StrEnum):
+    PREDICTIONS_RAW = "predictions.raw"
+    PREDICTIONS = "predictions"
+    SCORES = "scores"
+    REVIEWS = "reviews"
+    FEEDBACK = "feedback"
+    TRAINING = "training"
+    DEPLOYMENTS = "deployments"
+    JOBS = "jobs"
+    DEADLETTER = "deadletter"
+
+
+TOPICS: dict[Topic, TopicSpec] = {
+    spec.name: spec  # type: ignore[misc]
+    for spec in (
+        TopicSpec(
+            name=Topic.PREDICTIONS_RAW,
+            retention_ms=3 * DAY_MS,
+            description="What external producers send; ingest validates it before it goes further.",
+        ),
+        TopicSpec(
+            name=Topic.PREDICTIONS,
+            retention_ms=14 * DAY_MS,
+            description="A predicted asset from serving or ingest, with both predictions and image features.",
+        ),
+        TopicSpec(name=Topic.SCORES, description="Outlier score per prediction; drift reports per window."),
+        TopicSpec(name=Topic.REVIEWS, retention_ms=30 * DAY_MS, description="A prediction reviewed."),
+        TopicSpec(
+            name=Topic.FEEDBACK,
+            retention_ms=30 * DAY_MS,
+            description="An asset submitted to a feedback-loop dataset version.",
+        ),
+        TopicSpec(
+            name=Topic.TRAINING, retention_ms=30 * DAY_MS, description="Training requested / finished."
+        ),
+        TopicSpec(
+            name=Topic.DEPLOYMENTS,
+            cleanup_policy=CleanupPolicy.COMPACT,
+            retention_ms=-1,
+            description="Champion/shadow and settings changes; compacted so a reader sees each "
+            "deployment's latest state.",
+        ),
+        TopicSpec(
+            name=Topic.JOBS, retention_ms=30 * DAY_MS, description="Processing and reference jobs requested."
+        ),
+        TopicSpec(
+            name=Topic.DEADLETTER,
+            key="source topic",
+            partitions=1,
+            retention_ms=30 * DAY_MS,
+            description="Original bytes, error and origin of every message a consumer could not handle.",
+        ),
+    )
+}

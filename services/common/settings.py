@@ -1,0 +1,159 @@
+"""Every setting cvloop reads, in one place, from the environment.
+
+A URL setting left unset points at the local stack (`cvloop up`); setting it points the
+platform at an external server, and `cvloop up` then does not start that component.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_HOST = "127.0.0.1"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    state_dir: Path = Field(
+        Path(".cvloop"),
+        validation_alias=_env("CVLOOP_STATE_DIR"),
+        description="Folder holding the local stack's data, logs, pids and installed binaries.",
+    )
+    tools_dir_setting: Path | None = Field(
+        None,
+        validation_alias=_env("CVLOOP_TOOLS_DIR"),
+        description="Folder of binaries the local stack installs apart from the app (tritonserver). "
+        "Unset: <state dir>/tools.",
+    )
+    port_base: int = Field(
+        54320,
+        ge=1024,
+        le=65500,
+        validation_alias=_env("CVLOOP_PORT_BASE"),
+        description="First loopback port of the local stack: Postgres +0, S3 +1, Triton HTTP +2, gRPC +3, "
+        "metrics +4.",
+    )
+    log_level: str = Field(
+        "WARNING", validation_alias=_env("CVLOOP_LOG_LEVEL"), description="Python log level of every service."
+    )
+
+    database_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL"),
+        description="Postgres DSN. Unset: the local Postgres on 127.0.0.1:<port base>.",
+    )
+    kafka_bootstrap_setting: str | None = Field(
+        None,
+        validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers. Unset: the local mock broker, whose address `cvloop up` writes "
+        "to <state dir>/kafka/bootstrap.",
+    )
+    s3_endpoint_setting: str | None = Field(
+        None,
+        validation_alias=_env("S3_ENDPOINT"),
+        description="S3 endpoint URL (MinIO in production). Unset: the local moto server on <port base>+1.",
+    )
+    s3_access_key: str = Field("cvloop", validation_alias=_env("S3_ACCESS_KEY"), description="S3 access key.")
+    s3_secret_key: str = Field(
+        "cvloop-secret", validation_alias=_env("S3_SECRET_KEY"), description="S3 secret key."
+    )
+    s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION"), description="S3 region.")
+    s3_bucket: str = Field(
+        "cvloop", validation_alias=_env("S3_BUCKET"), description="Bucket holding images and model files."
+    )
+    triton_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("TRITON_URL"),
+        description="Triton HTTP address host:port. Unset: the local tritonserver on <port base>+2.",
+    )
+    triton_grpc_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("TRITON_GRPC_URL"),
+        description="Triton gRPC address host:port. Unset: <port base>+3 locally, or TRITON_URL's host on "
+        "port 8001 when TRITON_URL is set.",
+    )
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.resolve()
+
+    @property
+    def tools_path(self) -> Path:
+        return (self.tools_dir_setting or self.state_path / "tools").resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database_url_setting or f"postgresql://cvloop@{LOCAL_HOST}:{self.postgres_port}/cvloop"
+
+    @property
+    def postgres_port(self) -> int:
+        return self.port_base
+
+    @property
+    def kafka_bootstrap_file(self) -> Path:
+        return self.state_path / "kafka" / "bootstrap"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        if self.kafka_bootstrap_setting:
+            return self.kafka_bootstrap_setting
+        try:
+            return self.kafka_bootstrap_file.read_text().strip()
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"KAFKA_BOOTSTRAP_SERVERS is unset and {self.kafka_bootstrap_file} does not exist: "
+                "start the local stack with `cvloop up` or set KAFKA_BOOTSTRAP_SERVERS"
+            ) from None
+
+    @property
+    def s3_port(self) -> int:
+        return self.port_base + 1
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3_endpoint_setting or f"http://{LOCAL_HOST}:{self.s3_port}"
+
+    @property
+    def triton_http_port(self) -> int:
+        return self.port_base + 2
+
+    @property
+    def triton_grpc_port(self) -> int:
+        return self.port_base + 3
+
+    @property
+    def triton_metrics_port(self) -> int:
+        return self.port_base + 4
+
+    @property
+    def triton_url(self) -> str:
+        return self.triton_url_setting or f"{LOCAL_HOST}:{self.triton_http_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        if self.triton_grpc_url_setting:
+            return self.triton_grpc_url_setting
+        if self.triton_url_setting:
+            return f"{self.triton_url_setting.rsplit(':', 1)[0]}:8001"
+        return f"{LOCAL_HOST}:{self.triton_grpc_port}"
+
+    def is_external(self, component: str) -> bool:
+        """True when the component's URL setting points at a server `cvloop up` must not start."""
+        field = {
+            "postgres": "database_url_setting",
+            "kafka": "kafka_bootstrap_setting",
+            "s3": "s3_endpoint_setting",
+            "triton": "triton_url_setting",
+        }[component]
+        return getattr(self, field) is not None
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,63 @@
+"""Session fixtures: each real server is started on first use, on its own ports and state folder,
+and stopped when the session ends. A server whose URL setting is given (DATABASE_URL,
+KAFKA_BOOTSTRAP_SERVERS, S3_ENDPOINT, TRITON_URL) is used as it is and not started."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cvloop.stack import stack
+from cvloop.stack.process import port_open
+from services.common.settings import LOCAL_HOST, Settings
+
+PORTS_PER_STACK = 5
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port_base(start: int = 55320) -> int:
+    for base in range(start, start + 2000, 10):
+        if not any(port_open(LOCAL_HOST, base + i) for i in range(PORTS_PER_STACK)):
+            return base
+    raise RuntimeError("no free block of loopback ports for the test stack")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The test stack's settings. Triton's install is shared across runs (it is large and read-only)."""
+    state_dir = Path(os.environ.get("CVLOOP_TEST_STATE_DIR") or tmp_path_factory.mktemp("cvloop-state"))
+    tools_dir = Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
+    return Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=_free_port_base())
+
+
+def _component(settings: Settings, name: str) -> Iterator[Settings]:
+    for _ in stack.up(settings, [name]):
+        pass
+    try:
+        yield settings
+    finally:
+        for _ in stack.down(settings, [name]):
+            pass
+
+
+@pytest.fixture(scope="session")
+def s3_settings(settings: Settings) -> Iterator[Settings]:
+    yield from _component(settings, "s3")
+
+
+@pytest.fixture(scope="session")
+def postgres_settings(settings: Settings) -> Iterator[Settings]:
+    yield from _component(settings, "postgres")
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(settings: Settings) -> Iterator[Settings]:
+    yield from _component(settings, "kafka")
+
+
+@pytest.fixture(scope="session")
+def triton_settings(settings: Settings) -> Iterator[Settings]:
+    yield from _component(settings, "triton")
