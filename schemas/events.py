@@ -1,0 +1,249 @@
+"""Every event cvloop publishes, grouped by the topic that carries it (see `topics.py`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .envelope import Event
+from .predictions import DetectionType, Prediction
+
+Tag = Annotated[str, Field(min_length=1, max_length=128)]
+LatencyMs = Annotated[float, Field(ge=0.0, description="Inference time in milliseconds.")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- predictions.raw and predictions -------------------------------------------------------------
+
+
+class PredictionSource(StrEnum):
+    SERVING = "serving"  # cvloop's own gateway
+    MONITOR_API = "monitor_api"  # POST to ingest's monitor endpoint
+    KAFKA = "kafka"  # an external producer on predictions.raw
+
+
+class ImageRef(_Part):
+    object_key: str = Field(description="Content-addressed key of the image in the object store.")
+    sha256: Sha256
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    content_type: str = Field(pattern=r"^image/(jpeg|png|webp)$")
+
+
+class RoleResult(_Part):
+    """What one model (champion or shadow) answered for the image."""
+
+    model_version_id: UUID | None = Field(None, description="Unknown for monitoring-only producers.")
+    prediction: Prediction
+    latency_ms: LatencyMs
+
+
+def _check_shapes_inside(width: int, height: int, **results: RoleResult | None) -> None:
+    for role, result in results.items():
+        if result is not None:
+            try:
+                result.prediction.check_inside(width, height)
+            except ValueError as exc:
+                raise ValueError(f"{role}.prediction.{exc}") from None
+
+
+class RawPrediction(Event):
+    """What an external producer publishes to `predictions.raw`; ingest validates and stores it.
+
+    The image travels either as an object key already in the store or base64-encoded in `image_base64`.
+    """
+
+    type: Literal["prediction.raw"] = "prediction.raw"
+    image_object_key: str | None = None
+    image_base64: str | None = Field(None, description="The image file (JPEG, PNG or WebP), base64-encoded.")
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    champion: RoleResult
+    shadow: RoleResult | None = None
+    source: str = Field("kafka", max_length=128, description="Free text naming the producer.")
+    tags: list[Tag] = Field(default_factory=list, max_length=64)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    predicted_at: datetime | None = Field(
+        None, description="When the model answered; defaults to occurred_at."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.image_object_key is None) == (self.image_base64 is None):
+            raise ValueError("exactly one of image_object_key and image_base64 must be given")
+        _check_shapes_inside(self.width, self.height, champion=self.champion, shadow=self.shadow)
+        return self
+
+
+class PredictionLogged(Event):
+    """A predicted asset: the image, the champion's answer and the shadow's, and the image features."""
+
+    type: Literal["prediction.logged"] = "prediction.logged"
+    prediction_id: UUID
+    detection_type: DetectionType
+    image: ImageRef
+    champion: RoleResult
+    shadow: RoleResult | None = None
+    shadow_error: str | None = Field(None, description="Why the shadow gave no answer, when it failed.")
+    features: dict[str, float] = Field(
+        default_factory=dict, description="Image features from the shared feature function, by name."
+    )
+    source: PredictionSource
+    tags: list[Tag] = Field(default_factory=list, max_length=64)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    predicted_at: datetime
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for role, result in (("champion", self.champion), ("shadow", self.shadow)):
+            if result is not None and result.prediction.type != self.detection_type:
+                raise ValueError(
+                    f"{role}.prediction.type is {result.prediction.type} but the deployment's detection "
+                    f"type is {self.detection_type}"
+                )
+        _check_shapes_inside(self.image.width, self.image.height, champion=self.champion, shadow=self.shadow)
+        return self
+
+
+# --- scores ----------------------------------------------------------------------------------------
+
+
+class OutlierScored(Event):
+    type: Literal["score.outlier"] = "score.outlier"
+    prediction_id: UUID
+    reference_id: UUID = Field(description="The training-data reference the score is calibrated against.")
+    score: float = Field(
+        ge=0.0, le=1.0, description="Fraction of training images less outlying than this one."
+    )
+
+
+class MultipleTestingCorrection(StrEnum):
+    BONFERRONI = "bonferroni"
+    BENJAMINI_HOCHBERG = "benjamini-hochberg"
+
+
+class FeatureDrift(_Part):
+    feature: str
+    statistic: float = Field(ge=0.0, le=1.0, description="Two-sample Kolmogorov-Smirnov statistic.")
+    p_value: float = Field(ge=0.0, le=1.0)
+    drifted: bool = Field(description="The decision after the multiple-testing correction.")
+
+
+class DriftReported(Event):
+    type: Literal["score.drift"] = "score.drift"
+    reference_id: UUID
+    window_start: datetime
+    window_end: datetime
+    window_size: int = Field(gt=0)
+    reference_size: int = Field(gt=0)
+    correction: MultipleTestingCorrection
+    alpha: float = Field(gt=0.0, lt=1.0)
+    features: list[FeatureDrift] = Field(min_length=1)
+    drift_detected: bool
+
+
+# --- reviews and feedback -------------------------------------------------------------------------
+
+
+class PredictionReviewed(Event):
+    """A person's corrected answer for a prediction: the ground truth quality is measured against."""
+
+    type: Literal["prediction.reviewed"] = "prediction.reviewed"
+    prediction_id: UUID
+    review: Prediction
+    reviewed_by: str = Field(max_length=256)
+
+
+class AssetSubmitted(Event):
+    """A reviewed prediction added as an asset to one of the deployment's feedback-loop dataset versions."""
+
+    type: Literal["asset.submitted"] = "asset.submitted"
+    prediction_id: UUID
+    dataset_version_id: UUID
+    asset_id: UUID
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+class TrainingRequested(Event):
+    type: Literal["training.requested"] = "training.requested"
+    request_id: str = Field(
+        description="Deterministic: the deployment and its cycle number, so a replay is a no-op."
+    )
+    cycle: int = Field(ge=1)
+    submitted_count: int = Field(ge=0, description="Submissions counted in this cycle when it triggered.")
+
+
+class TrainingStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TrainingFinished(Event):
+    type: Literal["training.finished"] = "training.finished"
+    request_id: str
+    experiment_id: UUID
+    job_run_id: UUID
+    status: TrainingStatus
+    reason: str | None = Field(None, description="Why it failed.")
+
+
+# --- deployments ----------------------------------------------------------------------------------
+
+
+class DeploymentKind(StrEnum):
+    SERVED = "served"
+    MONITORING_ONLY = "monitoring_only"
+
+
+class DeploymentChange(StrEnum):
+    CREATED = "created"
+    CHAMPION_SET = "champion_set"
+    SHADOW_SET = "shadow_set"
+    SHADOW_REMOVED = "shadow_removed"
+    SHADOW_PROMOTED = "shadow_promoted"
+    SETTINGS_CHANGED = "settings_changed"
+    DELETED = "deleted"
+
+
+class DeploymentUpdated(Event):
+    """The deployment's whole routing state after a change: the topic is compacted, so the latest event
+    per deployment is all a reader starting from scratch needs."""
+
+    type: Literal["deployment.updated"] = "deployment.updated"
+    change: DeploymentChange
+    kind: DeploymentKind
+    detection_type: DetectionType
+    champion_model_version_id: UUID | None
+    shadow_model_version_id: UUID | None = None
+    confidence_threshold: float = Field(ge=0.0, le=1.0)
+    reference_id: UUID | None = Field(None, description="The training-data reference, once ready.")
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+class JobKind(StrEnum):
+    TRAINING = "training"
+    PROCESSING = "processing"
+    REFERENCE = "reference"
+
+
+class JobRequested(Event):
+    type: Literal["job.requested"] = "job.requested"
+    job_id: UUID
+    run_id: UUID
+    kind: JobKind
+    model_version_id: UUID | None = None
+    experiment_id: UUID | None = None
+    dataset_version_id: UUID | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)

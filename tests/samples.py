@@ -1,0 +1,163 @@
+"""One valid instance of every event, for round-trip tests and as test data elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel
+
+from schemas import (
+    AssetSubmitted,
+    ClassificationPrediction,
+    DeadLetter,
+    DeploymentChange,
+    DeploymentKind,
+    DeploymentUpdated,
+    DetectionPrediction,
+    DetectionType,
+    DriftReported,
+    FeatureDrift,
+    ImageRef,
+    JobKind,
+    JobRequested,
+    MultipleTestingCorrection,
+    OutlierScored,
+    PredictionLogged,
+    PredictionReviewed,
+    PredictionSource,
+    RawPrediction,
+    RoleResult,
+    SegmentationPrediction,
+    TrainingFinished,
+    TrainingRequested,
+    TrainingStatus,
+)
+
+DEPLOYMENT = UUID("6f1c3a52-6a38-4c1e-9a0e-4d1b8f4e2a10")
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+IMAGE_SHA = hashlib.sha256(b"image").hexdigest()
+
+
+def detection(scores: tuple[float, ...] = (0.9, 0.2)) -> DetectionPrediction:
+    return DetectionPrediction(
+        boxes=[(10.0 * i, 5.0, 10.0 * i + 8, 30.0) for i in range(len(scores))],
+        classes=[f"class-{i}" for i in range(len(scores))],
+        scores=list(scores),
+    )
+
+
+def image() -> ImageRef:
+    return ImageRef(
+        object_key=f"images/{IMAGE_SHA[:2]}/{IMAGE_SHA}.png",
+        sha256=IMAGE_SHA,
+        width=64,
+        height=48,
+        content_type="image/png",
+    )
+
+
+def prediction_logged(deployment_id: UUID = DEPLOYMENT) -> PredictionLogged:
+    return PredictionLogged(
+        deployment_id=deployment_id,
+        prediction_id=uuid4(),
+        detection_type=DetectionType.DETECTION,
+        image=image(),
+        champion=RoleResult(model_version_id=uuid4(), prediction=detection(), latency_ms=12.5),
+        shadow=RoleResult(model_version_id=uuid4(), prediction=detection((0.7,)), latency_ms=20.0),
+        features={"brightness": 0.4, "contrast": 0.1},
+        source=PredictionSource.SERVING,
+        tags=["camera-3"],
+        predicted_at=NOW,
+    )
+
+
+def all_events() -> list[BaseModel]:
+    reference = uuid4()
+    return [
+        RawPrediction(
+            deployment_id=DEPLOYMENT,
+            image_base64="iVBORw0KGgo=",
+            width=64,
+            height=48,
+            champion=RoleResult(
+                prediction=ClassificationPrediction(classes=["cat", "dog"], scores=[0.8, 0.2]), latency_ms=3
+            ),
+            tags=["edge"],
+            metadata={"site": "north"},
+        ),
+        prediction_logged(),
+        PredictionLogged(
+            deployment_id=DEPLOYMENT,
+            prediction_id=uuid4(),
+            detection_type=DetectionType.SEGMENTATION,
+            image=image(),
+            champion=RoleResult(
+                prediction=SegmentationPrediction(
+                    polygons=[[(1, 1), (10, 1), (10, 10)]], classes=["road"], scores=[0.6]
+                ),
+                latency_ms=40,
+            ),
+            shadow_error="shadow timed out after 500 ms",
+            source=PredictionSource.MONITOR_API,
+            predicted_at=NOW,
+        ),
+        OutlierScored(deployment_id=DEPLOYMENT, prediction_id=uuid4(), reference_id=reference, score=0.97),
+        DriftReported(
+            deployment_id=DEPLOYMENT,
+            reference_id=reference,
+            window_start=NOW - timedelta(minutes=5),
+            window_end=NOW,
+            window_size=1000,
+            reference_size=10000,
+            correction=MultipleTestingCorrection.BENJAMINI_HOCHBERG,
+            alpha=0.05,
+            features=[FeatureDrift(feature="brightness", statistic=0.31, p_value=1e-6, drifted=True)],
+            drift_detected=True,
+        ),
+        PredictionReviewed(
+            deployment_id=DEPLOYMENT, prediction_id=uuid4(), review=detection((1.0,)), reviewed_by="ana"
+        ),
+        AssetSubmitted(
+            deployment_id=DEPLOYMENT, prediction_id=uuid4(), dataset_version_id=uuid4(), asset_id=uuid4()
+        ),
+        TrainingRequested(
+            deployment_id=DEPLOYMENT, request_id=f"{DEPLOYMENT}:3", cycle=3, submitted_count=100
+        ),
+        TrainingFinished(
+            deployment_id=DEPLOYMENT,
+            request_id=f"{DEPLOYMENT}:3",
+            experiment_id=uuid4(),
+            job_run_id=uuid4(),
+            status=TrainingStatus.FAILED,
+            reason="exit code 1",
+        ),
+        DeploymentUpdated(
+            deployment_id=DEPLOYMENT,
+            change=DeploymentChange.SHADOW_SET,
+            kind=DeploymentKind.SERVED,
+            detection_type=DetectionType.DETECTION,
+            champion_model_version_id=uuid4(),
+            shadow_model_version_id=uuid4(),
+            confidence_threshold=0.3,
+        ),
+        JobRequested(
+            deployment_id=DEPLOYMENT,
+            job_id=uuid4(),
+            run_id=uuid4(),
+            kind=JobKind.PROCESSING,
+            model_version_id=uuid4(),
+            parameters={"precision": "fp16"},
+        ),
+        DeadLetter(
+            consumer="ingest",
+            source_topic="predictions.raw",
+            source_partition=2,
+            source_offset=41,
+            source_key=b"key",
+            original_value=b"\x00not json",
+            error_type="validation",
+            error="champion: Field required",
+        ),
+    ]
