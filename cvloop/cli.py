@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from services.common.logs import configure_logging
 from services.common.settings import Settings, load_settings
 
 from .stack import stack
@@ -24,6 +25,7 @@ def _print_health(health: Health) -> None:
 def main(ctx: click.Context) -> None:
     """cvloop: keep computer-vision models good in production."""
     ctx.obj = load_settings()
+    configure_logging(ctx.obj.log_level)
 
 
 @main.command()
@@ -72,3 +74,7 @@ def topics_create(settings: Settings) -> None:
 
     for name, outcome in create_topics(settings):
         click.echo(f"{name:<18} {outcome}")
+
+
+if __name__ == "__main__":
+    main()

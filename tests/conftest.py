@@ -18,7 +18,7 @@ PORTS_PER_STACK = 5
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port_base(start: int = 55320) -> int:
+def free_port_base(start: int = 55320) -> int:
     for base in range(start, start + 2000, 10):
         if not any(port_open(LOCAL_HOST, base + i) for i in range(PORTS_PER_STACK)):
             return base
@@ -30,7 +30,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The test stack's settings. Triton's install is shared across runs (it is large and read-only)."""
     state_dir = Path(os.environ.get("CVLOOP_TEST_STATE_DIR") or tmp_path_factory.mktemp("cvloop-state"))
     tools_dir = Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
-    return Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=_free_port_base())
+    return Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=free_port_base())
 
 
 def _component(settings: Settings, name: str) -> Iterator[Settings]:
