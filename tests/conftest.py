@@ -5,6 +5,9 @@ KAFKA_BOOTSTRAP_SERVERS, S3_ENDPOINT, TRITON_URL) is used as it is and not start
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +21,9 @@ PORTS_PER_STACK = 5
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port_base(start: int = 55320) -> int:
+def free_port_base(start: int | None = None) -> int:
+    # A random start keeps two test sessions on one machine from picking the same block.
+    start = start or 55320 + 10 * random.randrange(300)
     for base in range(start, start + 2000, 10):
         if not any(port_open(LOCAL_HOST, base + i) for i in range(PORTS_PER_STACK)):
             return base
@@ -26,11 +31,15 @@ def free_port_base(start: int = 55320) -> int:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The test stack's settings. Triton's install is shared across runs (it is large and read-only)."""
-    state_dir = Path(os.environ.get("CVLOOP_TEST_STATE_DIR") or tmp_path_factory.mktemp("cvloop-state"))
+def settings() -> Iterator[Settings]:
+    """The test stack's settings. Triton's install is shared across runs (it is large and read-only).
+
+    The state folder is not under pytest's tmp_path: pytest prunes old basetemp folders when another
+    session starts, which would pull the data folder from under a server still running."""
+    state_dir = Path(tempfile.mkdtemp(prefix="cvloop-test-state-"))
     tools_dir = Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
-    return Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=free_port_base())
+    yield Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=free_port_base())
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _component(settings: Settings, name: str) -> Iterator[Settings]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class Component(ABC):
 
     name: str
     start_timeout: float = 30.0
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -71,7 +73,7 @@ class Component(ABC):
 
     def stop(self) -> None:
         if not self.external:
-            terminate(self.workdir)
+            terminate(self.workdir, sig=self.stop_signal)
 
     def health(self) -> Health:
         if self.external:

@@ -1,22 +1,172 @@
-"""Placeholder being written now; replaced by the real component in this same change."""
+"""The local Postgres: Debian's server binaries, one cluster under <state dir>/postgres/data.
+
+Run as root (containers, CI), the server runs as Debian's unprivileged `postgres` user instead,
+because Postgres refuses to run as root.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.common.settings import LOCAL_HOST
+
 from .component import Component
+from .process import StackError, ensure_port_free, spawn
+
+logger = logging.getLogger(__name__)
+
+DATABASE = "cvloop"
+SUPERUSER = "cvloop"
+SYSTEM_USER = "postgres"  # created by Debian's postgresql package
+DEBIAN_VERSIONS = Path("/usr/lib/postgresql")
+INSTALL_FIX = "apt-get install -y postgresql"
+
+# Local development settings: quiet logs; fsync and friends off because this cluster is disposable
+# (a power cut may corrupt it; production uses DATABASE_URL and a durable server).
+SERVER_SETTINGS = {
+    "listen_addresses": LOCAL_HOST,
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    # Clients get their own errors; the log keeps start, stop and crashes ("log" ranks above "error").
+    "log_min_messages": "log",
+    "log_checkpoints": "off",
+}
+
+
+def find_bin_dir() -> Path | None:
+    """Debian's newest versioned folder, else whatever `postgres` is on PATH."""
+    versions = sorted(
+        (p for p in DEBIAN_VERSIONS.glob("*/bin") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+    )
+    for bin_dir in reversed(versions):
+        if (bin_dir / "postgres").is_file() and (bin_dir / "initdb").is_file():
+            return bin_dir
+    on_path = shutil.which("postgres")
+    return Path(on_path).resolve().parent if on_path else None
 
 
 class Postgres(Component):
     name = "postgres"
+    start_timeout = 30.0
+    # Fast shutdown: SIGTERM's smart shutdown would wait for every client (a test's open pool) to leave.
+    stop_signal = signal.SIGINT
 
     @property
     def address(self) -> str:
-        raise NotImplementedError
+        return self.settings.database_url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def _bin(self, tool: str) -> str:
+        bin_dir = find_bin_dir()
+        if bin_dir is None or not (bin_dir / tool).is_file():
+            raise StackError(f"postgres: `{tool}` is not installed; run `{INSTALL_FIX}`")
+        return str(bin_dir / tool)
 
     def install(self) -> None:
-        raise NotImplementedError
+        for tool in ("initdb", "postgres", "psql"):
+            self._bin(tool)
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam(SYSTEM_USER)
+            except KeyError:
+                raise StackError(
+                    f"postgres: running as root needs the `{SYSTEM_USER}` system user; run `{INSTALL_FIX}`"
+                ) from None
 
     def launch(self) -> None:
-        raise NotImplementedError
+        ensure_port_free(LOCAL_HOST, self.settings.postgres_port, self.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            _hand_over_to_system_user(self.workdir)
+        if not self.data_dir.is_dir() or not any(self.data_dir.iterdir()):
+            self._initdb()
+        argv = [self._bin("postgres"), "-D", str(self.data_dir), "-p", str(self.settings.postgres_port)]
+        argv += ["-k", str(self.workdir)]  # unix socket beside the data, never in a shared /run folder
+        for key, value in SERVER_SETTINGS.items():
+            argv += ["-c", f"{key}={value}"]
+        # In the foreground (no pg_ctl), so the recorded pid is the postmaster's.
+        spawn(_as_server_user(argv), workdir=self.workdir)
+
+    def _initdb(self) -> None:
+        argv = [self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER]
+        argv += ["--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"]
+        result = subprocess.run(_as_server_user(argv), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"postgres: initdb failed:\n{result.stdout}{result.stderr}")
+        logger.info("postgres cluster initialised", extra={"data_dir": str(self.data_dir)})
+
+    def start(self) -> None:
+        super().start()
+        if not self.external:
+            self._ensure_database()
+
+    def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
+        dsn = (
+            f"host={LOCAL_HOST} port={self.settings.postgres_port} user={SUPERUSER} dbname={database} "
+            "connect_timeout=2"
+        )
+        return subprocess.run(
+            [self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+
+    def _ensure_database(self) -> None:
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
+        if exists.returncode == 0 and exists.stdout.strip() == "1":
+            return
+        created = self._psql(f"CREATE DATABASE {DATABASE}")
+        # A concurrent `cvloop up` may have created it between the two statements.
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise StackError(f"postgres: could not create database {DATABASE}: {created.stderr.strip()}")
 
     def probe(self) -> bool:
-        raise NotImplementedError
+        try:
+            result = self._psql("SELECT 1")
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode == 0 and result.stdout.strip() == "1"
+
+
+def _as_server_user(argv: Sequence[str]) -> list[str]:
+    """argv unchanged, or run as the `postgres` system user when we are root.
+
+    setpriv execs in place (runuser/su fork and wait), so a spawned server keeps its own pid.
+    """
+    if os.geteuid() != 0:
+        return list(argv)
+    return ["setpriv", f"--reuid={SYSTEM_USER}", f"--regid={SYSTEM_USER}", "--init-groups", "--", *argv]
+
+
+def _hand_over_to_system_user(workdir: Path) -> None:
+    """Give the component's folder to the `postgres` user and let it reach that folder.
+
+    The folder's parents often deny others entirely (pytest's temp folders are 0700, so is a root
+    home): we add only the search bit (o+x) to those parents, which lets a process that already
+    knows the path walk through without being able to list or read anything in them. The data
+    itself stays 0700 and owned by `postgres`.
+    """
+    user = pwd.getpwnam(SYSTEM_USER)
+    for parent in workdir.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+            logger.info("granted search permission to others", extra={"path": str(parent)})
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(workdir):
+        for entry in dirs + files:
+            os.chown(os.path.join(root, entry), user.pw_uid, user.pw_gid, follow_symlinks=False)

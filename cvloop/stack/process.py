@@ -59,11 +59,11 @@ def running_pid(workdir: Path) -> int | None:
     return pid if pid is not None and is_alive(pid) else None
 
 
-def terminate(workdir: Path, *, timeout: float = 10.0) -> None:
-    """SIGTERM the recorded process group, SIGKILL it after timeout, forget the pid."""
+def terminate(workdir: Path, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Signal the recorded process group, SIGKILL it after timeout, forget the pid."""
     pid = running_pid(workdir)
     if pid is not None:
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, sig)
         if not wait_until(lambda: not is_alive(pid), timeout):
             _signal_group(pid, signal.SIGKILL)
             wait_until(lambda: not is_alive(pid), 5.0)

@@ -1,0 +1,1 @@
+"""Postgres access: the pool, migrations applied at start-up, and one repository per aggregate."""

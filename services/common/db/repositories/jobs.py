@@ -1,0 +1,217 @@
+"""Jobs (training, processing, reference) with their runs, one per attempt, and each run's log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from schemas.events import JobKind
+
+from .base import Conflict, Db, NotFound, transaction
+
+
+class TargetType(StrEnum):
+    EXPERIMENT = "experiment"
+    MODEL_VERSION = "model_version"
+    DATASET_VERSION = "dataset_version"
+    DEPLOYMENT = "deployment"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobRun(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    job_id: UUID
+    attempt: int
+    status: RunStatus
+    reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    kind: JobKind
+    target_type: TargetType
+    target_id: UUID
+    processing_id: UUID | None
+    parameters: dict[str, Any]
+    request_id: str | None
+    created_at: datetime
+
+
+class LogLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sequence: int
+    line: str
+    logged_at: datetime
+
+
+async def create_job(
+    db: Db,
+    project_id: UUID,
+    kind: JobKind,
+    *,
+    target_type: TargetType,
+    target_id: UUID,
+    parameters: dict[str, Any] | None = None,
+    processing_id: UUID | None = None,
+    request_id: str | None = None,
+) -> tuple[Job, JobRun, bool]:
+    """The job and its first run, created together; with a request id seen before, the existing job
+    and its latest run, and False."""
+    async with transaction(db) as conn:
+        row = await conn.fetchrow(
+            """INSERT INTO jobs
+                   (project_id, kind, target_type, target_id, parameters, processing_id, request_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING RETURNING *""",
+            project_id,
+            JobKind(kind).value,
+            TargetType(target_type).value,
+            target_id,
+            parameters or {},
+            processing_id,
+            request_id,
+        )
+        if row is None:
+            row = await conn.fetchrow(
+                "SELECT * FROM jobs WHERE project_id = $1 AND request_id = $2", project_id, request_id
+            )
+            if row is None:  # the request id belongs to another project's job
+                raise Conflict(f"request id {request_id!r} is already used")
+            runs = await list_runs(conn, project_id, row["id"])
+            return Job.model_validate(dict(row)), runs[-1], False
+        run = await _insert_run(conn, project_id, row["id"], attempt=1)
+    return Job.model_validate(dict(row)), run, True
+
+
+async def _insert_run(conn: asyncpg.Connection, project_id: UUID, job_id: UUID, *, attempt: int) -> JobRun:
+    row = await conn.fetchrow(
+        "INSERT INTO job_runs (project_id, job_id, attempt) VALUES ($1, $2, $3) RETURNING *",
+        project_id,
+        job_id,
+        attempt,
+    )
+    return JobRun.model_validate(dict(row))
+
+
+async def get_job(db: Db, project_id: UUID, job_id: UUID) -> Job | None:
+    row = await db.fetchrow("SELECT * FROM jobs WHERE project_id = $1 AND id = $2", project_id, job_id)
+    return Job.model_validate(dict(row)) if row else None
+
+
+async def list_runs(db: Db, project_id: UUID, job_id: UUID) -> list[JobRun]:
+    rows = await db.fetch(
+        "SELECT * FROM job_runs WHERE project_id = $1 AND job_id = $2 ORDER BY attempt", project_id, job_id
+    )
+    return [JobRun.model_validate(dict(r)) for r in rows]
+
+
+async def rerun(db: Db, project_id: UUID, job_id: UUID) -> JobRun:
+    """A new pending attempt of a job whose runs have all finished."""
+    async with transaction(db) as conn:
+        job = await conn.fetchrow(
+            "SELECT id FROM jobs WHERE project_id = $1 AND id = $2 FOR UPDATE", project_id, job_id
+        )
+        if job is None:
+            raise NotFound(f"job {job_id} is not in this project")
+        runs = await list_runs(conn, project_id, job_id)
+        if any(r.status in (RunStatus.PENDING, RunStatus.RUNNING) for r in runs):
+            raise Conflict(f"job {job_id} still has a run in progress")
+        return await _insert_run(conn, project_id, job_id, attempt=len(runs) + 1)
+
+
+async def start_run(db: Db, project_id: UUID, run_id: UUID) -> JobRun:
+    """pending -> running."""
+    return await _move_run(
+        db, project_id, run_id, "status = 'running', started_at = now()", (RunStatus.PENDING,)
+    )
+
+
+async def finish_run(
+    db: Db, project_id: UUID, run_id: UUID, status: RunStatus, *, reason: str | None = None
+) -> JobRun:
+    """running -> succeeded, or pending/running -> failed (with a reason)."""
+    status = RunStatus(status)
+    if status is RunStatus.SUCCEEDED:
+        return await _move_run(
+            db, project_id, run_id, "status = 'succeeded', finished_at = now()", (RunStatus.RUNNING,)
+        )
+    if status is RunStatus.FAILED:
+        if not reason:
+            raise ValueError("a failed run needs a reason")
+        return await _move_run(
+            db,
+            project_id,
+            run_id,
+            "status = 'failed', finished_at = now(), reason = $4",
+            (RunStatus.PENDING, RunStatus.RUNNING),
+            reason,
+        )
+    raise ValueError(f"a run finishes as succeeded or failed, not {status}")
+
+
+async def _move_run(
+    db: Db, project_id: UUID, run_id: UUID, assignments: str, from_states: tuple[RunStatus, ...], *args: Any
+) -> JobRun:
+    row = await db.fetchrow(
+        f"""UPDATE job_runs SET {assignments}
+            WHERE project_id = $1 AND id = $2 AND status = ANY($3::text[]) RETURNING *""",
+        project_id,
+        run_id,
+        [s.value for s in from_states],
+        *args,
+    )
+    if row is not None:
+        return JobRun.model_validate(dict(row))
+    current = await db.fetchval(
+        "SELECT status FROM job_runs WHERE project_id = $1 AND id = $2", project_id, run_id
+    )
+    if current is None:
+        raise NotFound(f"run {run_id} is not in this project")
+    raise Conflict(f"run {run_id} is {current}; expected {' or '.join(from_states)}")
+
+
+async def append_logs(db: Db, project_id: UUID, run_id: UUID, lines: list[tuple[int, str]]) -> None:
+    """Store (sequence, line) pairs; a line sent again under the same sequence is kept once."""
+    try:
+        await db.executemany(
+            """INSERT INTO job_logs (project_id, run_id, sequence, line) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING""",
+            [(project_id, run_id, sequence, line) for sequence, line in lines],
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"run {run_id} is not in this project") from exc
+
+
+async def read_logs(
+    db: Db, project_id: UUID, run_id: UUID, *, after: int = -1, limit: int = 1000
+) -> list[LogLine]:
+    """Lines after sequence `after`, in order: a follower passes the last sequence it has."""
+    rows = await db.fetch(
+        """SELECT sequence, line, logged_at FROM job_logs
+           WHERE project_id = $1 AND run_id = $2 AND sequence > $3 ORDER BY sequence LIMIT $4""",
+        project_id,
+        run_id,
+        after,
+        limit,
+    )
+    return [LogLine.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,277 @@
+"""Predicted assets: what a deployment predicted, its outlier score, and its review and submission.
+
+Review states are checked here (review_state) before a write and again by the database's trigger,
+so a bug or a hand-written UPDATE cannot move an asset backwards either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import PredictionLogged
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, SegmentationPrediction
+from services.common.review_state import ReviewStatus, check_transition
+
+from .base import Db, NotFound, transaction
+from .registry import add_annotation, add_asset
+
+Review = ClassificationPrediction | DetectionPrediction | SegmentationPrediction
+
+
+class PredictedAsset(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prediction_id: UUID
+    project_id: UUID
+    deployment_id: UUID
+    image_object_key: str
+    image_sha256: str
+    width: int
+    height: int
+    source: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    champion_prediction: dict[str, Any]
+    champion_latency_ms: float
+    champion_model_version_id: UUID | None
+    shadow_prediction: dict[str, Any] | None
+    shadow_latency_ms: float | None
+    shadow_model_version_id: UUID | None
+    shadow_error: str | None
+    features: dict[str, float]
+    outlier_score: float | None
+    predicted_at: datetime
+    created_at: datetime
+    status: ReviewStatus
+    review: dict[str, Any] | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    submitted_dataset_version_id: UUID | None
+    submitted_asset_id: UUID | None
+    submitted_at: datetime | None
+
+
+class PredictionOrder(StrEnum):
+    NEWEST = "newest"
+    OLDEST = "oldest"
+    MOST_OUTLYING = "most_outlying"
+    LEAST_OUTLYING = "least_outlying"
+
+
+# Fixed SQL per order: the ORDER BY is never built from the caller's text.
+_ORDER_BY = {
+    PredictionOrder.NEWEST: "created_at DESC, prediction_id",
+    PredictionOrder.OLDEST: "created_at, prediction_id",
+    PredictionOrder.MOST_OUTLYING: "outlier_score DESC NULLS LAST, created_at DESC, prediction_id",
+    PredictionOrder.LEAST_OUTLYING: "outlier_score ASC NULLS LAST, created_at DESC, prediction_id",
+}
+
+
+class PredictionFilter(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: ReviewStatus | None = None
+    created_from: datetime | None = Field(None, description="Inclusive.")
+    created_until: datetime | None = Field(None, description="Exclusive.")
+    min_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
+    max_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
+    tags: list[str] = Field(default_factory=list, description="The asset carries all of them.")
+
+
+@dataclass(frozen=True)
+class Submission:
+    predicted_asset: PredictedAsset
+    asset_id: UUID
+    newly_submitted: bool  # False when this exact submission had already been made
+
+
+def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:
+    return PredictedAsset.model_validate(dict(row))
+
+
+async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -> bool:
+    """Record a logged prediction; False when its prediction id, or its image in this deployment, is
+    already recorded (a redelivered event or the same image sent twice), which changes nothing."""
+    shadow = event.shadow
+    try:
+        status = await db.execute(
+            """INSERT INTO predicted_assets (prediction_id, project_id, deployment_id, image_object_key,
+                   image_sha256, width, height, source, tags, metadata, champion_prediction,
+                   champion_latency_ms, champion_model_version_id, shadow_prediction, shadow_latency_ms,
+                   shadow_model_version_id, shadow_error, features, predicted_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+               ON CONFLICT DO NOTHING""",
+            event.prediction_id,
+            project_id,
+            event.deployment_id,
+            event.image.object_key,
+            event.image.sha256,
+            event.image.width,
+            event.image.height,
+            event.source.value,
+            list(dict.fromkeys(event.tags)),
+            event.metadata,
+            event.champion.prediction.model_dump(mode="json"),
+            event.champion.latency_ms,
+            event.champion.model_version_id,
+            shadow.prediction.model_dump(mode="json") if shadow else None,
+            shadow.latency_ms if shadow else None,
+            shadow.model_version_id if shadow else None,
+            event.shadow_error,
+            event.features,
+            event.predicted_at,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(
+            f"deployment {event.deployment_id} or a model version of this prediction is not in this project"
+        ) from exc
+    return status == "INSERT 0 1"
+
+
+async def get_prediction(db: Db, project_id: UUID, prediction_id: UUID) -> PredictedAsset | None:
+    row = await db.fetchrow(
+        "SELECT * FROM predicted_assets WHERE project_id = $1 AND prediction_id = $2",
+        project_id,
+        prediction_id,
+    )
+    return _predicted_asset(row) if row else None
+
+
+async def _locked(conn: asyncpg.Connection, project_id: UUID, prediction_id: UUID) -> PredictedAsset:
+    row = await conn.fetchrow(
+        "SELECT * FROM predicted_assets WHERE project_id = $1 AND prediction_id = $2 FOR UPDATE",
+        project_id,
+        prediction_id,
+    )
+    if row is None:
+        raise NotFound(f"prediction {prediction_id} is not in this project")
+    return _predicted_asset(row)
+
+
+async def set_outlier_score(db: Db, project_id: UUID, prediction_id: UUID, score: float) -> bool:
+    """Store the scoring stream's outlier score, in any review state (it may arrive late)."""
+    status = await db.execute(
+        "UPDATE predicted_assets SET outlier_score = $3 WHERE project_id = $1 AND prediction_id = $2",
+        project_id,
+        prediction_id,
+        score,
+    )
+    return status == "UPDATE 1"
+
+
+async def review(
+    db: Db, project_id: UUID, prediction_id: UUID, corrected: Review, *, reviewed_by: str
+) -> PredictedAsset:
+    """Record a person's corrected prediction: TO_REVIEW -> REVIEWED, or a new review of a REVIEWED one."""
+    async with transaction(db) as conn:
+        current = await _locked(conn, project_id, prediction_id)
+        check_transition(current.status, ReviewStatus.REVIEWED)
+        row = await conn.fetchrow(
+            """UPDATE predicted_assets
+               SET status = 'REVIEWED', review = $3, reviewed_by = $4, reviewed_at = now()
+               WHERE project_id = $1 AND prediction_id = $2 RETURNING *""",
+            project_id,
+            prediction_id,
+            corrected.model_dump(mode="json"),
+            reviewed_by,
+        )
+    return _predicted_asset(row)
+
+
+async def submit_reviewed(
+    db: Db, project_id: UUID, prediction_id: UUID, dataset_version_id: UUID, *, submitted_by: str
+) -> Submission:
+    """Add a REVIEWED prediction's image and review to one of its deployment's feedback-loop dataset
+    versions and mark it SUBMITTED, all at once. Repeating the same submission changes nothing."""
+    async with transaction(db) as conn:
+        current = await _locked(conn, project_id, prediction_id)
+        if (
+            current.status is ReviewStatus.SUBMITTED
+            and current.submitted_dataset_version_id == dataset_version_id
+            and current.submitted_asset_id is not None
+        ):
+            return Submission(current, current.submitted_asset_id, newly_submitted=False)
+        check_transition(current.status, ReviewStatus.SUBMITTED)
+        in_loop = await conn.fetchval(
+            """SELECT true FROM deployment_feedback_dataset_versions
+               WHERE project_id = $1 AND deployment_id = $2 AND dataset_version_id = $3""",
+            project_id,
+            current.deployment_id,
+            dataset_version_id,
+        )
+        if not in_loop:
+            raise NotFound(
+                f"dataset version {dataset_version_id} is not in the feedback loop of deployment "
+                f"{current.deployment_id}"
+            )
+        assert current.review is not None  # REVIEWED rows hold a review (a CHECK constraint)
+        asset = await add_asset(
+            conn,
+            project_id,
+            dataset_version_id,
+            object_key=current.image_object_key,
+            sha256=current.image_sha256,
+            width=current.width,
+            height=current.height,
+        )
+        await add_annotation(
+            conn, project_id, asset.id, current.review, created_by=submitted_by, prediction_id=prediction_id
+        )
+        row = await conn.fetchrow(
+            """UPDATE predicted_assets
+               SET status = 'SUBMITTED', submitted_dataset_version_id = $3, submitted_asset_id = $4,
+                   submitted_at = now()
+               WHERE project_id = $1 AND prediction_id = $2 RETURNING *""",
+            project_id,
+            prediction_id,
+            dataset_version_id,
+            asset.id,
+        )
+    return Submission(_predicted_asset(row), asset.id, newly_submitted=True)
+
+
+async def list_predictions(
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    where: PredictionFilter | None = None,
+    *,
+    order: PredictionOrder = PredictionOrder.NEWEST,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[PredictedAsset]:
+    """One page of a deployment's predicted assets (the review queue when filtered by status)."""
+    where = where or PredictionFilter()
+    conditions = ["project_id = $1", "deployment_id = $2"]
+    args: list[Any] = [project_id, deployment_id]
+
+    def condition(sql: str, value: Any) -> None:
+        args.append(value)
+        conditions.append(sql.format(f"${len(args)}"))
+
+    if where.status is not None:
+        condition("status = {}", where.status.value)
+    if where.created_from is not None:
+        condition("created_at >= {}", where.created_from)
+    if where.created_until is not None:
+        condition("created_at < {}", where.created_until)
+    if where.min_outlier_score is not None:
+        condition("outlier_score >= {}", where.min_outlier_score)
+    if where.max_outlier_score is not None:
+        condition("outlier_score <= {}", where.max_outlier_score)
+    if where.tags:
+        condition("tags @> {}", where.tags)
+    args += [limit, offset]
+    rows = await db.fetch(
+        f"""SELECT * FROM predicted_assets WHERE {" AND ".join(conditions)}
+            ORDER BY {_ORDER_BY[PredictionOrder(order)]} LIMIT ${len(args) - 1} OFFSET ${len(args)}""",
+        *args,
+    )
+    return [_predicted_asset(r) for r in rows]

@@ -1,0 +1,101 @@
+"""Projects and their API keys. Only the key's sha256 is stored: keys are 256-bit random secrets,
+so a fast hash is enough (no password stretching needed) and lets a lookup use the unique index."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from .base import Db
+
+KEY_PREFIX = "cvl_"
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class Project(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    name: str
+    key_prefix: str
+    scopes: list[Scope]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_project(db: Db, name: str) -> Project:
+    row = await db.fetchrow("INSERT INTO projects (name) VALUES ($1) RETURNING *", name)
+    return Project.model_validate(dict(row))
+
+
+async def get_project(db: Db, project_id: UUID) -> Project | None:
+    row = await db.fetchrow("SELECT * FROM projects WHERE id = $1", project_id)
+    return Project.model_validate(dict(row)) if row else None
+
+
+async def create_api_key(db: Db, project_id: UUID, name: str, scopes: list[Scope]) -> tuple[ApiKey, str]:
+    """The key's record and its secret, which is shown once and never stored."""
+    secret = new_api_key()
+    row = await db.fetchrow(
+        """INSERT INTO api_keys (project_id, name, key_hash, key_prefix, scopes)
+           VALUES ($1, $2, $3, $4, $5) RETURNING *""",
+        project_id,
+        name,
+        hash_api_key(secret),
+        secret[: len(KEY_PREFIX) + 6],
+        sorted({Scope(s).value for s in scopes}),
+    )
+    return ApiKey.model_validate(dict(row)), secret
+
+
+async def authenticate(db: Db, secret: str) -> ApiKey | None:
+    """The live key matching `secret` (its last use recorded), or None."""
+    row = await db.fetchrow(
+        """UPDATE api_keys SET last_used_at = now()
+           WHERE key_hash = $1 AND revoked_at IS NULL RETURNING *""",
+        hash_api_key(secret),
+    )
+    return ApiKey.model_validate(dict(row)) if row else None
+
+
+async def list_api_keys(db: Db, project_id: UUID) -> list[ApiKey]:
+    rows = await db.fetch("SELECT * FROM api_keys WHERE project_id = $1 ORDER BY created_at", project_id)
+    return [ApiKey.model_validate(dict(r)) for r in rows]
+
+
+async def revoke_api_key(db: Db, project_id: UUID, key_id: UUID) -> bool:
+    status = await db.execute(
+        """UPDATE api_keys SET revoked_at = now()
+           WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL""",
+        project_id,
+        key_id,
+    )
+    return status == "UPDATE 1"

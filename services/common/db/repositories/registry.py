@@ -1,0 +1,312 @@
+"""The registry: labelmaps, datasets and their versions, assets and annotations, models and versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.predictions import DetectionType
+
+from .base import Db, NotFound, transaction
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Labelmap(_Row):
+    id: UUID
+    project_id: UUID
+    name: str
+    labels: list[str]
+    created_at: datetime
+
+
+class Dataset(_Row):
+    id: UUID
+    project_id: UUID
+    name: str
+    description: str
+    created_at: datetime
+
+
+class DatasetVersion(_Row):
+    id: UUID
+    project_id: UUID
+    dataset_id: UUID
+    version: str
+    description: str
+    detection_type: DetectionType
+    labelmap_id: UUID | None
+    created_at: datetime
+
+
+class Asset(_Row):
+    id: UUID
+    project_id: UUID
+    dataset_version_id: UUID
+    object_key: str
+    sha256: str
+    width: int
+    height: int
+    created_at: datetime
+
+
+class Annotation(_Row):
+    id: UUID
+    project_id: UUID
+    asset_id: UUID
+    shapes: dict[str, Any]
+    created_by: str
+    prediction_id: UUID | None
+    created_at: datetime
+
+
+class Model(_Row):
+    id: UUID
+    project_id: UUID
+    name: str
+    description: str
+    created_at: datetime
+
+
+class ModelFile(_Row):
+    name: str
+    object_key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class NewModelVersion(_Row):
+    version: str
+    detection_type: DetectionType
+    description: str = ""
+    labelmap_id: UUID | None = None
+    training_parameters: dict[str, Any] = Field(default_factory=dict)
+    training_entrypoint: str | None = None
+    training_image: str | None = None
+    source_experiment_id: UUID | None = None
+    files: list[ModelFile] = Field(default_factory=list)
+    dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
+
+
+class ModelVersion(NewModelVersion):
+    id: UUID
+    project_id: UUID
+    model_id: UUID
+    created_at: datetime
+
+
+async def create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> Labelmap:
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels must be distinct")
+    row = await db.fetchrow(
+        "INSERT INTO labelmaps (project_id, name, labels) VALUES ($1, $2, $3) RETURNING *",
+        project_id,
+        name,
+        labels,
+    )
+    return Labelmap.model_validate(dict(row))
+
+
+async def create_dataset(db: Db, project_id: UUID, name: str, description: str = "") -> Dataset:
+    row = await db.fetchrow(
+        "INSERT INTO datasets (project_id, name, description) VALUES ($1, $2, $3) RETURNING *",
+        project_id,
+        name,
+        description,
+    )
+    return Dataset.model_validate(dict(row))
+
+
+async def create_dataset_version(
+    db: Db,
+    project_id: UUID,
+    dataset_id: UUID,
+    version: str,
+    detection_type: DetectionType,
+    *,
+    labelmap_id: UUID | None = None,
+    description: str = "",
+) -> DatasetVersion:
+    try:
+        row = await db.fetchrow(
+            """INSERT INTO dataset_versions
+                   (project_id, dataset_id, version, detection_type, labelmap_id, description)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
+            project_id,
+            dataset_id,
+            version,
+            DetectionType(detection_type).value,
+            labelmap_id,
+            description,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"dataset {dataset_id} or labelmap {labelmap_id} is not in this project") from exc
+    return DatasetVersion.model_validate(dict(row))
+
+
+async def get_dataset_version(db: Db, project_id: UUID, dataset_version_id: UUID) -> DatasetVersion | None:
+    row = await db.fetchrow(
+        "SELECT * FROM dataset_versions WHERE project_id = $1 AND id = $2", project_id, dataset_version_id
+    )
+    return DatasetVersion.model_validate(dict(row)) if row else None
+
+
+async def add_asset(
+    db: Db,
+    project_id: UUID,
+    dataset_version_id: UUID,
+    *,
+    object_key: str,
+    sha256: str,
+    width: int,
+    height: int,
+) -> Asset:
+    """The version's asset for this image: added, or the one already there (an image appears once)."""
+    try:
+        row = await db.fetchrow(
+            """INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+               RETURNING *""",
+            project_id,
+            dataset_version_id,
+            object_key,
+            sha256,
+            width,
+            height,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"dataset version {dataset_version_id} is not in this project") from exc
+    return Asset.model_validate(dict(row))
+
+
+async def add_annotation(
+    db: Db,
+    project_id: UUID,
+    asset_id: UUID,
+    shapes: dict[str, Any],
+    *,
+    created_by: str = "",
+    prediction_id: UUID | None = None,
+) -> Annotation:
+    """Add ground truth to an asset; from a prediction, once (a second call returns the first one)."""
+    try:
+        row = await db.fetchrow(
+            """INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (asset_id, prediction_id) DO UPDATE SET asset_id = EXCLUDED.asset_id
+               RETURNING *""",
+            project_id,
+            asset_id,
+            shapes,
+            created_by,
+            prediction_id,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"asset {asset_id} is not in this project") from exc
+    return Annotation.model_validate(dict(row))
+
+
+async def list_assets(
+    db: Db, project_id: UUID, dataset_version_id: UUID, *, limit: int = 100, offset: int = 0
+) -> list[Asset]:
+    rows = await db.fetch(
+        """SELECT * FROM assets WHERE project_id = $1 AND dataset_version_id = $2
+           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
+        project_id,
+        dataset_version_id,
+        limit,
+        offset,
+    )
+    return [Asset.model_validate(dict(r)) for r in rows]
+
+
+async def list_annotations(db: Db, project_id: UUID, asset_id: UUID) -> list[Annotation]:
+    rows = await db.fetch(
+        "SELECT * FROM annotations WHERE project_id = $1 AND asset_id = $2 ORDER BY created_at, id",
+        project_id,
+        asset_id,
+    )
+    return [Annotation.model_validate(dict(r)) for r in rows]
+
+
+async def create_model(db: Db, project_id: UUID, name: str, description: str = "") -> Model:
+    row = await db.fetchrow(
+        "INSERT INTO models (project_id, name, description) VALUES ($1, $2, $3) RETURNING *",
+        project_id,
+        name,
+        description,
+    )
+    return Model.model_validate(dict(row))
+
+
+async def create_model_version(
+    db: Db, project_id: UUID, model_id: UUID, new: NewModelVersion
+) -> ModelVersion:
+    """The version with its files and dataset versions, all written or none."""
+    async with transaction(db) as conn:
+        try:
+            row = await conn.fetchrow(
+                """INSERT INTO model_versions (project_id, model_id, version, description, detection_type,
+                       labelmap_id, training_parameters, training_entrypoint, training_image,
+                       source_experiment_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id""",
+                project_id,
+                model_id,
+                new.version,
+                new.description,
+                new.detection_type.value,
+                new.labelmap_id,
+                new.training_parameters,
+                new.training_entrypoint,
+                new.training_image,
+                new.source_experiment_id,
+            )
+            await conn.executemany(
+                """INSERT INTO model_files
+                       (project_id, model_version_id, name, object_key, sha256, size_bytes)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                [(project_id, row["id"], f.name, f.object_key, f.sha256, f.size_bytes) for f in new.files],
+            )
+            await conn.executemany(
+                """INSERT INTO model_version_dataset_versions
+                       (project_id, model_version_id, alias, dataset_version_id)
+                   VALUES ($1, $2, $3, $4)""",
+                [(project_id, row["id"], alias, dv) for alias, dv in new.dataset_versions.items()],
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(
+                f"a model, labelmap, experiment or dataset version is not in this project: {exc}"
+            ) from exc
+        version = await get_model_version(conn, project_id, row["id"])
+    assert version is not None  # written by this transaction
+    return version
+
+
+_MODEL_VERSIONS = """
+    SELECT v.*,
+        COALESCE((SELECT jsonb_agg(jsonb_build_object('name', f.name, 'object_key', f.object_key,
+                          'sha256', f.sha256, 'size_bytes', f.size_bytes) ORDER BY f.name)
+                  FROM model_files f WHERE f.model_version_id = v.id), '[]') AS files,
+        COALESCE((SELECT jsonb_object_agg(d.alias, d.dataset_version_id)
+                  FROM model_version_dataset_versions d WHERE d.model_version_id = v.id), '{}')
+            AS dataset_versions
+    FROM model_versions v WHERE v.project_id = $1"""
+
+
+async def get_model_version(db: Db, project_id: UUID, model_version_id: UUID) -> ModelVersion | None:
+    row = await db.fetchrow(f"{_MODEL_VERSIONS} AND v.id = $2", project_id, model_version_id)
+    return ModelVersion.model_validate(dict(row)) if row else None
+
+
+async def list_model_versions(db: Db, project_id: UUID, model_id: UUID) -> list[ModelVersion]:
+    rows = await db.fetch(
+        f"{_MODEL_VERSIONS} AND v.model_id = $2 ORDER BY v.created_at, v.id", project_id, model_id
+    )
+    return [ModelVersion.model_validate(dict(r)) for r in rows]

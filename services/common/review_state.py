@@ -1,0 +1,54 @@
+"""The review state machine of a predicted asset: TO_REVIEW -> REVIEWED -> SUBMITTED, one way.
+
+A REVIEWED asset may be reviewed again (REVIEWED -> REVIEWED): a reviewer who spots a mistake
+fixes it before submission, and nothing downstream has used the review yet except the quality
+metrics, which take the latest one. Once SUBMITTED the asset is in a dataset version and final.
+The database enforces the same rules with a trigger (migrations/0001_initial.sql).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReviewStatus(StrEnum):
+    TO_REVIEW = "TO_REVIEW"
+    REVIEWED = "REVIEWED"
+    SUBMITTED = "SUBMITTED"
+
+
+_ALLOWED: frozenset[tuple[ReviewStatus, ReviewStatus]] = frozenset(
+    {
+        (ReviewStatus.TO_REVIEW, ReviewStatus.REVIEWED),
+        (ReviewStatus.REVIEWED, ReviewStatus.REVIEWED),
+        (ReviewStatus.REVIEWED, ReviewStatus.SUBMITTED),
+    }
+)
+
+
+class IllegalTransition(ValueError):
+    """A predicted asset was asked to move to a review state it cannot reach from its current one."""
+
+    def __init__(self, current: ReviewStatus, target: ReviewStatus) -> None:
+        super().__init__(f"illegal review transition {current} -> {target}{_why(current, target)}")
+        self.current = current
+        self.target = target
+
+
+def _why(current: ReviewStatus, target: ReviewStatus) -> str:
+    if current is ReviewStatus.SUBMITTED:
+        return ": a submitted prediction is final"
+    if target is ReviewStatus.SUBMITTED:
+        return ": only a reviewed prediction can be submitted"
+    return ": review states only move forward"
+
+
+def allowed(current: ReviewStatus, target: ReviewStatus) -> bool:
+    return (ReviewStatus(current), ReviewStatus(target)) in _ALLOWED
+
+
+def check_transition(current: ReviewStatus, target: ReviewStatus) -> None:
+    """Raise IllegalTransition unless `current` may move to `target`."""
+    current, target = ReviewStatus(current), ReviewStatus(target)
+    if not allowed(current, target):
+        raise IllegalTransition(current, target)
