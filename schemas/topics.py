@@ -90,3 +90,12 @@ TOPICS: dict[Topic, TopicSpec] = {
         ),
     )
 }
+
+
+# faust apps and their tables, each table naming the topic it is co-partitioned with. Clients cannot
+# create topics on the local broker, so it pre-creates each table's changelog and each app's leader
+# topic from this list; a service adding a table adds it here.
+FAUST_APPS: dict[str, dict[str, Topic]] = {
+    "cvloop-scoring": {"drift-windows": Topic.PREDICTIONS},
+    "cvloop-pipeline": {"submitted-counts": Topic.FEEDBACK},
+}

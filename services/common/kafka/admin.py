@@ -1,0 +1,84 @@
+"""Creating the registry's topics on a real Kafka (`cvloop topics create`); the local broker creates
+them itself at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from schemas.topics import TOPICS, TopicSpec
+from services.common.settings import Settings
+
+from .faust_topics import registry_internal_topics
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_REPLICATION = 3
+
+
+def new_topics(specs: Iterable[TopicSpec], broker_count: int) -> list[NewTopic]:
+    """One NewTopic per spec; replication is capped at the cluster's size so a small cluster works."""
+    return [
+        NewTopic(
+            name=str(spec.name),
+            num_partitions=spec.partitions,
+            replication_factor=min(spec.replication_factor, broker_count),
+            topic_configs=spec.kafka_config(),
+        )
+        for spec in specs
+    ]
+
+
+def internal_new_topics(topics: Mapping[str, int], broker_count: int) -> list[NewTopic]:
+    """faust's internal topics (name to partitions), which faust may not declare itself here: compacted
+    changelogs, and a leader topic that nothing reads back."""
+    return [
+        NewTopic(
+            name=name,
+            num_partitions=partitions,
+            replication_factor=min(INTERNAL_REPLICATION, broker_count),
+            topic_configs={"cleanup.policy": "compact"},
+        )
+        for name, partitions in topics.items()
+    ]
+
+
+def outcome(error_code: int, message: str | None) -> str:
+    """'created', 'exists', or the broker's error."""
+    if error_code == 0:
+        return "created"
+    error = for_code(error_code)
+    if error is TopicAlreadyExistsError:
+        return "exists"
+    return f"failed: {error.__name__}{f' ({message})' if message else ''}"
+
+
+async def create_topics_async(settings: Settings) -> list[tuple[str, str]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        brokers = len(cluster["brokers"])
+        topics = new_topics(TOPICS.values(), brokers) + internal_new_topics(
+            registry_internal_topics(), brokers
+        )
+        response = await admin.create_topics(topics)
+    finally:
+        await admin.close()
+    # CreateTopics v0 answers (name, code), later versions add the message.
+    results = [
+        (name, outcome(code, rest[0] if rest else None)) for name, code, *rest in response.topic_errors
+    ]
+    for name, result in results:
+        logger.info("topic provisioned", extra={"topic": name, "outcome": result})
+    return results
+
+
+def create_topics(settings: Settings) -> list[tuple[str, str]]:
+    """Create every registry topic and faust internal topic; per topic: (name, 'created' | 'exists' |
+    'failed: ...')."""
+    return asyncio.run(create_topics_async(settings))

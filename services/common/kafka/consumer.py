@@ -1,0 +1,91 @@
+"""Consuming at least once: decode, handle, then commit; what cannot be handled is dead-lettered, so
+nothing is lost and the stream keeps going. Handlers must be idempotent (a replay repeats them)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
+
+from services.common.settings import Settings
+
+from .deadletter import publish_dead_letter
+from .producer import EventProducer
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
+Handler = Callable[[T], Awaitable[None]]
+
+
+class GroupTimeouts(NamedTuple):
+    session_ms: int
+    heartbeat_ms: int
+
+
+def group_timeouts(settings: Settings) -> GroupTimeouts:
+    """A member that leaves the local mock broker's group blocks the next join for its session timeout
+    less one second, so locally (one member per group) the session is short; a real Kafka keeps
+    aiokafka's defaults."""
+    if settings.is_external("kafka"):
+        return GroupTimeouts(session_ms=10_000, heartbeat_ms=3_000)
+    return GroupTimeouts(session_ms=2_000, heartbeat_ms=500)
+
+
+def create_consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    """Offsets are committed by `process` after each effect; a new group starts from the beginning."""
+    timeouts = group_timeouts(settings)
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": timeouts.session_ms,
+        "heartbeat_interval_ms": timeouts.heartbeat_ms,
+    }
+    return AIOKafkaConsumer(*topics, **(config | overrides))
+
+
+async def process(
+    consumer: AIOKafkaConsumer,
+    decode: Decoder[T],
+    handle: Handler[T],
+    dead_letters: EventProducer,
+    *,
+    name: str,
+    stop: asyncio.Event | None = None,
+    poll_timeout_ms: int = 500,
+) -> None:
+    """Run until `stop` is set (or the task is cancelled): decode each record with decode(topic, value),
+    await handle(event), then commit the partition past the batch. A record that fails to decode or
+    whose handler raises is published to `deadletter` (as `name`) before the commit covers it."""
+    while stop is None or not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
+        for tp, records in batches.items():
+            for record in records:
+                await _process_one(record, decode, handle, dead_letters, name)
+            try:
+                await consumer.commit({tp: records[-1].offset + 1})
+            except CommitFailedError:
+                # The partition moved to another member during the batch; it replays from the last
+                # commit there, which handlers tolerate.
+                logger.warning("commit failed after a rebalance", extra={"consumer": name, "tp": str(tp)})
+
+
+async def _process_one(
+    record: ConsumerRecord[bytes, bytes],
+    decode: Decoder[T],
+    handle: Handler[T],
+    dead_letters: EventProducer,
+    name: str,
+) -> None:
+    try:
+        event = decode(record.topic, record.value)
+        await handle(event)
+    except Exception as exc:  # any failure of one message is that message's, not the stream's
+        await publish_dead_letter(dead_letters, record, exc, name)

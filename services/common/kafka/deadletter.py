@@ -1,0 +1,66 @@
+"""What a consumer does with a message it cannot handle: keep it, with why and where it came from,
+on the `deadletter` topic, so the stream goes on and the message can be replayed once fixed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from schemas.codec import describe
+from schemas.deadletter import DeadLetter
+from schemas.topics import Topic
+
+from .producer import EventProducer
+
+logger = logging.getLogger(__name__)
+
+
+class SourceRecord(Protocol):
+    """Where a message came from: aiokafka's ConsumerRecord and faust's Message both fit."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def explain(error: BaseException) -> tuple[str, str]:
+    """(error_type, error): a validation error names each failing field; anything else its class."""
+    if isinstance(error, ValidationError):
+        return "validation", describe(error)
+    return type(error).__name__, str(error) or repr(error)
+
+
+def build_dead_letter(record: SourceRecord, error: BaseException, consumer: str) -> DeadLetter:
+    error_type, message = explain(error)
+    return DeadLetter(
+        consumer=consumer,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        source_key=record.key,
+        original_value=record.value,
+        error_type=error_type,
+        error=message,
+    )
+
+
+async def publish_dead_letter(
+    producer: EventProducer, record: SourceRecord, error: BaseException, consumer: str
+) -> DeadLetter:
+    """Publish and wait for the acknowledgement: the caller commits the source offset right after."""
+    letter = build_dead_letter(record, error, consumer)
+    await producer.publish(Topic.DEADLETTER, letter)
+    logger.warning(
+        "message dead-lettered",
+        extra={
+            "consumer": consumer,
+            "source": f"{record.topic}/{record.partition}@{record.offset}",
+            "error_type": letter.error_type,
+            "error": letter.error,
+        },
+    )
+    return letter

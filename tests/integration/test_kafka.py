@@ -1,0 +1,249 @@
+"""The Kafka adapters against a real Kafka-protocol server: the local mock broker (or
+KAFKA_BOOTSTRAP_SERVERS). Every test uses its own deployment id and consumer groups, since the broker
+and its topics are shared by the whole session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas import DeadLetter, PredictionLogged, decode
+from schemas.topics import TOPICS, Topic
+from services.common.kafka.admin import create_topics_async
+from services.common.kafka.consumer import create_consumer, process
+from services.common.kafka.faust_app import create_app, registry_topic
+from services.common.kafka.faust_topics import registry_internal_topics
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from tests import samples
+
+WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+async def producer(kafka_settings: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer.from_settings(kafka_settings) as events:
+        yield events
+
+
+def _group() -> str:
+    return f"test-{uuid4()}"
+
+
+async def _consume_until(
+    settings: Settings, topic: str, done: Callable[[list[Any]], bool], keep: Callable[[Any], bool]
+) -> list[Any]:
+    """Records of `topic` that `keep` accepts, read by a fresh group until `done` says enough."""
+    consumer = create_consumer(settings, _group(), topic)
+    await consumer.start()
+    kept: list[Any] = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while not done(kept):
+                batches = await consumer.getmany(timeout_ms=200)
+                kept += [record for records in batches.values() for record in records if keep(record)]
+    finally:
+        await consumer.stop()
+    return kept
+
+
+async def _run_process(
+    settings: Settings,
+    group: str,
+    topic: str,
+    producer: EventProducer,
+    handle: Callable[[PredictionLogged], Any],
+    until: Callable[[], bool],
+) -> None:
+    """Run the processing loop of `group` until `until()` holds after a handled event."""
+    stop = asyncio.Event()
+
+    async def handler(event: PredictionLogged) -> None:
+        await handle(event)
+        if until():
+            stop.set()
+
+    consumer = create_consumer(settings, group, topic)
+    await consumer.start()
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await process(consumer, decode, handler, producer, name=group, stop=stop, poll_timeout_ms=200)
+    finally:
+        await consumer.stop()
+
+
+def _ours(deployment: UUID) -> Callable[[Any], bool]:
+    return lambda record: record.key == str(deployment).encode()
+
+
+async def test_broker_holds_registry_and_faust_topics(kafka_settings: Settings) -> None:
+    expected = {str(name): spec.partitions for name, spec in TOPICS.items()} | registry_internal_topics()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(expected))
+    finally:
+        await admin.close()
+    assert {topic["topic"]: len(topic["partitions"]) for topic in described} == expected
+
+
+async def test_publish_and_consume_keyed_event_with_headers(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    event = samples.prediction_logged(deployment_id=uuid4())
+    sent = await producer.publish(Topic.PREDICTIONS, event, headers=[("event-type", b"prediction.logged")])
+
+    (record,) = await _consume_until(
+        kafka_settings, Topic.PREDICTIONS, done=bool, keep=_ours(event.deployment_id)
+    )
+
+    assert (record.partition, record.offset) == (sent.partition, sent.offset)
+    assert record.key == str(event.deployment_id).encode()
+    assert dict(record.headers) == {"event-type": b"prediction.logged"}
+    assert decode(Topic.PREDICTIONS, record.value) == event
+
+
+async def test_one_deployment_stays_in_order_on_one_partition(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment = uuid4()
+    events = [samples.prediction_logged(deployment_id=deployment) for _ in range(20)]
+    # Concurrent sends share linger batches, which the idempotent producer keeps in order.
+    await asyncio.gather(*(producer.publish(Topic.PREDICTIONS, event) for event in events))
+
+    records = await _consume_until(
+        kafka_settings, Topic.PREDICTIONS, done=lambda got: len(got) >= 20, keep=_ours(deployment)
+    )
+
+    assert len({record.partition for record in records}) == 1
+    assert [decode(Topic.PREDICTIONS, r.value).event_id for r in records] == [e.event_id for e in events]
+
+
+async def test_committed_offsets_resume_a_restarted_group(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment, group = uuid4(), _group()
+    first = [samples.prediction_logged(deployment_id=deployment) for _ in range(3)]
+    for event in first:
+        await producer.publish(Topic.PREDICTIONS, event)
+    handled: list[PredictionLogged] = []
+
+    async def collect(event: PredictionLogged) -> None:
+        if event.deployment_id == deployment:
+            handled.append(event)
+
+    await _run_process(kafka_settings, group, Topic.PREDICTIONS, producer, collect, lambda: len(handled) >= 3)
+    assert [e.event_id for e in handled] == [e.event_id for e in first]
+
+    second = [samples.prediction_logged(deployment_id=deployment) for _ in range(2)]
+    for event in second:
+        sent = await producer.publish(Topic.PREDICTIONS, event)
+    handled.clear()
+    # Same group, after its only member left: it starts where the first one committed.
+    await _run_process(kafka_settings, group, Topic.PREDICTIONS, producer, collect, lambda: len(handled) >= 2)
+
+    assert [e.event_id for e in handled] == [e.event_id for e in second]
+    tp = TopicPartition(Topic.PREDICTIONS, sent.partition)
+    checker = create_consumer(kafka_settings, group)
+    await checker.start()
+    try:
+        assert await checker.committed(tp) == sent.offset + 1
+    finally:
+        await checker.stop()
+
+
+async def test_bad_messages_are_dead_lettered_and_the_stream_goes_on(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment, group = uuid4(), _group()
+    key = str(deployment).encode()
+    malformed = json.loads(samples.prediction_logged(deployment_id=deployment).to_bytes())
+    malformed["champion"]["latency_ms"] = -1
+    malformed_bytes = json.dumps(malformed).encode()
+    refused = samples.prediction_logged(deployment_id=deployment)
+    good = samples.prediction_logged(deployment_id=deployment)
+
+    bad_sent = await producer.publish_bytes(Topic.PREDICTIONS, malformed_bytes, key=key)
+    refused_sent = await producer.publish(Topic.PREDICTIONS, refused)
+    await producer.publish(Topic.PREDICTIONS, good)
+    handled: list[PredictionLogged] = []
+
+    async def handle(event: PredictionLogged) -> None:
+        if event.deployment_id != deployment:
+            return
+        if event.event_id == refused.event_id:
+            raise LookupError(f"deployment {deployment} is unknown")
+        handled.append(event)
+
+    await _run_process(kafka_settings, group, Topic.PREDICTIONS, producer, handle, lambda: bool(handled))
+    assert handled == [good]
+
+    letters = [
+        DeadLetter.from_bytes(record.value)
+        for record in await _consume_until(
+            kafka_settings, Topic.DEADLETTER, done=lambda got: len(got) >= 2, keep=_from_group(group)
+        )
+    ]
+    bad, refusal = sorted(letters, key=lambda letter: letter.source_offset)
+    assert bad.error_type == "validation"
+    assert bad.error.startswith("champion.latency_ms: ")
+    assert bad.original_value == malformed_bytes
+    assert bad.source_key == key
+    assert (bad.source_topic, bad.source_partition, bad.source_offset) == (
+        "predictions",
+        bad_sent.partition,
+        bad_sent.offset,
+    )
+    assert refusal.error_type == "LookupError"
+    assert refusal.source_offset == refused_sent.offset
+    assert PredictionLogged.from_bytes(refusal.original_value or b"") == refused
+
+
+def _from_group(group: str) -> Callable[[Any], bool]:
+    return lambda record: DeadLetter.from_bytes(record.value).consumer == group
+
+
+async def test_faust_agent_receives_registry_events(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment = uuid4()
+    events = [samples.prediction_logged(deployment_id=deployment) for _ in range(3)]
+    app = create_app(f"cvloop-test-{uuid4()}", kafka_settings)
+    received: list[tuple[str, PredictionLogged]] = []
+    all_in = asyncio.Event()
+
+    async def agent(stream: Any) -> None:
+        async for key, value in stream.items():
+            event = decode(Topic.PREDICTIONS, value)
+            if event.deployment_id == deployment:
+                received.append((key, event))
+                if len(received) == len(events):
+                    all_in.set()
+
+    app.agent(registry_topic(app, Topic.PREDICTIONS), name="test-agent")(agent)
+    for event in events:
+        await producer.publish(Topic.PREDICTIONS, event)
+
+    await app.start()
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await all_in.wait()
+    finally:
+        await app.stop()
+
+    assert received == [(str(deployment), event) for event in events]
+
+
+@pytest.mark.real_kafka
+async def test_create_topics_creates_the_registry_then_reports_it_exists(kafka_settings: Settings) -> None:
+    await create_topics_async(kafka_settings)
+    again = dict(await create_topics_async(kafka_settings))
+    expected = {str(name) for name in TOPICS} | set(registry_internal_topics())
+    assert again == dict.fromkeys(expected, "exists")

@@ -1,0 +1,123 @@
+"""Pure parts of the Kafka adapters: dead letters, topic provisioning, faust's internal topic names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from cvloop.stack.kafka_broker import provisioned_topics
+from schemas import decode
+from schemas.topics import FAUST_APPS, TOPICS, Topic
+from services.common.kafka.admin import new_topics, outcome
+from services.common.kafka.consumer import group_timeouts
+from services.common.kafka.deadletter import build_dead_letter, explain
+from services.common.kafka.faust_topics import changelog_topic, internal_topics, leader_topic
+from services.common.settings import Settings
+from tests import samples
+
+
+def _record(value: bytes, *, topic: str = Topic.PREDICTIONS, key: bytes | None = b"k") -> ConsumerRecord:
+    return ConsumerRecord(
+        topic=topic,
+        partition=3,
+        offset=41,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        headers=(),
+    )
+
+
+def _bad_prediction() -> bytes:
+    data = json.loads(samples.prediction_logged().to_bytes())
+    data["champion"]["latency_ms"] = -1
+    return json.dumps(data).encode()
+
+
+def test_validation_error_becomes_dead_letter_naming_the_field() -> None:
+    value = _bad_prediction()
+    with pytest.raises(ValidationError) as caught:
+        decode(Topic.PREDICTIONS, value)
+
+    letter = build_dead_letter(_record(value), caught.value, consumer="scoring")
+
+    assert letter.error_type == "validation"
+    assert letter.error.startswith("champion.latency_ms: ")
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("predictions", 3, 41)
+    assert letter.original_value == value
+    assert letter.source_key == b"k"
+    assert letter.consumer == "scoring"
+    assert letter.key == b"predictions"
+
+
+def test_other_errors_are_named_by_their_class() -> None:
+    assert explain(KeyError("deployment")) == ("KeyError", "'deployment'")
+    assert explain(TimeoutError()) == ("TimeoutError", "TimeoutError()")
+
+
+def test_dead_letter_keeps_bytes_through_json() -> None:
+    value = b"\x00\xffnot json"
+    letter = build_dead_letter(_record(value, key=None), ValueError("bad"), consumer="ingest")
+    again = type(letter).from_bytes(letter.to_bytes())
+    assert again.original_value == value
+    assert again.source_key is None
+
+
+def test_new_topics_follow_the_registry_capping_replication() -> None:
+    built = {topic.name: topic for topic in new_topics(TOPICS.values(), broker_count=1)}
+
+    assert set(built) == {str(name) for name in TOPICS}
+    for name, spec in TOPICS.items():
+        topic = built[str(name)]
+        assert topic.num_partitions == spec.partitions
+        assert topic.replication_factor == 1
+        assert topic.topic_configs == spec.kafka_config()
+    assert built["deployments"].topic_configs["cleanup.policy"] == "compact"
+    assert built["deadletter"].num_partitions == 1
+
+
+def test_new_topics_keep_replication_on_a_large_cluster() -> None:
+    (topic,) = new_topics([TOPICS[Topic.SCORES]], broker_count=5)
+    assert topic.replication_factor == TOPICS[Topic.SCORES].replication_factor
+
+
+def test_create_topics_outcomes() -> None:
+    assert outcome(0, None) == "created"
+    assert outcome(36, "Topic 'scores' already exists.") == "exists"
+    assert outcome(37, "Number of partitions must be larger than 0.") == (
+        "failed: InvalidPartitionsError (Number of partitions must be larger than 0.)"
+    )
+
+
+def test_faust_internal_topic_names() -> None:
+    assert changelog_topic("cvloop-scoring", "drift-windows") == "cvloop-scoring-drift-windows-changelog"
+    assert leader_topic("cvloop-scoring") == "cvloop-scoring-__assignor-__leader"
+    assert internal_topics("app", {"counts": 6, "seen": 3}) == {
+        "app-__assignor-__leader": 1,
+        "app-counts-changelog": 6,
+        "app-seen-changelog": 3,
+    }
+
+
+def test_broker_provisions_registry_and_faust_topics_co_partitioned() -> None:
+    topics = provisioned_topics()
+    for name, spec in TOPICS.items():
+        assert topics[str(name)] == spec.partitions
+    for app_id, tables in FAUST_APPS.items():
+        assert topics[leader_topic(app_id)] == 1
+        for table, source in tables.items():
+            assert topics[changelog_topic(app_id, table)] == TOPICS[source].partitions
+
+
+def test_local_groups_use_a_short_session_and_real_kafka_the_defaults() -> None:
+    local = group_timeouts(Settings(kafka_bootstrap_setting=None))
+    real = group_timeouts(Settings(kafka_bootstrap_setting="kafka:9092"))
+    assert local.heartbeat_ms < local.session_ms < real.session_ms
+    assert real == (10_000, 3_000)
