@@ -247,3 +247,76 @@ async def test_create_topics_creates_the_registry_then_reports_it_exists(kafka_s
     again = dict(await create_topics_async(kafka_settings))
     expected = {str(name) for name in TOPICS} | set(registry_internal_topics())
     assert again == dict.fromkeys(expected, "exists")
+
+
+async def test_an_outage_stops_the_loop_uncommitted_instead_of_dead_lettering(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment, group = uuid4(), _group()
+    sent = await producer.publish(Topic.PREDICTIONS, samples.prediction_logged(deployment_id=deployment))
+
+    async def handle(event: PredictionLogged) -> None:
+        if event.deployment_id == deployment:
+            raise ConnectionRefusedError("postgres is down")
+
+    consumer = create_consumer(kafka_settings, group, Topic.PREDICTIONS)
+    await consumer.start()
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            async with asyncio.timeout(WAIT_S):
+                await process(consumer, decode, handle, producer, name=group, poll_timeout_ms=200)
+        partition = TopicPartition(Topic.PREDICTIONS, sent.partition)
+        committed = await consumer.committed(partition)
+    finally:
+        await consumer.stop()
+    assert committed is None or committed <= sent.offset  # the message will be read again
+
+    # Dead letters are asynchronous to look for: a marker published after the loop stopped bounds the wait.
+    letter = DeadLetter(
+        consumer=f"{group}-marker",
+        source_topic="marker",
+        source_partition=0,
+        source_offset=0,
+        original_value=None,
+        error_type="marker",
+        error="marker",
+    )
+    marker = await producer.publish_bytes(Topic.DEADLETTER, letter.to_bytes(), key=group.encode())
+    seen = await _consume_until(
+        kafka_settings,
+        Topic.DEADLETTER,
+        done=lambda got: any(record.offset == marker.offset for record in got),
+        keep=lambda record: record.key == group.encode(),
+    )
+    assert [record.offset for record in seen] == [marker.offset]  # nothing of ours but the marker
+
+
+async def test_a_message_too_large_to_dead_letter_whole_is_dead_lettered_without_its_bytes(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployment, group = uuid4(), _group()
+    key = str(deployment).encode()
+    huge = b"not json " * 100_000  # fits a record, but not once base64-encoded in a letter
+    sent = await producer.publish_bytes(Topic.PREDICTIONS, huge, key=key)
+    good = samples.prediction_logged(deployment_id=deployment)
+    await producer.publish(Topic.PREDICTIONS, good)
+    handled: list[PredictionLogged] = []
+
+    async def handle(event: PredictionLogged) -> None:
+        if event.deployment_id == deployment:
+            handled.append(event)
+
+    await _run_process(kafka_settings, group, Topic.PREDICTIONS, producer, handle, lambda: bool(handled))
+    assert handled == [good]
+
+    def of_the_huge_message(record: Any) -> bool:
+        letter = DeadLetter.from_bytes(record.value)
+        origin = (letter.consumer, letter.source_partition, letter.source_offset)
+        return origin == (group, sent.partition, sent.offset)
+
+    [record] = await _consume_until(
+        kafka_settings, Topic.DEADLETTER, done=lambda got: len(got) >= 1, keep=of_the_huge_message
+    )
+    letter = DeadLetter.from_bytes(record.value)
+    assert letter.original_value is None
+    assert f"original value of {len(huge)} bytes left out" in letter.error

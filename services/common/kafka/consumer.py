@@ -1,5 +1,7 @@
-"""Consuming at least once: decode, handle, then commit; what cannot be handled is dead-lettered, so
-nothing is lost and the stream keeps going. Handlers must be idempotent (a replay repeats them)."""
+"""Consuming at least once: decode, handle, then commit. A message that cannot be handled because of
+what it holds is dead-lettered, so the stream keeps going; any other failure (a server down, a timeout)
+stops the loop before the commit, so the message is retried when the consumer restarts instead of being
+pushed aside. Handlers must be idempotent (a replay repeats them)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from .deadletter import publish_dead_letter
 from .producer import EventProducer
 
 logger = logging.getLogger(__name__)
+
+# Handler errors that belong to the message (invalid, unknown, contradicting the state): they fail
+# the same way on every retry. ValueError covers pydantic's ValidationError and IllegalTransition.
+MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 
 T = TypeVar("T")
 Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
@@ -62,8 +68,9 @@ async def process(
     poll_timeout_ms: int = 500,
 ) -> None:
     """Run until `stop` is set (or the task is cancelled): decode each record with decode(topic, value),
-    await handle(event), then commit the partition past the batch. A record that fails to decode or
-    whose handler raises is published to `deadletter` (as `name`) before the commit covers it."""
+    await handle(event), then commit the partition past the batch. A record that fails to decode, or
+    whose handler raises one of MESSAGE_ERRORS, is published to `deadletter` (as `name`) before the
+    commit covers it; any other handler error propagates with the batch uncommitted."""
     while stop is None or not stop.is_set():
         batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
         for tp, records in batches.items():
@@ -86,6 +93,10 @@ async def _process_one(
 ) -> None:
     try:
         event = decode(record.topic, record.value)
+    except Exception as exc:  # whatever the bytes are, failing to read them is the message's fault
+        await publish_dead_letter(dead_letters, record, exc, name)
+        return
+    try:
         await handle(event)
-    except Exception as exc:  # any failure of one message is that message's, not the stream's
+    except MESSAGE_ERRORS as exc:
         await publish_dead_letter(dead_letters, record, exc, name)

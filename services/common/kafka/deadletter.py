@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError
 
 from schemas.codec import describe
@@ -48,12 +49,29 @@ def build_dead_letter(record: SourceRecord, error: BaseException, consumer: str)
     )
 
 
+def without_original_value(letter: DeadLetter) -> DeadLetter:
+    size = len(letter.original_value or b"")
+    return letter.model_copy(
+        update={
+            "original_value": None,
+            "error": f"{letter.error} (original value of {size} bytes left out: too large to dead-letter; "
+            "it is still at the source offset until retention removes it)",
+        }
+    )
+
+
 async def publish_dead_letter(
     producer: EventProducer, record: SourceRecord, error: BaseException, consumer: str
 ) -> DeadLetter:
     """Publish and wait for the acknowledgement: the caller commits the source offset right after."""
     letter = build_dead_letter(record, error, consumer)
-    await producer.publish(Topic.DEADLETTER, letter)
+    try:
+        await producer.publish(Topic.DEADLETTER, letter)
+    except MessageSizeTooLargeError:
+        # base64 makes the letter a third larger than the message it keeps; without the original bytes
+        # it still says what failed and where to find them, and the stream is not stuck on it.
+        letter = without_original_value(letter)
+        await producer.publish(Topic.DEADLETTER, letter)
     logger.warning(
         "message dead-lettered",
         extra={
