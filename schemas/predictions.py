@@ -7,7 +7,7 @@ Coordinates are pixels of the original image: boxes `[xmin, ymin, xmax, ymax]`, 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,6 +27,8 @@ class DetectionType(StrEnum):
 class _Prediction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    SHAPES: ClassVar[str | None] = None  # the field holding one shape per class, if the type has shapes
+
     classes: list[Label]
     scores: list[Score]
 
@@ -40,7 +42,11 @@ class _Prediction(BaseModel):
 
     def above_threshold(self, threshold: float) -> Self:
         """The prediction without the shapes scored under the deployment's confidence threshold."""
-        return self
+        if self.SHAPES is None:  # a classification answers with every class: no threshold applies
+            return self
+        keep = [i for i, score in enumerate(self.scores) if score >= threshold]
+        parallel = ("classes", "scores", self.SHAPES)
+        return self.model_copy(update={name: [getattr(self, name)[i] for i in keep] for name in parallel})
 
 
 class ClassificationPrediction(_Prediction):
@@ -53,6 +59,7 @@ class ClassificationPrediction(_Prediction):
 
 
 class DetectionPrediction(_Prediction):
+    SHAPES = "boxes"
     type: Literal["detection"] = "detection"
     boxes: list[Box]
 
@@ -71,18 +78,9 @@ class DetectionPrediction(_Prediction):
             if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
                 raise ValueError(f"boxes[{i}] leaves the {width}x{height} image")
 
-    def above_threshold(self, threshold: float) -> Self:
-        keep = [i for i, s in enumerate(self.scores) if s >= threshold]
-        return self.model_copy(
-            update={
-                "boxes": [self.boxes[i] for i in keep],
-                "classes": [self.classes[i] for i in keep],
-                "scores": [self.scores[i] for i in keep],
-            }
-        )
-
 
 class SegmentationPrediction(_Prediction):
+    SHAPES = "polygons"
     type: Literal["segmentation"] = "segmentation"
     polygons: list[Polygon]
 
@@ -95,16 +93,6 @@ class SegmentationPrediction(_Prediction):
         for i, polygon in enumerate(self.polygons):
             if any(x < 0 or y < 0 or x > width or y > height for x, y in polygon):
                 raise ValueError(f"polygons[{i}] leaves the {width}x{height} image")
-
-    def above_threshold(self, threshold: float) -> Self:
-        keep = [i for i, s in enumerate(self.scores) if s >= threshold]
-        return self.model_copy(
-            update={
-                "polygons": [self.polygons[i] for i in keep],
-                "classes": [self.classes[i] for i in keep],
-                "scores": [self.scores[i] for i in keep],
-            }
-        )
 
 
 Prediction = Annotated[

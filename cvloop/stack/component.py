@@ -65,7 +65,7 @@ class Component(ABC):
         self.launch()
         if not wait_until(self._up_or_dead, self.start_timeout, interval=0.2) or not self.probe():
             tail = log_tail(self.workdir)
-            terminate(self.workdir)
+            self.stop()
             raise StackError(f"{self.name} did not become healthy; its log ends with:\n{tail}")
 
     def _up_or_dead(self) -> bool:

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.topics import TOPICS
 
 from .component import Component
-from .kafka_broker import find_librdkafka
+from .kafka_broker import MISSING_LIBRDKAFKA, find_librdkafka
 from .process import StackError, spawn
 
 PROBE_TIMEOUT_S = 2.0
@@ -29,9 +29,7 @@ class KafkaBroker(Component):
 
     def install(self) -> None:
         if find_librdkafka() is None:
-            raise StackError(
-                "kafka: the confluent-kafka wheel's librdkafka is missing; run `pip install confluent-kafka`"
-            )
+            raise StackError(f"kafka: {MISSING_LIBRDKAFKA}")
 
     def launch(self) -> None:
         # A stale address from a broker that died would make probe() talk to nothing, or to a stranger.

@@ -29,6 +29,9 @@ _ERRSTR_SIZE = 512
 _RD_KAFKA_PRODUCER = 0
 
 
+MISSING_LIBRDKAFKA = "the confluent-kafka wheel's librdkafka is missing; run `pip install confluent-kafka`"
+
+
 def find_librdkafka() -> Path | None:
     """The librdkafka shared library inside the installed confluent-kafka wheel, if any."""
     spec = importlib.util.find_spec("confluent_kafka")
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(args.log_level)
     library = find_librdkafka()
     if library is None:
-        parser.error("the confluent-kafka wheel's librdkafka is missing; run `pip install confluent-kafka`")
+        parser.error(MISSING_LIBRDKAFKA)
     serve(library, args.bootstrap_file)
 
 

@@ -172,6 +172,8 @@ class TritonServer(Component):
             venv.create(layout / STUB_ENV, symlinks=True)
             pip("--python", str(layout / STUB_ENV / "bin" / "python3"), "install", *STUB_PACKAGES)
             (layout / LAYOUT_FILE).write_text(layout_id())
+            if self.installed():
+                return  # another process finished an install meanwhile; a server may be using it
             if self.home.exists():  # broken, or built for another Python or packages
                 self.home.rename(Path(staging) / "replaced")
             try:

@@ -19,7 +19,7 @@ import pytest
 from cvloop.stack.postgres import Postgres
 from cvloop.stack.process import StackError, read_pid
 from schemas.events import DeploymentKind, ImageRef, JobKind, PredictionLogged, PredictionSource, RoleResult
-from schemas.predictions import DetectionPrediction, DetectionType
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.common.db.idempotency import claim_event
 from services.common.db.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
 from services.common.db.pool import create_pool, open_pool
@@ -29,7 +29,8 @@ from services.common.db.repositories.predicted_assets import PredictionFilter, P
 from services.common.review_state import IllegalTransition, ReviewStatus
 from services.common.settings import LOCAL_HOST, Settings
 
-TEMPLATE = "cvloop_test_template"
+# Unique per session, so two sessions sharing one server (DATABASE_URL) never drop each other's.
+TEMPLATE = f"cvloop_test_template_{uuid4().hex[:12]}"
 
 
 def _dsn(settings: Settings, database: str) -> str:
@@ -626,3 +627,18 @@ async def test_claim_event_once_per_consumer(pool: asyncpg.Pool) -> None:
                 assert await claim_event(conn, "rollback", event_id)
                 raise RuntimeError("effect failed")
         assert await claim_event(conn, "rollback", event_id)
+
+
+async def test_a_review_must_fit_the_deployment_and_the_image(pool: asyncpg.Pool) -> None:
+    world = await _world(pool)
+    prediction_id = await _logged(pool, world, "img")
+    wrong_type = ClassificationPrediction(classes=["dog"], scores=[1.0])
+    with pytest.raises(
+        ValueError, match=r"review\.type is classification but the deployment detects detection"
+    ):
+        await predicted_assets.review(pool, world.project_id, prediction_id, wrong_type, reviewed_by="ann")
+    outside = DetectionPrediction(boxes=[(0, 0, 10_000, 10)], classes=["dog"], scores=[1.0])
+    with pytest.raises(ValueError, match=r"review\.boxes\[0\] leaves the"):
+        await predicted_assets.review(pool, world.project_id, prediction_id, outside, reviewed_by="ann")
+    stored = await predicted_assets.get_prediction(pool, world.project_id, prediction_id)
+    assert stored is not None and stored.status is ReviewStatus.TO_REVIEW

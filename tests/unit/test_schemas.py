@@ -54,7 +54,7 @@ def test_json_schema_files_are_fresh() -> None:
 
 
 def test_registry_keys_by_deployment_and_compacts_routing_state() -> None:
-    assert set(TOPICS) == set(Topic)
+    assert set(TOPICS) == set(Topic) == set(TOPIC_EVENTS)
     assert all(spec.key == "deployment_id" for name, spec in TOPICS.items() if name != Topic.DEADLETTER)
     assert TOPICS[Topic.DEPLOYMENTS].kafka_config()["cleanup.policy"] == "compact"
 
@@ -73,7 +73,7 @@ def _error_of(topic: str, payload: dict) -> str:
 def test_validation_error_names_the_nested_field() -> None:
     payload = json.loads(samples.prediction_logged().to_bytes())
     payload["champion"]["prediction"]["scores"][1] = 1.7
-    assert _error_of("predictions", payload).startswith("champion.prediction.detection.scores.1:")
+    assert _error_of("predictions", payload).startswith("champion.prediction.scores[1]:")
 
 
 def test_missing_field_is_named() -> None:
@@ -144,3 +144,9 @@ def test_events_are_immutable() -> None:
     event: PredictionLogged = samples.prediction_logged()
     with pytest.raises(ValidationError):
         event.source = "other"  # type: ignore[misc]
+
+
+def test_union_tags_are_left_out_of_field_paths() -> None:
+    with pytest.raises(ValidationError) as caught:
+        decode("training", b'{"type": "training.requested", "deployment_id": "x"}')
+    assert describe(caught.value).startswith("deployment_id: ")

@@ -165,15 +165,24 @@ async def set_shadow(
 
 
 async def promote_shadow(db: Db, project_id: UUID, deployment_id: UUID) -> Deployment:
-    deployment = await _get(db, project_id, deployment_id)
-    if deployment.shadow_model_version_id is None:
-        raise Conflict(f"deployment {deployment_id} has no shadow model to promote")
-    return await _update(
-        db,
-        project_id,
-        deployment_id,
-        "champion_model_version_id = shadow_model_version_id, shadow_model_version_id = NULL",
-    )
+    # The row stays locked from the check to the update, so a concurrent shadow removal cannot leave
+    # the deployment without a champion.
+    async with transaction(db) as conn:
+        row = await conn.fetchrow(
+            "SELECT shadow_model_version_id FROM deployments WHERE project_id = $1 AND id = $2 FOR UPDATE",
+            project_id,
+            deployment_id,
+        )
+        if row is None:
+            raise NotFound(f"deployment {deployment_id} is not in this project")
+        if row["shadow_model_version_id"] is None:
+            raise Conflict(f"deployment {deployment_id} has no shadow model to promote")
+        return await _update(
+            conn,
+            project_id,
+            deployment_id,
+            "champion_model_version_id = shadow_model_version_id, shadow_model_version_id = NULL",
+        )
 
 
 async def set_confidence_threshold(

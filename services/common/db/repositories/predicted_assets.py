@@ -16,13 +16,11 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import PredictionLogged
-from schemas.predictions import ClassificationPrediction, DetectionPrediction, SegmentationPrediction
+from schemas.predictions import Prediction
 from services.common.review_state import ReviewStatus, check_transition
 
 from .base import Db, NotFound, transaction
 from .registry import add_annotation, add_asset
-
-Review = ClassificationPrediction | DetectionPrediction | SegmentationPrediction
 
 
 class PredictedAsset(BaseModel):
@@ -167,12 +165,24 @@ async def set_outlier_score(db: Db, project_id: UUID, prediction_id: UUID, score
 
 
 async def review(
-    db: Db, project_id: UUID, prediction_id: UUID, corrected: Review, *, reviewed_by: str
+    db: Db, project_id: UUID, prediction_id: UUID, corrected: Prediction, *, reviewed_by: str
 ) -> PredictedAsset:
     """Record a person's corrected prediction: TO_REVIEW -> REVIEWED, or a new review of a REVIEWED one."""
     async with transaction(db) as conn:
         current = await _locked(conn, project_id, prediction_id)
         check_transition(current.status, ReviewStatus.REVIEWED)
+        # The review becomes ground truth in a dataset version: it must fit the deployment and the image.
+        detection_type = await conn.fetchval(
+            "SELECT detection_type FROM deployments WHERE project_id = $1 AND id = $2",
+            project_id,
+            current.deployment_id,
+        )
+        if corrected.type != detection_type:
+            raise ValueError(f"review.type is {corrected.type} but the deployment detects {detection_type}")
+        try:
+            corrected.check_inside(current.width, current.height)
+        except ValueError as exc:
+            raise ValueError(f"review.{exc}") from None
         row = await conn.fetchrow(
             """UPDATE predicted_assets
                SET status = 'REVIEWED', review = $3, reviewed_by = $4, reviewed_at = now()
