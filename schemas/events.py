@@ -7,9 +7,10 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .envelope import Event
+from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
 
 Tag = Annotated[str, Field(min_length=1, max_length=128)]
@@ -30,12 +31,25 @@ class PredictionSource(StrEnum):
     KAFKA = "kafka"  # an external producer on predictions.raw
 
 
+ImageKey = Annotated[
+    str,
+    AfterValidator(validate_image_key),
+    Field(description="Content-addressed key of the image in the object store: images/<sha[:2]>/<sha>.<ext>"),
+]
+
+
 class ImageRef(_Part):
-    object_key: str = Field(description="Content-addressed key of the image in the object store.")
+    object_key: ImageKey
     sha256: Sha256
     width: int = Field(gt=0)
     height: int = Field(gt=0)
-    content_type: str = Field(pattern=r"^image/(jpeg|png|webp)$")
+    content_type: Literal[IMAGE_CONTENT_TYPES]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _key_names_these_bytes(self) -> Self:
+        if parse_key(self.object_key).sha256 != self.sha256:
+            raise ValueError("object_key names other bytes than sha256")
+        return self
 
 
 class RoleResult(_Part):
@@ -62,7 +76,7 @@ class RawPrediction(Event):
     """
 
     type: Literal["prediction.raw"] = "prediction.raw"
-    image_object_key: str | None = None
+    image_object_key: ImageKey | None = None
     image_base64: str | None = Field(None, description="The image file (JPEG, PNG or WebP), base64-encoded.")
     width: int = Field(gt=0)
     height: int = Field(gt=0)

@@ -19,8 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from schemas.topics import TOPICS
-from services.common.kafka.faust_topics import registry_internal_topics
+from services.common.kafka.faust_topics import all_topic_specs
 from services.common.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def find_librdkafka() -> Path | None:
 def provisioned_topics() -> dict[str, int]:
     """Every topic the broker creates at start, with its partition count: the registry's, and the
     internal topics of each faust app (clients cannot create topics on the mock)."""
-    return {str(name): spec.partitions for name, spec in TOPICS.items()} | registry_internal_topics()
+    return {spec.name: spec.partitions for spec in all_topic_specs()}
 
 
 def _load(path: Path) -> ctypes.CDLL:

@@ -15,15 +15,15 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.settings import LOCAL_HOST
+from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER, LOCAL_HOST
 
 from .component import Component
 from .process import StackError, ensure_port_free, spawn
 
 logger = logging.getLogger(__name__)
 
-DATABASE = "cvloop"
-SUPERUSER = "cvloop"
+DATABASE = LOCAL_DATABASE
+SUPERUSER = LOCAL_DATABASE_USER
 SYSTEM_USER = "postgres"  # created by Debian's postgresql package
 DEBIAN_VERSIONS = Path("/usr/lib/postgresql")
 INSTALL_FIX = "apt-get install -y postgresql"
@@ -165,7 +165,9 @@ def _hand_over_to_system_user(workdir: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             os.chmod(parent, mode | 0o001)
-            logger.info("granted search permission to others", extra={"path": str(parent)})
+            logger.warning("granted search permission to others", extra={"path": str(parent)})
+    if workdir.stat().st_uid == user.pw_uid:
+        return  # handed over at an earlier start; the server has owned everything since
     os.chown(workdir, user.pw_uid, user.pw_gid)
     for root, dirs, files in os.walk(workdir):
         for entry in dirs + files:

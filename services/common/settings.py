@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_HOST = "127.0.0.1"
+LOCAL_DATABASE = "cvloop"  # the local Postgres's database and superuser
+LOCAL_DATABASE_USER = "cvloop"
 
 
 def _env(name: str) -> AliasChoices:
@@ -90,7 +92,9 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.database_url_setting or f"postgresql://cvloop@{LOCAL_HOST}:{self.postgres_port}/cvloop"
+        return self.database_url_setting or (
+            f"postgresql://{LOCAL_DATABASE_USER}@{LOCAL_HOST}:{self.postgres_port}/{LOCAL_DATABASE}"
+        )
 
     @property
     def postgres_port(self) -> int:

@@ -74,7 +74,7 @@ async def empty_dsn(postgres_settings: Settings) -> AsyncIterator[str]:
 @pytest.fixture
 async def pool(postgres_settings: Settings, template: str) -> AsyncIterator[asyncpg.Pool]:
     async for dsn in _fresh_database(postgres_settings, template):
-        db = await create_pool(postgres_settings, dsn=dsn, max_size=4)
+        db = await create_pool(dsn, max_size=4)
         try:
             yield db
         finally:
@@ -134,7 +134,7 @@ async def test_migrations_from_empty_then_no_op(empty_dsn: str) -> None:
 
 
 async def test_open_pool_migrates(postgres_settings: Settings, empty_dsn: str) -> None:
-    pool = await open_pool(postgres_settings, dsn=empty_dsn)
+    pool = await open_pool(empty_dsn)
     try:
         assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == discover()[-1].version
         assert await pool.fetchval("SELECT '{\"a\": [1]}'::jsonb") == {"a": [1]}  # decoded by the codec
@@ -237,7 +237,7 @@ def _event(
         prediction_id=uuid4(),
         detection_type=DetectionType.DETECTION,
         image=ImageRef(
-            object_key=f"images/{_sha(image)}",
+            object_key=f"images/{_sha(image)[:2]}/{_sha(image)}.jpg",
             sha256=_sha(image),
             width=64,
             height=48,
@@ -274,7 +274,10 @@ async def test_api_keys(pool: asyncpg.Pool) -> None:
     assert await projects.authenticate(pool, secret + "x") is None
     stored = await pool.fetchval("SELECT key_hash FROM api_keys WHERE id = $1", key.id)
     assert secret not in stored
+    assert await projects.get_project(pool, project.id) == project
+    assert [k.id for k in await projects.list_api_keys(pool, project.id)] == [key.id]
     other = await projects.create_project(pool, "other")
+    assert await projects.list_api_keys(pool, other.id) == []
     assert not await projects.revoke_api_key(pool, other.id, key.id)  # another project's key
     assert await projects.revoke_api_key(pool, project.id, key.id)
     assert await projects.authenticate(pool, secret) is None
@@ -338,6 +341,10 @@ async def test_deployment_settings(pool: asyncpg.Pool) -> None:
     assert deployment.shadow_model_version_id == shadow.id
     deployment = await deployments.promote_shadow(pool, pid, did)
     assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == (shadow.id, None)
+    deployment = await deployments.set_champion(pool, pid, did, world.model_version_id)  # a rollback
+    assert deployment.champion_model_version_id == world.model_version_id
+    with pytest.raises(NotFound):  # another project's model version
+        await deployments.set_champion(pool, pid, did, other.model_version_id)
     with pytest.raises(Conflict, match="no shadow"):
         await deployments.promote_shadow(pool, pid, did)
     with pytest.raises(NotFound):  # another project's model version
@@ -465,16 +472,19 @@ async def test_review_then_submit(pool: asyncpg.Pool) -> None:
     assert submission.newly_submitted
     assert submission.predicted_asset.status is ReviewStatus.SUBMITTED
     assets = await registry.list_assets(pool, pid, world.feedback_version_id)
-    assert [a.id for a in assets] == [submission.asset_id]
+    assert [a.id for a in assets] == [submission.predicted_asset.submitted_asset_id]
     assert assets[0].sha256 == submission.predicted_asset.image_sha256
-    [annotation] = await registry.list_annotations(pool, pid, submission.asset_id)
+    [annotation] = await registry.list_annotations(pool, pid, submission.predicted_asset.submitted_asset_id)
     assert annotation.shapes == corrected.review and annotation.prediction_id == prediction_id
 
     again = await predicted_assets.submit_reviewed(
         pool, pid, prediction_id, world.feedback_version_id, submitted_by="a"
     )
-    assert (again.newly_submitted, again.asset_id) == (False, submission.asset_id)
-    assert len(await registry.list_annotations(pool, pid, submission.asset_id)) == 1
+    assert (again.newly_submitted, again.predicted_asset.submitted_asset_id) == (
+        False,
+        submission.predicted_asset.submitted_asset_id,
+    )
+    assert len(await registry.list_annotations(pool, pid, submission.predicted_asset.submitted_asset_id)) == 1
     with pytest.raises(IllegalTransition, match="SUBMITTED -> REVIEWED"):
         await predicted_assets.review(pool, pid, prediction_id, _box(), reviewed_by="ann")
     assert await predicted_assets.set_outlier_score(pool, pid, prediction_id, 0.7)  # scores may arrive late

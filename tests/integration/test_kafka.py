@@ -14,12 +14,13 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from cvloop.stack.kafka_broker import provisioned_topics
 from schemas import DeadLetter, PredictionLogged, decode
-from schemas.topics import TOPICS, Topic
+from schemas.topics import Topic
 from services.common.kafka.admin import create_topics_async
 from services.common.kafka.consumer import create_consumer, process
 from services.common.kafka.faust_app import create_app, registry_topic
-from services.common.kafka.faust_topics import registry_internal_topics
+from services.common.kafka.faust_topics import all_topic_specs
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from tests import samples
@@ -84,7 +85,7 @@ def _ours(deployment: UUID) -> Callable[[Any], bool]:
 
 
 async def test_broker_holds_registry_and_faust_topics(kafka_settings: Settings) -> None:
-    expected = {str(name): spec.partitions for name, spec in TOPICS.items()} | registry_internal_topics()
+    expected = provisioned_topics()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
     await admin.start()
     try:
@@ -245,7 +246,7 @@ async def test_faust_agent_receives_registry_events(
 async def test_create_topics_creates_the_registry_then_reports_it_exists(kafka_settings: Settings) -> None:
     await create_topics_async(kafka_settings)
     again = dict(await create_topics_async(kafka_settings))
-    expected = {str(name) for name in TOPICS} | set(registry_internal_topics())
+    expected = {spec.name for spec in all_topic_specs()}
     assert again == dict.fromkeys(expected, "exists")
 
 

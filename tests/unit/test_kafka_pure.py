@@ -14,7 +14,7 @@ from schemas.topics import FAUST_APPS, TOPICS, Topic
 from services.common.kafka.admin import new_topics, outcome
 from services.common.kafka.consumer import group_timeouts
 from services.common.kafka.deadletter import build_dead_letter, explain
-from services.common.kafka.faust_topics import changelog_topic, internal_topics, leader_topic
+from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
 from services.common.settings import Settings
 from tests import samples
 
@@ -99,11 +99,13 @@ def test_create_topics_outcomes() -> None:
 def test_faust_internal_topic_names() -> None:
     assert changelog_topic("cvloop-scoring", "drift-windows") == "cvloop-scoring-drift-windows-changelog"
     assert leader_topic("cvloop-scoring") == "cvloop-scoring-__assignor-__leader"
-    assert internal_topics("app", {"counts": 6, "seen": 3}) == {
+    specs = internal_topic_specs("app", {"counts": 6, "seen": 3})
+    assert {spec.name: spec.partitions for spec in specs} == {
         "app-__assignor-__leader": 1,
         "app-counts-changelog": 6,
         "app-seen-changelog": 3,
     }
+    assert {spec.kafka_config()["cleanup.policy"] for spec in specs} == {"compact"}
 
 
 def test_broker_provisions_registry_and_faust_topics_co_partitioned() -> None:

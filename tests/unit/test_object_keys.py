@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from services.common.storage.keys import (
+from schemas.object_keys import (
     MAX_KEY_LENGTH,
     ObjectKey,
     ObjectKind,

@@ -96,7 +96,7 @@ def test_prediction_type_must_match_the_deployment() -> None:
 
 def test_raw_prediction_needs_exactly_one_image_source() -> None:
     payload = json.loads(samples.all_events()[0].to_bytes())
-    payload["image_object_key"] = "images/x"
+    payload["image_object_key"] = samples.image().object_key
     assert "exactly one of image_object_key and image_base64" in _error_of("predictions.raw", payload)
 
 
@@ -150,3 +150,15 @@ def test_union_tags_are_left_out_of_field_paths() -> None:
     with pytest.raises(ValidationError) as caught:
         decode("training", b'{"type": "training.requested", "deployment_id": "x"}')
     assert describe(caught.value).startswith("deployment_id: ")
+
+
+def test_image_reference_must_be_a_content_addressed_image_key() -> None:
+    payload = json.loads(samples.prediction_logged().to_bytes())
+    payload["image"]["object_key"] = "../../etc/passwd"
+    assert "image.object_key: object key '../../etc/passwd' must have the form" in _error_of(
+        "predictions", payload
+    )
+    payload["image"]["object_key"] = f"models/{samples.IMAGE_SHA[:2]}/{samples.IMAGE_SHA}.onnx"
+    assert "does not name an image" in _error_of("predictions", payload)
+    payload["image"]["object_key"] = f"images/00/{'0' * 64}.png"
+    assert _error_of("predictions", payload) == "image: object_key names other bytes than sha256"

@@ -7,8 +7,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.common.settings import Settings
-
 from .migrations import migrate
 
 
@@ -21,18 +19,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(
-    settings: Settings, *, dsn: str | None = None, min_size: int = 1, max_size: int = 10
-) -> asyncpg.Pool:
-    """A pool on settings.database_url (or `dsn`), with json/jsonb decoded to dicts and lists."""
-    return await asyncpg.create_pool(
-        dsn or settings.database_url, min_size=min_size, max_size=max_size, init=_init_connection
-    )
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool on `dsn` (a service passes settings.database_url), with json/jsonb as dicts and lists."""
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
 
 
-async def open_pool(settings: Settings, *, dsn: str | None = None, max_size: int = 10) -> asyncpg.Pool:
+async def open_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     """What a service calls at start-up: the pool, with the schema migrated to the newest version."""
-    pool = await create_pool(settings, dsn=dsn, max_size=max_size)
+    pool = await create_pool(dsn, max_size=max_size)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from schemas.topics import TOPICS, TopicSpec
+from schemas.topics import TopicSpec
 from services.common.settings import Settings
 
-from .faust_topics import registry_internal_topics
+from .faust_topics import all_topic_specs
 
 logger = logging.getLogger(__name__)
-
-INTERNAL_REPLICATION = 3
 
 
 def new_topics(specs: Iterable[TopicSpec], broker_count: int) -> list[NewTopic]:
@@ -30,20 +28,6 @@ def new_topics(specs: Iterable[TopicSpec], broker_count: int) -> list[NewTopic]:
             topic_configs=spec.kafka_config(),
         )
         for spec in specs
-    ]
-
-
-def internal_new_topics(topics: Mapping[str, int], broker_count: int) -> list[NewTopic]:
-    """faust's internal topics (name to partitions), which faust may not declare itself here: compacted
-    changelogs, and a leader topic that nothing reads back."""
-    return [
-        NewTopic(
-            name=name,
-            num_partitions=partitions,
-            replication_factor=min(INTERNAL_REPLICATION, broker_count),
-            topic_configs={"cleanup.policy": "compact"},
-        )
-        for name, partitions in topics.items()
     ]
 
 
@@ -63,10 +47,7 @@ async def create_topics_async(settings: Settings) -> list[tuple[str, str]]:
     try:
         cluster = await admin.describe_cluster()
         brokers = len(cluster["brokers"])
-        topics = new_topics(TOPICS.values(), brokers) + internal_new_topics(
-            registry_internal_topics(), brokers
-        )
-        response = await admin.create_topics(topics)
+        response = await admin.create_topics(new_topics(all_topic_specs(), brokers))
     finally:
         await admin.close()
     # CreateTopics v0 answers (name, code), later versions add the message.

@@ -1,15 +1,14 @@
-"""Names of the internal topics faust-streaming 0.15 uses, so they can be created before it starts.
+"""The internal topics faust-streaming 0.15 uses, as registry specs, so they exist before it starts.
 
 The local broker refuses CreateTopics and auto-creates unknown topics with 4 partitions, which faust
-rejects for a changelog whose source topic has another count (PartitionsMismatch); so they are made
-up front with the source topic's partition count.
+rejects for a changelog whose source topic has another count (PartitionsMismatch); with
+`topic_allow_declare=False` nothing creates them on a real Kafka either. So they are provisioned with
+the registry's topics, each changelog with its table's source topic's partition count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from schemas.topics import FAUST_APPS, TOPICS
+from schemas.topics import FAUST_APPS, TOPICS, CleanupPolicy, TopicSpec
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -21,19 +20,29 @@ def leader_topic(app_id: str) -> str:
     return f"{app_id}-__assignor-__leader"
 
 
-def internal_topics(app_id: str, table_partitions: Mapping[str, int]) -> dict[str, int]:
-    """Every internal topic of an app with the given tables (name to partitions), with its partitions."""
-    topics = {leader_topic(app_id): 1}
-    topics |= {changelog_topic(app_id, table): n for table, n in table_partitions.items()}
-    return topics
+def internal_topic_specs(app_id: str, tables: dict[str, int]) -> list[TopicSpec]:
+    """An app's leader topic and its tables' changelogs (table name to partitions), compacted."""
+    compacted = {"cleanup_policy": CleanupPolicy.COMPACT, "retention_ms": -1, "key": "faust's own"}
+    specs = [
+        TopicSpec(name=leader_topic(app_id), partitions=1, description="faust's leader election", **compacted)
+    ]
+    specs += [
+        TopicSpec(
+            name=changelog_topic(app_id, table),
+            partitions=partitions,
+            description=f"changelog of {app_id}'s {table} table",
+            **compacted,
+        )
+        for table, partitions in tables.items()
+    ]
+    return specs
 
 
-def registry_internal_topics() -> dict[str, int]:
-    """The internal topics of every faust app in the registry; each changelog is co-partitioned with
-    its table's source topic."""
-    topics: dict[str, int] = {}
+def all_topic_specs() -> list[TopicSpec]:
+    """Every topic the platform needs: the registry's and every registry faust app's internal ones."""
+    specs = list(TOPICS.values())
     for app_id, tables in FAUST_APPS.items():
-        topics |= internal_topics(
+        specs += internal_topic_specs(
             app_id, {table: TOPICS[source].partitions for table, source in tables.items()}
         )
-    return topics
+    return specs

@@ -1,6 +1,7 @@
 """Object storage: content-addressed keys (pure) and the S3 store that holds the objects."""
 
-from .keys import ObjectKey, ObjectKind, parse_key, validate_key
+from schemas.object_keys import ObjectKey, ObjectKind, parse_key, validate_key
+
 from .object_store import ObjectStore, StoredObject
 
 __all__ = ["ObjectKey", "ObjectKind", "ObjectStore", "StoredObject", "parse_key", "validate_key"]

@@ -23,9 +23,8 @@ from typing import BinaryIO
 from minio import Minio
 from minio.error import S3Error
 
+from schemas.object_keys import ObjectKind, normalize_content_type, object_key, validate_key
 from services.common.settings import Settings
-
-from .keys import ObjectKind, normalize_content_type, object_key, validate_key
 
 logger = logging.getLogger(__name__)
 

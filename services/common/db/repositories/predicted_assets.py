@@ -85,8 +85,7 @@ class PredictionFilter(BaseModel):
 
 @dataclass(frozen=True)
 class Submission:
-    predicted_asset: PredictedAsset
-    asset_id: UUID
+    predicted_asset: PredictedAsset  # its submitted_asset_id is the dataset version's new asset
     newly_submitted: bool  # False when this exact submission had already been made
 
 
@@ -207,7 +206,7 @@ async def submit_reviewed(
             and current.submitted_dataset_version_id == dataset_version_id
             and current.submitted_asset_id is not None
         ):
-            return Submission(current, current.submitted_asset_id, newly_submitted=False)
+            return Submission(current, newly_submitted=False)
         check_transition(current.status, ReviewStatus.SUBMITTED)
         in_loop = await conn.fetchval(
             """SELECT true FROM deployment_feedback_dataset_versions
@@ -244,7 +243,7 @@ async def submit_reviewed(
             dataset_version_id,
             asset.id,
         )
-    return Submission(_predicted_asset(row), asset.id, newly_submitted=True)
+    return Submission(_predicted_asset(row), newly_submitted=True)
 
 
 async def list_predictions(

@@ -1,5 +1,7 @@
 """Object keys of the store: content-addressed, and the only shape of key the store accepts.
 
+They are part of the contract: events and producers name images and model files by these keys.
+
 A key is `<kind>/<sha256[:2]>/<sha256>[.<ext>]`. Keys come from `object_key` (bytes → key) and are
 checked by `parse_key` wherever one arrives from outside (an event, an API body, a database row), so no
 path of the user's choosing (`../`, absolute names, other prefixes) ever reaches the bucket.
@@ -27,8 +29,6 @@ CONTENT_TYPES: dict[str, str | None] = {
     "image/jpeg": "jpg",
     "image/png": "png",
     "image/webp": "webp",
-    "image/bmp": "bmp",
-    "image/tiff": "tiff",
     "application/onnx": "onnx",
     "application/json": "json",
     "application/x-ndjson": "ndjson",
@@ -105,4 +105,15 @@ def parse_key(key: str) -> ObjectKey:
 def validate_key(key: str) -> str:
     """The key itself when it is content-addressed; ValueError otherwise."""
     parse_key(key)
+    return key
+
+
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+def validate_image_key(key: str) -> str:
+    """The key itself when it names a stored image; ValueError otherwise."""
+    parsed = parse_key(key)
+    if parsed.kind is not ObjectKind.IMAGES:
+        raise ValueError(f"object key {key!r} does not name an image (it is under {parsed.kind.value}/)")
     return key
