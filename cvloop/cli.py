@@ -69,11 +69,22 @@ def topics() -> None:
 @topics.command("create")
 @click.pass_obj
 def topics_create(settings: Settings) -> None:
-    """Create every registry topic on KAFKA_BOOTSTRAP_SERVERS (a real Kafka) through the admin API."""
+    """Create every registry topic on KAFKA_BOOTSTRAP_SERVERS (a real Kafka) through the admin API;
+    exits 1 when one could not be created. On the local broker, checks the topics it made at start."""
+    from aiokafka.errors import KafkaError
+
     from services.common.kafka.admin import create_topics
 
-    for name, outcome in create_topics(settings):
-        click.echo(f"{name:<18} {outcome}")
+    try:
+        results = create_topics(settings)
+    except (KafkaError, RuntimeError) as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_setting or 'the local broker'}: {exc}"
+        ) from exc
+    for name, outcome in results:
+        click.echo(f"{name:<44} {outcome}")
+    if any(outcome.startswith("failed") for _, outcome in results):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

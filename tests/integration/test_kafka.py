@@ -242,6 +242,15 @@ async def test_faust_agent_receives_registry_events(
     assert received == [(str(deployment), event) for event in events]
 
 
+async def test_create_topics_on_the_local_broker_reports_what_it_made_at_start(
+    kafka_settings: Settings,
+) -> None:
+    if kafka_settings.is_external("kafka"):
+        pytest.skip("a real Kafka creates topics: see the real_kafka test")
+    outcomes = dict(await create_topics_async(kafka_settings))
+    assert outcomes == dict.fromkeys(provisioned_topics(), "exists")
+
+
 @pytest.mark.real_kafka
 async def test_create_topics_creates_the_registry_then_reports_it_exists(kafka_settings: Settings) -> None:
     await create_topics_async(kafka_settings)

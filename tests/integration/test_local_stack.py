@@ -62,6 +62,10 @@ def test_up_status_down(cli: Cli, tmp_path: Path) -> None:
     assert _states(status.stdout) == dict.fromkeys(COMPONENTS, "healthy")
     bootstrap = (tmp_path / "state" / "kafka" / "bootstrap").read_text().strip()
     assert bootstrap.startswith(f"{LOCAL_HOST}:")
+    topics = cli("topics", "create")  # the local broker made them at start: reported, not created
+    assert topics.returncode == 0, topics.stderr
+    assert set(_states(topics.stdout).values()) == {"exists"}
+    assert "predictions.raw" in _states(topics.stdout)
 
     again = cli("up")  # idempotent: running components are left alone
     assert again.returncode == 0

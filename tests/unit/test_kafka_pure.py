@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from cvloop.stack.kafka_broker import provisioned_topics
 from schemas import decode
 from schemas.topics import FAUST_APPS, TOPICS, Topic
-from services.common.kafka.admin import new_topics, outcome
+from services.common.kafka.admin import existing_outcomes, new_topics, outcome
 from services.common.kafka.consumer import group_timeouts
 from services.common.kafka.deadletter import build_dead_letter, explain
 from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
@@ -123,3 +123,11 @@ def test_local_groups_use_a_short_session_and_real_kafka_the_defaults() -> None:
     real = group_timeouts(Settings(kafka_bootstrap_setting="kafka:9092"))
     assert local.heartbeat_ms < local.session_ms < real.session_ms
     assert real == (10_000, 3_000)
+
+
+def test_a_broker_that_cannot_create_topics_reports_the_missing_ones() -> None:
+    specs = [TOPICS[Topic.SCORES], TOPICS[Topic.JOBS]]
+    assert existing_outcomes(specs, {"scores", "other"}) == [
+        ("scores", "exists"),
+        ("jobs", "failed: missing, and this broker cannot create topics"),
+    ]
