@@ -17,8 +17,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import venv
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 from services.common.settings import LOCAL_HOST, Settings
 
 from .component import Component
-from .process import StackError, ensure_port_free, spawn
+from .process import StackError, ensure_port_free, http_status, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -206,11 +204,7 @@ class TritonServer(Component):
         )
 
     def probe(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/v2/health/ready", timeout=1.0) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_status(f"http://{self.address}/v2/health/ready") == 200
 
 
 def pip(*args: str) -> None:
