@@ -17,7 +17,7 @@ from cvloop.stack import stack
 from cvloop.stack.process import port_open
 from services.common.settings import LOCAL_HOST, Settings
 
-PORTS_PER_STACK = 5
+PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -35,7 +35,8 @@ LIBS = "nvidia_pytriton.libs"
 # numpy 2 every output tensor arrives empty ("output tensor shape does not match size"), so the stubs
 # cannot share the app's numpy 2 environment. What models import (onnxruntime) is added here.
 STUB_ENV = "python"
-STUB_PACKAGES = ("numpy==1.26.4",)
+# onnxruntime runs ONNX models inside the python backend locally (the wheel has no onnxruntime backend).
+STUB_PACKAGES = ("numpy==1.26.4", "onnxruntime==1.31.1")
 # What the layout was built from; a layout built for another Python or other packages is rebuilt.
 LAYOUT_FILE = "layout"
 # The wheel's tritonserver is built for CUDA; locally it runs CPU models only.

@@ -7,6 +7,7 @@ platform at an external server, and `cvloop up` then does not start that compone
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
         le=65500,
         validation_alias=_env("CVLOOP_PORT_BASE"),
         description="First loopback port of the local stack: Postgres +0, S3 +1, Triton HTTP +2, gRPC +3, "
-        "metrics +4.",
+        "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9.",
     )
     log_level: str = Field(
         "WARNING", validation_alias=_env("CVLOOP_LOG_LEVEL"), description="Python log level of every service."
@@ -81,6 +82,41 @@ class Settings(BaseSettings):
         description="Triton gRPC address host:port. Unset: <port base>+3 locally, or TRITON_URL's host on "
         "port 8001 when TRITON_URL is set.",
     )
+
+    triton_model_backend: Literal["python", "onnxruntime"] = Field(
+        "python",
+        validation_alias=_env("TRITON_MODEL_BACKEND"),
+        description="How Triton runs a model version's ONNX file: `python` (a python-backend wrapper around "
+        "onnxruntime, what the local tritonserver can run) or `onnxruntime` (Triton's own backend, on a "
+        "cluster).",
+    )
+    max_image_bytes: int = Field(
+        10 * 1024 * 1024,
+        gt=0,
+        validation_alias=_env("CVLOOP_MAX_IMAGE_BYTES"),
+        description="Largest image file serving and ingest accept; a larger one answers 413.",
+    )
+
+    bind_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("CVLOOP_BIND_HOST"),
+        description="Address the HTTP services listen on (0.0.0.0 in a container).",
+    )
+    http_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias=_env("CVLOOP_HTTP_PORT"),
+        description="Port an HTTP service listens on. Unset: its local-stack port (see CVLOOP_PORT_BASE).",
+    )
+
+    # --- serving (services/serving) ---
+
+    # --- ingest (services/ingest) ---
+
+    # --- api, SDK and CLI (services/api, cvloop) ---
+
+    # --- scoring (services/scoring) ---
 
     @property
     def state_path(self) -> Path:
@@ -148,6 +184,26 @@ class Settings(BaseSettings):
             return f"{self.triton_url_setting.rsplit(':', 1)[0]}:8001"
         return f"{LOCAL_HOST}:{self.triton_grpc_port}"
 
+    @property
+    def serving_port(self) -> int:
+        return self.port_base + 5
+
+    @property
+    def ingest_port(self) -> int:
+        return self.port_base + 6
+
+    @property
+    def api_port(self) -> int:
+        return self.port_base + 7
+
+    @property
+    def scoring_port(self) -> int:
+        return self.port_base + 8
+
+    @property
+    def pipeline_port(self) -> int:
+        return self.port_base + 9
+
     def is_external(self, component: str) -> bool:
         """True when the component's URL setting points at a server `cvloop up` must not start."""
         field = {
@@ -157,6 +213,17 @@ class Settings(BaseSettings):
             "triton": "triton_url_setting",
         }[component]
         return getattr(self, field) is not None
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process load the same settings (the local stack's services)."""
+    env = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is not None:
+            text = str(value.resolve()) if isinstance(value, Path) else str(value)
+            env[field.validation_alias.choices[0]] = text
+    return env
 
 
 def load_settings() -> Settings:

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
 
 from .base import Db, NotFound, transaction
@@ -90,6 +91,7 @@ class NewModelVersion(_Row):
     training_entrypoint: str | None = None
     training_image: str | None = None
     source_experiment_id: UUID | None = None
+    io: ModelIO | None = Field(None, description="How serving calls it; None: not servable.")
     files: list[ModelFile] = Field(default_factory=list)
     dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
 
@@ -255,8 +257,8 @@ async def create_model_version(
             row = await conn.fetchrow(
                 """INSERT INTO model_versions (project_id, model_id, version, description, detection_type,
                        labelmap_id, training_parameters, training_entrypoint, training_image,
-                       source_experiment_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id""",
+                       source_experiment_id, io)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
                 project_id,
                 model_id,
                 new.version,
@@ -267,6 +269,7 @@ async def create_model_version(
                 new.training_entrypoint,
                 new.training_image,
                 new.source_experiment_id,
+                new.io.model_dump(mode="json") if new.io else None,
             )
             await conn.executemany(
                 """INSERT INTO model_files
