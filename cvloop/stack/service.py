@@ -39,3 +39,23 @@ class PythonService(Component):
 
     def probe(self) -> bool:
         return http_status(f"{self.address}/healthz") == 200
+
+
+class Serving(PythonService):
+    name = "serving"
+    module = "services.serving"
+
+
+class Ingest(PythonService):
+    name = "ingest"
+    module = "services.ingest"
+
+
+class Api(PythonService):
+    name = "api"
+    module = "services.api"
+
+
+class Scoring(PythonService):
+    name = "scoring"
+    module = "services.scoring"

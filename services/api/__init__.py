@@ -1,0 +1,1 @@
+"""Control plane over HTTP: registry, deployments, pipeline settings, review and submission, jobs."""

@@ -1,0 +1,1 @@
+"""Prediction intake for monitoring-only deployments: the monitor endpoint and `predictions.raw`."""

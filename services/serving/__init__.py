@@ -1,0 +1,1 @@
+"""Inference gateway: image -> Triton champion and shadow concurrently -> champion's answer -> event."""
