@@ -291,3 +291,41 @@ async def configure_continuous_deployment(
         DeploymentPolicy(policy).value,
         active,
     )
+
+
+async def attach_feedback_dataset_version(
+    db: Db, project_id: UUID, deployment_id: UUID, dataset_version_id: UUID
+) -> Deployment:
+    """Add one dataset version to the feedback loop (already attached: nothing changes)."""
+    async with transaction(db) as conn:
+        await _update(conn, project_id, deployment_id, "")
+        try:
+            await conn.execute(
+                """INSERT INTO deployment_feedback_dataset_versions
+                       (project_id, deployment_id, dataset_version_id)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                project_id,
+                deployment_id,
+                dataset_version_id,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(f"dataset version {dataset_version_id} is not in this project") from exc
+        return await _get(conn, project_id, deployment_id)
+
+
+async def detach_feedback_dataset_version(
+    db: Db, project_id: UUID, deployment_id: UUID, dataset_version_id: UUID
+) -> Deployment:
+    """Remove one dataset version from the feedback loop; NotFound when it was not attached."""
+    async with transaction(db) as conn:
+        status = await conn.execute(
+            """DELETE FROM deployment_feedback_dataset_versions
+               WHERE project_id = $1 AND deployment_id = $2 AND dataset_version_id = $3""",
+            project_id,
+            deployment_id,
+            dataset_version_id,
+        )
+        if status != "DELETE 1":
+            await _get(conn, project_id, deployment_id)  # NotFound for the deployment itself first
+            raise NotFound(f"dataset version {dataset_version_id} is not in this deployment's feedback loop")
+        return await _update(conn, project_id, deployment_id, "")

@@ -215,3 +215,44 @@ async def read_logs(
         limit,
     )
     return [LogLine.model_validate(dict(r)) for r in rows]
+
+
+async def list_jobs(
+    db: Db, project_id: UUID, *, kind: JobKind | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[tuple[Job, JobRun | None]], int]:
+    """A page of the project's jobs, newest first, each with its latest run, and how many match."""
+    kind_value = JobKind(kind).value if kind else None
+    rows = await db.fetch(
+        """SELECT j.*, to_jsonb(r.*) AS latest_run FROM jobs j
+           LEFT JOIN LATERAL (SELECT * FROM job_runs WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1) r
+               ON true
+           WHERE j.project_id = $1 AND ($2::text IS NULL OR j.kind = $2)
+           ORDER BY j.created_at DESC, j.id LIMIT $3 OFFSET $4""",
+        project_id,
+        kind_value,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM jobs WHERE project_id = $1 AND ($2::text IS NULL OR kind = $2)",
+        project_id,
+        kind_value,
+    )
+    page = []
+    for row in rows:
+        values = dict(row)
+        latest = values.pop("latest_run")
+        page.append((Job.model_validate(values), JobRun.model_validate(latest) if latest else None))
+    return page, total
+
+
+async def latest_job(db: Db, project_id: UUID, kind: JobKind, target_id: UUID) -> Job | None:
+    """The newest job of `kind` on a target (the deployment's reference job, say)."""
+    row = await db.fetchrow(
+        """SELECT * FROM jobs WHERE project_id = $1 AND kind = $2 AND target_id = $3
+           ORDER BY created_at DESC, id LIMIT 1""",
+        project_id,
+        JobKind(kind).value,
+        target_id,
+    )
+    return Job.model_validate(dict(row)) if row else None

@@ -246,18 +246,8 @@ async def submit_reviewed(
     return Submission(_predicted_asset(row), newly_submitted=True)
 
 
-async def list_predictions(
-    db: Db,
-    project_id: UUID,
-    deployment_id: UUID,
-    where: PredictionFilter | None = None,
-    *,
-    order: PredictionOrder = PredictionOrder.NEWEST,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[PredictedAsset]:
-    """One page of a deployment's predicted assets (the review queue when filtered by status)."""
-    where = where or PredictionFilter()
+def _where(project_id: UUID, deployment_id: UUID, where: PredictionFilter) -> tuple[list[str], list[Any]]:
+    """SQL conditions with their $n arguments: only fixed fragments, the values travel as arguments."""
     conditions = ["project_id = $1", "deployment_id = $2"]
     args: list[Any] = [project_id, deployment_id]
 
@@ -277,6 +267,21 @@ async def list_predictions(
         condition("outlier_score <= {}", where.max_outlier_score)
     if where.tags:
         condition("tags @> {}", where.tags)
+    return conditions, args
+
+
+async def list_predictions(
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    where: PredictionFilter | None = None,
+    *,
+    order: PredictionOrder = PredictionOrder.NEWEST,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[PredictedAsset]:
+    """One page of a deployment's predicted assets (the review queue when filtered by status)."""
+    conditions, args = _where(project_id, deployment_id, where or PredictionFilter())
     args += [limit, offset]
     rows = await db.fetch(
         f"""SELECT * FROM predicted_assets WHERE {" AND ".join(conditions)}
@@ -284,3 +289,23 @@ async def list_predictions(
         *args,
     )
     return [_predicted_asset(r) for r in rows]
+
+
+async def count_predictions(
+    db: Db, project_id: UUID, deployment_id: UUID, where: PredictionFilter | None = None
+) -> int:
+    conditions, args = _where(project_id, deployment_id, where or PredictionFilter())
+    return await db.fetchval(f"SELECT count(*) FROM predicted_assets WHERE {' AND '.join(conditions)}", *args)
+
+
+async def reviewed_prediction_ids(db: Db, project_id: UUID, deployment_id: UUID, *, limit: int) -> list[UUID]:
+    """The deployment's REVIEWED predictions, oldest first: what "submit all reviewed" submits."""
+    rows = await db.fetch(
+        """SELECT prediction_id FROM predicted_assets
+           WHERE project_id = $1 AND deployment_id = $2 AND status = 'REVIEWED'
+           ORDER BY created_at, prediction_id LIMIT $3""",
+        project_id,
+        deployment_id,
+        limit,
+    )
+    return [r["prediction_id"] for r in rows]

@@ -313,3 +313,105 @@ async def list_model_versions(db: Db, project_id: UUID, model_id: UUID) -> list[
         f"{_MODEL_VERSIONS} AND v.model_id = $2 ORDER BY v.created_at, v.id", project_id, model_id
     )
     return [ModelVersion.model_validate(dict(r)) for r in rows]
+
+
+# Lookups and pages the control plane answers with: each list comes with how many rows match in all.
+
+
+async def get_labelmap(db: Db, project_id: UUID, labelmap_id: UUID) -> Labelmap | None:
+    row = await db.fetchrow(
+        "SELECT * FROM labelmaps WHERE project_id = $1 AND id = $2", project_id, labelmap_id
+    )
+    return Labelmap.model_validate(dict(row)) if row else None
+
+
+async def get_dataset(db: Db, project_id: UUID, dataset_id: UUID) -> Dataset | None:
+    row = await db.fetchrow(
+        "SELECT * FROM datasets WHERE project_id = $1 AND id = $2", project_id, dataset_id
+    )
+    return Dataset.model_validate(dict(row)) if row else None
+
+
+async def list_datasets(
+    db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Dataset], int]:
+    rows = await db.fetch(
+        """SELECT * FROM datasets
+           WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
+           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
+        project_id,
+        name,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM datasets WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
+        project_id,
+        name,
+    )
+    return [Dataset.model_validate(dict(r)) for r in rows], total
+
+
+async def list_dataset_versions(
+    db: Db, project_id: UUID, dataset_id: UUID, *, limit: int = 50, offset: int = 0
+) -> tuple[list[DatasetVersion], int]:
+    rows = await db.fetch(
+        """SELECT * FROM dataset_versions WHERE project_id = $1 AND dataset_id = $2
+           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
+        project_id,
+        dataset_id,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM dataset_versions WHERE project_id = $1 AND dataset_id = $2",
+        project_id,
+        dataset_id,
+    )
+    return [DatasetVersion.model_validate(dict(r)) for r in rows], total
+
+
+async def count_assets(db: Db, project_id: UUID, dataset_version_id: UUID) -> int:
+    return await db.fetchval(
+        "SELECT count(*) FROM assets WHERE project_id = $1 AND dataset_version_id = $2",
+        project_id,
+        dataset_version_id,
+    )
+
+
+async def annotations_of(db: Db, project_id: UUID, asset_ids: list[UUID]) -> dict[UUID, list[Annotation]]:
+    """The annotations of many assets at once, by asset."""
+    rows = await db.fetch(
+        """SELECT * FROM annotations WHERE project_id = $1 AND asset_id = ANY($2::uuid[])
+           ORDER BY created_at, id""",
+        project_id,
+        asset_ids,
+    )
+    found: dict[UUID, list[Annotation]] = {asset_id: [] for asset_id in asset_ids}
+    for row in rows:
+        found[row["asset_id"]].append(Annotation.model_validate(dict(row)))
+    return found
+
+
+async def get_model(db: Db, project_id: UUID, model_id: UUID) -> Model | None:
+    row = await db.fetchrow("SELECT * FROM models WHERE project_id = $1 AND id = $2", project_id, model_id)
+    return Model.model_validate(dict(row)) if row else None
+
+
+async def list_models(
+    db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Model], int]:
+    rows = await db.fetch(
+        """SELECT * FROM models WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
+           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
+        project_id,
+        name,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM models WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
+        project_id,
+        name,
+    )
+    return [Model.model_validate(dict(r)) for r in rows], total

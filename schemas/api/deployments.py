@@ -1,0 +1,99 @@
+"""Deployments and their pipeline settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from schemas.events import DeploymentKind
+from schemas.predictions import DetectionType
+
+from .common import Alias, Answer, Body, JsonObject, Name
+
+ReferenceStatus = Literal["computing", "ready", "failed"]
+DeploymentPolicy = Literal["deploy_champion", "deploy_shadow", "manual"]
+
+
+class DeploymentCreate(Body):
+    name: Name
+    kind: DeploymentKind
+    model_version_id: UUID = Field(description="The champion; its detection type is the deployment's.")
+    confidence_threshold: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class ModelVersionChoice(Body):
+    model_version_id: UUID
+
+
+class ThresholdUpdate(Body):
+    confidence_threshold: float = Field(ge=0.0, le=1.0)
+
+
+class TrainingDataRequest(Body):
+    dataset_version_id: UUID
+
+
+class TrainingDataOut(Answer):
+    dataset_version_id: UUID | None
+    status: ReferenceStatus | None
+    reason: str | None
+    job_id: UUID | None
+
+
+class ContinuousTrainingRequest(Body):
+    project_id: UUID | None = Field(None, description="Must be this key's project; default: it.")
+    dataset_versions: dict[Alias, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
+    training_parameters: JsonObject | None = Field(None, description="Default: the champion's.")
+    threshold: int | None = Field(None, gt=0, description="Submitted assets that start a training.")
+    active: bool = False
+
+    @model_validator(mode="after")
+    def _active_needs_threshold(self) -> Self:
+        if self.active and self.threshold is None:
+            raise ValueError("threshold is required when active is true")
+        return self
+
+
+class ContinuousTrainingOut(Answer):
+    project_id: UUID | None
+    dataset_versions: dict[str, UUID]
+    training_parameters: dict[str, Any]
+    threshold: int | None
+    active: bool
+
+
+class ContinuousDeploymentRequest(Body):
+    policy: DeploymentPolicy
+    active: bool = False
+
+
+class ContinuousDeploymentOut(Answer):
+    policy: DeploymentPolicy
+    active: bool
+
+
+class ActiveToggle(Body):
+    active: bool
+
+
+class FeedbackLoopOut(Answer):
+    dataset_version_ids: list[UUID]
+
+
+class DeploymentOut(Answer):
+    id: UUID
+    name: str
+    kind: DeploymentKind
+    detection_type: DetectionType
+    champion_model_version_id: UUID | None
+    shadow_model_version_id: UUID | None
+    confidence_threshold: float
+    training_data: TrainingDataOut
+    feedback_loop: FeedbackLoopOut
+    continuous_training: ContinuousTrainingOut
+    continuous_deployment: ContinuousDeploymentOut
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,73 @@
+"""Predicted assets, their review and their submission to a feedback-loop dataset version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from schemas.predictions import Prediction
+
+from .common import Answer, Body
+
+ReviewStatus = Literal["TO_REVIEW", "REVIEWED", "SUBMITTED"]
+PredictionOrder = Literal["newest", "oldest", "most_outlying", "least_outlying"]
+MAX_SUBMIT = 10_000
+
+
+class PredictedAssetOut(Answer):
+    prediction_id: UUID
+    deployment_id: UUID
+    image_object_key: str
+    image_sha256: str
+    image_url: str | None = Field(None, description="Presigned GET of the image (single-asset answers).")
+    width: int
+    height: int
+    source: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    champion_prediction: dict[str, Any]
+    champion_latency_ms: float
+    champion_model_version_id: UUID | None
+    shadow_prediction: dict[str, Any] | None
+    shadow_latency_ms: float | None
+    shadow_model_version_id: UUID | None
+    shadow_error: str | None
+    features: dict[str, float]
+    outlier_score: float | None
+    predicted_at: datetime
+    created_at: datetime
+    status: ReviewStatus
+    review: dict[str, Any] | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    submitted_dataset_version_id: UUID | None
+    submitted_asset_id: UUID | None
+    submitted_at: datetime | None
+
+
+class ReviewRequest(Body):
+    review: Prediction = Field(description="The corrected prediction, of the deployment's detection type.")
+
+
+class SubmitRequest(Body):
+    dataset_version_id: UUID = Field(description="A dataset version attached to the feedback loop.")
+    prediction_ids: list[UUID] | None = Field(None, min_length=1, max_length=MAX_SUBMIT)
+    all_reviewed: bool = False
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> Self:
+        if (self.prediction_ids is not None) == self.all_reviewed:
+            raise ValueError("give either prediction_ids or all_reviewed: true")
+        return self
+
+
+class Submitted(Answer):
+    prediction_id: UUID
+    asset_id: UUID
+
+
+class SubmitOut(Answer):
+    submitted: list[Submitted]

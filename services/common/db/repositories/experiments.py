@@ -1,0 +1,130 @@
+"""Experiments: a training run's parameters, dataset versions and artifacts (the files it produced)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import Db, NotFound, transaction
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    name: str
+    object_key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    name: str
+    base_model_version_id: UUID | None
+    parameters: dict[str, Any]
+    status: str
+    training_request_id: str | None
+    dataset_versions: dict[str, UUID]
+    artifacts: list[Artifact]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+_SELECT = """
+    SELECT e.*,
+        COALESCE((SELECT jsonb_object_agg(d.alias, d.dataset_version_id)
+                  FROM experiment_dataset_versions d WHERE d.experiment_id = e.id), '{}') AS dataset_versions,
+        COALESCE((SELECT jsonb_agg(jsonb_build_object('id', a.id, 'name', a.name, 'object_key', a.object_key,
+                          'sha256', a.sha256, 'size_bytes', a.size_bytes) ORDER BY a.name)
+                  FROM experiment_artifacts a WHERE a.experiment_id = e.id), '[]') AS artifacts
+    FROM experiments e WHERE e.project_id = $1"""
+
+
+async def create_experiment(
+    db: Db,
+    project_id: UUID,
+    name: str,
+    *,
+    base_model_version_id: UUID | None = None,
+    parameters: dict[str, Any] | None = None,
+    dataset_versions: dict[str, UUID] | None = None,
+) -> Experiment:
+    """The experiment with its dataset versions, written together."""
+    async with transaction(db) as conn:
+        try:
+            experiment_id = await conn.fetchval(
+                """INSERT INTO experiments (project_id, name, base_model_version_id, parameters)
+                   VALUES ($1, $2, $3, $4) RETURNING id""",
+                project_id,
+                name,
+                base_model_version_id,
+                parameters or {},
+            )
+            await conn.executemany(
+                """INSERT INTO experiment_dataset_versions
+                       (project_id, experiment_id, alias, dataset_version_id)
+                   VALUES ($1, $2, $3, $4)""",
+                [(project_id, experiment_id, alias, dv) for alias, dv in (dataset_versions or {}).items()],
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(f"a base model version or dataset version is not in this project: {exc}") from exc
+        experiment = await get_experiment(conn, project_id, experiment_id)
+    assert experiment is not None  # written by this transaction
+    return experiment
+
+
+async def get_experiment(db: Db, project_id: UUID, experiment_id: UUID) -> Experiment | None:
+    row = await db.fetchrow(f"{_SELECT} AND e.id = $2", project_id, experiment_id)
+    return Experiment.model_validate(dict(row)) if row else None
+
+
+async def list_experiments(
+    db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Experiment], int]:
+    """A page of the project's experiments (the one named `name`, when given) and how many match."""
+    rows = await db.fetch(
+        f"{_SELECT} AND ($2::text IS NULL OR e.name = $2) ORDER BY e.created_at, e.id LIMIT $3 OFFSET $4",
+        project_id,
+        name,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM experiments WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
+        project_id,
+        name,
+    )
+    return [Experiment.model_validate(dict(r)) for r in rows], total
+
+
+async def add_artifact(
+    db: Db, project_id: UUID, experiment_id: UUID, *, name: str, object_key: str, sha256: str, size_bytes: int
+) -> Artifact:
+    """Record a file the experiment produced; the same name again replaces its content."""
+    try:
+        row = await db.fetchrow(
+            """INSERT INTO experiment_artifacts
+                   (project_id, experiment_id, name, object_key, sha256, size_bytes)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (experiment_id, name) DO UPDATE
+                   SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256,
+                       size_bytes = EXCLUDED.size_bytes
+               RETURNING id, name, object_key, sha256, size_bytes""",
+            project_id,
+            experiment_id,
+            name,
+            object_key,
+            sha256,
+            size_bytes,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"experiment {experiment_id} is not in this project") from exc
+    return Artifact.model_validate(dict(row))

@@ -1,0 +1,56 @@
+"""The transactional outbox: events written with the change they report, published after the commit.
+
+Rows are deleted once the broker acknowledged them. A publish that failed leaves its rows for the relay
+(services/api/outbox.py); a row can then be published twice (published, then the delete failed), which
+readers absorb through the event id every event carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.envelope import Event
+
+from .base import Db
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> list[OutboxRecord]:
+    """Write (topic, event) pairs; call it inside the change's transaction."""
+    records = []
+    for topic, event in events:
+        row_id = await db.fetchval(
+            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING id",
+            topic,
+            event.key,
+            event.to_bytes(),
+        )
+        records.append(OutboxRecord(row_id, topic, event.key, event.to_bytes()))
+    return records
+
+
+async def older_than(db: Db, seconds: float, *, limit: int = 500) -> list[OutboxRecord]:
+    """Rows left behind by a failed publish (young rows are still being published by their request)."""
+    rows = await db.fetch(
+        """SELECT id, topic, key, value FROM outbox
+           WHERE created_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2""",
+        seconds,
+        limit,
+    )
+    return [OutboxRecord(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
+
+
+async def delete(db: Db, ids: Sequence[int]) -> None:
+    await db.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def count(db: Db) -> int:
+    return await db.fetchval("SELECT count(*) FROM outbox")
