@@ -115,6 +115,27 @@ class Settings(BaseSettings):
     # --- ingest (services/ingest) ---
 
     # --- api, SDK and CLI (services/api, cvloop) ---
+    api_max_upload_bytes: int = Field(
+        1024 * 1024 * 1024,
+        gt=0,
+        validation_alias=_env("CVLOOP_API_MAX_UPLOAD_BYTES"),
+        description="Largest model file POST /v1/uploads accepts (images: CVLOOP_MAX_IMAGE_BYTES); "
+        "a larger one answers 413.",
+    )
+    api_outbox_retry_s: float = Field(
+        5.0,
+        gt=0.0,
+        validation_alias=_env("CVLOOP_API_OUTBOX_RETRY_S"),
+        description="How often the api re-publishes events whose publish failed after their change "
+        "committed (the outbox relay).",
+    )
+    api_image_url_ttl_s: int = Field(
+        3600,
+        gt=0,
+        le=7 * 24 * 3600,
+        validation_alias=_env("CVLOOP_API_IMAGE_URL_TTL_S"),
+        description="How long a predicted asset's presigned image_url stays valid.",
+    )
 
     # --- scoring (services/scoring) ---
 

@@ -329,3 +329,13 @@ async def detach_feedback_dataset_version(
             await _get(conn, project_id, deployment_id)  # NotFound for the deployment itself first
             raise NotFound(f"dataset version {dataset_version_id} is not in this deployment's feedback loop")
         return await _update(conn, project_id, deployment_id, "")
+
+
+async def lock_deployment(conn: asyncpg.Connection, project_id: UUID, deployment_id: UUID) -> Deployment:
+    """The deployment, its row locked until the caller's transaction ends (changes that read it first)."""
+    found = await conn.fetchval(
+        "SELECT id FROM deployments WHERE project_id = $1 AND id = $2 FOR UPDATE", project_id, deployment_id
+    )
+    if found is None:
+        raise NotFound(f"deployment {deployment_id} is not in this project")
+    return await _get(conn, project_id, deployment_id)

@@ -1,8 +1,7 @@
 """The transactional outbox: events written with the change they report, published after the commit.
 
-Rows are deleted once the broker acknowledged them. A publish that failed leaves its rows for the relay
-(services/api/outbox.py); a row can then be published twice (published, then the delete failed), which
-readers absorb through the event id every event carries.
+Rows are deleted once the broker acknowledged them; a publish that failed leaves its rows for the next
+flush (services/api/outbox.py).
 """
 
 from __future__ import annotations
@@ -37,13 +36,11 @@ async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> list[OutboxRec
     return records
 
 
-async def older_than(db: Db, seconds: float, *, limit: int = 500) -> list[OutboxRecord]:
-    """Rows left behind by a failed publish (young rows are still being published by their request)."""
+async def claim_pending(db: Db, *, limit: int = 500) -> list[OutboxRecord]:
+    """The oldest unpublished rows, locked until the caller's transaction ends; rows another
+    transaction holds are skipped (it is publishing them)."""
     rows = await db.fetch(
-        """SELECT id, topic, key, value FROM outbox
-           WHERE created_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2""",
-        seconds,
-        limit,
+        "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
     )
     return [OutboxRecord(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
 

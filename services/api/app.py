@@ -1,0 +1,73 @@
+"""The control plane's FastAPI app: its resources opened at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from schemas.topics import Topic
+from services.common.db.pool import open_pool
+from services.common.http import create_app
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+
+from . import errors, metrics
+from .context import Context
+from .outbox import flush, relay_forever
+from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
+
+READY_TIMEOUT_S = 2.0
+
+
+def build_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url)
+        store = ObjectStore.from_settings(settings)
+        producer = EventProducer.from_settings(settings)
+        try:
+            await asyncio.to_thread(store.ensure_bucket)
+            await producer.start()
+            context = Context(settings=settings, pool=pool, store=store, producer=producer)
+            app.state.pool = pool  # what services.common.auth reads
+            app.state.context = context
+            await flush(context)  # events a previous process committed but could not publish
+            relay = asyncio.create_task(relay_forever(context))
+            try:
+                yield
+            finally:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+        finally:
+            await producer.stop()
+            await pool.close()
+
+    async def ready() -> str | None:
+        context: Context | None = getattr(app.state, "context", None)
+        if context is None:
+            return "starting"
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await context.pool.fetchval("SELECT 1")
+                await context.producer.producer.partitions_for(Topic.DEPLOYMENTS)
+        except (TimeoutError, OSError) as exc:
+            return f"postgres or kafka unreachable: {exc.__class__.__name__}"
+        return None
+
+    app = create_app(
+        "cvloop control plane",
+        ready,
+        lifespan=lifespan,
+        version="1",
+        description="Registry, deployments, pipeline settings, review and submission, jobs (docs/api.md).",
+    )
+    errors.install(app)
+    metrics.install(app)
+    for module in (projects, registry, experiments, deployments, pipeline, predictions, jobs):
+        app.include_router(module.router)
+    return app

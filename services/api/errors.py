@@ -1,0 +1,42 @@
+"""How the repositories' errors answer over HTTP, in the shared error format."""
+
+from __future__ import annotations
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.common.db.repositories.base import Conflict, NotFound
+from services.common.http import FieldError, field_error
+from services.common.review_state import IllegalTransition
+
+# Unique constraints named by Postgres as <table>_<columns>_key: the body field that collided.
+_UNIQUE_FIELDS = {"name": "body.name", "version": "body.version"}
+
+
+def unique_field(constraint: str | None) -> str:
+    columns = (constraint or "").removesuffix("_key").split("_")
+    return _UNIQUE_FIELDS.get(columns[-1], "") if columns else ""
+
+
+def not_found(field: str, what: str) -> FieldError:
+    """Missing and another project's look the same: no existence leak."""
+    return FieldError(404, field, f"{what} not found")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return field_error(404, "", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return field_error(409, "", str(exc))
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return field_error(409, "", str(exc))
+
+    @app.exception_handler(asyncpg.UniqueViolationError)
+    async def _unique(_: Request, exc: asyncpg.UniqueViolationError) -> JSONResponse:
+        return field_error(409, unique_field(exc.constraint_name), "already exists")

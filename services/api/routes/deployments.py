@@ -1,0 +1,176 @@
+"""Deployments: created from a model version; champion, shadow and threshold changes. Each change
+publishes the deployment's routing state (DeploymentUpdated) to `deployments`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter
+
+from schemas.api.common import Page as PageOf
+from schemas.api.deployments import DeploymentCreate, DeploymentOut, ModelVersionChoice, ThresholdUpdate
+from schemas.events import DeploymentChange, JobKind
+from schemas.topics import Topic
+from services.common.auth import ReadKey, WriteKey
+from services.common.db.repositories import deployments, jobs, registry
+from services.common.db.repositories.base import Db
+from services.common.db.repositories.deployments import Deployment
+from services.common.db.repositories.registry import ModelVersion
+from services.common.http import FieldError
+
+from ..context import Ctx, Page
+from ..errors import not_found
+from ..events import deployment_updated
+from ..outbox import Change, change
+
+router = APIRouter(prefix="/v1", tags=["deployments"])
+
+
+async def deployment_out(db: Db, deployment: Deployment) -> DeploymentOut:
+    reference_job = await jobs.latest_job(db, deployment.project_id, JobKind.REFERENCE, deployment.id)
+    ct = deployment.continuous_training
+    return DeploymentOut.model_validate(
+        deployment.model_dump()
+        | {
+            "training_data": {
+                "dataset_version_id": deployment.training_dataset_version_id,
+                "status": deployment.reference_status,
+                "reason": deployment.reference_reason,
+                "job_id": reference_job.id if reference_job else None,
+            },
+            "feedback_loop": {"dataset_version_ids": deployment.feedback_dataset_version_ids},
+            "continuous_training": {
+                "project_id": ct.project_id,
+                "dataset_versions": ct.dataset_versions,
+                "training_parameters": ct.parameters,
+                "threshold": ct.trigger_threshold,
+                "active": ct.active,
+            },
+            "continuous_deployment": {"policy": deployment.cd_policy, "active": deployment.cd_active},
+        }
+    )
+
+
+async def existing(db: Db, project_id: UUID, deployment_id: UUID) -> Deployment:
+    deployment = await deployments.get_deployment(db, project_id, deployment_id)
+    if deployment is None:
+        raise not_found("path.deployment_id", "deployment")
+    return deployment
+
+
+async def _model_version_for(db: Db, deployment: Deployment, model_version_id: UUID) -> ModelVersion:
+    version = await registry.get_model_version(db, deployment.project_id, model_version_id)
+    if version is None:
+        raise not_found("body.model_version_id", "model version")
+    if version.detection_type != deployment.detection_type:
+        raise FieldError(
+            409,
+            "body.model_version_id",
+            f"model version predicts {version.detection_type} but the deployment is "
+            f"{deployment.detection_type}",
+        )
+    return version
+
+
+def published(current: Change, deployment: Deployment, what: DeploymentChange) -> Deployment:
+    current.publish(Topic.DEPLOYMENTS, deployment_updated(deployment, what))
+    return deployment
+
+
+@router.post("/deployments", status_code=201)
+async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> DeploymentOut:
+    version = await registry.get_model_version(ctx.pool, key.project_id, body.model_version_id)
+    if version is None:
+        raise not_found("body.model_version_id", "model version")
+    async with change(ctx) as current:
+        try:
+            deployment = await deployments.create_deployment(
+                current.conn,
+                key.project_id,
+                body.name,
+                kind=body.kind,
+                detection_type=version.detection_type,
+                champion_model_version_id=version.id,
+                confidence_threshold=body.confidence_threshold,
+            )
+        except asyncpg.UniqueViolationError:
+            raise FieldError(409, "body.name", "a deployment with this name already exists") from None
+        published(current, deployment, DeploymentChange.CREATED)
+    return await deployment_out(ctx.pool, deployment)
+
+
+@router.get("/deployments")
+async def list_deployments(
+    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+) -> PageOf[DeploymentOut]:
+    found = [
+        d
+        for d in await deployments.list_deployments(ctx.pool, key.project_id)
+        if name is None or d.name == name
+    ]
+    items = [await deployment_out(ctx.pool, d) for d in found[page.offset : page.offset + page.limit]]
+    return PageOf[DeploymentOut](items=items, total=len(found))
+
+
+@router.get("/deployments/{deployment_id}")
+async def get_deployment(ctx: Ctx, key: ReadKey, deployment_id: UUID) -> DeploymentOut:
+    return await deployment_out(ctx.pool, await existing(ctx.pool, key.project_id, deployment_id))
+
+
+@router.put("/deployments/{deployment_id}/champion")
+async def set_champion(
+    ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice
+) -> DeploymentOut:
+    async with change(ctx) as current:
+        deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
+        await _model_version_for(current.conn, deployment, body.model_version_id)
+        if body.model_version_id == deployment.shadow_model_version_id:
+            raise FieldError(
+                409, "body.model_version_id", "this model version is the shadow: promote the shadow instead"
+            )
+        deployment = await deployments.set_champion(
+            current.conn, key.project_id, deployment_id, body.model_version_id
+        )
+        published(current, deployment, DeploymentChange.CHAMPION_SET)
+    return await deployment_out(ctx.pool, deployment)
+
+
+@router.put("/deployments/{deployment_id}/shadow")
+async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice) -> DeploymentOut:
+    async with change(ctx) as current:
+        deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
+        await _model_version_for(current.conn, deployment, body.model_version_id)
+        if body.model_version_id == deployment.champion_model_version_id:
+            raise FieldError(409, "body.model_version_id", "this model version is already the champion")
+        deployment = await deployments.set_shadow(
+            current.conn, key.project_id, deployment_id, body.model_version_id
+        )
+        published(current, deployment, DeploymentChange.SHADOW_SET)
+    return await deployment_out(ctx.pool, deployment)
+
+
+@router.delete("/deployments/{deployment_id}/shadow")
+async def remove_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
+    async with change(ctx) as current:
+        deployment = await deployments.set_shadow(current.conn, key.project_id, deployment_id, None)
+        published(current, deployment, DeploymentChange.SHADOW_REMOVED)
+    return await deployment_out(ctx.pool, deployment)
+
+
+@router.post("/deployments/{deployment_id}/shadow/promote")
+async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
+    async with change(ctx) as current:
+        deployment = await deployments.promote_shadow(current.conn, key.project_id, deployment_id)
+        published(current, deployment, DeploymentChange.SHADOW_PROMOTED)
+    return await deployment_out(ctx.pool, deployment)
+
+
+@router.put("/deployments/{deployment_id}/threshold")
+async def set_threshold(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ThresholdUpdate) -> DeploymentOut:
+    async with change(ctx) as current:
+        deployment = await deployments.set_confidence_threshold(
+            current.conn, key.project_id, deployment_id, body.confidence_threshold
+        )
+        published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
+    return await deployment_out(ctx.pool, deployment)

@@ -1,0 +1,123 @@
+"""Experiments, their artifacts, and exporting one as a model version."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter
+
+from schemas.api.common import Page as PageOf
+from schemas.api.experiments import (
+    ArtifactCreate,
+    ArtifactOut,
+    ExperimentCreate,
+    ExperimentOut,
+    ExportRequest,
+)
+from schemas.api.registry import ModelVersionOut
+from services.common.auth import ReadKey, WriteKey
+from services.common.db.repositories import experiments, registry
+from services.common.db.repositories.base import transaction
+from services.common.http import FieldError
+
+from ..context import Ctx, Page
+from ..errors import not_found
+from ..objects import uploaded
+from ..rules import exported_version
+
+router = APIRouter(prefix="/v1", tags=["experiments"])
+
+
+@router.post("/experiments", status_code=201)
+async def create_experiment(ctx: Ctx, key: WriteKey, body: ExperimentCreate) -> ExperimentOut:
+    if body.base_model_version_id and not await registry.get_model_version(
+        ctx.pool, key.project_id, body.base_model_version_id
+    ):
+        raise not_found("body.base_model_version_id", "model version")
+    for alias, dataset_version_id in body.dataset_versions.items():
+        if await registry.get_dataset_version(ctx.pool, key.project_id, dataset_version_id) is None:
+            raise not_found(f"body.dataset_versions.{alias}", "dataset version")
+    experiment = await experiments.create_experiment(
+        ctx.pool,
+        key.project_id,
+        body.name,
+        base_model_version_id=body.base_model_version_id,
+        parameters=body.parameters,
+        dataset_versions=body.dataset_versions,
+    )
+    return ExperimentOut.model_validate(experiment)
+
+
+@router.get("/experiments")
+async def list_experiments(
+    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+) -> PageOf[ExperimentOut]:
+    found, total = await experiments.list_experiments(
+        ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
+    )
+    return PageOf[ExperimentOut](items=[ExperimentOut.model_validate(e) for e in found], total=total)
+
+
+@router.get("/experiments/{experiment_id}")
+async def get_experiment(ctx: Ctx, key: ReadKey, experiment_id: UUID) -> ExperimentOut:
+    experiment = await experiments.get_experiment(ctx.pool, key.project_id, experiment_id)
+    if experiment is None:
+        raise not_found("path.experiment_id", "experiment")
+    return ExperimentOut.model_validate(experiment)
+
+
+@router.post("/experiments/{experiment_id}/artifacts", status_code=201)
+async def add_artifact(ctx: Ctx, key: WriteKey, experiment_id: UUID, body: ArtifactCreate) -> ArtifactOut:
+    if await experiments.get_experiment(ctx.pool, key.project_id, experiment_id) is None:
+        raise not_found("path.experiment_id", "experiment")
+    sha256, size = await uploaded(ctx.store, body.object_key, "body.object_key")
+    artifact = await experiments.add_artifact(
+        ctx.pool,
+        key.project_id,
+        experiment_id,
+        name=body.name,
+        object_key=body.object_key,
+        sha256=sha256,
+        size_bytes=size,
+    )
+    return ArtifactOut.model_validate(artifact)
+
+
+@router.post("/experiments/{experiment_id}/export", status_code=201)
+async def export_as_model(
+    ctx: Ctx, key: WriteKey, experiment_id: UUID, body: ExportRequest
+) -> ModelVersionOut:
+    """A new model version (of a new model, or of an existing one) made from the experiment."""
+    project_id = key.project_id
+    experiment = await experiments.get_experiment(ctx.pool, project_id, experiment_id)
+    if experiment is None:
+        raise not_found("path.experiment_id", "experiment")
+    base = experiment.base_model_version_id and await registry.get_model_version(
+        ctx.pool, project_id, experiment.base_model_version_id
+    )
+    if not base:
+        raise FieldError(
+            409,
+            "path.experiment_id",
+            "the experiment has no base model version to inherit a detection type from",
+        )
+    new = exported_version(experiment, base, version=body.version, description=body.description, io=body.io)
+    # The new model and its version appear together or not at all.
+    async with transaction(ctx.pool) as conn:
+        if body.model_id is not None:
+            if await registry.get_model(conn, project_id, body.model_id) is None:
+                raise not_found("body.model_id", "model")
+            model_id = body.model_id
+        else:
+            assert body.model_name is not None  # the body requires one of them
+            try:
+                model = await registry.create_model(conn, project_id, body.model_name, body.model_description)
+            except asyncpg.UniqueViolationError:
+                raise FieldError(409, "body.model_name", "a model with this name already exists") from None
+            model_id = model.id
+        try:
+            version = await registry.create_model_version(conn, project_id, model_id, new)
+        except asyncpg.UniqueViolationError:
+            raise FieldError(409, "body.version", "the model already has this version") from None
+    return ModelVersionOut.model_validate(version)
