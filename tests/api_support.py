@@ -1,0 +1,122 @@
+"""What the control-plane tests share: the app on a database of its own, projects with keys, images,
+and reading what the app published."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from PIL import Image
+
+from schemas import decode
+from services.api.app import build_app
+from services.common.db.pool import create_pool
+from services.common.db.repositories import projects
+from services.common.db.repositories.projects import Scope
+from services.common.kafka.consumer import create_consumer
+from services.common.settings import Settings
+
+WAIT_S = 60.0
+
+
+def png(seed: int, width: int = 64, height: int = 48) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Project:
+    id: UUID
+    admin: str  # secrets, one per scope
+    write: str
+    read: str
+
+
+async def new_project(pool: asyncpg.Pool, name: str | None = None) -> Project:
+    """What `cvloop projects create` does: the project and its keys."""
+    project = await projects.create_project(pool, name or f"project-{uuid4().hex[:8]}")
+    secrets = {}
+    for scope in Scope:
+        _, secrets[scope] = await projects.create_api_key(pool, project.id, f"{scope}-key", [scope])
+    return Project(project.id, secrets[Scope.ADMIN], secrets[Scope.WRITE], secrets[Scope.READ])
+
+
+class Api:
+    """An httpx client on the app, authenticated as one key unless told otherwise."""
+
+    def __init__(self, app: FastAPI, secret: str | None) -> None:
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://api",
+            headers=headers,
+        )
+
+    async def __call__(self, method: str, path: str, expect: int | None = None, **kwargs: Any) -> Any:
+        response = await self.client.request(method, path, **kwargs)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response.json() if response.content else None
+
+    async def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, path, **kwargs)
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    pool: asyncpg.Pool
+    settings: Settings
+
+    def as_key(self, secret: str | None) -> Api:
+        return Api(self.app, secret)
+
+
+async def running_app(settings: Settings, dsn: str) -> AsyncIterator[Running]:
+    app_settings = settings.model_copy(update={"database_url_setting": dsn, "api_outbox_retry_s": 0.5})
+    app = build_app(app_settings)
+    async with app.router.lifespan_context(app):
+        pool = await create_pool(dsn, max_size=4)
+        try:
+            yield Running(app, pool, app_settings)
+        finally:
+            await pool.close()
+
+
+async def published(
+    settings: Settings, topics: list[str], keep: Callable[[Any], bool], count: int, *, settle_s: float = 0.0
+) -> list[Any]:
+    """Decoded events of `topics` that `keep` accepts, once `count` arrived (then `settle_s` more, to
+    see that no extra one follows)."""
+    consumer = create_consumer(settings, f"test-{uuid4()}", *topics)
+    await consumer.start()
+    kept: list[Any] = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while len(kept) < count:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        event = decode(record.topic, record.value)
+                        if keep(event):
+                            kept.append(event)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle_s
+        while loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            kept += [
+                e for records in batches.values() for r in records if keep(e := decode(r.topic, r.value))
+            ]
+    finally:
+        await consumer.stop()
+    return kept
