@@ -1,0 +1,216 @@
+"""The control plane's pure decisions: annotations, feedback-loop fit, processing parameters, export,
+the events it builds, scopes, and which field a unique violation names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from schemas.events import DeploymentChange, JobKind
+from schemas.model_io import ModelIO
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
+from services.api.errors import unique_field
+from services.api.events import NO_DEPLOYMENT, deployment_updated, job_requested
+from services.api.rules import (
+    annotation_problem,
+    exported_version,
+    feedback_mismatch,
+    missing_parameters,
+    unknown_parameters,
+)
+from services.common.auth import grants
+from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
+from services.common.db.repositories.experiments import Artifact, Experiment
+from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
+from services.common.db.repositories.projects import Scope
+from services.common.db.repositories.registry import DatasetVersion, ModelVersion
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+SHA = "a" * 64
+
+
+def _box(label: str = "cat", box: tuple[float, ...] = (1, 1, 10, 10)) -> DetectionPrediction:
+    return DetectionPrediction(boxes=[box], classes=[label], scores=[0.9])
+
+
+def _model_version(**extra: object) -> ModelVersion:
+    values = {
+        "id": uuid4(),
+        "project_id": uuid4(),
+        "model_id": uuid4(),
+        "created_at": NOW,
+        "version": "1",
+        "detection_type": DetectionType.DETECTION,
+        "labelmap_id": uuid4(),
+    }
+    return ModelVersion.model_validate(values | extra)
+
+
+def _dataset_version(detection_type: DetectionType = DetectionType.DETECTION) -> DatasetVersion:
+    return DatasetVersion(
+        id=uuid4(),
+        project_id=uuid4(),
+        dataset_id=uuid4(),
+        version="v1",
+        description="",
+        detection_type=detection_type,
+        labelmap_id=None,
+        created_at=NOW,
+    )
+
+
+def test_annotation_must_fit_type_image_and_labelmap() -> None:
+    detection = DetectionType.DETECTION
+    assert annotation_problem(_box(), detection, 64, 48, ["cat"]) is None
+    assert annotation_problem(_box(), detection, 64, 48, None) is None
+    classification = ClassificationPrediction(classes=["cat"], scores=[1.0])
+    assert annotation_problem(classification, detection, 64, 48, None)[0] == "type"  # type: ignore[index]
+    assert annotation_problem(_box(box=(0, 0, 65, 4)), detection, 64, 48, None) == (
+        "boxes[0]",
+        "leaves the 64x48 image",
+    )
+    assert annotation_problem(_box("cow"), detection, 64, 48, ["cat"])[0] == "classes[0]"  # type: ignore[index]
+
+
+def test_feedback_loop_takes_only_the_champions_type_and_labels() -> None:
+    champion = _model_version()
+    assert feedback_mismatch(champion, ["cat", "dog"], _dataset_version(), ["cat", "dog"]) is None
+    assert "differs" in (
+        feedback_mismatch(champion, ["cat", "dog"], _dataset_version(), ["dog", "cat"]) or ""
+    )
+    assert "none" in (feedback_mismatch(champion, ["cat"], _dataset_version(), None) or "")
+    wrong_type = feedback_mismatch(champion, ["cat"], _dataset_version(DetectionType.SEGMENTATION), ["cat"])
+    assert wrong_type is not None and "segmentation" in wrong_type
+
+
+def test_processing_parameters_follow_the_schema() -> None:
+    schema = {"properties": {"bits": {}, "mode": {}}, "required": ["bits"]}
+    assert unknown_parameters(schema, {"bits": 8, "speed": 1, "x": 0}) == ["speed", "x"]
+    assert missing_parameters(schema, {"mode": "fast"}) == ["bits"]
+    assert unknown_parameters({}, {"anything": 1}) == missing_parameters({}, {}) == []
+
+
+def test_export_inherits_from_the_experiment_and_its_base_version() -> None:
+    io = ModelIO(width=32, height=32)
+    base = _model_version(
+        training_parameters={"epochs": 3, "lr": 0.1},
+        training_entrypoint="train.py",
+        training_image="t:1",
+        io=io,
+    )
+    train = uuid4()
+    experiment = Experiment(
+        id=uuid4(),
+        project_id=base.project_id,
+        name="e",
+        base_model_version_id=base.id,
+        parameters={"epochs": 10},
+        status="succeeded",
+        training_request_id=None,
+        dataset_versions={"train": train},
+        artifacts=[
+            Artifact(id=uuid4(), name="best.onnx", object_key=f"artifacts/aa/{SHA}", sha256=SHA, size_bytes=4)
+        ],
+        created_at=NOW,
+        finished_at=NOW,
+    )
+    new = exported_version(experiment, base, version="2", description="d", io=None)
+    assert (new.detection_type, new.labelmap_id, new.io) == (base.detection_type, base.labelmap_id, io)
+    assert new.training_parameters == {"epochs": 10, "lr": 0.1}
+    assert (new.training_entrypoint, new.training_image) == ("train.py", "t:1")
+    assert (new.source_experiment_id, new.dataset_versions) == (experiment.id, {"train": train})
+    assert [(f.name, f.object_key, f.size_bytes) for f in new.files] == [
+        ("best.onnx", f"artifacts/aa/{SHA}", 4)
+    ]
+    other_io = ModelIO(width=64, height=64)
+    assert exported_version(experiment, base, version="3", description="", io=other_io).io == other_io
+
+
+def _job(kind: JobKind, target_type: TargetType, parameters: dict[str, object]) -> tuple[Job, JobRun]:
+    job = Job(
+        id=uuid4(),
+        project_id=uuid4(),
+        kind=kind,
+        target_type=target_type,
+        target_id=uuid4(),
+        processing_id=uuid4() if kind is JobKind.PROCESSING else None,
+        parameters=parameters,
+        request_id=None,
+        created_at=NOW,
+    )
+    run = JobRun(
+        id=uuid4(),
+        project_id=job.project_id,
+        job_id=job.id,
+        attempt=1,
+        status=RunStatus.PENDING,
+        reason=None,
+        created_at=NOW,
+        started_at=None,
+        finished_at=None,
+    )
+    return job, run
+
+
+def test_job_requests_name_their_target() -> None:
+    dataset_version = uuid4()
+    job, run = _job(JobKind.REFERENCE, TargetType.DEPLOYMENT, {"dataset_version_id": str(dataset_version)})
+    event = job_requested(job, run)
+    assert (event.deployment_id, event.dataset_version_id, event.parameters) == (
+        job.target_id,
+        dataset_version,
+        {},
+    )
+    assert (event.job_id, event.run_id, event.kind) == (job.id, run.id, JobKind.REFERENCE)
+
+    job, run = _job(JobKind.PROCESSING, TargetType.MODEL_VERSION, {"bits": 8})
+    event = job_requested(job, run)
+    assert (event.deployment_id, event.model_version_id, event.parameters) == (
+        NO_DEPLOYMENT,
+        job.target_id,
+        {"bits": 8},
+    )
+
+
+def test_deployment_updated_carries_the_routing_state() -> None:
+    deployment = Deployment(
+        id=uuid4(),
+        project_id=uuid4(),
+        name="d",
+        kind="served",
+        detection_type=DetectionType.DETECTION,
+        champion_model_version_id=uuid4(),
+        shadow_model_version_id=uuid4(),
+        confidence_threshold=0.4,
+        training_dataset_version_id=None,
+        reference_status=None,
+        reference_reason=None,
+        reference_id=None,
+        feedback_dataset_version_ids=[],
+        continuous_training=ContinuousTraining(),
+        cd_policy=DeploymentPolicy.MANUAL,
+        cd_active=False,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    event = deployment_updated(deployment, DeploymentChange.SHADOW_SET)
+    assert (event.deployment_id, event.change, event.confidence_threshold) == (
+        deployment.id,
+        "shadow_set",
+        0.4,
+    )
+    assert (event.champion_model_version_id, event.shadow_model_version_id) == (
+        deployment.champion_model_version_id,
+        deployment.shadow_model_version_id,
+    )
+
+
+def test_scopes_nest_admin_over_write_over_read() -> None:
+    assert grants([Scope.ADMIN], Scope.READ) and grants([Scope.WRITE], Scope.READ)
+    assert not grants([Scope.READ], Scope.WRITE) and not grants([Scope.WRITE], Scope.ADMIN)
+
+
+def test_unique_violations_name_the_body_field() -> None:
+    assert unique_field("datasets_project_id_name_key") == "body.name"
+    assert unique_field("model_versions_model_id_version_key") == "body.version"
+    assert unique_field("something_else") == unique_field(None) == ""
