@@ -57,7 +57,10 @@ async def change(ctx: Context) -> AsyncIterator[Change]:
             yield current
             await outbox.enqueue(conn, current.events)
     if current.events:
-        await flush(ctx)
+        try:
+            await flush(ctx)
+        except Exception:  # the change stands: the relay publishes its events later
+            logger.warning("outbox flush failed after a commit", exc_info=True)
 
 
 async def flush(ctx: Context) -> int:
@@ -90,5 +93,5 @@ async def relay_forever(ctx: Context) -> None:
         await asyncio.sleep(ctx.settings.api_outbox_retry_s)
         try:
             await flush(ctx)
-        except (OSError, asyncpg.PostgresError):
+        except Exception:  # a relay that stopped would strand every later leftover event
             logger.warning("outbox relay failed; trying again later", exc_info=True)

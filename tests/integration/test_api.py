@@ -25,7 +25,8 @@ from schemas.events import (
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, jobs, predicted_assets
-from services.common.db.repositories.deployments import ReferenceStatus
+from services.common.db.repositories.base import Conflict
+from services.common.db.repositories.deployments import ContinuousTraining, ReferenceStatus
 from services.common.db.repositories.jobs import RunStatus
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
@@ -506,6 +507,17 @@ async def test_continuous_training_and_deployment_settings(api: Api) -> None:
     assert (
         shown["continuous_training"]["active"] and shown["continuous_deployment"]["policy"] == "deploy_shadow"
     )
+
+
+async def test_the_database_keeps_continuous_training_in_its_project(
+    running: Running, project: Project
+) -> None:
+    api = running.as_key(project.write)
+    dep = await deployment(api, await model_version(api))
+    other = await new_project(running.pool)
+    settings = ContinuousTraining(project_id=other.id, trigger_threshold=5)
+    with pytest.raises(Conflict, match="deployments_ct_same_project"):
+        await deployments.configure_continuous_training(running.pool, project.id, UUID(dep["id"]), settings)
 
 
 # --- review and submission ----------------------------------------------------------------------
