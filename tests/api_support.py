@@ -37,7 +37,7 @@ def png(seed: int, width: int = 64, height: int = 48) -> bytes:
 @dataclass(frozen=True)
 class Project:
     id: UUID
-    admin: str  # secrets, one per scope
+    admin: str  # secrets: read, read+write, read+write+admin
     write: str
     read: str
 
@@ -46,8 +46,8 @@ async def new_project(pool: asyncpg.Pool, name: str | None = None) -> Project:
     """What `cvloop projects create` does: the project and its keys."""
     project = await projects.create_project(pool, name or f"project-{uuid4().hex[:8]}")
     secrets = {}
-    for scope in Scope:
-        _, secrets[scope] = await projects.create_api_key(pool, project.id, f"{scope}-key", [scope])
+    for scopes in ([Scope.READ], [Scope.READ, Scope.WRITE], list(Scope)):
+        _, secrets[scopes[-1]] = await projects.create_api_key(pool, project.id, f"{scopes[-1]}-key", scopes)
     return Project(project.id, secrets[Scope.ADMIN], secrets[Scope.WRITE], secrets[Scope.READ])
 
 

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.common.auth import RequireScope
+from services.common.db.repositories.projects import ApiKey, Scope
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
@@ -42,3 +45,24 @@ def _paging(
 
 Ctx = Annotated[Context, Depends(_context)]
 Page = Annotated[Paging, Depends(_paging)]
+
+
+# RequireScope checks the key; the bearer scheme only describes it in the OpenAPI document.
+_BEARER = HTTPBearer(auto_error=False, description="An API key of the project.")
+
+
+class _Key:
+    """The request's API key when it holds `scope`."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.require = RequireScope(scope)
+
+    async def __call__(
+        self, request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+    ) -> ApiKey:
+        return await self.require(request)
+
+
+ReadKey = Annotated[ApiKey, Depends(_Key(Scope.READ))]
+WriteKey = Annotated[ApiKey, Depends(_Key(Scope.WRITE))]
+AdminKey = Annotated[ApiKey, Depends(_Key(Scope.ADMIN))]

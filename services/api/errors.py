@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.db.repositories.base import Conflict, NotFound
-from services.common.http import FieldError, field_error
+from services.common.http import ApiError, field_error
 from services.common.review_state import IllegalTransition
 
 # Unique constraints named by Postgres as <table>_<columns>_key: the body field that collided.
@@ -19,9 +19,9 @@ def unique_field(constraint: str | None) -> str:
     return _UNIQUE_FIELDS.get(columns[-1], "") if columns else ""
 
 
-def not_found(field: str, what: str) -> FieldError:
+def not_found(field: str, what: str) -> ApiError:
     """Missing and another project's look the same: no existence leak."""
-    return FieldError(404, field, f"{what} not found")
+    return ApiError(404, field, f"{what} not found")
 
 
 def install(app: FastAPI) -> None:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from minio.error import S3Error
 
 from schemas.object_keys import CONTENT_TYPES, ObjectKind, parse_key
-from services.common.http import FieldError
+from services.common.http import ApiError
 from services.common.storage import ObjectStore, StoredObject
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
@@ -30,7 +30,7 @@ async def uploaded(store: ObjectStore, key: str, field: str) -> tuple[str, int]:
     """The sha256 and size of an uploaded object; 422 naming `field` when nothing was uploaded there."""
     size = await asyncio.to_thread(_size, store, key)
     if size is None:
-        raise FieldError(422, field, f"no uploaded object under {key!r}: upload it with POST /v1/uploads")
+        raise ApiError(422, field, f"no uploaded object under {key!r}: upload it with POST /v1/uploads")
     return parse_key(key).sha256, size
 
 

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
 
 from schemas.codec import field_path
 from services.common.settings import Settings
@@ -42,17 +42,15 @@ def field_error(status_code: int, field: str, message: str) -> JSONResponse:
     return error_response(status_code, [{"field": field, "message": message}])
 
 
-class FieldError(Exception):
-    """Raise in a handler or dependency to answer `status_code` with the error format, naming `field`."""
+class ApiError(HTTPException):
+    """An error about one field (empty: the request as a whole), raised from a handler or a dependency
+    and answered in the common format."""
 
     def __init__(
         self, status_code: int, field: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.status_code = status_code
+        super().__init__(status_code, detail=message, headers=headers)
         self.field = field
-        self.message = message
-        self.headers = headers
 
 
 def create_app(
@@ -73,16 +71,9 @@ def create_app(
         # A model built by hand inside a handler (a multipart field parsed as JSON, say) is still bad input.
         return error_response(422, _problems(exc.errors(include_url=False)))
 
-    @app.exception_handler(FieldError)
-    async def _field_error(_: Request, exc: FieldError) -> JSONResponse:
-        response = field_error(exc.status_code, exc.field, exc.message)
-        response.headers.update(exc.headers or {})
-        return response
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Unknown routes and wrong methods answer in the same format as everything else.
-        response = field_error(exc.status_code, "", str(exc.detail))
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        response = field_error(exc.status_code, getattr(exc, "field", ""), str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
 

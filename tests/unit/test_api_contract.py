@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from uuid import uuid4
+
+from fastapi.testclient import TestClient
 
 from services.api.app import build_app
 from services.common.settings import Settings
@@ -44,3 +47,16 @@ def test_every_v1_route_requires_a_bearer_key() -> None:
         if path.startswith("/v1") and not operation.get("security")
     ]
     assert not unguarded
+
+
+def test_every_v1_route_answers_401_without_a_key() -> None:
+    app = build_app(Settings())
+    app.state.context = object()  # never reached: the key is checked first
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: no servers needed
+    for path, item in app.openapi()["paths"].items():
+        if path.startswith("/v1"):
+            concrete = re.sub(r"\{[^}]+\}", str(uuid4()), path)
+            for method in item:
+                answer = client.request(method.upper(), concrete)
+                assert answer.status_code == 401, (method, path, answer.text)
+                assert answer.json()["errors"][0]["field"] == "authorization"

@@ -1,5 +1,5 @@
 """The control plane's pure decisions: annotations, feedback-loop fit, processing parameters, export,
-the events it builds, scopes, and which field a unique violation names."""
+the events it builds, and which field a unique violation names."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from services.api.rules import (
     missing_parameters,
     unknown_parameters,
 )
-from services.common.auth import grants
 from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
 from services.common.db.repositories.experiments import Artifact, Experiment
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
-from services.common.db.repositories.projects import Scope
 from services.common.db.repositories.registry import DatasetVersion, ModelVersion
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -203,11 +201,6 @@ def test_deployment_updated_carries_the_routing_state() -> None:
         deployment.champion_model_version_id,
         deployment.shadow_model_version_id,
     )
-
-
-def test_scopes_nest_admin_over_write_over_read() -> None:
-    assert grants([Scope.ADMIN], Scope.READ) and grants([Scope.WRITE], Scope.READ)
-    assert not grants([Scope.READ], Scope.WRITE) and not grants([Scope.WRITE], Scope.ADMIN)
 
 
 def test_unique_violations_name_the_body_field() -> None:

@@ -12,14 +12,13 @@ from schemas.api.common import Page as PageOf
 from schemas.api.deployments import DeploymentCreate, DeploymentOut, ModelVersionChoice, ThresholdUpdate
 from schemas.events import DeploymentChange, JobKind
 from schemas.topics import Topic
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import deployments, jobs, registry
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import Deployment
 from services.common.db.repositories.registry import ModelVersion
-from services.common.http import FieldError
+from services.common.http import ApiError
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..events import deployment_updated
 from ..outbox import Change, change
@@ -64,7 +63,7 @@ async def _model_version_for(db: Db, deployment: Deployment, model_version_id: U
     if version is None:
         raise not_found("body.model_version_id", "model version")
     if version.detection_type != deployment.detection_type:
-        raise FieldError(
+        raise ApiError(
             409,
             "body.model_version_id",
             f"model version predicts {version.detection_type} but the deployment is "
@@ -95,7 +94,7 @@ async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> 
                 confidence_threshold=body.confidence_threshold,
             )
         except asyncpg.UniqueViolationError:
-            raise FieldError(409, "body.name", "a deployment with this name already exists") from None
+            raise ApiError(409, "body.name", "a deployment with this name already exists") from None
         published(current, deployment, DeploymentChange.CREATED)
     return await deployment_out(ctx.pool, deployment)
 
@@ -126,7 +125,7 @@ async def set_champion(
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
         await _model_version_for(current.conn, deployment, body.model_version_id)
         if body.model_version_id == deployment.shadow_model_version_id:
-            raise FieldError(
+            raise ApiError(
                 409, "body.model_version_id", "this model version is the shadow: promote the shadow instead"
             )
         deployment = await deployments.set_champion(
@@ -142,7 +141,7 @@ async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVe
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
         await _model_version_for(current.conn, deployment, body.model_version_id)
         if body.model_version_id == deployment.champion_model_version_id:
-            raise FieldError(409, "body.model_version_id", "this model version is already the champion")
+            raise ApiError(409, "body.model_version_id", "this model version is already the champion")
         deployment = await deployments.set_shadow(
             current.conn, key.project_id, deployment_id, body.model_version_id
         )

@@ -16,12 +16,11 @@ from schemas.api.experiments import (
     ExportRequest,
 )
 from schemas.api.registry import ModelVersionOut
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
-from services.common.http import FieldError
+from services.common.http import ApiError
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import uploaded
 from ..rules import exported_version
@@ -97,7 +96,7 @@ async def export_as_model(
         ctx.pool, project_id, experiment.base_model_version_id
     )
     if not base:
-        raise FieldError(
+        raise ApiError(
             409,
             "path.experiment_id",
             "the experiment has no base model version to inherit a detection type from",
@@ -114,10 +113,10 @@ async def export_as_model(
             try:
                 model = await registry.create_model(conn, project_id, body.model_name, body.model_description)
             except asyncpg.UniqueViolationError:
-                raise FieldError(409, "body.model_name", "a model with this name already exists") from None
+                raise ApiError(409, "body.model_name", "a model with this name already exists") from None
             model_id = model.id
         try:
             version = await registry.create_model_version(conn, project_id, model_id, new)
         except asyncpg.UniqueViolationError:
-            raise FieldError(409, "body.version", "the model already has this version") from None
+            raise ApiError(409, "body.version", "the model already has this version") from None
     return ModelVersionOut.model_validate(version)

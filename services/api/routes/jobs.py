@@ -20,12 +20,11 @@ from schemas.api.jobs import (
 )
 from schemas.events import JobKind
 from schemas.topics import Topic
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import jobs, processings, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
-from services.common.http import FieldError
+from services.common.http import ApiError
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..events import job_requested
 from ..outbox import change
@@ -119,7 +118,7 @@ async def create_processing(ctx: Ctx, key: WriteKey, body: ProcessingCreate) -> 
             parameters_schema=body.parameters_schema,
         )
     except asyncpg.UniqueViolationError:
-        raise FieldError(409, "body.name", "a processing with this name already exists") from None
+        raise ApiError(409, "body.name", "a processing with this name already exists") from None
     return ProcessingOut.model_validate(processing)
 
 
@@ -142,9 +141,9 @@ async def launch_processing(
     if processing is None:
         raise not_found("body.processing_id", "processing")
     for name in unknown_parameters(processing.parameters_schema, body.parameters):
-        raise FieldError(422, f"body.parameters.{name}", "not a parameter of this processing")
+        raise ApiError(422, f"body.parameters.{name}", "not a parameter of this processing")
     for name in missing_parameters(processing.parameters_schema, body.parameters):
-        raise FieldError(422, f"body.parameters.{name}", "required by this processing")
+        raise ApiError(422, f"body.parameters.{name}", "required by this processing")
     async with change(ctx) as current:
         job, run, _ = await jobs.create_job(
             current.conn,

@@ -20,14 +20,13 @@ from schemas.api.deployments import (
 from schemas.api.registry import DatasetVersionOut
 from schemas.events import DeploymentChange, JobKind
 from schemas.topics import Topic
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import deployments, jobs, registry
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import ContinuousTraining, Deployment, ReferenceStatus
 from services.common.db.repositories.jobs import TargetType
-from services.common.http import FieldError
+from services.common.http import ApiError
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..events import job_requested
 from ..outbox import change
@@ -53,7 +52,7 @@ async def set_training_data(
         if version is None:
             raise not_found("body.dataset_version_id", "dataset version")
         if version.detection_type != deployment.detection_type:
-            raise FieldError(
+            raise ApiError(
                 409,
                 "body.dataset_version_id",
                 f"dataset version holds {version.detection_type} but the deployment is "
@@ -126,7 +125,7 @@ async def attach_to_feedback_loop(
             await _labels(current.conn, key.project_id, version.labelmap_id),
         )
         if mismatch is not None:
-            raise FieldError(409, "path.dataset_version_id", mismatch)
+            raise ApiError(409, "path.dataset_version_id", mismatch)
         deployment = await deployments.attach_feedback_dataset_version(
             current.conn, key.project_id, deployment_id, dataset_version_id
         )
@@ -206,7 +205,7 @@ async def toggle_continuous_training(
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
         settings = deployment.continuous_training
         if body.active and settings.trigger_threshold is None:
-            raise FieldError(
+            raise ApiError(
                 409, "body.active", "continuous training has no threshold yet: set it with PUT first"
             )
         deployment = await deployments.configure_continuous_training(

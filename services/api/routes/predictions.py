@@ -23,13 +23,12 @@ from schemas.api.predictions import (
 )
 from schemas.events import AssetSubmitted, PredictionReviewed
 from schemas.topics import Topic
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import predicted_assets, registry
 from services.common.db.repositories.predicted_assets import PredictionFilter
-from services.common.http import FieldError
+from services.common.http import ApiError
 from services.common.review_state import IllegalTransition
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..outbox import change
 from .deployments import existing
@@ -97,9 +96,9 @@ async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewReque
                 current.conn, key.project_id, prediction_id, body.review, reviewed_by=key.name
             )
         except IllegalTransition as exc:
-            raise FieldError(409, "path.prediction_id", str(exc)) from None
+            raise ApiError(409, "path.prediction_id", str(exc)) from None
         except ValueError as exc:  # the review does not fit the deployment or the image
-            raise FieldError(422, "body.review", str(exc).removeprefix("review.")) from None
+            raise ApiError(422, "body.review", str(exc).removeprefix("review.")) from None
         current.publish(
             Topic.REVIEWS,
             PredictionReviewed(
@@ -122,7 +121,7 @@ async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitReque
     if body.dataset_version_id not in deployment.feedback_dataset_version_ids:
         if await registry.get_dataset_version(ctx.pool, project_id, body.dataset_version_id) is None:
             raise not_found("body.dataset_version_id", "dataset version")
-        raise FieldError(
+        raise ApiError(
             409,
             "body.dataset_version_id",
             "the dataset version is not attached to this deployment's feedback loop",
@@ -146,7 +145,7 @@ async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitReque
                     current.conn, project_id, prediction_id, body.dataset_version_id, submitted_by=key.name
                 )
             except IllegalTransition as exc:
-                raise FieldError(409, fields[prediction_id], f"prediction {prediction_id}: {exc}") from None
+                raise ApiError(409, fields[prediction_id], f"prediction {prediction_id}: {exc}") from None
             result = submission.predicted_asset
             assert result.submitted_asset_id is not None  # SUBMITTED rows name their asset
             submitted.append(Submitted(prediction_id=prediction_id, asset_id=result.submitted_asset_id))

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Response
 
 from schemas.api.common import Page as PageOf
 from schemas.api.projects import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ProjectOut
-from services.common.auth import AdminKey, ReadKey
 from services.common.db.repositories import projects
 from services.common.db.repositories.projects import Scope
 
-from ..context import Ctx, Page
+from ..context import AdminKey, Ctx, Page, ReadKey
 from ..errors import not_found
 
 router = APIRouter(prefix="/v1", tags=["projects"])

@@ -27,15 +27,14 @@ from schemas.api.registry import (
     UploadOut,
 )
 from schemas.object_keys import ObjectKind, parse_key
-from services.common.auth import ReadKey, WriteKey
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
 from services.common.db.repositories.registry import ModelFile, NewModelVersion
-from services.common.http import FieldError
+from services.common.http import ApiError
 from services.common.images import ImageTooLarge, InvalidImage, decode_image
 from services.common.storage.images import store_image
 
-from ..context import Ctx, Page
+from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
@@ -55,15 +54,15 @@ async def upload(
         try:
             image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
         except ImageTooLarge as exc:
-            raise FieldError(413, "body.file", str(exc)) from None
+            raise ApiError(413, "body.file", str(exc)) from None
         except InvalidImage as exc:
-            raise FieldError(415, "body.file", str(exc)) from None
+            raise ApiError(415, "body.file", str(exc)) from None
         ref = await store_image(ctx.store, data, image)
         return UploadOut(
             object_key=ref.object_key, sha256=ref.sha256, size_bytes=len(data), content_type=ref.content_type
         )
     if file.size is not None and file.size > ctx.settings.api_max_upload_bytes:
-        raise FieldError(
+        raise ApiError(
             413,
             "body.file",
             f"file is {file.size} bytes; at most {ctx.settings.api_max_upload_bytes} are accepted",
@@ -161,7 +160,7 @@ async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: Ass
     try:
         image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
     except InvalidImage as exc:
-        raise FieldError(422, "body.object_key", str(exc)) from None
+        raise ApiError(422, "body.object_key", str(exc)) from None
     if body.annotation is not None:
         labelmap = version.labelmap_id and await registry.get_labelmap(
             ctx.pool, key.project_id, version.labelmap_id
@@ -174,7 +173,7 @@ async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: Ass
             labelmap.labels if labelmap else None,
         )
         if problem is not None:
-            raise FieldError(422, f"body.annotation.{problem[0]}", problem[1])
+            raise ApiError(422, f"body.annotation.{problem[0]}", problem[1])
     async with transaction(ctx.pool) as conn:
         asset = await registry.add_asset(
             conn,

@@ -1,7 +1,7 @@
 -- The api's transactional outbox: an event is written in the same transaction as the change it
 -- reports, published right after the commit, and deleted once the broker acknowledged it. A publish
 -- that fails leaves the row for the relay to send later, so a committed change never loses its event.
-CREATE TABLE outbox (
+CREATE TABLE api_outbox (
     id          bigserial PRIMARY KEY,
     topic       text NOT NULL CHECK (length(topic) BETWEEN 1 AND 249),
     key         bytea,

@@ -27,7 +27,7 @@ async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> list[OutboxRec
     records = []
     for topic, event in events:
         row_id = await db.fetchval(
-            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO api_outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING id",
             topic,
             event.key,
             event.to_bytes(),
@@ -40,14 +40,10 @@ async def claim_pending(db: Db, *, limit: int = 500) -> list[OutboxRecord]:
     """The oldest unpublished rows, locked until the caller's transaction ends; rows another
     transaction holds are skipped (it is publishing them)."""
     rows = await db.fetch(
-        "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
+        "SELECT id, topic, key, value FROM api_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
     )
     return [OutboxRecord(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
 
 
 async def delete(db: Db, ids: Sequence[int]) -> None:
-    await db.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
-
-
-async def count(db: Db) -> int:
-    return await db.fetchval("SELECT count(*) FROM outbox")
+    await db.execute("DELETE FROM api_outbox WHERE id = ANY($1::bigint[])", list(ids))
