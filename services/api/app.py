@@ -17,7 +17,7 @@ from services.common.storage import ObjectStore
 
 from . import errors, metrics
 from .context import Context
-from .outbox import flush, relay_forever
+from .outbox import relay_forever
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
 
 READY_TIMEOUT_S = 2.0
@@ -26,7 +26,7 @@ READY_TIMEOUT_S = 2.0
 def build_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(settings.database_url)
+        pool = await open_pool(settings.database_url, max_size=settings.api_db_pool_size)
         store = ObjectStore.from_settings(settings)
         producer = EventProducer.from_settings(settings)
         try:
@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> FastAPI:
             context = Context(settings=settings, pool=pool, store=store, producer=producer)
             app.state.pool = pool  # what services.common.auth reads
             app.state.context = context
-            await flush(context)  # events a previous process committed but could not publish
+            context.outbox_wake.set()  # events a previous process committed but could not publish
             relay = asyncio.create_task(relay_forever(context))
             try:
                 yield

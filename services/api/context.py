@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
@@ -24,6 +25,7 @@ class Context:
     pool: asyncpg.Pool
     store: ObjectStore
     producer: EventProducer
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when a change committed events
 
 
 def _context(request: Request) -> Context:

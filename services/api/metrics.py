@@ -1,12 +1,14 @@
-"""Request metrics by route template (bounded: never a path with ids in it)."""
+"""Request metrics by route template (bounded: never a path with ids in it), as a plain ASGI middleware
+(no per-request task or body copying, unlike Starlette's BaseHTTPMiddleware)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
     "cvloop_api_requests_total", "HTTP requests answered, by route and status.", ["method", "route", "status"]
@@ -17,16 +19,35 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees when the app fails before answering
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            # The router records the matched route in the scope it shares with us.
+            template: Any = getattr(scope.get("route"), "path", "unmatched")
+            if template not in UNMEASURED:
+                LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+                REQUESTS.labels(scope["method"], template, str(status)).inc()
 
 
 def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        if template not in ("/metrics", "/healthz", "/readyz"):
-            LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
-            REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestMetrics)

@@ -1,18 +1,21 @@
 """Changes and the events that report them, committed together (the transactional outbox).
 
 A handler makes its change inside `change(ctx)` and names the events it causes; they are written to the
-outbox table in the same transaction, published right after the commit, and deleted once the broker
-acknowledged them. When the broker is down the change still stands and the request still succeeds: the
-events stay in the outbox and the next flush (the next change, or `relay_forever`) publishes them, oldest
-first, once the broker is back. So no committed change loses its event, and a client never needs to retry
-a request that already took effect. A row can go out twice (sent, then the delete failed): readers dedupe
-by event id. Concurrent changes of one deployment may be published in either order; DeploymentUpdated
-carries occurred_at, taken while the deployment's row is locked, for readers to keep the newest.
+outbox table in the same transaction. After the commit the request answers at once and wakes the relay,
+one task per process, which publishes pending rows oldest first and deletes those the broker
+acknowledged. When the broker is down the change still stands and the request still succeeds: its
+events wait in the outbox until the relay gets them out. So no committed change loses its event, and a
+client never needs to retry a request that already took effect. A row can go out twice (sent, then the
+delete failed): readers dedupe by event id. Rows are locked while they are sent, so replicas never send
+one twice at the same time; with several replicas, concurrent changes of one deployment may be published
+in either order, and DeploymentUpdated carries occurred_at (taken while the deployment's row is locked)
+for readers to keep the newest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,7 +49,7 @@ class Change:
         self.events.append((topic, event))
 
 
-PUBLISH_TIMEOUT_S = 10.0  # a request waits this long for the broker before leaving its events to the relay
+PUBLISH_TIMEOUT_S = 10.0  # the relay gives the broker this long before trying again later
 
 
 @asynccontextmanager
@@ -57,41 +60,47 @@ async def change(ctx: Context) -> AsyncIterator[Change]:
             yield current
             await outbox.enqueue(conn, current.events)
     if current.events:
-        try:
-            await flush(ctx)
-        except Exception:  # the change stands: the relay publishes its events later
-            logger.warning("outbox flush failed after a commit", exc_info=True)
+        ctx.outbox_wake.set()
 
 
 async def flush(ctx: Context) -> int:
     """Publish every pending outbox row, oldest first, so events left behind by an outage go out before
     newer ones. Rows are locked while they are sent: a concurrent flush skips them instead of sending
-    them twice. Stops at the first failure and leaves the rest for later."""
+    them twice. All are handed to the producer at once (it keeps their order per partition and batches
+    them); the rows acknowledged before the first failure are deleted, the rest wait for the next flush."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         records = await outbox.claim_pending(conn)
         published: list[int] = []
-        for record in records:
-            try:
-                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                    await ctx.producer.publish_bytes(record.topic, record.value, key=record.key)
-            except Exception:
-                PUBLISH_FAILURES.labels(record.topic).inc()
-                logger.warning(
-                    "publish failed; the event stays in the outbox",
-                    exc_info=True,
-                    extra={"topic": record.topic, "outbox_id": record.id},
-                )
-                break
-            PUBLISHED.labels(record.topic).inc()
-            published.append(record.id)
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                producer = ctx.producer.producer
+                sends = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+                for record, acknowledged in zip(records, sends, strict=True):
+                    await acknowledged
+                    PUBLISHED.labels(record.topic).inc()
+                    published.append(record.id)
+        except Exception:
+            failed = records[len(published)]
+            PUBLISH_FAILURES.labels(failed.topic).inc()
+            logger.warning(
+                "publish failed; the event stays in the outbox",
+                exc_info=True,
+                extra={"topic": failed.topic, "outbox_id": failed.id, "left": len(records) - len(published)},
+            )
         await outbox.delete(conn, published)
     return len(published)
 
 
 async def relay_forever(ctx: Context) -> None:
+    """Publish what changes left in the outbox: at once when one commits, and every retry interval
+    (rows a broker outage or another process left behind)."""
     while True:
-        await asyncio.sleep(ctx.settings.api_outbox_retry_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ctx.settings.api_outbox_retry_s):
+                await ctx.outbox_wake.wait()
+        ctx.outbox_wake.clear()
         try:
-            await flush(ctx)
-        except Exception:  # a relay that stopped would strand every later leftover event
+            while await flush(ctx) == outbox.CLAIM_LIMIT:  # a full claim: more may be waiting
+                pass
+        except Exception:  # a relay that stopped would strand every later event
             logger.warning("outbox relay failed; trying again later", exc_info=True)

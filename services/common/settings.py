@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         description="How often the api re-publishes events whose publish failed after their change "
         "committed (the outbox relay).",
     )
+    api_db_pool_size: int = Field(
+        20,
+        ge=1,
+        le=200,
+        validation_alias=_env("CVLOOP_API_DB_POOL_SIZE"),
+        description="Postgres connections of the api.",
+    )
     api_image_url_ttl_s: int = Field(
         3600,
         gt=0,

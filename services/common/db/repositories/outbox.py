@@ -36,7 +36,10 @@ async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> list[OutboxRec
     return records
 
 
-async def claim_pending(db: Db, *, limit: int = 500) -> list[OutboxRecord]:
+CLAIM_LIMIT = 500
+
+
+async def claim_pending(db: Db, *, limit: int = CLAIM_LIMIT) -> list[OutboxRecord]:
     """The oldest unpublished rows, locked until the caller's transaction ends; rows another
     transaction holds are skipped (it is publishing them)."""
     rows = await db.fetch(

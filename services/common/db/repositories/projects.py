@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -76,13 +76,22 @@ async def create_api_key(db: Db, project_id: UUID, name: str, scopes: list[Scope
     return ApiKey.model_validate(dict(row)), secret
 
 
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
 async def authenticate(db: Db, secret: str) -> ApiKey | None:
-    """The live key matching `secret` (its last use recorded), or None."""
+    """The live key matching `secret`, or None. Its last use is recorded at most once a minute, so the
+    concurrent requests of one key read its row instead of queueing to write it."""
     row = await db.fetchrow(
-        """UPDATE api_keys SET last_used_at = now()
-           WHERE key_hash = $1 AND revoked_at IS NULL RETURNING *""",
-        hash_api_key(secret),
+        "SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_api_key(secret)
     )
+    if row is None:
+        return None
+    if row["last_used_at"] is None or datetime.now(UTC) - row["last_used_at"] > LAST_USE_RESOLUTION:
+        row = await db.fetchrow(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING *",
+            row["id"],
+        )
     return ApiKey.model_validate(dict(row)) if row else None
 
 

@@ -1,0 +1,203 @@
+"""Control-plane throughput on the review path, in one run on a local stack of its own (Postgres, the
+Kafka-protocol mock broker, moto S3, and the api as `python -m services.api`):
+
+- baseline: the same work through the repositories directly (`predicted_assets.review` and
+  `submit_reviewed` on one pool), with no HTTP, no key check and no events;
+- the api: `PUT /v1/predictions/{id}/review` from concurrent clients (each review also writes its
+  `reviews` event to the outbox and publishes it), then `POST .../predictions/submit` with 500
+  predictions per request (one transaction each, one `feedback` event per asset), and one page of the
+  review queue (`GET .../predictions?order=most_outlying`).
+
+Figures are per second and as a ratio to the baseline measured in the same run.
+
+Usage: python bench/api.py [--predictions 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+
+from cvloop.stack import stack
+from cvloop.stack.process import port_open
+from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
+from schemas.predictions import DetectionPrediction, DetectionType
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, predicted_assets, projects, registry
+from services.common.settings import LOCAL_HOST, Settings
+
+CONCURRENCY = 16
+SUBMIT_BATCH = 500
+PREDICTION = DetectionPrediction(boxes=[(4.0, 4.0, 30.0, 40.0)], classes=["car"], scores=[0.9])
+REVIEW = DetectionPrediction(boxes=[(5.0, 4.0, 30.0, 41.0)], classes=["car"], scores=[1.0])
+
+
+def free_port_base() -> int:
+    start = 59320 + 10 * random.randrange(200)  # random: other stacks on this machine pick blocks too
+    for base in range(start, start + 2000, 10):
+        if not any(port_open(LOCAL_HOST, base + i) for i in range(10)):
+            return base
+    raise RuntimeError("no free block of loopback ports")
+
+
+async def world(pool: asyncpg.Pool, predictions: int) -> tuple[UUID, str, UUID, UUID, list[UUID]]:
+    """A project and its key, a deployment with a feedback-loop dataset version, and logged predictions."""
+    project = await projects.create_project(pool, f"bench-{uuid4().hex[:8]}")
+    _, secret = await projects.create_api_key(pool, project.id, "bench", list(projects.Scope))
+    model = await registry.create_model(pool, project.id, "m")
+    version = await registry.create_model_version(
+        pool,
+        project.id,
+        model.id,
+        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+    )
+    deployment = await deployments.create_deployment(
+        pool,
+        project.id,
+        f"d-{uuid4().hex[:6]}",
+        kind=DeploymentKind.MONITORING_ONLY,
+        detection_type=DetectionType.DETECTION,
+        champion_model_version_id=version.id,
+    )
+    dataset = await registry.create_dataset(pool, project.id, f"ds-{uuid4().hex[:6]}")
+    dataset_version = await registry.create_dataset_version(
+        pool, project.id, dataset.id, "v1", DetectionType.DETECTION
+    )
+    await deployments.set_feedback_loop(pool, project.id, deployment.id, [dataset_version.id])
+    ids = []
+    for _ in range(predictions):
+        sha = hashlib.sha256(uuid4().bytes).hexdigest()
+        event = PredictionLogged(
+            deployment_id=deployment.id,
+            prediction_id=uuid4(),
+            detection_type=DetectionType.DETECTION,
+            image=ImageRef(
+                object_key=f"images/{sha[:2]}/{sha}.png",
+                sha256=sha,
+                width=64,
+                height=48,
+                content_type="image/png",
+            ),
+            champion=RoleResult(prediction=PREDICTION, latency_ms=2.0),
+            source=PredictionSource.MONITOR_API,
+            predicted_at=datetime.now(UTC),
+        )
+        await predicted_assets.insert_prediction(pool, project.id, event)
+        ids.append(event.prediction_id)
+    return project.id, secret, deployment.id, dataset_version.id, ids
+
+
+async def timed(work: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await work()
+    return time.perf_counter() - started
+
+
+async def concurrently(items: Sequence[Any], one: Callable[[Any], Awaitable[Any]]) -> None:
+    queue = list(items)
+
+    async def worker() -> None:
+        while queue:
+            await one(queue.pop())
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
+async def run(settings: Settings, count: int) -> None:
+    pool = await open_pool(settings.database_url, max_size=CONCURRENCY + 2)
+    try:
+        # Baseline: the repositories alone.
+        project_id, _, _, dataset_version_id, ids = await world(pool, count)
+        review_s = await timed(
+            lambda: concurrently(
+                ids, lambda p: predicted_assets.review(pool, project_id, p, REVIEW, reviewed_by="b")
+            )
+        )
+        submit_s = await timed(
+            lambda: concurrently(
+                ids,
+                lambda p: predicted_assets.submit_reviewed(
+                    pool, project_id, p, dataset_version_id, submitted_by="b"
+                ),
+            )
+        )
+        # The api, over HTTP.
+        _, secret, deployment_id, dataset_version_id, ids = await world(pool, count)
+        headers = {"Authorization": f"Bearer {secret}"}
+        limits = httpx.Limits(max_connections=CONCURRENCY)
+        url = f"http://{LOCAL_HOST}:{settings.api_port}"
+        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
+            review_body = {"review": REVIEW.model_dump(mode="json")}
+
+            async def review(prediction_id: UUID) -> None:
+                answer = await client.put(f"/v1/predictions/{prediction_id}/review", json=review_body)
+                answer.raise_for_status()
+
+            http_review_s = await timed(lambda: concurrently(ids, review))
+            batches = [ids[i : i + SUBMIT_BATCH] for i in range(0, len(ids), SUBMIT_BATCH)]
+
+            async def submit(batch: list[UUID]) -> None:
+                body = {
+                    "dataset_version_id": str(dataset_version_id),
+                    "prediction_ids": [str(p) for p in batch],
+                }
+                answer = await client.post(f"/v1/deployments/{deployment_id}/predictions/submit", json=body)
+                answer.raise_for_status()
+
+            http_submit_s = await timed(lambda: concurrently(batches, submit))
+            pages = 50
+            page_s = await timed(
+                lambda: concurrently(
+                    range(pages),
+                    lambda _: client.get(
+                        f"/v1/deployments/{deployment_id}/predictions", params={"order": "most_outlying"}
+                    ),
+                )
+            )
+    finally:
+        await pool.close()
+    print(f"predictions: {count}, concurrency: {CONCURRENCY}, submit batch: {SUBMIT_BATCH}")
+    rows = [
+        ("baseline review (repository)", count / review_s, None),
+        ("baseline submit (repository)", count / submit_s, None),
+        ("api review (HTTP + event)", count / http_review_s, review_s / http_review_s),
+        ("api submit (HTTP, batches)", count / http_submit_s, submit_s / http_submit_s),
+        ("api review queue page (50 items)", pages / page_s, None),
+    ]
+    for name, rate, ratio in rows:
+        print(f"{name:34} {rate:8.0f} /s" + (f"  ratio {ratio:.2f}" if ratio is not None else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=int, default=2000)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-api-"))
+    settings = Settings(state_dir=state, port_base=free_port_base())
+    names = ["postgres", "kafka", "s3", "api"]
+    try:
+        for health in stack.up(settings, names):
+            if health.state != "healthy":
+                raise SystemExit(f"{health.name} is {health.state}: {health.detail}")
+        asyncio.run(run(settings, args.predictions))
+    finally:
+        for _ in stack.down(settings, names):
+            pass
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
