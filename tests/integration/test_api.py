@@ -544,7 +544,13 @@ async def test_review_states_move_one_way(running: Running, project: Project, ap
         f"/v1/predictions/{first}/review",
         json={"review": {"type": "classification", "classes": ["cat"], "scores": [1.0]}},
     )
-    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.review"
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.review.type"
+    for review, field in (
+        (BOX | {"classes": ["cow"]}, "classes[0]"),
+        (BOX | {"boxes": [[0, 0, 65, 9]]}, "boxes[0]"),
+    ):
+        answer = await api.raw("PUT", f"/v1/predictions/{first}/review", json={"review": review})
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == f"body.review.{field}"
     answer = await api.raw(
         "POST",
         f"/v1/deployments/{dep['id']}/predictions/submit",

@@ -72,6 +72,21 @@ async def _model_version_for(db: Db, deployment: Deployment, model_version_id: U
     return version
 
 
+async def labels_of(db: Db, project_id: UUID, labelmap_id: UUID | None) -> list[str] | None:
+    labelmap = labelmap_id and await registry.get_labelmap(db, project_id, labelmap_id)
+    return labelmap.labels if labelmap else None
+
+
+async def champion_labels(db: Db, deployment: Deployment) -> list[str] | None:
+    """The labels of the champion's labelmap (None: it has none)."""
+    if deployment.champion_model_version_id is None:
+        return None
+    champion = await registry.get_model_version(
+        db, deployment.project_id, deployment.champion_model_version_id
+    )
+    return await labels_of(db, deployment.project_id, champion.labelmap_id if champion else None)
+
+
 def published(current: Change, deployment: Deployment, what: DeploymentChange) -> Deployment:
     current.publish(Topic.DEPLOYMENTS, deployment_updated(deployment, what))
     return deployment

@@ -31,7 +31,7 @@ from ..errors import not_found
 from ..events import job_requested
 from ..outbox import change
 from ..rules import feedback_mismatch
-from .deployments import deployment_out, existing, published
+from .deployments import deployment_out, existing, labels_of, published
 
 router = APIRouter(prefix="/v1/deployments/{deployment_id}", tags=["pipeline settings"])
 
@@ -120,9 +120,9 @@ async def attach_to_feedback_loop(
         assert champion is not None  # a foreign key keeps it
         mismatch = feedback_mismatch(
             champion,
-            await _labels(current.conn, key.project_id, champion.labelmap_id),
+            await labels_of(current.conn, key.project_id, champion.labelmap_id),
             version,
-            await _labels(current.conn, key.project_id, version.labelmap_id),
+            await labels_of(current.conn, key.project_id, version.labelmap_id),
         )
         if mismatch is not None:
             raise ApiError(409, "path.dataset_version_id", mismatch)
@@ -132,11 +132,6 @@ async def attach_to_feedback_loop(
         published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
         answer = await _feedback_loop(current.conn, deployment, page)
     return answer
-
-
-async def _labels(db: Db, project_id: UUID, labelmap_id: UUID | None) -> list[str] | None:
-    labelmap = labelmap_id and await registry.get_labelmap(db, project_id, labelmap_id)
-    return labelmap.labels if labelmap else None
 
 
 @router.delete("/feedback-loop/{dataset_version_id}", status_code=204)

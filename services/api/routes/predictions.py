@@ -31,7 +31,8 @@ from services.common.review_state import IllegalTransition
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..outbox import change
-from .deployments import existing
+from ..rules import annotation_problem
+from .deployments import champion_labels, existing
 
 router = APIRouter(prefix="/v1", tags=["predicted assets"])
 
@@ -89,7 +90,22 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
 
 @router.put("/predictions/{prediction_id}/review")
 async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewRequest) -> PredictedAssetOut:
-    """TO_REVIEW -> REVIEWED (or a corrected review of a REVIEWED one); one `reviews` event."""
+    """TO_REVIEW -> REVIEWED (or a corrected review of a REVIEWED one); one `reviews` event. The review
+    becomes ground truth in a feedback-loop dataset version: it must fit the deployment's detection type,
+    the image, and the champion's labelmap."""
+    found = await predicted_assets.get_prediction(ctx.pool, key.project_id, prediction_id)
+    if found is None:
+        raise not_found("path.prediction_id", "prediction")
+    deployment = await existing(ctx.pool, key.project_id, found.deployment_id)
+    problem = annotation_problem(
+        body.review,
+        deployment.detection_type,
+        found.width,
+        found.height,
+        await champion_labels(ctx.pool, deployment),
+    )
+    if problem is not None:
+        raise ApiError(422, f"body.review.{problem[0]}", problem[1])
     async with change(ctx) as current:
         try:
             asset = await predicted_assets.review(
