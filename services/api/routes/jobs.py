@@ -140,10 +140,10 @@ async def launch_processing(
     processing = await processings.get_processing(ctx.pool, key.project_id, body.processing_id)
     if processing is None:
         raise not_found("body.processing_id", "processing")
-    for name in unknown_parameters(processing.parameters_schema, body.parameters):
-        raise ApiError(422, f"body.parameters.{name}", "not a parameter of this processing")
-    for name in missing_parameters(processing.parameters_schema, body.parameters):
-        raise ApiError(422, f"body.parameters.{name}", "required by this processing")
+    if unknown := unknown_parameters(processing.parameters_schema, body.parameters):
+        raise ApiError(422, f"body.parameters.{unknown[0]}", "not a parameter of this processing")
+    if missing := missing_parameters(processing.parameters_schema, body.parameters):
+        raise ApiError(422, f"body.parameters.{missing[0]}", "required by this processing")
     async with change(ctx) as current:
         job, run, _ = await jobs.create_job(
             current.conn,
