@@ -25,6 +25,7 @@ from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 
 WAIT_S = 60.0
+MAX_UPLOAD = 1024 * 1024  # small, so a test can exceed it
 
 
 def png(seed: int, width: int = 64, height: int = 48) -> bytes:
@@ -83,7 +84,9 @@ class Running:
 
 
 async def running_app(settings: Settings, dsn: str) -> AsyncIterator[Running]:
-    app_settings = settings.model_copy(update={"database_url_setting": dsn, "api_outbox_retry_s": 0.5})
+    app_settings = settings.model_copy(
+        update={"database_url_setting": dsn, "api_outbox_retry_s": 0.5, "api_max_upload_bytes": MAX_UPLOAD}
+    )
     app = build_app(app_settings)
     async with app.router.lifespan_context(app):
         pool = await create_pool(dsn, max_size=4)

@@ -30,7 +30,7 @@ from services.common.db.repositories.deployments import ContinuousTraining, Refe
 from services.common.db.repositories.jobs import RunStatus
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
-from tests.api_support import Api, Project, Running, new_project, png, published, running_app
+from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published, running_app
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
 
@@ -293,6 +293,13 @@ async def test_model_versions_point_at_uploaded_files(api: Api) -> None:
     )
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.files.w"
     assert (await api("GET", f"/v1/models/{version['model_id']}/versions", 200))["total"] == 1
+    too_large = await api.raw(
+        "POST",
+        "/v1/uploads",
+        params={"kind": "models"},
+        files={"file": ("big.onnx", b"0" * (MAX_UPLOAD + 1))},
+    )
+    assert too_large.status_code == 413 and too_large.json()["errors"][0]["field"] == "body.file"
 
 
 async def test_export_experiment_as_a_new_model_or_a_new_version(api: Api) -> None:
