@@ -19,6 +19,7 @@ from schemas.predictions import DetectionType, Prediction
 
 from .jobs import Job
 from .pagination import paginate
+from .registry import DatasetVersion
 from .resource import Record, Ref, Resource, as_json, ids_by_alias, ref_id
 from .uploads import FileSource
 
@@ -207,9 +208,9 @@ class Deployment(Resource):
     def detach_dataset_version_from_feedback_loop(self, dataset_version: Ref) -> None:
         self.client.api.delete(f"{self.url}/feedback-loop/{ref_id(dataset_version)}")
 
-    def list_feedback_loop_dataset_versions(self) -> list[UUID]:
-        answer = self.client.api.get(f"{self.url}/feedback-loop")
-        return [UUID(str(i)) for i in answer["dataset_version_ids"]]
+    def list_feedback_loop_dataset_versions(self) -> list[DatasetVersion]:
+        pages = paginate(self.client.api_page(f"{self.url}/feedback-loop"))
+        return [DatasetVersion(self.client, item) for item in pages]
 
     def setup_continuous_training(
         self,
