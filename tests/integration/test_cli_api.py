@@ -24,7 +24,9 @@ from tests.sdk_support import invoke, new_project, png, running
 
 
 @pytest.fixture(scope="module")
-def api_settings(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Iterator[Settings]:
+def api_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Iterator[Settings]:
     with running(Api(postgres_settings)):
         yield postgres_settings
 
