@@ -25,7 +25,7 @@ from cvloop.stack.service import Api, Ingest
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction
 from services.common.settings import Settings
-from tests.sdk_support import eventually, new_project, png, running
+from tests.sdk_support import eventually, invoke, new_project, png, running
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -43,8 +43,13 @@ def platform(
 
 
 @pytest.fixture(scope="module")
-def client(platform: Settings) -> Iterator[Client]:
-    with Client(new_project(platform, f"session-{uuid4().hex[:8]}"), settings=platform) as client:
+def admin_key(platform: Settings) -> str:
+    return new_project(platform, f"session-{uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def client(platform: Settings, admin_key: str) -> Iterator[Client]:
+    with Client(admin_key, settings=platform) as client:
         yield client
 
 
@@ -200,3 +205,33 @@ def test_keys_and_projects_are_walls(platform: Settings, client: Client) -> None
     with Client("cvl_wrong", settings=platform) as stranger, pytest.raises(Unauthorized) as caught:
         stranger.list_models()
     assert caught.value.detail
+
+
+def test_the_review_queue_from_the_command_line(platform: Settings, admin_key: str, client: Client) -> None:
+    """`cvloop deployments predictions` and `submit` over what the SDK logged and reviewed."""
+    labelmap = client.create_labelmap("fruit", ["apple", "pear"])
+    version = client.create_model("fruit").create_version("v1", "classification", labelmap=labelmap)
+    deployment = client.create_deployment("fruit-belt", version)
+    target = client.create_dataset("fruit-feedback").create_version("v1", "classification", labelmap=labelmap)
+    deployment.attach_dataset_version_to_feedback_loop(target)
+    apple = ClassificationPrediction(classes=["apple", "pear"], scores=[0.6, 0.4])
+    logged = [deployment.monitor(png(100 + i), latency=3.0, prediction=apple) for i in range(3)]
+    eventually(lambda: len(deployment.list_predicted_assets()) == len(logged))
+    for prediction_id in logged[:2]:
+        deployment.add_review(prediction_id, apple)
+
+    def cvloop(*args: str) -> str:
+        code, out, err = invoke(platform, *args, api_key=admin_key)
+        assert code == 0, out + err
+        return out
+
+    listed = cvloop("deployments", "predictions", "fruit-belt", "--status", "REVIEWED", "--order", "oldest")
+    assert {line.split()[0] for line in listed.splitlines()} == {str(p) for p in logged[:2]}
+    submitted = cvloop("deployments", "submit", "fruit-belt", "--dataset-version", str(target.id),
+                       "--prediction", str(logged[0]))  # fmt: skip
+    assert submitted.startswith(f"{logged[0]} -> asset ")
+    assert len(target.list_assets()) == 1
+    assert deployment.get_predicted_asset(logged[1]).status == "REVIEWED"  # only the one named
+    code, _, err = invoke(platform, "deployments", "submit", "fruit-belt", "--dataset-version", str(uuid4()),
+                          api_key=admin_key)  # fmt: skip
+    assert code == 1 and "404" in err and "body.dataset_version_id" in err
