@@ -17,6 +17,7 @@ from cvloop.sdk import (
     Conflict,
     Deployment,
     Forbidden,
+    Job,
     NotFound,
     PayloadTooLarge,
     RetryPolicy,
@@ -304,3 +305,44 @@ def test_client_lists_send_limit_and_offset_and_find_by_name() -> None:
     with pytest.raises(NotFound, match="no name 'nope'"):
         client.get_model("nope")
     assert seen[0].url.params["limit"] == "100" and seen[0].url.params["offset"] == "0"
+
+
+def test_follow_logs_stays_on_one_run_and_sleeps_only_when_nothing_came() -> None:
+    run = str(uuid4())
+    pages = iter(
+        [
+            {
+                "run_id": run,
+                "lines": [{"number": 1, "text": "a"}, {"number": 2, "text": "b"}],
+                "finished": False,
+            },
+            {"run_id": run, "lines": [], "finished": False},
+            {"run_id": run, "lines": [{"number": 3, "text": "c"}], "finished": True},
+        ]
+    )
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=next(pages))
+
+    job = Job(_client(handler), {"id": str(uuid4()), "kind": "processing"})
+    sleeps: list[float] = []
+    assert [line.text for line in job.follow_logs(poll_s=0.5, sleep=sleeps.append)] == ["a", "b", "c"]
+    assert sleeps == [0.5]
+    assert "after" not in seen[0].url.params
+    assert [(r.url.params["after"], r.url.params["run_id"]) for r in seen[1:]] == [("2", run), ("2", run)]
+
+
+def test_wait_reads_the_job_until_its_latest_run_finished() -> None:
+    job_id = str(uuid4())
+    statuses = iter(["pending", "running", "succeeded"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        run = {"id": str(uuid4()), "attempt": 1, "status": next(statuses)}
+        return httpx.Response(200, json={"id": job_id, "kind": "processing", "runs": [run]})
+
+    job = Job(_client(handler), {"id": job_id, "kind": "processing"})
+    polled: list[str | None] = []
+    job.wait(timeout_s=60, poll_s=0.1, on_poll=lambda j: polled.append(j.status), sleep=lambda _: None)
+    assert polled == ["pending", "running", "succeeded"] and job.finished
