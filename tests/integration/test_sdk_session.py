@@ -16,6 +16,7 @@ from cvloop.sdk import (
     Client,
     Conflict,
     DeploymentPolicy,
+    Forbidden,
     NotFound,
     PredictedAsset,
     Unauthorized,
@@ -235,3 +236,60 @@ def test_the_review_queue_from_the_command_line(platform: Settings, admin_key: s
     code, _, err = invoke(platform, "deployments", "submit", "fruit-belt", "--dataset-version", str(uuid4()),
                           api_key=admin_key)  # fmt: skip
     assert code == 1 and "404" in err and "body.dataset_version_id" in err
+
+
+def test_training_data_batches_and_deployment_settings(client: Client) -> None:
+    labelmap = client.create_labelmap("birds", ["crow", "gull"])
+    model = client.create_model("birds")
+    first = model.create_version("v1", "classification", labelmap=labelmap)
+    second = model.create_version("v2", "classification", labelmap=labelmap)
+    deployment = client.create_deployment("pier", first)
+
+    # Training data: a dataset version with annotated images; its reference is computed by a job.
+    training = client.create_dataset("birds-train").create_version("v1", "classification", labelmap=labelmap)
+    crow = ClassificationPrediction(classes=["crow", "gull"], scores=[1.0, 0.0])
+    added = [training.add_asset(png(200 + i), annotation=crow) for i in range(2)]
+    assert {a.id for a in training.list_assets()} == {a.id for a in added}
+    assert all(len(a.annotations) == 1 for a in training.list_assets())
+    state = deployment.set_training_data(training)
+    assert state.dataset_version_id == training.id and state.status == "computing"
+    job = deployment.training_data_job()
+    assert job is not None and job.id == state.job_id and job.kind == "reference"
+    assert deployment.get_training_data() == state
+
+    # Many predictions in one call, each answered on its own.
+    gull = ClassificationPrediction(classes=["crow", "gull"], scores=[0.3, 0.7])
+    results = deployment.monitor_batch(
+        [
+            {"image": png(300), "latency": 4.0, "prediction": gull},
+            {"image": png(301), "latency": 4.0, "prediction": gull, "tags": ["batch"]},
+            {"image": png(300), "latency": 4.0, "prediction": gull},
+        ]
+    )
+    assert [r.status for r in results] == [201, 201, 409]
+    assert results[2].prediction_id == results[0].prediction_id
+    eventually(lambda: len(deployment.list_predicted_assets()) == 2)
+
+    # Champion, shadow and threshold changes.
+    deployment.set_shadow_model(second)
+    deployment.remove_shadow_model()
+    assert deployment.shadow_model_version_id is None
+    deployment.set_champion_model(second)
+    deployment.update_confidence_threshold(0.5)
+    again = client.get_deployment_by_id(deployment.id)
+    assert again.champion_model_version_id == second.id and again["confidence_threshold"] == 0.5
+
+
+def test_scopes_of_keys_made_through_the_sdk(platform: Settings, client: Client) -> None:
+    made = client.create_api_key("viewer", ["read"])
+    assert made["scopes"] == ["read"] and made["secret"]
+    with Client(made["secret"], settings=platform) as viewer:
+        assert viewer.get_project()["id"] == client.get_project()["id"]
+        with pytest.raises(Forbidden):
+            viewer.create_model("not-allowed")
+        with pytest.raises(Forbidden):
+            viewer.list_api_keys()
+    assert "viewer" in {key["name"] for key in client.list_api_keys()}
+    client.revoke_api_key(made["id"])
+    with Client(made["secret"], settings=platform) as revoked, pytest.raises(Unauthorized):
+        revoked.get_project()
