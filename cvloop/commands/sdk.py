@@ -39,8 +39,13 @@ def with_client(command: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _bars() -> Any:
+    """Bars go to stderr, so what a command prints on stdout (a key, an id) stays scriptable."""
+    return click.get_text_stream("stderr")
+
+
 def upload_with_bar(client: Client, path: Path, kind: UploadKind) -> UploadedFile:
-    with click.progressbar(length=path.stat().st_size, label=f"uploading {path.name}") as bar:
+    with click.progressbar(length=path.stat().st_size, label=f"uploading {path.name}", file=_bars()) as bar:
         return client.upload(path, kind, progress=bar.update)
 
 
@@ -53,6 +58,7 @@ def wait_with_bar(job: Job, timeout_s: float, poll_s: float) -> Job:
         show_eta=False,
         show_percent=False,
         item_show_func=lambda status: status,
+        file=_bars(),
     ) as bar:
 
         def on_poll(current: Job) -> None:

@@ -71,7 +71,7 @@ def test_models_push_uploads_with_a_bar_and_registers_the_version(
         api_key=admin_key,
     )  # fmt: skip
     assert code == 0, out + err
-    assert "uploading model.onnx" in out
+    assert "uploading model.onnx" in err and "uploading" not in out
     version_id = UUID(out.strip().splitlines()[-1].split()[-1])
 
     version = client.get_model("pushed").get_version("v1")
@@ -164,7 +164,7 @@ def test_jobs_wait_and_follow_logs_until_the_run_finishes(
         assert out.splitlines() == lines
         code, out, err = invoke(api_settings, "jobs", "wait", str(job.id), "--poll", "0.1", api_key=admin_key)
         assert code == 0, out + err
-        assert f"job {job.id}" in out and out.strip().endswith("succeeded")
+        assert f"job {job.id}" in err and out.strip().endswith("succeeded")
     finally:
         runner.join()
     code, out, _ = invoke(api_settings, "jobs", "show", str(job.id), api_key=admin_key)
