@@ -8,9 +8,11 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -19,6 +21,14 @@ from cvloop.stack.service import PythonService
 from services.common.settings import Settings, settings_env
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def needs(*paths: str) -> pytest.MarkDecorator:
+    """Skip until the files other branches bring are here (`services/api/__main__.py`, ...): these tests
+    run cvloop's own services, which land on their branches; once merged, a broken service fails them."""
+    missing = [path for path in paths if not (REPO / path).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"not merged yet: {', '.join(missing)}")
 
 
 @contextmanager

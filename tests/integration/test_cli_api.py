@@ -20,7 +20,9 @@ from cvloop.stack.service import Api
 from services.common.db.repositories import jobs
 from services.common.db.repositories.jobs import RunStatus
 from services.common.settings import Settings
-from tests.sdk_support import invoke, new_project, png, running
+from tests.sdk_support import invoke, needs, new_project, png, running
+
+pytestmark = needs("services/api/__main__.py")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ import pytest
 from cvloop.sdk import ApiError, Client, Deployment, NotFound, ServedPrediction, UnsupportedMediaType
 from cvloop.stack.service import Api, Serving
 from services.common.settings import Settings
-from tests.sdk_support import eventually, new_project, running
+from tests.sdk_support import eventually, needs, new_project, running
+
+pytestmark = needs("services/api/__main__.py", "services/serving/__main__.py", "cvloop/demo/digits.py")
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ from cvloop.stack.service import Api, Ingest
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction
 from services.common.settings import Settings
-from tests.sdk_support import eventually, invoke, new_project, png, running
+from tests.sdk_support import eventually, invoke, needs, new_project, png, running
 
+pytestmark = needs("services/api/__main__.py", "services/ingest/__main__.py")
 LABELS = ["cat", "dog", "bird"]
 
 
