@@ -30,13 +30,14 @@ class ProgressReader(io.RawIOBase):
     """A readable, seekable view of `raw` that reports each new byte read once.
 
     httpx seeks to the end and back to learn the length, and rewinds before a retry: only bytes past the
-    furthest point already reported count, so a bar never runs past the file's size."""
+    furthest point already reported count, so a bar never runs past the file's size. Closing it leaves
+    `raw` open: whoever opened it closes it."""
 
     def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
         super().__init__()
         self._raw = raw
         self._progress = progress
-        self._reported = raw.tell()
+        self._reported = 0  # httpx sends a file from its start
 
     def readable(self) -> bool:
         return True
@@ -63,10 +64,6 @@ class ProgressReader(io.RawIOBase):
     def tell(self) -> int:
         return self._raw.tell()
 
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
 
 def open_source(source: FileSource) -> tuple[BinaryIO, str, bool]:
     """(file object, file name, whether the caller must close it)."""
@@ -76,18 +73,6 @@ def open_source(source: FileSource) -> tuple[BinaryIO, str, bool]:
         path = Path(source)
         return path.open("rb"), path.name, True
     return source, Path(getattr(source, "name", "upload")).name, False
-
-
-def source_size(source: FileSource) -> int:
-    """Bytes a source holds from its current position (what a progress bar counts to)."""
-    if isinstance(source, bytes):
-        return len(source)
-    if isinstance(source, str | Path):
-        return Path(source).stat().st_size
-    position = source.tell()
-    end = source.seek(0, io.SEEK_END)
-    source.seek(position)
-    return end - position
 
 
 def content_type(name: str) -> str:

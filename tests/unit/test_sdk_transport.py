@@ -254,13 +254,16 @@ def test_an_upload_is_retried_and_its_progress_counts_each_byte_once() -> None:
 
 def test_progress_reader_reports_only_new_bytes() -> None:
     progress: list[int] = []
-    reader = ProgressReader(io.BytesIO(b"x" * 10), progress.append)
+    raw = io.BytesIO(b"x" * 10)
+    reader = ProgressReader(raw, progress.append)
     reader.read(4)
     reader.seek(0, io.SEEK_END)
     reader.seek(0)
     reader.read(6)
     reader.read()
     assert progress == [4, 2, 4]
+    reader.close()
+    assert not raw.closed  # the caller's file stays the caller's
 
 
 def _pages(total: int) -> tuple[Callable[[int, int], dict], list[tuple[int, int]]]:
