@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import click
 
 from cvloop.sdk import Client
@@ -24,13 +26,17 @@ def deployments_list(client: Client) -> None:
 
 @deployments.command("create")
 @click.argument("name")
-@click.option("--model-version", "model_version_id", required=True, help="The champion's id.")
+@click.option(
+    "--model-version", "model_version_id", type=click.UUID, required=True, help="The champion's id."
+)
 @click.option(
     "--kind", type=click.Choice(["served", "monitoring_only"]), default="monitoring_only", show_default=True
 )
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True)
 @with_client
-def deployments_create(client: Client, name: str, model_version_id: str, kind: str, threshold: float) -> None:
+def deployments_create(
+    client: Client, name: str, model_version_id: UUID, kind: str, threshold: float
+) -> None:
     """Create a deployment whose champion is --model-version."""
     deployment = client.create_deployment(
         name,
@@ -57,9 +63,9 @@ def deployments_show(client: Client, name: str) -> None:
 
 @deployments.command("set-shadow")
 @click.argument("name")
-@click.argument("model_version_id")
+@click.argument("model_version_id", type=click.UUID)
 @with_client
-def deployments_set_shadow(client: Client, name: str, model_version_id: str) -> None:
+def deployments_set_shadow(client: Client, name: str, model_version_id: UUID) -> None:
     """Run MODEL_VERSION_ID as the shadow beside the champion."""
     deployment = client.get_deployment(name).set_shadow_model(model_version_id)
     click.echo(f"{deployment.name}: shadow {deployment.shadow_model_version_id}")
@@ -102,15 +108,20 @@ def deployments_predictions(
 @click.option(
     "--dataset-version",
     "dataset_version_id",
+    type=click.UUID,
     required=True,
     help="A dataset version attached to the feedback loop.",
 )
 @click.option(
-    "--prediction", "prediction_ids", multiple=True, help="Repeatable; default: every reviewed one."
+    "--prediction",
+    "prediction_ids",
+    type=click.UUID,
+    multiple=True,
+    help="Repeatable; default: every reviewed one.",
 )
 @with_client
 def deployments_submit(
-    client: Client, name: str, dataset_version_id: str, prediction_ids: tuple[str, ...]
+    client: Client, name: str, dataset_version_id: UUID, prediction_ids: tuple[UUID, ...]
 ) -> None:
     """Submit reviewed predicted assets to the feedback loop."""
     submitted = client.get_deployment(name).submit_to_feedback_loop(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from uuid import UUID
 
 import click
 
@@ -30,9 +31,9 @@ def jobs_list(client: Client, kind: str | None) -> None:
 
 
 @jobs.command("show")
-@click.argument("job_id")
+@click.argument("job_id", type=click.UUID)
 @with_client
-def jobs_show(client: Client, job_id: str) -> None:
+def jobs_show(client: Client, job_id: UUID) -> None:
     """Show a job and each of its runs."""
     job = client.get_job(job_id)
     click.echo(_line(job.id, job.kind, job.status))
@@ -42,11 +43,11 @@ def jobs_show(client: Client, job_id: str) -> None:
 
 
 @jobs.command("wait")
-@click.argument("job_id")
+@click.argument("job_id", type=click.UUID)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
 @with_client
-def jobs_wait(client: Client, job_id: str, timeout_s: float, poll_s: float) -> None:
+def jobs_wait(client: Client, job_id: UUID, timeout_s: float, poll_s: float) -> None:
     """Wait for the job's latest run to finish; exits 1 when it failed."""
     job = wait_with_bar(client.get_job(job_id), timeout_s, poll_s)
     click.echo(_line(job.id, job.kind, job.status))
@@ -57,11 +58,11 @@ def jobs_wait(client: Client, job_id: str, timeout_s: float, poll_s: float) -> N
 
 
 @jobs.command("logs")
-@click.argument("job_id")
+@click.argument("job_id", type=click.UUID)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing lines until the run finishes.")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
 @with_client
-def jobs_logs(client: Client, job_id: str, follow: bool, poll_s: float) -> None:
+def jobs_logs(client: Client, job_id: UUID, follow: bool, poll_s: float) -> None:
     """Print the latest run's log lines."""
     job = client.get_job(job_id)
     if follow:
@@ -79,9 +80,9 @@ def jobs_logs(client: Client, job_id: str, follow: bool, poll_s: float) -> None:
 
 
 @jobs.command("rerun")
-@click.argument("job_id")
+@click.argument("job_id", type=click.UUID)
 @with_client
-def jobs_rerun(client: Client, job_id: str) -> None:
+def jobs_rerun(client: Client, job_id: UUID) -> None:
     """Start a new run of a finished job."""
     run = client.get_job(job_id).rerun()
     click.echo(f"run {run.get('attempt')}  {run.get('status')}  {run.get('id')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
 import click
 from pydantic import ValidationError
@@ -75,7 +76,7 @@ def _model_io(path: Path) -> ModelIO:
 @click.argument("version")
 @click.option("--detection-type", type=DETECTION_TYPES, required=True)
 @click.option("--file", "files", multiple=True, help="NAME=PATH, repeatable: the version's files.")
-@click.option("--labelmap-id", default=None)
+@click.option("--labelmap-id", type=click.UUID, default=None)
 @click.option(
     "--io",
     "io_path",
@@ -92,7 +93,7 @@ def models_push(
     version: str,
     detection_type: str,
     files: tuple[str, ...],
-    labelmap_id: str | None,
+    labelmap_id: UUID | None,
     io_path: Path | None,
     description: str,
     create: bool,
