@@ -3,6 +3,8 @@ Kafka-protocol mock broker, moto S3, and the api and ingest services as processe
 
 - monitor: `deployment.monitor(...)` one prediction per call, against the same JSON bodies posted with a
   bare `httpx.Client` (the baseline); rounds alternate so both see the same machine load;
+- the same monitor calls with the network replaced by `httpx.MockTransport` on both sides: the SDK's
+  own cost per call (building and checking the body, retries bookkeeping, reading the answer);
 - upload: `client.upload(...)` of a model file through the progress-reporting reader, against the same
   multipart upload from a bare `httpx.Client`.
 
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 
@@ -57,10 +60,17 @@ def _rate(count: int, run: Callable[[], None]) -> float:
 
 
 def bench_monitor(
-    client: Client, deployment: Deployment, key: str, n: int, rounds: int
+    client: Client,
+    deployment: Deployment,
+    key: str,
+    n: int,
+    rounds: int,
+    transport: httpx.BaseTransport | None = None,
 ) -> tuple[float, float]:
     keys = _keys("bench")
-    raw = httpx.Client(base_url=client.ingest.base_url, headers={"Authorization": f"Bearer {key}"})
+    raw = httpx.Client(
+        base_url=client.ingest.base_url, headers={"Authorization": f"Bearer {key}"}, transport=transport
+    )
     path = f"/v1/deployments/{deployment.id}/predictions"
     prediction = PREDICTION.model_dump(mode="json")
 
@@ -106,12 +116,25 @@ def bench_upload(client: Client, key: str, size: int, rounds: int) -> tuple[floa
     return max(raw_rates), max(sdk_rates)
 
 
+def bench_client_side(n: int, rounds: int) -> tuple[float, float]:
+    """Both sides on httpx.MockTransport answering 201 at once: what is left is the client's own work."""
+
+    def accept(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"prediction_id": str(uuid4())})
+
+    transport = httpx.MockTransport(accept)
+    with Client("cvl_bench", settings=Settings(), http_transport=transport) as client:
+        deployment = Deployment(client, {"id": str(uuid4()), "name": "bench"})
+        return bench_monitor(client, deployment, "cvl_bench", n, rounds, transport)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--predictions", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--upload-mib", type=int, default=32)
     args = parser.parse_args()
+    offline_raw, offline_sdk = bench_client_side(20 * args.predictions, args.rounds)
 
     state = Path(tempfile.mkdtemp(prefix="cvloop-bench-sdk-"))
     repo = Path(__file__).resolve().parent.parent
@@ -139,6 +162,12 @@ def main() -> None:
     print(f"monitor, one prediction per call ({args.predictions} calls, best of {args.rounds} rounds):")
     print(f"  baseline bare httpx  {raw_monitor:8.0f} predictions/s")
     print(f"  SDK                  {sdk_monitor:8.0f} predictions/s   ratio {sdk_monitor / raw_monitor:.2f}")
+    print(f"the same calls with the network replaced ({20 * args.predictions} calls):")
+    print(f"  baseline bare httpx  {offline_raw:8.0f} calls/s")
+    print(
+        f"  SDK                  {offline_sdk:8.0f} calls/s   ratio {offline_sdk / offline_raw:.2f}", end=""
+    )
+    print(f"   (SDK's own cost {1e6 / offline_sdk - 1e6 / offline_raw:.0f} us per call)")
     print(f"upload of a {args.upload_mib} MiB model file (best of {args.rounds}):")
     print(f"  baseline bare httpx  {raw_upload:8.1f} MiB/s")
     print(f"  SDK with progress    {sdk_upload:8.1f} MiB/s   ratio {sdk_upload / raw_upload:.2f}")
