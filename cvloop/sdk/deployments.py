@@ -416,5 +416,8 @@ class Deployment(Resource):
             body["all_reviewed"] = True
         else:
             body["prediction_ids"] = [ref_id(asset) for asset in predicted_assets]
-        answer = self.client.api.post(f"{self.url}/predictions/submit", body)
+        # Naming the predictions makes a repeat answer the same and change nothing: safe to retry.
+        answer = self.client.api.post(
+            f"{self.url}/predictions/submit", body, idempotent_post=predicted_assets is not None
+        )
         return [Submission.model_validate(s) for s in answer["submitted"]]

@@ -7,7 +7,8 @@ The policy:
   connection), is retried only for a *replayable* request: GET, HEAD, OPTIONS, PUT, DELETE and PATCH
   (the contract's PATCHes set a flag to a value, so sending one twice changes nothing), and the POSTs
   the contract makes idempotent (uploads are content-addressed; the monitor endpoint answers 409 with
-  the existing prediction id for an image it already has, which the SDK then reads as its own success);
+  the existing prediction id for an image it already has, which the SDK then reads as its own success;
+  a submission naming its predictions answers the same again and changes nothing);
 - any other POST (create a model, submit, predict) is not replayed: sending it twice could create twice;
 - delays grow exponentially from `backoff`, capped at `max_delay`, with +-`jitter` so clients that
   failed together do not come back together; a `Retry-After` header lengthens the delay, within the cap.
