@@ -349,3 +349,16 @@ def test_wait_reads_the_job_until_its_latest_run_finished() -> None:
     polled: list[str | None] = []
     job.wait(timeout_s=60, poll_s=0.1, on_poll=lambda j: polled.append(j.status), sleep=lambda _: None)
     assert polled == ["pending", "running", "succeeded"] and job.finished
+
+
+def test_a_submission_is_retried_only_when_it_names_its_predictions() -> None:
+    prediction_id, asset_id = str(uuid4()), str(uuid4())
+    done = httpx.Response(200, json={"submitted": [{"prediction_id": prediction_id, "asset_id": asset_id}]})
+    handler, seen = _scripted(httpx.Response(503), done)
+    submitted = _deployment(_client(handler)).submit_to_feedback_loop(uuid4(), [prediction_id])
+    assert [str(s.asset_id) for s in submitted] == [asset_id] and len(seen) == 2
+
+    handler, seen = _scripted(httpx.Response(503), done)
+    with pytest.raises(ServerError):
+        _deployment(_client(handler)).submit_to_feedback_loop(uuid4())
+    assert len(seen) == 1 and json.loads(seen[0].content)["all_reviewed"] is True
