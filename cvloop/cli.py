@@ -9,6 +9,10 @@ import click
 from services.common.logs import configure_logging
 from services.common.settings import Settings, load_settings
 
+from .commands.deployments import deployments
+from .commands.jobs import jobs
+from .commands.projects import projects
+from .commands.registry import models, project, upload
 from .stack import stack
 from .stack.component import Health
 from .stack.process import StackError
@@ -86,6 +90,9 @@ def topics_create(settings: Settings) -> None:
     if any(outcome.startswith("failed") for _, outcome in results):
         sys.exit(1)
 
+
+for command in (projects, project, upload, models, deployments, jobs):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -144,6 +144,40 @@ class Settings(BaseSettings):
         description="How long a predicted asset's presigned image_url stays valid.",
     )
 
+    # SDK and CLI: where the client finds the services, and its key.
+    api_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("CVLOOP_API_URL"),
+        description="Control plane's base URL the SDK and CLI call. Unset: the local api on <port base>+7.",
+    )
+    ingest_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("CVLOOP_INGEST_URL"),
+        description="Monitor endpoint's base URL the SDK calls. Unset: the local ingest on <port base>+6.",
+    )
+    serving_url_setting: str | None = Field(
+        None,
+        validation_alias=_env("CVLOOP_SERVING_URL"),
+        description="Serving's base URL the SDK calls. Unset: the local serving on <port base>+5.",
+    )
+    api_key: str | None = Field(
+        None,
+        validation_alias=_env("CVLOOP_API_KEY"),
+        description="API key the SDK and CLI send (`cvloop projects create` prints a project's first one).",
+    )
+
+    @property
+    def api_url(self) -> str:
+        return self.api_url_setting or f"http://{LOCAL_HOST}:{self.api_port}"
+
+    @property
+    def ingest_url(self) -> str:
+        return self.ingest_url_setting or f"http://{LOCAL_HOST}:{self.ingest_port}"
+
+    @property
+    def serving_url(self) -> str:
+        return self.serving_url_setting or f"http://{LOCAL_HOST}:{self.serving_port}"
+
     # --- scoring (services/scoring) ---
 
     @property

@@ -1,0 +1,2 @@
+"""`cvloop` subcommands beyond the local stack: projects (Postgres directly) and the platform's
+common actions over the SDK."""

@@ -1,0 +1,68 @@
+"""cvloop's Python SDK: `from cvloop.sdk import Client`."""
+
+from .client import Client
+from .deployments import (
+    BatchItemResult,
+    Deployment,
+    DeploymentPolicy,
+    PredictedAsset,
+    ServedPrediction,
+    Submission,
+    TrainingData,
+)
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    CvloopError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from .experiments import Experiment
+from .jobs import Job, JobTimeout, LogLine
+from .registry import Asset, Dataset, DatasetVersion, Labelmap, Model, ModelVersion, Processing
+from .retry import NO_RETRY, RetryPolicy
+from .uploads import UploadedFile
+
+__all__ = [
+    "NO_RETRY",
+    "ApiError",
+    "Asset",
+    "BadRequest",
+    "BatchItemResult",
+    "Client",
+    "Conflict",
+    "CvloopError",
+    "Dataset",
+    "DatasetVersion",
+    "Deployment",
+    "DeploymentPolicy",
+    "Experiment",
+    "Forbidden",
+    "Job",
+    "JobTimeout",
+    "Labelmap",
+    "LogLine",
+    "Model",
+    "ModelVersion",
+    "NotFound",
+    "PayloadTooLarge",
+    "PredictedAsset",
+    "Processing",
+    "RetryPolicy",
+    "ServedPrediction",
+    "ServerError",
+    "ServiceUnavailable",
+    "Submission",
+    "TrainingData",
+    "Unauthorized",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "UploadedFile",
+]

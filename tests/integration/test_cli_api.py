@@ -1,0 +1,194 @@
+"""The `cvloop` commands that go through the SDK, against the real control plane (`python -m
+services.api`) on the real Postgres, broker and S3. Jobs are moved the way a job runner moves them,
+through the jobs repository."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+
+from cvloop.sdk import Client, Job
+from cvloop.stack.service import Api
+from services.common.db.repositories import jobs
+from services.common.db.repositories.jobs import RunStatus
+from services.common.settings import Settings
+from tests.sdk_support import invoke, needs, new_project, png, running
+
+pytestmark = needs("services/api/__main__.py")
+
+
+@pytest.fixture(scope="module")
+def api_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Iterator[Settings]:
+    with running(Api(postgres_settings)):
+        yield postgres_settings
+
+
+@pytest.fixture(scope="module")
+def admin_key(api_settings: Settings) -> str:
+    return new_project(api_settings, f"cli-{uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def client(api_settings: Settings, admin_key: str) -> Iterator[Client]:
+    with Client(admin_key, settings=api_settings) as client:
+        yield client
+
+
+def test_project_shows_the_keys_project_and_refuses_a_bad_key(api_settings: Settings, admin_key: str) -> None:
+    code, out, _ = invoke(api_settings, "project", api_key=admin_key)
+    assert code == 0 and out.startswith("cli-")
+
+    code, _, err = invoke(api_settings, "project", api_key="cvl_not-a-key")
+    assert code == 1 and "401" in err
+
+    env_without_key = api_settings.model_copy(update={"api_key": None})
+    code, _, err = invoke(env_without_key, "project")
+    assert code == 1 and "no API key" in err
+
+
+def test_models_push_uploads_with_a_bar_and_registers_the_version(
+    api_settings: Settings, admin_key: str, client: Client, tmp_path: Path
+) -> None:
+    weights = tmp_path / "model.onnx"
+    weights.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: several chunks through the bar
+    io_file = tmp_path / "io.json"
+    io_file.write_text(json.dumps({"width": 8, "height": 8}))
+    code, out, err = invoke(
+        api_settings,
+        "models", "push", "pushed", "v1",
+        "--create",
+        "--detection-type", "classification",
+        "--file", f"model.onnx={weights}",
+        "--io", str(io_file),
+        api_key=admin_key,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "uploading model.onnx" in err and "uploading" not in out
+    version_id = UUID(out.strip().splitlines()[-1].split()[-1])
+
+    version = client.get_model("pushed").get_version("v1")
+    assert version.id == version_id
+    assert version["io"]["width"] == 8
+    [stored] = version["files"]
+    assert stored["name"] == "model.onnx" and stored["size_bytes"] == weights.stat().st_size
+
+    code, _, err = invoke(api_settings, "models", "push", "absent", "v1", "--detection-type", "detection",
+                          api_key=admin_key)  # fmt: skip
+    assert code == 1 and "404" in err and "'absent'" in err
+
+
+def test_upload_of_a_non_image_as_an_image_names_the_field(
+    api_settings: Settings, admin_key: str, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    code, _, err = invoke(api_settings, "upload", str(text), "--kind", "images", api_key=admin_key)
+    assert code == 1 and "415" in err and "body.file" in err
+
+    image = tmp_path / "frame.png"
+    image.write_bytes(png(1))
+    code, out, _ = invoke(api_settings, "upload", str(image), "--kind", "images", api_key=admin_key)
+    assert code == 0 and re.search(r"^images/\S+\.png$", out, re.M)
+
+
+def test_deployment_commands_set_and_promote_the_shadow(
+    api_settings: Settings, admin_key: str, client: Client
+) -> None:
+    model = client.create_model(f"cls-{uuid4().hex[:6]}")
+    first = model.create_version("v1", "classification")
+    second = model.create_version("v2", "classification")
+    name = f"line-{uuid4().hex[:6]}"
+
+    def cvloop(*args: str) -> str:
+        code, out, err = invoke(api_settings, *args, api_key=admin_key)
+        assert code == 0, out + err
+        return out
+
+    cvloop("deployments", "create", name, "--model-version", str(first.id), "--threshold", "0.3")
+    assert re.search(rf"^champion\s+{first.id}$", cvloop("deployments", "show", name), re.M)
+    assert f"shadow {second.id}" in cvloop("deployments", "set-shadow", name, str(second.id))
+    assert f"champion {second.id}" in cvloop("deployments", "promote-shadow", name)
+    assert name in cvloop("deployments", "list")
+    deployment = client.get_deployment(name)
+    assert deployment.champion_model_version_id == second.id and deployment.shadow_model_version_id is None
+    assert deployment["confidence_threshold"] == pytest.approx(0.3)
+
+
+def _launch(client: Client) -> Job:
+    model = client.create_model(f"proc-{uuid4().hex[:6]}")
+    version = model.create_version("v1", "classification")
+    processing = client.create_processing(f"p-{uuid4().hex[:6]}", command=["echo", "hi"])
+    return version.launch_processing(processing, {})
+
+
+def _drive(settings: Settings, job: Job, lines: list[str], outcome: RunStatus, reason: str | None) -> None:
+    """What a job runner does with the job's run: start, log, finish."""
+
+    async def drive() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            project_id = await conn.fetchval("SELECT project_id FROM jobs WHERE id = $1", job.id)
+            run_id = UUID(str(job.latest_run["id"]))  # type: ignore[index]
+            await asyncio.sleep(0.5)  # let the command see the run pending first
+            await jobs.start_run(conn, project_id, run_id)
+            for number, line in enumerate(lines, start=1):
+                await jobs.append_logs(conn, project_id, run_id, [(number, line)])
+                await asyncio.sleep(0.1)
+            await jobs.finish_run(conn, project_id, run_id, outcome, reason=reason)
+        finally:
+            await conn.close()
+
+    asyncio.run(drive())
+
+
+def test_jobs_wait_and_follow_logs_until_the_run_finishes(
+    api_settings: Settings, admin_key: str, client: Client
+) -> None:
+    job = _launch(client)
+    assert job.status == "pending"
+    lines = [f"step {i}" for i in range(5)]
+    runner = threading.Thread(target=_drive, args=(api_settings, job, lines, RunStatus.SUCCEEDED, None))
+    runner.start()
+    try:
+        code, out, err = invoke(api_settings, "jobs", "logs", str(job.id), "-f", "--poll", "0.1",
+                                api_key=admin_key)  # fmt: skip
+        assert code == 0, out + err
+        assert out.splitlines() == lines
+        code, out, err = invoke(api_settings, "jobs", "wait", str(job.id), "--poll", "0.1", api_key=admin_key)
+        assert code == 0, out + err
+        assert f"job {job.id}" in err and out.strip().endswith("succeeded")
+    finally:
+        runner.join()
+    code, out, _ = invoke(api_settings, "jobs", "show", str(job.id), api_key=admin_key)
+    assert code == 0 and "run 1  succeeded" in out
+
+
+def test_jobs_wait_exits_1_on_a_failed_run_and_rerun_starts_another(
+    api_settings: Settings, admin_key: str, client: Client
+) -> None:
+    job = _launch(client)
+    runner = threading.Thread(
+        target=_drive, args=(api_settings, job, ["loading"], RunStatus.FAILED, "weights missing")
+    )
+    runner.start()
+    try:
+        code, out, err = invoke(api_settings, "jobs", "wait", str(job.id), "--poll", "0.1", api_key=admin_key)
+    finally:
+        runner.join()
+    assert code == 1 and out.strip().endswith("failed") and "weights missing" in err
+
+    code, out, err = invoke(api_settings, "jobs", "rerun", str(job.id), api_key=admin_key)
+    assert code == 0 and out.startswith("run 2  pending"), out + err
+    code, _, err = invoke(api_settings, "jobs", "rerun", str(job.id), api_key=admin_key)
+    assert code == 1 and "409" in err  # a run is still pending
+    assert str(job.id) in invoke(api_settings, "jobs", "list", "--kind", "processing", api_key=admin_key)[1]
