@@ -1,0 +1,34 @@
+"""`python -m services.scoring`: the scoring stream, with /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common.http import create_app, serve
+from services.common.logs import configure_logging
+from services.common.settings import load_settings
+
+from .service import ScoringService
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    service = ScoringService(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    serve(create_app("cvloop scoring", service.ready, lifespan=lifespan), settings, settings.scoring_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The scoring service's parts, started and stopped together: Postgres pool (schema migrated), object
+store, event producer, and the faust app running the stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import faust
+
+from services.common.db.pool import open_pool
+from services.common.kafka.faust_app import create_app
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+
+from .stream import APP_ID, ScoringStream
+
+
+class ScoringService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.producer: EventProducer | None = None
+        self.app: faust.App | None = None
+        self.stream: ScoringStream | None = None
+
+    async def start(self) -> None:
+        self.pool = await open_pool(self.settings.database_url)
+        store = ObjectStore.from_settings(self.settings)
+        await asyncio.to_thread(store.ensure_bucket)
+        self.producer = EventProducer.from_settings(self.settings)
+        await self.producer.start()
+        self.app = create_app(APP_ID, self.settings)
+        self.stream = ScoringStream(self.app, self.settings, self.pool, store, self.producer)
+        await self.app.start()
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def ready(self) -> str | None:
+        """None once the stream runs and Postgres answers, else why not."""
+        if self.app is None or self.pool is None or not self.app.started:
+            return "the scoring stream is not started"
+        try:
+            await self.pool.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError) as exc:
+            return f"Postgres does not answer: {exc}"
+        return None
