@@ -67,15 +67,11 @@ class ScoringStream:
         self.producer = producer
         self.references = ReferenceCache(pool, store, settings.scoring_reference_refresh_s)
         self.latencies = LatencyWindows(settings.scoring_latency_window)
-        # The partitioner puts each window's changelog record where its deployment's predictions are.
         self.windows = app.Table(
             DRIFT_TABLE,
             partitions=TOPICS[Topic.PREDICTIONS].partitions,
-            key_type=str,
+            key_type=bytes,  # raw bytes both: the key is the deployment id, as the predictions' key is
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            use_partitioner=True,
         )
         self._reported: dict[UUID, tuple[int, float]] = {}  # window total and time of the last report
         app.agent(registry_topic(app, Topic.PREDICTIONS), name="score-predictions")(self._predictions)
@@ -160,12 +156,18 @@ class ScoringStream:
             histogram.observe(score)
         metrics.EVENTS.labels(Topic.PREDICTIONS.value, "scored").inc(len(scored))
         predicted_at = np.array([p.predicted_at.timestamp() for p in scored])
-        await self._add_to_window(deployment_id, loaded, features, predicted_at)
+        partition = batch[0][0].message.partition
+        await self._add_to_window(deployment_id, partition, loaded, features, predicted_at)
 
     async def _add_to_window(
-        self, deployment_id: UUID, loaded: LoadedReference, features: np.ndarray, predicted_at: np.ndarray
+        self,
+        deployment_id: UUID,
+        partition: int,
+        loaded: LoadedReference,
+        features: np.ndarray,
+        predicted_at: np.ndarray,
     ) -> None:
-        key = str(deployment_id)
+        key = str(deployment_id).encode()
         saved = self.windows.get(key)
         window = DriftWindow.from_bytes(saved) if saved else None
         if window is None or window.reference_id != loaded.id:
@@ -180,7 +182,12 @@ class ScoringStream:
             start = end
             if window.total % every == 0:
                 await self._report(deployment_id, loaded, window)
-        self.windows[key] = window.to_bytes()
+        # A batch holds several deployments, so the changelog partition is named rather than taken from
+        # the stream's current event: the partition of this deployment's predictions, where recovery
+        # looks for it.
+        value = window.to_bytes()
+        self.windows.data[key] = value
+        self.windows.send_changelog(partition, key, value)
         self._reported.setdefault(deployment_id, (0, time.monotonic()))
 
     async def _report_overdue_drift(self) -> None:
@@ -188,7 +195,7 @@ class ScoringStream:
         for deployment_id, (total, at) in list(self._reported.items()):
             if now - at < self.settings.scoring_drift_interval_s:
                 continue
-            saved = self.windows.get(str(deployment_id))
+            saved = self.windows.get(str(deployment_id).encode())
             if not saved:
                 continue
             window = DriftWindow.from_bytes(saved)
