@@ -31,7 +31,8 @@ class ScoringService:
         await asyncio.to_thread(store.ensure_bucket)
         self.producer = EventProducer.from_settings(self.settings)
         await self.producer.start()
-        self.app = create_app(APP_ID, self.settings)
+        # faust keeps its table folder under the state folder rather than the working directory.
+        self.app = create_app(APP_ID, self.settings, datadir=str(self.settings.state_path / APP_ID))
         self.stream = ScoringStream(self.app, self.settings, self.pool, store, self.producer)
         await self.app.start()
 
