@@ -22,6 +22,11 @@ from scipy.stats._stats_pythran import _compute_outer_prob_inside_method
 from .outlier import FloatMatrix, FloatVector
 
 MAX_EXACT_N = 10_000  # scipy's "auto": exact p-values while both samples are at most this large
+# Where Smirnov's asymptotic p-value is below this, the exact one is not computed: both are then many
+# orders of magnitude below any significance level (and within 1e-9 of each other), while the exact
+# lattice count costs time proportional to the statistic (0.3 s per feature at D = 0.5 for 1,000 vs
+# 10,000 values), exactly when a window has drifted most.
+NEGLIGIBLE_P = 1e-30
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def _exact_p_value(h: int, n1: int, n2: int) -> float | None:
 def _asymptotic_p_values(d: FloatVector, n1: int, n2: int) -> FloatVector:
     large, small = max(n1, n2), min(n1, n2)
     effective_n = np.round(large * small / (large + small))
-    return np.clip(kstwo.sf(d, effective_n), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN for one value each side, as scipy's
+        return np.clip(kstwo.sf(d, effective_n), 0.0, 1.0)
 
 
 def ks_p_values(statistics: FloatVector, n1: int, n2: int) -> KsResult:
@@ -91,10 +97,12 @@ def ks_p_values(statistics: FloatVector, n1: int, n2: int) -> KsResult:
     lcm = (n1 // math.gcd(n1, n2)) * n2
     steps = np.round(statistics * lcm).astype(np.int64)
     lattice = steps / lcm
-    p_values = np.empty_like(statistics)
+    p_values = _asymptotic_p_values(lattice, n1, n2)
     for i, h in enumerate(steps):
-        exact = _exact_p_value(int(h), n1, n2)
-        p_values[i] = exact if exact is not None else _asymptotic_p_values(lattice[i : i + 1], n1, n2)[0]
+        if not p_values[i] < NEGLIGIBLE_P:  # NaN too: too few values for the asymptotic formula
+            exact = _exact_p_value(int(h), n1, n2)
+            if exact is not None:  # else scipy falls back to the asymptotic value, as here
+                p_values[i] = exact
     return KsResult(lattice, p_values)
 
 

@@ -29,7 +29,8 @@ class ScoringService:
         self.pool = await open_pool(self.settings.database_url)
         store = ObjectStore.from_settings(self.settings)
         await asyncio.to_thread(store.ensure_bucket)
-        self.producer = EventProducer.from_settings(self.settings)
+        # Scores go out a batch at a time: large producer batches carry a whole take() of them.
+        self.producer = EventProducer.from_settings(self.settings, max_batch_size=1 << 20, linger_ms=10)
         await self.producer.start()
         # faust keeps its table folder under the state folder rather than the working directory.
         self.app = create_app(APP_ID, self.settings, datadir=str(self.settings.state_path / APP_ID))

@@ -136,20 +136,18 @@ class ScoringStream:
             loaded.id,
             [Score(p.prediction_id, float(s)) for p, s in zip(scored, scores, strict=True)],
         )
-        await asyncio.gather(
-            *(
-                self.producer.publish(
-                    Topic.SCORES,
-                    OutlierScored(
-                        event_id=uuid.uuid5(SCORE_NAMESPACE, str(p.prediction_id)),
-                        deployment_id=deployment_id,
-                        prediction_id=p.prediction_id,
-                        reference_id=loaded.id,
-                        score=stored[p.prediction_id],
-                    ),
+        await self.producer.publish_all(
+            Topic.SCORES,
+            [
+                OutlierScored(
+                    event_id=uuid.uuid5(SCORE_NAMESPACE, str(p.prediction_id)),
+                    deployment_id=deployment_id,
+                    prediction_id=p.prediction_id,
+                    reference_id=loaded.id,
+                    score=stored[p.prediction_id],
                 )
                 for p in scored
-            )
+            ],
         )
         histogram = metrics.OUTLIER_SCORE.labels(str(deployment_id))
         for score in scores:

@@ -45,6 +45,20 @@ def test_ks_equals_scipy_statistic_and_p_value(n1: int, n2: int) -> None:
         assert result.p_value[j] == pytest.approx(expected.pvalue, abs=1e-9), j
 
 
+def test_ks_equals_scipy_where_the_exact_p_value_is_negligible() -> None:
+    rng = np.random.default_rng(5)
+    window = rng.normal(1.0, 1.0, (1000, 2))
+    reference = rng.normal(0.0, 1.0, (10_000, 2))
+
+    result = ks_2samp_columns(window, np.sort(reference, axis=0))
+
+    for j in range(2):
+        expected = ks_2samp(window[:, j], reference[:, j])  # exact: slow, and below 1e-30
+        assert result.statistic[j] == pytest.approx(expected.statistic, abs=1e-9)
+        assert result.p_value[j] == pytest.approx(expected.pvalue, abs=1e-9)
+        assert result.p_value[j] < 1e-30
+
+
 def test_ks_refuses_mismatched_columns() -> None:
     with pytest.raises(ValueError, match="same columns"):
         ks_2samp_columns(np.zeros((3, 2)), np.zeros((3, 3)))

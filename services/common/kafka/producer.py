@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -64,6 +65,12 @@ class EventProducer:
 
     async def publish(self, topic: str, event: Publishable, headers: Headers | None = None) -> RecordMetadata:
         return await self.publish_bytes(topic, event.to_bytes(), key=event.key, headers=headers)
+
+    async def publish_all(self, topic: str, events: Sequence[Publishable]) -> list[RecordMetadata]:
+        """Publish many events and wait for every acknowledgement: each is appended to the producer's
+        batches before any is awaited, so they share requests (no task per event)."""
+        futures = [await self.producer.send(topic, event.to_bytes(), key=event.key) for event in events]
+        return list(await asyncio.gather(*futures))
 
     async def publish_bytes(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers | None = None
