@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "cvloop_scoring_events_total",
-    "Events the scoring stream handled, by topic and outcome (scored, unscored, reported, dead_lettered).",
+    "Events the scoring stream handled, by topic and outcome (scored, replayed, unscored, reported, "
+    "measured, dead_lettered).",
     ["topic", "outcome"],
 )
 OUTLIER_SCORE = Histogram(

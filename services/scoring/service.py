@@ -38,12 +38,14 @@ class ScoringService:
         await self.app.start()
 
     async def stop(self) -> None:
-        if self.app is not None:
-            await self.app.stop()
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.pool is not None:
-            await self.pool.close()
+        app, producer, pool = self.app, self.producer, self.pool
+        self.app = self.producer = self.pool = self.stream = None
+        if app is not None:
+            await app.stop()
+        if producer is not None:
+            await producer.stop()
+        if pool is not None:
+            await pool.close()
 
     async def ready(self) -> str | None:
         """None once the stream runs and Postgres answers, else why not."""

@@ -144,18 +144,22 @@ class ScoringStream:
                     deployment_id=deployment_id,
                     prediction_id=p.prediction_id,
                     reference_id=loaded.id,
-                    score=stored[p.prediction_id],
+                    score=stored[p.prediction_id].score,
                 )
                 for p in scored
             ],
         )
+        # A replayed prediction keeps its first score and is not counted again, in metrics or windows.
+        new = np.array([stored[p.prediction_id].new for p in scored])
         histogram = metrics.OUTLIER_SCORE.labels(str(deployment_id))
-        for score in scores:
+        for score in scores[new]:
             histogram.observe(score)
-        metrics.EVENTS.labels(Topic.PREDICTIONS.value, "scored").inc(len(scored))
-        predicted_at = np.array([p.predicted_at.timestamp() for p in scored])
-        partition = batch[0][0].message.partition
-        await self._add_to_window(deployment_id, partition, loaded, features, predicted_at)
+        metrics.EVENTS.labels(Topic.PREDICTIONS.value, "scored").inc(int(new.sum()))
+        metrics.EVENTS.labels(Topic.PREDICTIONS.value, "replayed").inc(int((~new).sum()))
+        if new.any():
+            predicted_at = np.array([p.predicted_at.timestamp() for p in scored])[new]
+            partition = batch[0][0].message.partition
+            await self._add_to_window(deployment_id, partition, loaded, features[new], predicted_at)
 
     async def _add_to_window(
         self,

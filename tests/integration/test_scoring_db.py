@@ -15,7 +15,7 @@ from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrectio
 from services.common.db.pool import open_pool
 from services.common.db.repositories import predicted_assets
 from services.common.db.repositories.drift_reports import insert_drift_report, list_drift_reports
-from services.common.db.repositories.prediction_scores import Score, record_outlier_scores
+from services.common.db.repositories.prediction_scores import Score, StoredScore, record_outlier_scores
 from services.common.settings import Settings
 from tests.integration.scoring_fixtures import classification_deployment, prediction_of
 
@@ -65,7 +65,8 @@ async def test_first_score_wins_and_replays_store_nothing_new(pool: asyncpg.Pool
         uuid4(),
         [Score(event.prediction_id, 0.9), Score(event.prediction_id, 0.9)],
     )
-    assert first == again == {event.prediction_id: 0.4}
+    assert first == {event.prediction_id: StoredScore(0.4, new=True)}
+    assert again == {event.prediction_id: StoredScore(0.4, new=False)}
     count = await pool.fetchval(
         "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", d.deployment_id
     )

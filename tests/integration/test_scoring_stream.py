@@ -315,6 +315,28 @@ async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
     assert _metric("cvloop_scoring_latency_ms", deployment=deployment, role="shadow", quantile="0.95") == 20.0
 
 
+async def test_a_restarted_worker_resumes_its_drift_windows(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    service: ScoringService,
+    scoring_settings: Settings,
+    digits: dict[str, Any],
+) -> None:
+    reported = len(await list_drift_reports(pool, ready.project_id, ready.deployment_id))
+    await service.stop()
+    restarted = ScoringService(scoring_settings)
+    await restarted.start()
+    try:
+        events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][150:250]]
+        await _publish(producer, events)
+        reports = await _until(lambda: _reports(pool, ready, reported + 1), "a report after the restart")
+    finally:
+        await restarted.stop()
+    # The window was recovered from its changelog: it still holds the predictions before the restart.
+    assert reports[-1].window_size == 200
+
+
 def _metric(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 

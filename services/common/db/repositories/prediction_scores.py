@@ -21,11 +21,17 @@ class Score:
     score: float
 
 
+@dataclass(frozen=True)
+class StoredScore:
+    score: float  # the score stored for the prediction: the first one recorded
+    new: bool  # recorded by this call (False for a replay)
+
+
 async def record_outlier_scores(
     db: Db, project_id: UUID, deployment_id: UUID, reference_id: UUID, scores: list[Score]
-) -> dict[UUID, float]:
-    """Store the scores and copy them onto the predicted assets already recorded; return the stored
-    score of each prediction id (the first one stored, so a replay with another reference changes
+) -> dict[UUID, StoredScore]:
+    """Store the scores and copy them onto the predicted assets already recorded; return what is stored
+    for each prediction id (the first score recorded, so a replay with another reference changes
     nothing). Rows are written in prediction id order; a deadlock with an ingest transaction writing
     several assets in another order is retried."""
     unique = sorted({s.prediction_id: s for s in scores}.values(), key=lambda s: s.prediction_id)
@@ -41,7 +47,7 @@ async def record_outlier_scores(
 
 async def _record(
     db: Db, project_id: UUID, deployment_id: UUID, reference_id: UUID, scores: list[Score]
-) -> dict[UUID, float]:
+) -> dict[UUID, StoredScore]:
     async with transaction(db) as conn:
         try:
             rows = await conn.fetch(
@@ -52,7 +58,8 @@ async def _record(
                        reference_id = COALESCE(prediction_scores.reference_id, EXCLUDED.reference_id),
                        outlier_score = COALESCE(prediction_scores.outlier_score, EXCLUDED.outlier_score),
                        scored_at = COALESCE(prediction_scores.scored_at, EXCLUDED.scored_at)
-                   RETURNING prediction_id, outlier_score, asset_recorded""",
+                   RETURNING prediction_id, outlier_score, asset_recorded,
+                             scored_at = now() AS new  -- now() is this transaction's start""",
                 project_id,
                 deployment_id,
                 reference_id,
@@ -71,7 +78,7 @@ async def _record(
                 [r["prediction_id"] for r in recorded],
                 [r["outlier_score"] for r in recorded],
             )
-    return {r["prediction_id"]: r["outlier_score"] for r in rows}
+    return {r["prediction_id"]: StoredScore(r["outlier_score"], r["new"]) for r in rows}
 
 
 async def recent_reviewed(db: Db, deployment_id: UUID, limit: int) -> list[dict[str, Any]]:
