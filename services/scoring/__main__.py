@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +19,8 @@ from .service import ScoringService
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
-    service = ScoringService(settings)
+    # A stream stopped by an outage stops the process, so it restarts and reads the batch again.
+    service = ScoringService(settings, on_failure=lambda _: os.kill(os.getpid(), signal.SIGTERM))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
-"""The references the stream scores against, loaded from Postgres and the object store and kept a while:
-which one a deployment uses is asked again every SCORING_REFERENCE_REFRESH_S, a reference's content never
-changes (a new reference has a new id)."""
+"""The references the stream scores against, loaded from Postgres and the object store. A deployment's
+ready reference is trusted for SCORING_REFERENCE_REFRESH_S before Postgres is asked again; a deployment
+without one is asked about at every batch, so the first predictions after it becomes ready are scored.
+A reference's content never changes (a new reference has a new id), so it is loaded once."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class ReferenceCache:
         self._pool = pool
         self._store = store
         self._refresh_s = refresh_s
-        self._checked: dict[UUID, tuple[float, LoadedReference | None]] = {}
+        self._checked: dict[UUID, tuple[float, LoadedReference]] = {}
         self._contents: dict[UUID, Reference] = {}
 
     async def get(self, deployment_id: UUID) -> LoadedReference | None:
@@ -39,8 +40,9 @@ class ReferenceCache:
         checked = self._checked.get(deployment_id)
         if checked is not None and time.monotonic() - checked[0] < self._refresh_s:
             return checked[1]
+        self._checked.pop(deployment_id, None)
         row = await ready_reference(self._pool, deployment_id)
-        loaded = None
+        loaded: LoadedReference | None = None
         if row is not None:
             content = self._contents.get(row.id)
             if content is None:
@@ -48,5 +50,5 @@ class ReferenceCache:
                 content = self._contents[row.id] = Reference.from_bytes(data)
             assert row.created_at is not None
             loaded = LoadedReference(row.id, row.project_id, row.created_at, content)
-        self._checked[deployment_id] = (time.monotonic(), loaded)
+            self._checked[deployment_id] = (time.monotonic(), loaded)
         return loaded

@@ -4,6 +4,7 @@ store, event producer, and the faust app running the stream."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import asyncpg
 import faust
@@ -18,8 +19,12 @@ from .stream import APP_ID, ScoringStream
 
 
 class ScoringService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_failure: Callable[[BaseException], None] = lambda _: None
+    ) -> None:
+        """`on_failure` runs when an agent stops on an error outside its messages."""
         self.settings = settings
+        self.on_failure = on_failure
         self.pool: asyncpg.Pool | None = None
         self.producer: EventProducer | None = None
         self.app: faust.App | None = None
@@ -34,7 +39,7 @@ class ScoringService:
         await self.producer.start()
         # faust keeps its table folder under the state folder rather than the working directory.
         self.app = create_app(APP_ID, self.settings, datadir=str(self.settings.state_path / APP_ID))
-        self.stream = ScoringStream(self.app, self.settings, self.pool, store, self.producer)
+        self.stream = ScoringStream(self.app, self.settings, self.pool, store, self.producer, self.on_failure)
         await self.app.start()
 
     async def stop(self) -> None:
@@ -49,8 +54,10 @@ class ScoringService:
 
     async def ready(self) -> str | None:
         """None once the stream runs and Postgres answers, else why not."""
-        if self.app is None or self.pool is None or not self.app.started:
+        if self.app is None or self.pool is None or self.stream is None or not self.app.started:
             return "the scoring stream is not started"
+        if self.stream.failure is not None:
+            return f"the scoring stream stopped: {self.stream.failure!r}"
         try:
             await self.pool.fetchval("SELECT 1")
         except (OSError, asyncpg.PostgresError) as exc:

@@ -10,10 +10,12 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -59,8 +61,11 @@ class ScoringStream:
         pool: asyncpg.Pool,
         store: ObjectStore,
         producer: EventProducer,
+        on_failure: Callable[[BaseException], None],
     ) -> None:
         self.app = app
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
         self.settings = settings
         self.pool = pool
         self.store = store
@@ -74,11 +79,32 @@ class ScoringStream:
             value_type=bytes,
         )
         self._reported: dict[UUID, tuple[int, float]] = {}  # window total and time of the last report
-        app.agent(registry_topic(app, Topic.PREDICTIONS), name="score-predictions")(self._predictions)
-        app.agent(registry_topic(app, Topic.REVIEWS), name="measure-quality")(self._reviews)
+        app.agent(registry_topic(app, Topic.PREDICTIONS), name="score-predictions")(
+            self._guard(self._predictions)
+        )
+        app.agent(registry_topic(app, Topic.REVIEWS), name="measure-quality")(self._guard(self._reviews))
         if settings.scoring_run_reference_jobs:
-            app.agent(registry_topic(app, Topic.JOBS), name="reference-jobs")(self._jobs)
+            app.agent(registry_topic(app, Topic.JOBS), name="reference-jobs")(self._guard(self._jobs))
         app.timer(min(1.0, settings.scoring_drift_interval_s))(self._report_overdue_drift)
+
+    def _guard(
+        self, agent: Callable[[faust.StreamT], Awaitable[None]]
+    ) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """An agent that fails for a reason outside the message (Postgres down, say) stops with its batch
+        unacknowledged; the service is then not ready and `on_failure` runs (the process stops), so the
+        batch is read again after the restart instead of being skipped."""
+
+        @functools.wraps(agent)
+        async def guarded(stream: faust.StreamT) -> None:
+            try:
+                await agent(stream)
+            except Exception as exc:
+                logger.exception("scoring agent failed", extra={"agent": agent.__name__})
+                self.failure = exc
+                self.on_failure(exc)
+                raise
+
+        return guarded
 
     # --- predictions -------------------------------------------------------------------------------
 
