@@ -23,6 +23,7 @@ from schemas.events import (
     PredictionLogged,
     PredictionReviewed,
 )
+from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, jobs, predicted_assets, registry
@@ -159,6 +160,20 @@ async def ready(
 
     for start in range(0, TRAINING, 100):
         await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
+    job_id = await _request_reference(pool, producer, d)
+
+    async def is_ready() -> bool | None:
+        deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
+        assert deployment is not None and deployment.reference_status != "failed", deployment
+        return True if deployment.reference_status == "ready" else None
+
+    await _until(is_ready, "the reference to be ready")
+    (finished,) = await jobs.list_runs(pool, d.project_id, job_id)
+    assert finished.status is jobs.RunStatus.SUCCEEDED
+    return d
+
+
+async def _request_reference(pool: asyncpg.Pool, producer: EventProducer, d: Deployment) -> UUID:
     await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
     job, run, _ = await jobs.create_job(
         pool, d.project_id, JobKind.REFERENCE, target_type=TargetType.DEPLOYMENT, target_id=d.deployment_id
@@ -173,16 +188,36 @@ async def ready(
             dataset_version_id=d.dataset_version_id,
         ),
     )
+    return job.id
 
-    async def is_ready() -> bool | None:
+
+async def test_a_reference_job_fails_with_the_reason_when_an_image_is_not_one(
+    service: ScoringService, pool: asyncpg.Pool, producer: EventProducer, scoring_settings: Settings
+) -> None:
+    d = await classification_deployment(pool)
+    store = ObjectStore.from_settings(scoring_settings)
+    for data in (b"not an image", b"not an image either"):
+        stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
+        await registry.add_asset(
+            pool,
+            d.project_id,
+            d.dataset_version_id,
+            object_key=stored.key,
+            sha256=stored.sha256,
+            width=8,
+            height=8,
+        )
+    job_id = await _request_reference(pool, producer, d)
+
+    async def failed() -> str | None:
         deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
-        assert deployment is not None and deployment.reference_status != "failed", deployment
-        return True if deployment.reference_status == "ready" else None
+        assert deployment is not None
+        return deployment.reference_reason if deployment.reference_status == "failed" else None
 
-    await _until(is_ready, "the reference to be ready")
-    (finished,) = await jobs.list_runs(pool, d.project_id, job.id)
-    assert finished.status is jobs.RunStatus.SUCCEEDED
-    return d
+    reason = await _until(failed, "the reference to fail")
+    assert reason.startswith("asset images/") and "not a JPEG, PNG or WebP image" in reason
+    (run,) = await jobs.list_runs(pool, d.project_id, job_id)
+    assert run.status is jobs.RunStatus.FAILED and run.reason == reason
 
 
 async def test_training_like_digits_score_low_and_do_not_drift(
