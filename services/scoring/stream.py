@@ -162,7 +162,7 @@ class ScoringStream:
             loaded.id,
             [Score(p.prediction_id, float(s)) for p, s in zip(scored, scores, strict=True)],
         )
-        await self.producer.publish_all(
+        await self.producer.publish_many(
             Topic.SCORES,
             [
                 OutlierScored(
