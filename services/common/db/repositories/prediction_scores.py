@@ -32,9 +32,13 @@ async def record_outlier_scores(
 ) -> dict[UUID, StoredScore]:
     """Store the scores and copy them onto the predicted assets already recorded; return what is stored
     for each prediction id (the first score recorded, so a replay with another reference changes
-    nothing). Rows are written in prediction id order; a deadlock with an ingest transaction writing
-    several assets in another order is retried."""
-    unique = sorted({s.prediction_id: s for s in scores}.values(), key=lambda s: s.prediction_id)
+    nothing). Rows are written in the order given, the predictions' order on their partition, which is
+    the order ingest's persistence inserts the same assets in, so the two do not wait on each other in
+    a cycle; should a deadlock still happen, the write is retried."""
+    first: dict[UUID, Score] = {}
+    for score in scores:
+        first.setdefault(score.prediction_id, score)
+    unique = list(first.values())
     for attempt in range(DEADLOCK_RETRIES):
         try:
             return await _record(db, project_id, deployment_id, reference_id, unique)
