@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from cvloop.stack import stack
+from cvloop.stack.process import StackError
 from schemas.codec import decode
 from schemas.events import MultipleTestingCorrection, PredictionLogged
 from schemas.features import IMAGE_FEATURES
@@ -210,6 +211,29 @@ def drift_report_latency() -> None:
         )
 
 
+def start_stack(state: Path, attempts: int = 3) -> Settings:
+    """Postgres, broker and S3 on free ports; another block of ports when one was taken meanwhile (the
+    machine is shared)."""
+    for attempt in range(attempts):
+        settings = Settings(
+            state_dir=state,
+            port_base=free_port_base(),
+            scoring_drift_window=WINDOW,
+            scoring_drift_every=EVERY,
+            scoring_drift_interval_s=3600.0,
+        )
+        try:
+            for health in stack.up(settings, COMPONENTS):
+                assert health.ok, health
+            return settings
+        except StackError:
+            for _ in stack.down(settings, COMPONENTS):
+                pass
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=20_000)
@@ -217,20 +241,16 @@ def main() -> None:
 
     drift_report_latency()
     state = Path(tempfile.mkdtemp(prefix="cvloop-bench-scoring-"))
-    settings = Settings(
-        state_dir=state,
-        port_base=free_port_base(),
-        scoring_drift_window=WINDOW,
-        scoring_drift_every=EVERY,
-        scoring_drift_interval_s=3600.0,
-    )
     try:
-        for health in stack.up(settings, COMPONENTS):
-            assert health.ok, health
-        stream_rate, faust_rate, ceiling_rate = asyncio.run(through_the_stream(settings, args.predictions))
+        settings = start_stack(state)
+        try:
+            stream_rate, faust_rate, ceiling_rate = asyncio.run(
+                through_the_stream(settings, args.predictions)
+            )
+        finally:
+            for _ in stack.down(settings, COMPONENTS):
+                pass
     finally:
-        for _ in stack.down(settings, COMPONENTS):
-            pass
         shutil.rmtree(state, ignore_errors=True)
     print(
         f"scored predictions/s through the stream (1 worker, local broker, Postgres): {stream_rate:,.0f} "

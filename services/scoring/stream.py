@@ -9,7 +9,6 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -234,8 +233,9 @@ class ScoringStream:
     async def _report(self, deployment_id: UUID, loaded: LoadedReference, window: DriftWindow) -> None:
         if len(window.features) < self.settings.scoring_drift_min_window:
             return
-        report = await asyncio.to_thread(
-            drift_report,
+        # In the loop rather than a thread: the agent waits for it either way, and a thread would
+        # contend with the loop for the GIL (a report takes milliseconds, see bench/scoring.py).
+        report = drift_report(
             window,
             loaded.reference.sample,
             loaded.reference.feature_names,
