@@ -44,7 +44,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.scoring import ks
-from services.scoring.drift import DriftWindow, drift_report, next_report_at
+from services.scoring.drift import DriftWindow, drift_report, slide
 from services.scoring.reference import Reference, build_reference
 from services.scoring.service import ScoringService
 from tests.conftest import free_port_base
@@ -74,20 +74,16 @@ def ceiling(payloads: list[bytes], reference: Reference, reference_id: UUID, dep
         features = reference.matrix([e.features for e in events])
         reference.model.score(features)
         times = np.array([e.predicted_at.timestamp() for e in events])
-        done = 0
-        while done < len(features):
-            end = done + next_report_at(window.total, EVERY) - window.total
-            window = window.add(features[done:end], times[done:end], WINDOW)
-            done = end
-            if window.total % EVERY == 0:
-                drift_report(
-                    window,
-                    reference.sample,
-                    reference.feature_names,
-                    deployment_id=deployment_id,
-                    alpha=0.05,
-                    correction=MultipleTestingCorrection.BENJAMINI_HOCHBERG,
-                )
+        window, due = slide(window, features, times, every=EVERY, capacity=WINDOW)
+        for report_window in due:
+            drift_report(
+                report_window,
+                reference.sample,
+                reference.feature_names,
+                deployment_id=deployment_id,
+                alpha=0.05,
+                correction=MultipleTestingCorrection.BENJAMINI_HOCHBERG,
+            )
     return len(payloads) / (time.perf_counter() - start)
 
 

@@ -77,9 +77,21 @@ class DriftWindow:
             )
 
 
-def next_report_at(total: int, every: int) -> int:
-    """The window total at which the next count-triggered report is due (a multiple of `every`)."""
-    return (total // every + 1) * every
+def slide(
+    window: DriftWindow, features: FloatMatrix, predicted_at: FloatVector, *, every: int, capacity: int
+) -> tuple[DriftWindow, list[DriftWindow]]:
+    """Add rows to the window; return it and the window as it stood at each multiple of `every` the
+    rows crossed (a report is due on each). The rows are split at those multiples, so the due windows are
+    the same however a stream happened to batch the rows, and a replay derives the same reports."""
+    due: list[DriftWindow] = []
+    start = 0
+    while start < len(features):
+        end = start + (window.total // every + 1) * every - window.total
+        window = window.add(features[start:end], predicted_at[start:end], capacity)
+        start = end
+        if window.total % every == 0:
+            due.append(window)
+    return window, due
 
 
 def drift_report(

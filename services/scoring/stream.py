@@ -37,7 +37,7 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
-from .drift import DriftWindow, drift_report, next_report_at
+from .drift import DriftWindow, drift_report, slide
 from .quality import LatencyWindows, Reviewed, Role, role_quality
 from .reference_job import run_reference_job
 from .references import LoadedReference, ReferenceCache
@@ -199,16 +199,15 @@ class ScoringStream:
         window = DriftWindow.from_bytes(saved) if saved else None
         if window is None or window.reference_id != loaded.id:
             window = DriftWindow.empty(loaded.id, features.shape[1])
-        every, capacity = self.settings.scoring_drift_every, self.settings.scoring_drift_window
-        start = 0
-        # Split at every multiple of `every`, so a report covers the same predictions however the
-        # stream happened to batch them (and a replay derives the same report).
-        while start < len(features):
-            end = start + next_report_at(window.total, every) - window.total
-            window = window.add(features[start:end], predicted_at[start:end], capacity)
-            start = end
-            if window.total % every == 0:
-                await self._report(deployment_id, loaded, window)
+        window, due = slide(
+            window,
+            features,
+            predicted_at,
+            every=self.settings.scoring_drift_every,
+            capacity=self.settings.scoring_drift_window,
+        )
+        for report_window in due:
+            await self._report(deployment_id, loaded, report_window)
         # A batch holds several deployments, so the changelog partition is named rather than taken from
         # the stream's current event: the partition of this deployment's predictions, where recovery
         # looks for it.

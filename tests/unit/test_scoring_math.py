@@ -17,7 +17,7 @@ from schemas.events import MultipleTestingCorrection
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 from services.scoring.coco import detection_quality
-from services.scoring.drift import DriftWindow, reject
+from services.scoring.drift import DriftWindow, reject, slide
 from services.scoring.ks import ks_2samp_columns
 from services.scoring.outlier import fit_outlier_model
 from services.scoring.quality import LatencyWindows, Reviewed, Role, role_quality
@@ -239,6 +239,28 @@ def test_reference_matrix_names_a_missing_feature() -> None:
     reference = build_reference(np.random.default_rng(3).normal(0, 1, (10, len(IMAGE_FEATURES))), 10)
     with pytest.raises(LookupError, match=r"features\.brightness is missing"):
         reference.matrix([{"contrast": 0.1}])
+
+
+def test_reports_fall_due_at_the_same_windows_however_the_rows_are_batched() -> None:
+    rows = np.random.default_rng(4).normal(0, 1, (250, 2))
+    times = np.arange(250.0)
+    reference_id = uuid4()
+
+    def due_windows(batch_sizes: list[int]) -> list[tuple[int, list[float]]]:
+        window, found, start = DriftWindow.empty(reference_id, 2), [], 0
+        for size in batch_sizes:
+            window, due = slide(
+                window, rows[start : start + size], times[start : start + size], every=60, capacity=100
+            )
+            found += [(w.total, w.predicted_at.tolist()) for w in due]
+            start += size
+        assert window.total == 250
+        return found
+
+    one_batch = due_windows([250])
+    assert [total for total, _ in one_batch] == [60, 120, 180, 240]
+    assert one_batch[1][1] == list(np.arange(20.0, 120.0))  # the last 100 rows at total 120
+    assert due_windows([7, 100, 1, 59, 83]) == one_batch == due_windows([1] * 250)
 
 
 def test_drift_window_slides_and_round_trips() -> None:
