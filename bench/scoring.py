@@ -116,7 +116,7 @@ async def through_the_stream(settings: Settings, count: int) -> tuple[float, flo
     images = digit_images()
     events = [prediction_of(d.deployment_id, images[i % len(images)], i % 10) for i in range(count)]
     payloads = [e.to_bytes() for e in events]
-    async with EventProducer.from_settings(settings, linger_ms=20, max_batch_size=1 << 20) as producer:
+    async with EventProducer.from_settings(settings) as producer:
         for begin in range(0, count, 2000):
             await asyncio.gather(
                 *(
