@@ -10,10 +10,10 @@ from .component import Component, Health
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api
+from .service import Api, Scoring
 from .triton import TritonServer
 
-COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer, Api)
+COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer, Api, Scoring)
 
 
 def components(settings: Settings, names: list[str] | None = None) -> list[Component]:

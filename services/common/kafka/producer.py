@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -64,6 +65,12 @@ class EventProducer:
 
     async def publish(self, topic: str, event: Publishable, headers: Headers | None = None) -> RecordMetadata:
         return await self.publish_bytes(topic, event.to_bytes(), key=event.key, headers=headers)
+
+    async def publish_many(self, topic: str, events: Sequence[Publishable]) -> list[RecordMetadata]:
+        """Publish events in order and wait for every acknowledgement. Each send is queued before the next
+        starts: thousands of concurrent `publish` calls would all wake whenever a batch drains."""
+        sent = [await self.producer.send(topic, event.to_bytes(), key=event.key) for event in events]
+        return list(await asyncio.gather(*sent))
 
     async def publish_bytes(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers | None = None

@@ -1,0 +1,71 @@
+"""Drift reports: the scoring stream's KS tests of a deployment's recent predictions, kept for the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrection
+
+from .base import Db, NotFound
+
+
+class DriftReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID
+    project_id: UUID
+    deployment_id: UUID
+    reference_id: UUID
+    window_start: datetime
+    window_end: datetime
+    window_size: int
+    reference_size: int
+    correction: MultipleTestingCorrection
+    alpha: float
+    features: list[FeatureDrift]
+    drift_detected: bool
+    created_at: datetime
+
+
+async def insert_drift_report(db: Db, project_id: UUID, report: DriftReported) -> bool:
+    """Store the report; False when its event id is stored already (a replay), which changes nothing."""
+    try:
+        status = await db.execute(
+            """INSERT INTO drift_reports (event_id, project_id, deployment_id, reference_id, window_start,
+                   window_end, window_size, reference_size, correction, alpha, features, drift_detected)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING""",
+            report.event_id,
+            project_id,
+            report.deployment_id,
+            report.reference_id,
+            report.window_start,
+            report.window_end,
+            report.window_size,
+            report.reference_size,
+            report.correction.value,
+            report.alpha,
+            [feature.model_dump(mode="json") for feature in report.features],
+            report.drift_detected,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"deployment {report.deployment_id} is not in this project") from exc
+    return status == "INSERT 0 1"
+
+
+async def list_drift_reports(
+    db: Db, project_id: UUID, deployment_id: UUID, *, limit: int = 100, offset: int = 0
+) -> list[DriftReport]:
+    """A deployment's reports, newest window first."""
+    rows = await db.fetch(
+        """SELECT * FROM drift_reports WHERE project_id = $1 AND deployment_id = $2
+           ORDER BY window_end DESC, event_id LIMIT $3 OFFSET $4""",
+        project_id,
+        deployment_id,
+        limit,
+        offset,
+    )
+    return [DriftReport.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,397 @@
+"""The scoring stream through the real broker, Postgres and S3: a reference job over digit images, then
+predictions of held-out digits (low scores, no drift) and of noisy or darkened digits (high scores, a
+drift report that flags them); malformed events are dead-lettered, replays change nothing, reviews give
+champion and shadow quality."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from schemas.deadletter import DeadLetter
+from schemas.events import (
+    JobKind,
+    JobRequested,
+    MultipleTestingCorrection,
+    PredictionLogged,
+    PredictionReviewed,
+)
+from schemas.object_keys import ObjectKind
+from schemas.topics import Topic
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, jobs, predicted_assets, registry
+from services.common.db.repositories.drift_reports import DriftReport, list_drift_reports
+from services.common.db.repositories.jobs import TargetType
+from services.common.images import decode_image
+from services.common.kafka.consumer import create_consumer
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+from services.common.storage.images import store_image
+from services.scoring.service import ScoringService
+from tests.digits import darkened, digit_images, noisy, png
+from tests.integration.scoring_fixtures import Deployment, answer, classification_deployment, prediction_of
+
+WAIT_S = 120.0
+TRAINING = 1000
+HELD_OUT = 300
+DRIFT_EVERY = 100
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def scoring_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Settings:
+    return postgres_settings.model_copy(
+        update={
+            "scoring_drift_every": DRIFT_EVERY,
+            "scoring_drift_window": 200,
+            "scoring_drift_min_window": 100,
+            "scoring_drift_interval_s": 3600.0,  # count-triggered only: the reports below are deterministic
+            # At most a 1% chance per report of flagging drift where there is none (family-wise).
+            "scoring_drift_alpha": 0.01,
+            "scoring_drift_correction": MultipleTestingCorrection.BONFERRONI,
+            "scoring_reference_refresh_s": 0.5,
+            "scoring_batch_wait_s": 0.1,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def pool(scoring_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(scoring_settings.database_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def producer(scoring_settings: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer.from_settings(scoring_settings) as events:
+        yield events
+
+
+@pytest.fixture(scope="module")
+async def service(scoring_settings: Settings) -> AsyncIterator[ScoringService]:
+    service = ScoringService(scoring_settings)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture(scope="module")
+def digits() -> dict[str, list[tuple[np.ndarray, int]]]:
+    from sklearn.datasets import load_digits
+
+    images, labels = digit_images(), load_digits().target
+    order = np.random.default_rng(7).permutation(len(images))
+    pick = lambda part: [(images[i], int(labels[i])) for i in part]  # noqa: E731
+    rng = np.random.default_rng(8)
+    held_out = pick(order[TRAINING : TRAINING + HELD_OUT])
+    shifted_source = pick(order[TRAINING + HELD_OUT : TRAINING + 2 * HELD_OUT])
+    shift = lambda i, p: noisy(p, rng) if i % 2 else darkened(darkened(p, rng), rng)  # noqa: E731
+    return {
+        "training": pick(order[:TRAINING]),
+        "held_out": held_out,
+        "shifted": [(shift(i, p), label) for i, (p, label) in enumerate(shifted_source)],
+    }
+
+
+async def _until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll until `check` answers something other than None."""
+    for _ in range(int(WAIT_S / 0.2)):
+        value = await check()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _scores(pool: asyncpg.Pool, ids: list[UUID]) -> dict[UUID, float] | None:
+    rows = await pool.fetch(
+        "SELECT prediction_id, outlier_score FROM prediction_scores WHERE prediction_id = ANY($1::uuid[])"
+        " AND outlier_score IS NOT NULL",
+        ids,
+    )
+    return {r["prediction_id"]: r["outlier_score"] for r in rows} if len(rows) == len(ids) else None
+
+
+async def _reports(pool: asyncpg.Pool, d: Deployment, count: int) -> list[DriftReport] | None:
+    reports = await list_drift_reports(pool, d.project_id, d.deployment_id)
+    return sorted(reports, key=lambda r: r.window_end) if len(reports) >= count else None
+
+
+async def _publish(producer: EventProducer, events: list[PredictionLogged]) -> None:
+    await asyncio.gather(*(producer.publish(Topic.PREDICTIONS, e) for e in events))
+
+
+@pytest.fixture(scope="module")
+async def ready(
+    service: ScoringService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    scoring_settings: Settings,
+    digits: dict[str, list[tuple[np.ndarray, int]]],
+) -> Deployment:
+    """A deployment whose reference was computed by a reference job from the training digits."""
+    d = await classification_deployment(pool)
+    store = ObjectStore.from_settings(scoring_settings)
+    await asyncio.to_thread(store.ensure_bucket)
+
+    async def upload(pixels: np.ndarray) -> None:
+        data = png(pixels)
+        ref = await store_image(store, data, decode_image(data, scoring_settings.max_image_bytes))
+        await registry.add_asset(
+            pool,
+            d.project_id,
+            d.dataset_version_id,
+            object_key=ref.object_key,
+            sha256=ref.sha256,
+            width=ref.width,
+            height=ref.height,
+        )
+
+    for start in range(0, TRAINING, 100):
+        await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
+    job_id = await _request_reference(pool, producer, d)
+
+    async def is_ready() -> bool | None:
+        deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
+        assert deployment is not None and deployment.reference_status != "failed", deployment
+        return True if deployment.reference_status == "ready" else None
+
+    await _until(is_ready, "the reference to be ready")
+    (finished,) = await jobs.list_runs(pool, d.project_id, job_id)
+    assert finished.status is jobs.RunStatus.SUCCEEDED
+    return d
+
+
+async def _request_reference(pool: asyncpg.Pool, producer: EventProducer, d: Deployment) -> UUID:
+    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
+    job, run, _ = await jobs.create_job(
+        pool, d.project_id, JobKind.REFERENCE, target_type=TargetType.DEPLOYMENT, target_id=d.deployment_id
+    )
+    await producer.publish(
+        Topic.JOBS,
+        JobRequested(
+            deployment_id=d.deployment_id,
+            job_id=job.id,
+            run_id=run.id,
+            kind=JobKind.REFERENCE,
+            dataset_version_id=d.dataset_version_id,
+        ),
+    )
+    return job.id
+
+
+async def test_a_reference_job_fails_with_the_reason_when_an_image_is_not_one(
+    service: ScoringService, pool: asyncpg.Pool, producer: EventProducer, scoring_settings: Settings
+) -> None:
+    d = await classification_deployment(pool)
+    store = ObjectStore.from_settings(scoring_settings)
+    for data in (b"not an image", b"not an image either"):
+        stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
+        await registry.add_asset(
+            pool,
+            d.project_id,
+            d.dataset_version_id,
+            object_key=stored.key,
+            sha256=stored.sha256,
+            width=8,
+            height=8,
+        )
+    job_id = await _request_reference(pool, producer, d)
+
+    async def failed() -> str | None:
+        deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
+        assert deployment is not None
+        return deployment.reference_reason if deployment.reference_status == "failed" else None
+
+    reason = await _until(failed, "the reference to fail")
+    assert reason.startswith("asset images/") and "not a JPEG, PNG or WebP image" in reason
+    (run,) = await jobs.list_runs(pool, d.project_id, job_id)
+    assert run.status is jobs.RunStatus.FAILED and run.reason == reason
+
+
+async def test_training_like_digits_score_low_and_do_not_drift(
+    ready: Deployment, pool: asyncpg.Pool, producer: EventProducer, digits: dict[str, Any]
+) -> None:
+    events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"]]
+    await _publish(producer, events)
+
+    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "held-out scores")
+    values = np.array(list(scores.values()))
+    assert 0.0 <= values.min() and values.max() <= 1.0
+    assert np.median(values) < 0.7  # calibrated: about uniform on data like the training data
+    assert np.mean(values >= 0.99) < 0.05
+
+    reports = await _until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "drift reports")
+    assert [r.window_size for r in reports] == [100, 200, 200]
+    assert not any(r.drift_detected for r in reports)
+    assert all(r.reference_size == TRAINING for r in reports)
+
+
+async def test_shifted_digits_score_high_and_drift(
+    ready: Deployment, pool: asyncpg.Pool, producer: EventProducer, digits: dict[str, Any]
+) -> None:
+    await _until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "the held-out reports first")
+    events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["shifted"]]
+    await _publish(producer, events)
+
+    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "shifted scores")
+    values = np.array(list(scores.values()))
+    assert np.median(values) > 0.95
+
+    reports = await _until(lambda: _reports(pool, ready, 2 * HELD_OUT // DRIFT_EVERY), "drift reports")
+    last = reports[-1]
+    assert last.drift_detected and last.window_size == 200
+    drifted = {f.feature for f in last.features if f.drifted}
+    assert {"brightness", "sharpness"} <= drifted, last.features
+    assert _metric("cvloop_scoring_drift_detected", deployment=str(ready.deployment_id), feature="any") == 1.0
+
+
+async def test_replayed_predictions_keep_their_scores_and_rows(
+    ready: Deployment, pool: asyncpg.Pool, producer: EventProducer, digits: dict[str, Any]
+) -> None:
+    events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][:50]]
+    await _publish(producer, events)
+    first = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
+    count = await pool.fetchval(
+        "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", ready.deployment_id
+    )
+
+    await _publish(producer, events)  # redelivered: same event and prediction ids
+    marker = prediction_of(ready.deployment_id, digits["held_out"][60][0], 1)
+    await _publish(producer, [marker])  # once the marker is scored, the replay before it was handled
+    await _until(lambda: _scores(pool, [marker.prediction_id]), "the marker's score")
+
+    assert await _scores(pool, [e.prediction_id for e in events]) == first
+    after = await pool.fetchval(
+        "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", ready.deployment_id
+    )
+    assert after == count + 1
+
+
+async def test_malformed_events_are_dead_lettered_and_the_stream_goes_on(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    scoring_settings: Settings,
+    digits: dict[str, Any],
+) -> None:
+    key = str(ready.deployment_id).encode()
+    await producer.publish_bytes(Topic.PREDICTIONS, b'{"type": "prediction.logged", "nonsense": 1}', key=key)
+    lacking = prediction_of(ready.deployment_id, digits["held_out"][70][0], 1)
+    lacking = lacking.model_copy(update={"features": {"brightness": 0.5}})
+    after = prediction_of(ready.deployment_id, digits["held_out"][71][0], 2)
+    await producer.publish(Topic.PREDICTIONS, lacking)
+    await producer.publish(Topic.PREDICTIONS, after)
+
+    await _until(lambda: _scores(pool, [after.prediction_id]), "the next valid prediction's score")
+    letters = await _dead_letters(scoring_settings, ready.deployment_id, 2)
+    errors = sorted(letter.error for letter in letters)
+    assert any("features.contrast is missing" in e for e in errors), errors
+    assert any(letter.error_type == "validation" for letter in letters), errors
+    assert await _scores(pool, [lacking.prediction_id]) is None
+
+
+async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    service: ScoringService,
+    digits: dict[str, Any],
+) -> None:
+    # One asset recorded before its prediction is scored, the others after: each gets its score.
+    events = [
+        prediction_of(ready.deployment_id, p, label, shadow_digit=label if i % 2 else (label + 1) % 10)
+        for i, (p, label) in enumerate(digits["held_out"][100:110])
+    ]
+    await predicted_assets.insert_prediction(pool, ready.project_id, events[0])
+    await _publish(producer, events)
+    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
+    for event in events[1:]:
+        await predicted_assets.insert_prediction(pool, ready.project_id, event)
+    for event in events:
+        stored = await predicted_assets.get_prediction(pool, ready.project_id, event.prediction_id)
+        assert stored is not None and stored.outlier_score == scores[event.prediction_id]
+
+    # Reviews: the champion was right on all ten, the shadow on every other one.
+    for event, (_, label) in zip(events, digits["held_out"][100:110], strict=True):
+        await predicted_assets.review(
+            pool, ready.project_id, event.prediction_id, answer(label, 1.0), reviewed_by="t"
+        )
+        await producer.publish(
+            Topic.REVIEWS,
+            PredictionReviewed(
+                deployment_id=ready.deployment_id,
+                prediction_id=event.prediction_id,
+                review=answer(label, 1.0),
+                reviewed_by="t",
+            ),
+        )
+
+    labels = {"deployment": str(ready.deployment_id), "metric": "reviewed"}
+
+    async def all_measured() -> bool | None:
+        return True if _metric("cvloop_scoring_quality", role="champion", **labels) == 10 else None
+
+    await _until(all_measured, "quality over the ten reviews")
+    deployment = str(ready.deployment_id)
+    assert _metric("cvloop_scoring_quality", deployment=deployment, role="champion", metric="accuracy") == 1.0
+    assert _metric("cvloop_scoring_quality", deployment=deployment, role="shadow", metric="accuracy") == 0.5
+    assert _metric("cvloop_scoring_latency_ms", deployment=deployment, role="shadow", quantile="0.95") == 20.0
+
+
+async def test_a_restarted_worker_resumes_its_drift_windows(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    service: ScoringService,
+    scoring_settings: Settings,
+    digits: dict[str, Any],
+) -> None:
+    reported = len(await list_drift_reports(pool, ready.project_id, ready.deployment_id))
+    await service.stop()
+    restarted = ScoringService(scoring_settings)
+    await restarted.start()
+    try:
+        events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][150:250]]
+        await _publish(producer, events)
+        reports = await _until(lambda: _reports(pool, ready, reported + 1), "a report after the restart")
+    finally:
+        await restarted.stop()
+    # The window was recovered from its changelog: it still holds the predictions before the restart.
+    assert reports[-1].window_size == 200
+
+
+def _metric(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def _dead_letters(settings: Settings, deployment_id: UUID, count: int) -> list[DeadLetter]:
+    consumer = create_consumer(settings, f"test-{uuid4()}", Topic.DEADLETTER)
+    await consumer.start()
+    found: list[DeadLetter] = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while len(found) < count:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        letter = DeadLetter.from_bytes(record.value)
+                        if (
+                            letter.consumer == "cvloop-scoring"
+                            and letter.source_key == str(deployment_id).encode()
+                        ):
+                            found.append(letter)
+    finally:
+        await consumer.stop()
+    return found
