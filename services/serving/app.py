@@ -1,0 +1,278 @@
+"""The serving gateway: `POST /v1/deployments/{id}/predict`, the KServe v2 passthrough under
+`/v2/models/{deployment id}`, health, readiness and metrics; its start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+from uuid import UUID
+
+import httpx
+import orjson
+from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from schemas.events import DeploymentKind, Tag
+from services.common.db.pool import open_pool
+from services.common.db.repositories.projects import Scope
+from services.common.http import create_app, field_error
+from services.common.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+
+from . import catalog, metrics
+from .auth import Authenticator, Problem
+from .follower import DeploymentFollower, start_consumer
+from .models import ModelLoader
+from .passthrough import Passthrough
+from .postprocess import OutputError
+from .predict import Predictor
+from .router import Router
+from .routing import Route
+from .triton import ModelNotLoaded, Triton, TritonError, TritonUnavailable
+
+logger = logging.getLogger(__name__)
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around a multipart image
+
+
+@dataclass
+class Gateway:
+    """Everything the routes use, built by the lifespan."""
+
+    settings: Settings
+    router: Router
+    predictor: Predictor
+    passthrough: Passthrough
+    auth: Authenticator
+    follower_task: asyncio.Task[None]
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "image", f"the body is {declared} bytes; at most {limit} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "image", f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _image_bytes(request: Request, max_bytes: int) -> bytes:
+    """The image: the raw body, or the multipart part named `image`."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _read_limited(request, max_bytes)
+    body = await _read_limited(request, max_bytes + MULTIPART_OVERHEAD)
+
+    async def _stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, _stream(), max_files=1, max_fields=8).parse()
+    except MultiPartException as exc:
+        raise Problem(422, "image", f"unreadable multipart body: {exc.message}") from None
+    part = form.get("image")
+    if not isinstance(part, UploadFile):
+        raise Problem(422, "image", "a multipart body needs a file part named `image`")
+    return await part.read()
+
+
+def _decode(data: bytes, max_bytes: int) -> DecodedImage:
+    try:
+        return decode_image(data, max_bytes)
+    except ImageTooLarge as exc:
+        raise Problem(413, "image", str(exc)) from None
+    except InvalidImage as exc:
+        raise Problem(415, "image", str(exc)) from None
+
+
+def _routed(gateway: Gateway, deployment_id: UUID, project_id: UUID) -> Route:
+    """The deployment's route when it can answer now; else a Problem saying why."""
+    route = gateway.router.route(deployment_id)
+    if route is None or route.state.project_id != project_id:  # another project's: as if missing
+        metrics.ERRORS.labels("", "unknown_deployment").inc()
+        raise Problem(404, "deployment_id", f"deployment {deployment_id} is not served here")
+    deployment = str(deployment_id)
+    if route.state.kind != DeploymentKind.SERVED:
+        metrics.ERRORS.labels(deployment, "monitoring_only").inc()
+        raise Problem(
+            409,
+            "deployment_id",
+            f"deployment {deployment_id} is monitoring-only: send its predictions to ingest",
+        )
+    if route.champion is None:
+        metrics.ERRORS.labels(deployment, "champion_not_loaded").inc()
+        raise Problem(503, "deployment_id", route.champion_error or "the champion is not loaded")
+    return route
+
+
+def _inference_problem(exc: Exception, deployment: str) -> Problem:
+    if isinstance(exc, TritonUnavailable):
+        metrics.ERRORS.labels(deployment, "triton_unavailable").inc()
+        return Problem(503, "", str(exc))
+    if isinstance(exc, ModelNotLoaded):
+        metrics.ERRORS.labels(deployment, "champion_not_loaded").inc()
+        return Problem(503, "", f"the champion is not loaded on Triton (reloading): {exc}")
+    metrics.ERRORS.labels(deployment, "inference_failed").inc()
+    return Problem(502, "", f"the champion failed: {exc}")
+
+
+def build_app(settings: Settings) -> FastAPI:
+    gateway: Gateway | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nonlocal gateway
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await open_pool(settings.database_url)
+            stack.push_async_callback(pool.close)
+            store = ObjectStore.from_settings(settings)
+            await asyncio.to_thread(store.ensure_bucket)
+            triton = Triton(settings.triton_grpc_url)
+            stack.push_async_callback(triton.close)
+            http = httpx.AsyncClient(
+                base_url=f"http://{settings.triton_url}", timeout=settings.serving_triton_timeout_ms / 1000
+            )
+            stack.push_async_callback(http.aclose)
+            producer = EventProducer.from_settings(settings)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            router = Router(ModelLoader(pool, store, triton, settings.triton_model_backend))
+            stack.push_async_callback(router.drain)
+            predictor = Predictor(router, triton, store, producer, settings)
+            passthrough = Passthrough(router, http, settings.serving_shadow_budget_ms / 1000)
+            stop = asyncio.Event()
+            follower = DeploymentFollower(pool, router)
+            # Positioned at the topic's end first, then Postgres: see follower.py.
+            consumer = await start_consumer(settings)
+            stack.push_async_callback(consumer.stop)
+            for state in await catalog.deployment_states(pool):
+                await router.apply(state)
+            follower_task = asyncio.create_task(follower.run(consumer, producer, stop))
+            reconciler = asyncio.create_task(_reconcile(router, settings.serving_reconcile_interval_s))
+            gateway = Gateway(
+                settings,
+                router,
+                predictor,
+                passthrough,
+                Authenticator(pool, settings.serving_auth_cache_s),
+                follower_task,
+            )
+            try:
+                yield
+            finally:
+                gateway = None
+                stop.set()
+                reconciler.cancel()
+                await asyncio.gather(follower_task, reconciler, return_exceptions=True)
+                await predictor.drain()
+                await passthrough.drain()
+
+    async def ready() -> str | None:
+        if gateway is None:
+            return "starting"
+        if gateway.follower_task.done():
+            return "no longer following the deployments topic"
+        return None
+
+    app = create_app("cvloop serving", ready, lifespan=lifespan)
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return field_error(exc.status_code, exc.field, exc.message)
+
+    def _gateway() -> Gateway:
+        if gateway is None:
+            raise Problem(503, "", "serving is starting or stopping")
+        return gateway
+
+    @app.post("/v1/deployments/{deployment_id}/predict")
+    async def predict(
+        deployment_id: UUID,
+        request: Request,
+        tags: Annotated[list[Tag], Query(max_length=64)] = [],  # noqa: B006 (FastAPI copies defaults)
+        authorization: str | None = Header(None),
+    ) -> Response:
+        """The champion's prediction for the image (raw body or multipart `image`)."""
+        gw = _gateway()
+        project = await gw.auth.project(authorization, Scope.WRITE)
+        route = _routed(gw, deployment_id, project)
+        deployment = str(deployment_id)
+        with metrics.REQUEST_SECONDS.labels(deployment).time():
+            try:
+                data = await _image_bytes(request, gw.settings.max_image_bytes)
+                image = _decode(data, gw.settings.max_image_bytes)
+            except Problem as problem:
+                metrics.ERRORS.labels(deployment, "bad_image").inc()
+                raise problem
+            try:
+                answer = await gw.predictor.predict(route, data, image, tags)
+            except (TritonError, OutputError) as exc:
+                raise _inference_problem(exc, deployment) from None
+        champion = answer.champion
+        metrics.REQUESTS.labels(deployment, "predict", "200").inc()
+        body = {
+            "prediction_id": str(answer.prediction_id),
+            "model_version_id": str(champion.model.model_version_id),
+            "prediction": champion.prediction.model_dump(mode="json"),
+            "latency_ms": champion.latency_ms,
+        }
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def _v2_route(
+        deployment_id: UUID, authorization: str | None, scope: Scope
+    ) -> tuple[Gateway, Route]:
+        gw = _gateway()
+        project = await gw.auth.project(authorization, scope)
+        return gw, _routed(gw, deployment_id, project)
+
+    @app.post("/v2/models/{deployment_id}/infer")
+    @app.post("/v2/models/{deployment_id}/versions/{version}/infer", include_in_schema=False)
+    async def v2_infer(
+        deployment_id: UUID, request: Request, authorization: str | None = Header(None)
+    ) -> Response:
+        """KServe v2 inference on the champion (JSON or binary tensors), answered as Triton answers."""
+        gw, route = await _v2_route(deployment_id, authorization, Scope.WRITE)
+        body = await _read_limited(request, gw.settings.max_image_bytes)
+        try:
+            answer = await gw.passthrough.infer(route, body, dict(request.headers))
+        except httpx.HTTPError as exc:
+            metrics.TRITON_UNAVAILABLE.inc()
+            raise _inference_problem(
+                TritonUnavailable(f"Triton is unreachable: {exc}"), str(deployment_id)
+            ) from None
+        metrics.REQUESTS.labels(str(deployment_id), "v2_infer", str(answer.status_code)).inc()
+        return answer
+
+    @app.get("/v2/models/{deployment_id}")
+    async def v2_metadata(deployment_id: UUID, authorization: str | None = Header(None)) -> Response:
+        gw, route = await _v2_route(deployment_id, authorization, Scope.READ)
+        assert route.champion is not None
+        return await gw.passthrough.metadata(route.champion)
+
+    @app.get("/v2/models/{deployment_id}/ready")
+    async def v2_ready(deployment_id: UUID, authorization: str | None = Header(None)) -> Response:
+        gw, route = await _v2_route(deployment_id, authorization, Scope.READ)
+        assert route.champion is not None
+        return await gw.passthrough.metadata(route.champion, "/ready")
+
+    return app
+
+
+async def _reconcile(router: Router, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await router.reconcile()
+        except Exception:  # keep reconciling: the next round may find Postgres or Triton back
+            logger.exception("reconciling the routes failed")
