@@ -111,7 +111,8 @@ def _routed(gateway: Gateway, deployment_id: UUID, project_id: UUID) -> Route:
             f"deployment {deployment_id} is monitoring-only: send its predictions to ingest",
         )
     if route.champion is None:
-        metrics.ERRORS.labels(deployment, "champion_not_loaded").inc()
+        reason = "triton_unavailable" if route.triton_unreachable else "champion_not_loaded"
+        metrics.ERRORS.labels(deployment, reason).inc()
         raise Problem(503, "deployment_id", route.champion_error or "the champion is not loaded")
     return route
 
@@ -206,7 +207,7 @@ def build_app(settings: Settings) -> FastAPI:
         """The champion's prediction for the image (raw body or multipart `image`)."""
         gw = _gateway()
         project = await gw.auth.project(authorization, Scope.WRITE)
-        route = _routed(gw, deployment_id, project)
+        _routed(gw, deployment_id, project)  # refuse before reading the body
         deployment = str(deployment_id)
         with metrics.REQUEST_SECONDS.labels(deployment).time():
             try:
@@ -215,6 +216,9 @@ def build_app(settings: Settings) -> FastAPI:
             except Problem as problem:
                 metrics.ERRORS.labels(deployment, "bad_image").inc()
                 raise problem
+            # Routed again after the body's awaits, then leased with no await in between: a model the
+            # routing retired meanwhile may already be leaving Triton.
+            route = _routed(gw, deployment_id, project)
             try:
                 answer = await gw.predictor.predict(route, data, image, tags)
             except (TritonError, OutputError) as exc:
@@ -242,8 +246,11 @@ def build_app(settings: Settings) -> FastAPI:
         deployment_id: UUID, request: Request, authorization: str | None = Header(None)
     ) -> Response:
         """KServe v2 inference on the champion (JSON or binary tensors), answered as Triton answers."""
-        gw, route = await _v2_route(deployment_id, authorization, Scope.WRITE)
+        gw = _gateway()
+        project = await gw.auth.project(authorization, Scope.WRITE)
+        _routed(gw, deployment_id, project)  # refuse before reading the body
         body = await _read_limited(request, gw.settings.max_image_bytes)
+        route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
         try:
             answer = await gw.passthrough.infer(route, body, dict(request.headers))
         except httpx.HTTPError as exc:

@@ -6,7 +6,6 @@ background within its budget (latency and errors counted; no `predictions` event
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import httpx
@@ -16,15 +15,16 @@ from . import metrics
 from .router import Router
 from .routing import Route, ServedModel
 
-logger = logging.getLogger(__name__)
+# Headers that describe a body and travel with it, both ways; the bytes are passed on as they came
+# (compressed ones too), so the client decodes exactly what Triton encoded. Triton matches header names
+# case-sensitively, so they are sent in its spelling.
+BODY_HEADERS = ("Content-Type", "Inference-Header-Content-Length", "Content-Encoding")
+REQUEST_HEADERS = (*BODY_HEADERS, "Accept-Encoding")
 
-# Headers that describe the body and must travel with it, both ways.
-BODY_HEADERS = ("content-type", "inference-header-content-length", "content-encoding")
 
-
-def _body_headers(headers: httpx.Headers | dict[str, str]) -> dict[str, str]:
+def _pick(headers: httpx.Headers | dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
     lowered = {k.lower(): v for k, v in headers.items()}
-    return {name: lowered[name] for name in BODY_HEADERS if name in lowered}
+    return {name: lowered[name.lower()] for name in names if name.lower() in lowered}
 
 
 class Passthrough:
@@ -34,15 +34,23 @@ class Passthrough:
         self.shadow_budget_s = shadow_budget_s
         self._mirrors: set[asyncio.Task[None]] = set()
 
-    async def _forward(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> httpx.Response:
-        return await self.http.request(method, path, content=body, headers=headers)
+    async def _forward(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        """Triton's answer as it sent it (no decompression on the way)."""
+        request = self.http.build_request(
+            method, path, content=body, headers={"Accept-Encoding": "identity", **headers}
+        )
+        answer = await self.http.send(request, stream=True)
+        try:
+            content = b"".join([chunk async for chunk in answer.aiter_raw()])
+        finally:
+            await answer.aclose()
+        return Response(content, status_code=answer.status_code, headers=_pick(answer.headers, BODY_HEADERS))
 
     async def infer(self, route: Route, body: bytes, headers: dict[str, str]) -> Response:
         assert route.champion is not None  # checked by the caller
-        forwarded = _body_headers(headers)
+        forwarded = _pick(headers, REQUEST_HEADERS)
         deployment = str(route.state.deployment_id)
+        version = str(route.champion.model_version_id)
         with self.router.lease(route):
             if route.shadow is not None:
                 self._mirror(route, route.shadow, body, forwarded)
@@ -50,14 +58,13 @@ class Passthrough:
             answer = await self._forward(
                 "POST", f"/v2/models/{route.champion.triton_name}/infer", body, forwarded
             )
-        version = str(route.champion.model_version_id)
         if answer.status_code == 200:
             metrics.INFERENCE_SECONDS.labels(deployment, "champion", version).observe(
                 time.perf_counter() - started
             )
         else:
             metrics.INFERENCE_ERRORS.labels(deployment, "champion", version).inc()
-        return Response(answer.content, status_code=answer.status_code, headers=_body_headers(answer.headers))
+        return answer
 
     def _mirror(self, route: Route, shadow: ServedModel, body: bytes, headers: dict[str, str]) -> None:
         self.router.acquire(route)
@@ -88,8 +95,7 @@ class Passthrough:
             self.router.release(route)
 
     async def metadata(self, model: ServedModel, suffix: str = "") -> Response:
-        answer = await self._forward("GET", f"/v2/models/{model.triton_name}{suffix}", None, {})
-        return Response(answer.content, status_code=answer.status_code, headers=_body_headers(answer.headers))
+        return await self._forward("GET", f"/v2/models/{model.triton_name}{suffix}", None, {})
 
     async def drain(self) -> None:
         if self._mirrors:

@@ -14,7 +14,7 @@ from schemas.events import DeploymentKind
 from . import metrics
 from .models import ModelLoader, Unservable
 from .routing import DeploymentState, ModelLeases, Route, ServedModel
-from .triton import TritonError
+from .triton import TritonError, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class Router:
             return None, f"model version {model_version_id} cannot be served: {exc}", False
         except TritonError as exc:
             metrics.MODEL_LOADS.labels("load", "failed").inc()
+            if isinstance(exc, TritonUnavailable):
+                metrics.TRITON_UNAVAILABLE.inc()
             return None, f"model version {model_version_id} is not loaded: {exc}", True
         except Exception as exc:  # Postgres or the store unreachable: the reconciler tries again
             metrics.MODEL_LOADS.labels("load", "failed").inc()
@@ -79,7 +81,10 @@ class Router:
         shadow, shadow_error, shadow_retry = None, None, False
         if state.shadow_id is not None:
             shadow, shadow_error, shadow_retry = await self._resolve(state, state.shadow_id)
-        return Route(state, champion, champion_error, shadow, shadow_error, retry or shadow_retry)
+        unreachable = champion is None and retry and not await self.loader.triton.server_ready()
+        return Route(
+            state, champion, champion_error, shadow, shadow_error, retry or shadow_retry, unreachable
+        )
 
     async def apply(self, state: DeploymentState) -> Route:
         """Route the deployment as `state` says; requests already running keep their route."""

@@ -62,6 +62,7 @@ class Route:
     shadow: ServedModel | None = None
     shadow_error: str | None = None  # why the shadow is not loaded (only with a shadow configured)
     retry: bool = False  # a model failed for a reason that may pass (Triton or the store unreachable)
+    triton_unreachable: bool = False  # the champion failed because Triton could not be reached
 
     @property
     def models(self) -> tuple[ServedModel, ...]:
