@@ -20,10 +20,10 @@ from services.common.images import DecodedImage
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from services.common.storage.images import store_image
 
 from . import metrics
 from .agreement import agreement
+from .image_store import ImageStore
 from .postprocess import to_prediction
 from .preprocess import preprocess
 from .router import Router
@@ -61,7 +61,7 @@ class Predictor:
     ) -> None:
         self.router = router
         self.triton = triton
-        self.store = store
+        self.images = ImageStore(store)
         self.producer = producer
         self.timeout_s = settings.serving_triton_timeout_ms / 1000
         self.shadow_budget_s = settings.serving_shadow_budget_ms / 1000
@@ -161,7 +161,7 @@ class Predictor:
                 deployment_id=route.state.deployment_id,
                 prediction_id=answer.prediction_id,
                 detection_type=route.state.detection_type,
-                image=await store_image(self.store, data, image),
+                image=await self.images.store(data, image),
                 champion=answer.champion.result(),
                 shadow=shadow_answer.result() if shadow_answer else None,
                 shadow_error=shadow_error,
