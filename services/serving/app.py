@@ -27,9 +27,9 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
-from . import catalog, metrics
+from . import metrics
 from .auth import Authenticator, Problem
-from .follower import DeploymentFollower, start_consumer
+from .follower import DeploymentFollower
 from .models import ModelLoader
 from .passthrough import Passthrough
 from .postprocess import OutputError
@@ -52,7 +52,7 @@ class Gateway:
     predictor: Predictor
     passthrough: Passthrough
     auth: Authenticator
-    follower_task: asyncio.Task[None]
+    follower: DeploymentFollower
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -153,13 +153,9 @@ def build_app(settings: Settings) -> FastAPI:
             predictor = Predictor(router, triton, store, producer, settings)
             passthrough = Passthrough(router, http, settings.serving_shadow_budget_ms / 1000)
             stop = asyncio.Event()
-            follower = DeploymentFollower(pool, router)
-            # Positioned at the topic's end first, then Postgres: see follower.py.
-            consumer = await start_consumer(settings)
-            stack.push_async_callback(consumer.stop)
-            for state in await catalog.deployment_states(pool):
-                await router.apply(state)
-            follower_task = asyncio.create_task(follower.run(consumer, producer, stop))
+            follower = DeploymentFollower(settings, pool, router, producer)
+            consumer = await follower.sync()  # every routed model is loaded before serving listens
+            follower_task = asyncio.create_task(follower.follow(consumer, stop))
             reconciler = asyncio.create_task(_reconcile(router, settings.serving_reconcile_interval_s))
             gateway = Gateway(
                 settings,
@@ -167,7 +163,7 @@ def build_app(settings: Settings) -> FastAPI:
                 predictor,
                 passthrough,
                 Authenticator(pool, settings.serving_auth_cache_s),
-                follower_task,
+                follower,
             )
             try:
                 yield
@@ -182,8 +178,8 @@ def build_app(settings: Settings) -> FastAPI:
     async def ready() -> str | None:
         if gateway is None:
             return "starting"
-        if gateway.follower_task.done():
-            return "no longer following the deployments topic"
+        if not gateway.follower.following:
+            return "not following the deployments topic (re-reading the routing)"
         return None
 
     app = create_app("cvloop serving", ready, lifespan=lifespan)

@@ -18,7 +18,7 @@ REMEMBERED = 4096
 
 class ImageStore:
     def __init__(self, store: ObjectStore, remembered: int = REMEMBERED) -> None:
-        self.store = store
+        self.objects = store
         self.remembered = remembered
         self._stored: OrderedDict[str, None] = OrderedDict()  # sha256, least recently used first
 
@@ -33,7 +33,7 @@ class ImageStore:
                 height=image.height,
                 content_type=image.content_type,
             )
-        reference = await store_image(self.store, data, image)
+        reference = await store_image(self.objects, data, image)
         self._stored[reference.sha256] = None
         if len(self._stored) > self.remembered:
             self._stored.popitem(last=False)

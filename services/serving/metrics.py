@@ -9,7 +9,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
 
 REQUESTS = Counter(
     "cvloop_serving_requests_total",
-    "Requests answered, by endpoint and HTTP status.",
+    "Requests that reached a model, by endpoint and HTTP status (refusals: cvloop_serving_errors_total).",
     ["deployment", "endpoint", "status"],
 )
 ERRORS = Counter(

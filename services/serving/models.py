@@ -17,7 +17,7 @@ from . import catalog
 from .model_config import Backend, Signature, read_signature, triton_config, triton_files, triton_model_name
 from .postprocess import output_names
 from .routing import ServedModel
-from .triton import Triton
+from .triton import Triton, TritonUnavailable
 
 MODEL_FILE = "model.onnx"
 
@@ -120,6 +120,9 @@ class ModelLoader:
             self._described[model_version_id] = described
         name = described.model.triton_name
         if not await self.triton.model_ready(name):
+            # A load sent while Triton is still starting can crash it (seen with 2.51): wait for ready.
+            if not await self.triton.server_ready():
+                raise TritonUnavailable("Triton is unreachable: it is not ready yet")
             onnx_bytes = await asyncio.to_thread(self.store.get_bytes, described.onnx_key)
             await self.triton.load(name, described.config, triton_files(onnx_bytes, self.backend))
         return described.model

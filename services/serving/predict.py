@@ -14,6 +14,7 @@ from uuid import UUID
 from schemas.envelope import utcnow
 from schemas.events import PredictionLogged, PredictionSource, RoleResult
 from schemas.features import features
+from schemas.model_io import ModelIO
 from schemas.predictions import Prediction
 from schemas.topics import Topic
 from services.common.images import DecodedImage
@@ -25,7 +26,7 @@ from . import metrics
 from .agreement import agreement
 from .image_store import ImageStore
 from .postprocess import to_prediction
-from .preprocess import preprocess
+from .preprocess import Tensor, preprocess
 from .router import Router
 from .routing import Route, ServedModel
 from .triton import Triton, TritonUnavailable
@@ -45,6 +46,22 @@ class ModelAnswer:
             prediction=self.prediction,
             latency_ms=self.latency_ms,
         )
+
+
+class Inputs:
+    """The request's image and its model inputs, each made once (champion and shadow often share one)."""
+
+    def __init__(self, decoded: DecodedImage) -> None:
+        self.decoded = decoded
+        self._tensors: list[tuple[ModelIO, Tensor]] = []
+
+    def tensor(self, io: ModelIO) -> Tensor:
+        for made_for, tensor in self._tensors:
+            if made_for == io:
+                return tensor
+        tensor = preprocess(self.decoded.pixels, io)
+        self._tensors.append((io, tensor))
+        return tensor
 
 
 @dataclass(frozen=True)
@@ -69,13 +86,13 @@ class Predictor:
         self._shadows = 0
         self._background: set[asyncio.Task[None]] = set()
 
-    async def call(self, route: Route, model: ServedModel, role: str, image: DecodedImage) -> ModelAnswer:
+    async def call(self, route: Route, model: ServedModel, role: str, image: Inputs) -> ModelAnswer:
         """Preprocess, infer on Triton, postprocess and threshold: one model's answer for the image."""
         deployment = str(route.state.deployment_id)
         version = str(model.model_version_id)
         started = time.perf_counter()
         try:
-            tensor = preprocess(image.pixels, model.io)
+            tensor = image.tensor(model.io)
             outputs = await self.triton.infer(model, tensor, self.timeout_s)
             prediction = to_prediction(
                 route.state.detection_type,
@@ -83,7 +100,7 @@ class Predictor:
                 model.outputs,
                 model.io,
                 model.labels,
-                (image.width, image.height),
+                (image.decoded.width, image.decoded.height),
             ).above_threshold(route.state.confidence_threshold)
         except Exception as exc:
             metrics.INFERENCE_ERRORS.labels(deployment, role, version).inc()
@@ -94,7 +111,7 @@ class Predictor:
         metrics.INFERENCE_SECONDS.labels(deployment, role, version).observe(seconds)
         return ModelAnswer(model, prediction, seconds * 1000)
 
-    def _start_shadow(self, route: Route, image: DecodedImage) -> asyncio.Task[ModelAnswer] | str | None:
+    def _start_shadow(self, route: Route, image: Inputs) -> asyncio.Task[ModelAnswer] | str | None:
         """The shadow's call running beside the champion's, or why there is none (None: no shadow)."""
         if route.state.shadow_id is None:
             return None
@@ -118,9 +135,10 @@ class Predictor:
         assert route.champion is not None  # checked by the caller
         started = time.perf_counter()
         self.router.acquire(route)
-        shadow = self._start_shadow(route, image)
+        inputs = Inputs(image)
+        shadow = self._start_shadow(route, inputs)
         try:
-            champion = await self.call(route, route.champion, "champion", image)
+            champion = await self.call(route, route.champion, "champion", inputs)
         except BaseException:
             if isinstance(shadow, asyncio.Task):
                 shadow.cancel()
