@@ -23,9 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bindable(port: int) -> bool:
-    """Nothing listens there, and no connection in TIME_WAIT holds it as its local port (the test
-    ports lie in the ephemeral range, and servers that bind without SO_REUSEADDR, like tritonserver's
-    HTTP endpoint, fail on those)."""
+    """Nothing listens there, and no connection (one in TIME_WAIT included) holds it as its local port:
+    servers that bind without SO_REUSEADDR, like tritonserver's HTTP endpoint, fail on those."""
     if port_open(LOCAL_HOST, port):
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -37,8 +36,9 @@ def _bindable(port: int) -> bool:
 
 
 def free_port_base(start: int | None = None) -> int:
-    # A random start keeps two test sessions on one machine from picking the same block.
-    start = start or 55320 + 10 * random.randrange(300)
+    # A random start keeps two test sessions on one machine from picking the same block; below the
+    # ephemeral range (32768-60999), so client sockets do not take a port between the check and the start.
+    start = start or 20320 + 10 * random.randrange(1000)
     for base in range(start, start + 2000, 10):
         if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
             return base
