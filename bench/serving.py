@@ -79,14 +79,39 @@ def unique_png(number: int) -> bytes:
     return buffer.getvalue()
 
 
-def events_by_outcome(exposition: str) -> dict[str, float]:
-    totals: dict[str, float] = {}
+def totals(exposition: str) -> dict[tuple[str, ...], float]:
+    """Serving's counters by (sample name, deployment, role or outcome): what the breakdowns need."""
+    found: dict[tuple[str, ...], float] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
-            if sample.name == "cvloop_serving_events_total":
-                outcome = sample.labels["outcome"]
-                totals[outcome] = totals.get(outcome, 0.0) + sample.value
-    return totals
+            if sample.name.startswith("cvloop_serving_") and not sample.name.endswith("_bucket"):
+                labels = sample.labels
+                key = (
+                    sample.name,
+                    labels.get("deployment", ""),
+                    labels.get("role", labels.get("outcome", "")),
+                )
+                found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
+def server_side(
+    before: dict[tuple[str, ...], float], after: dict[tuple[str, ...], float], deployment: str
+) -> str:
+    """Mean time inside serving per request (decode to answer) and of its champion call, over a case."""
+
+    def mean(name: str, role: str = "") -> float:
+        count = after.get((f"{name}_count", deployment, role), 0) - before.get(
+            (f"{name}_count", deployment, role), 0
+        )
+        total = after.get((f"{name}_sum", deployment, role), 0) - before.get(
+            (f"{name}_sum", deployment, role), 0
+        )
+        return 1000 * total / count if count else float("nan")
+
+    request = mean("cvloop_serving_request_seconds")
+    champion = mean("cvloop_serving_inference_seconds", "champion")
+    return f"(inside serving: {request:.3f} ms per request, of which the champion call {champion:.3f} ms)"
 
 
 def free_port_base() -> int:
@@ -188,6 +213,7 @@ async def run(settings: Settings, requests: int, warmup: int, unique: bool) -> N
     headers = {"Authorization": f"Bearer {served.api_key}", "Content-Type": "image/png"}
     base = f"http://{LOCAL_HOST}:{settings.serving_port}/v1/deployments"
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        answered: list[None] = []  # one per gateway request answered 200
 
         def image(number: int) -> bytes:
             return unique_png(number) if unique else pngs[number % IMAGES]
@@ -200,6 +226,7 @@ async def run(settings: Settings, requests: int, warmup: int, unique: bool) -> N
                     await response.read()
                     if response.status != 200:
                         raise RuntimeError(f"{url} answered {response.status}: {await response.text()}")
+                answered.append(None)
 
             return call
 
@@ -218,19 +245,42 @@ async def run(settings: Settings, requests: int, warmup: int, unique: bool) -> N
             "b gateway": gateway(champion_only),
             "c gateway+shadow": gateway(with_shadow),
         }
+
+        async def metrics() -> dict[tuple[str, ...], float]:
+            async with http.get(f"http://{LOCAL_HOST}:{settings.serving_port}/metrics") as response:
+                return totals(await response.text())
+
+        def events(found: dict[tuple[str, ...], float], outcome: str) -> float:
+            return sum(
+                v for (n, _, o), v in found.items() if n == "cvloop_serving_events_total" and o == outcome
+            )
+
+        async def settle() -> None:
+            """Wait until serving has published the events of every request sent: no background work
+            of one case (S3 writes, Kafka) spills into the next."""
+            async with asyncio.timeout(300):
+                while True:
+                    found = await metrics()
+                    if events(found, "published") + events(found, "failed") >= len(answered):
+                        return
+                    await asyncio.sleep(0.1)
+
+        deployment_of = {"b gateway": champion_only, "c gateway+shadow": with_shadow}
         results: dict[tuple[str, int], Figures] = {}
         for concurrency in (1, 16):
             for name, call in cases.items():
                 await measure(call, warmup, concurrency)
+                await settle()
+                before = await metrics()
                 results[name, concurrency] = await measure(call, requests, concurrency)
-                print(f"{name:<17} c={concurrency:<3} {results[name, concurrency]}", flush=True)
+                inside = (
+                    server_side(before, await metrics(), deployment_of[name]) if name in deployment_of else ""
+                )
+                print(f"{name:<17} c={concurrency:<3} {results[name, concurrency]}  {inside}", flush=True)
         await asyncio.sleep(2 * settings.serving_shadow_budget_ms / 1000)  # the last events go out
-        async with http.get(f"http://{LOCAL_HOST}:{settings.serving_port}/metrics") as response:
-            events = events_by_outcome(await response.text())
-        print(
-            f"prediction events: {events.get('published', 0):.0f} published, "
-            f"{events.get('failed', 0):.0f} failed"
-        )
+        final = await metrics()
+        published, failed = events(final, "published"), events(final, "failed")
+        print(f"prediction events: {published:.0f} published, {failed:.0f} failed")
     await triton.close()
 
     a1, b1, c1 = (results[n, 1] for n in cases)
