@@ -277,7 +277,7 @@ async def run(settings: Settings, requests: int, warmup: int, unique: bool) -> N
                     server_side(before, await metrics(), deployment_of[name]) if name in deployment_of else ""
                 )
                 print(f"{name:<17} c={concurrency:<3} {results[name, concurrency]}  {inside}", flush=True)
-        await asyncio.sleep(2 * settings.serving_shadow_budget_ms / 1000)  # the last events go out
+        await settle()
         final = await metrics()
         published, failed = events(final, "published"), events(final, "failed")
         print(f"prediction events: {published:.0f} published, {failed:.0f} failed")
