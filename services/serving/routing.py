@@ -68,11 +68,6 @@ class Route:
     def models(self) -> tuple[ServedModel, ...]:
         return tuple(m for m in (self.champion, self.shadow) if m is not None)
 
-    @property
-    def complete(self) -> bool:
-        """Every configured model is loaded."""
-        return self.champion_error is None and self.shadow_error is None
-
 
 class ModelLeases:
     """Counts the requests using each Triton model; a model no route needs any more is unloaded when
