@@ -13,22 +13,21 @@ from uuid import UUID
 
 import httpx
 import orjson
-from fastapi import FastAPI, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from schemas.events import DeploymentKind, Tag
+from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
-from services.common.db.repositories.projects import Scope
-from services.common.http import create_app, field_error
+from services.common.db.repositories.projects import ApiKey, Scope
+from services.common.http import ApiError, create_app
 from services.common.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
-from .auth import Authenticator, Problem
 from .follower import DeploymentFollower
 from .models import ModelLoader
 from .passthrough import Passthrough
@@ -51,19 +50,18 @@ class Gateway:
     router: Router
     predictor: Predictor
     passthrough: Passthrough
-    auth: Authenticator
     follower: DeploymentFollower
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, "image", f"the body is {declared} bytes; at most {limit} are accepted")
+        raise ApiError(413, "image", f"the body is {declared} bytes; at most {limit} are accepted")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, "image", f"the body is over {limit} bytes")
+            raise ApiError(413, "image", f"the body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -80,10 +78,10 @@ async def _image_bytes(request: Request, max_bytes: int) -> bytes:
     try:
         form = await MultiPartParser(request.headers, _stream(), max_files=1, max_fields=8).parse()
     except MultiPartException as exc:
-        raise Problem(422, "image", f"unreadable multipart body: {exc.message}") from None
+        raise ApiError(422, "image", f"unreadable multipart body: {exc.message}") from None
     part = form.get("image")
     if not isinstance(part, UploadFile):
-        raise Problem(422, "image", "a multipart body needs a file part named `image`")
+        raise ApiError(422, "image", "a multipart body needs a file part named `image`")
     return await part.read()
 
 
@@ -91,21 +89,21 @@ def _decode(data: bytes, max_bytes: int) -> DecodedImage:
     try:
         return decode_image(data, max_bytes)
     except ImageTooLarge as exc:
-        raise Problem(413, "image", str(exc)) from None
+        raise ApiError(413, "image", str(exc)) from None
     except InvalidImage as exc:
-        raise Problem(415, "image", str(exc)) from None
+        raise ApiError(415, "image", str(exc)) from None
 
 
 def _routed(gateway: Gateway, deployment_id: UUID, project_id: UUID) -> Route:
-    """The deployment's route when it can answer now; else a Problem saying why."""
+    """The deployment's route when it can answer now; else an ApiError saying why."""
     route = gateway.router.route(deployment_id)
     if route is None or route.state.project_id != project_id:  # another project's: as if missing
         metrics.ERRORS.labels("", "unknown_deployment").inc()
-        raise Problem(404, "deployment_id", f"deployment {deployment_id} is not served here")
+        raise ApiError(404, "deployment_id", f"deployment {deployment_id} is not served here")
     deployment = str(deployment_id)
     if route.state.kind != DeploymentKind.SERVED:
         metrics.ERRORS.labels(deployment, "monitoring_only").inc()
-        raise Problem(
+        raise ApiError(
             409,
             "deployment_id",
             f"deployment {deployment_id} is monitoring-only: send its predictions to ingest",
@@ -113,30 +111,31 @@ def _routed(gateway: Gateway, deployment_id: UUID, project_id: UUID) -> Route:
     if route.champion is None:
         reason = "triton_unavailable" if route.triton_unreachable else "champion_not_loaded"
         metrics.ERRORS.labels(deployment, reason).inc()
-        raise Problem(503, "deployment_id", route.champion_error or "the champion is not loaded")
+        raise ApiError(503, "deployment_id", route.champion_error or "the champion is not loaded")
     return route
 
 
-def _inference_problem(exc: Exception, deployment: str) -> Problem:
+def _inference_problem(exc: Exception, deployment: str) -> ApiError:
     if isinstance(exc, TritonUnavailable):
         metrics.ERRORS.labels(deployment, "triton_unavailable").inc()
-        return Problem(503, "", str(exc))
+        return ApiError(503, "", str(exc))
     if isinstance(exc, ModelNotLoaded):
         metrics.ERRORS.labels(deployment, "champion_not_loaded").inc()
-        return Problem(503, "", f"the champion is not loaded on Triton (reloading): {exc}")
+        return ApiError(503, "", f"the champion is not loaded on Triton (reloading): {exc}")
     metrics.ERRORS.labels(deployment, "inference_failed").inc()
-    return Problem(502, "", f"the champion failed: {exc}")
+    return ApiError(502, "", f"the champion failed: {exc}")
 
 
 def build_app(settings: Settings) -> FastAPI:
     gateway: Gateway | None = None
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         nonlocal gateway
         async with contextlib.AsyncExitStack() as stack:
             pool = await open_pool(settings.database_url)
             stack.push_async_callback(pool.close)
+            started.state.pool = pool  # where services.common.auth finds it
             store = ObjectStore.from_settings(settings)
             await asyncio.to_thread(store.ensure_bucket)
             triton = Triton(settings.triton_grpc_url)
@@ -162,7 +161,6 @@ def build_app(settings: Settings) -> FastAPI:
                 router,
                 predictor,
                 passthrough,
-                Authenticator(pool, settings.serving_auth_cache_s),
                 follower,
             )
             try:
@@ -184,32 +182,32 @@ def build_app(settings: Settings) -> FastAPI:
 
     app = create_app("cvloop serving", ready, lifespan=lifespan)
 
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return field_error(exc.status_code, exc.field, exc.message)
+    # Each route's key check; a live key is trusted for a while (a predict must not cost a database write).
+    writer = RequireScope(Scope.WRITE, remember_s=settings.serving_auth_cache_s)
+    reader = RequireScope(Scope.READ, remember_s=settings.serving_auth_cache_s)
 
     def _gateway() -> Gateway:
         if gateway is None:
-            raise Problem(503, "", "serving is starting or stopping")
+            raise ApiError(503, "", "serving is starting or stopping")
         return gateway
 
     @app.post("/v1/deployments/{deployment_id}/predict")
     async def predict(
         deployment_id: UUID,
         request: Request,
+        key: ApiKey = Depends(writer),  # noqa: B008 (FastAPI's idiom; the checker is built with settings)
         tags: Annotated[list[Tag], Query(max_length=64)] = [],  # noqa: B006 (FastAPI copies defaults)
-        authorization: str | None = Header(None),
     ) -> Response:
         """The champion's prediction for the image (raw body or multipart `image`)."""
         gw = _gateway()
-        project = await gw.auth.project(authorization, Scope.WRITE)
+        project = key.project_id
         _routed(gw, deployment_id, project)  # refuse before reading the body
         deployment = str(deployment_id)
         with metrics.REQUEST_SECONDS.labels(deployment).time():
             try:
                 data = await _image_bytes(request, gw.settings.max_image_bytes)
                 image = _decode(data, gw.settings.max_image_bytes)
-            except Problem as problem:
+            except ApiError as problem:
                 metrics.ERRORS.labels(deployment, "bad_image").inc()
                 raise problem
             # Routed again after the body's awaits, then leased with no await in between: a model the
@@ -229,21 +227,20 @@ def build_app(settings: Settings) -> FastAPI:
         }
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def _v2_route(
-        deployment_id: UUID, authorization: str | None, scope: Scope
-    ) -> tuple[Gateway, Route]:
+    def _v2_route(deployment_id: UUID, key: ApiKey) -> tuple[Gateway, Route]:
         gw = _gateway()
-        project = await gw.auth.project(authorization, scope)
-        return gw, _routed(gw, deployment_id, project)
+        return gw, _routed(gw, deployment_id, key.project_id)
 
     @app.post("/v2/models/{deployment_id}/infer")
     @app.post("/v2/models/{deployment_id}/versions/{version}/infer", include_in_schema=False)
     async def v2_infer(
-        deployment_id: UUID, request: Request, authorization: str | None = Header(None)
+        deployment_id: UUID,
+        request: Request,
+        key: ApiKey = Depends(writer),  # noqa: B008
     ) -> Response:
         """KServe v2 inference on the champion (JSON or binary tensors), answered as Triton answers."""
         gw = _gateway()
-        project = await gw.auth.project(authorization, Scope.WRITE)
+        project = key.project_id
         _routed(gw, deployment_id, project)  # refuse before reading the body
         body = await _read_limited(request, gw.settings.max_image_bytes)
         route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
@@ -258,14 +255,20 @@ def build_app(settings: Settings) -> FastAPI:
         return answer
 
     @app.get("/v2/models/{deployment_id}")
-    async def v2_metadata(deployment_id: UUID, authorization: str | None = Header(None)) -> Response:
-        gw, route = await _v2_route(deployment_id, authorization, Scope.READ)
+    async def v2_metadata(
+        deployment_id: UUID,
+        key: ApiKey = Depends(reader),  # noqa: B008
+    ) -> Response:
+        gw, route = _v2_route(deployment_id, key)
         assert route.champion is not None
         return await gw.passthrough.metadata(route.champion)
 
     @app.get("/v2/models/{deployment_id}/ready")
-    async def v2_ready(deployment_id: UUID, authorization: str | None = Header(None)) -> Response:
-        gw, route = await _v2_route(deployment_id, authorization, Scope.READ)
+    async def v2_ready(
+        deployment_id: UUID,
+        key: ApiKey = Depends(reader),  # noqa: B008
+    ) -> Response:
+        gw, route = _v2_route(deployment_id, key)
         assert route.champion is not None
         return await gw.passthrough.metadata(route.champion, "/ready")
 
