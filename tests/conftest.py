@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,25 @@ PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _bindable(port: int) -> bool:
+    """Nothing listens there, and no connection (one in TIME_WAIT included) holds it as its local port:
+    servers that bind without SO_REUSEADDR, like tritonserver's HTTP endpoint, fail on those."""
+    if port_open(LOCAL_HOST, port):
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOCAL_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port_base(start: int | None = None) -> int:
-    # A random start keeps two test sessions on one machine from picking the same block.
-    start = start or 55320 + 10 * random.randrange(300)
+    # A random start keeps two test sessions on one machine from picking the same block; below the
+    # ephemeral range (32768-60999), so client sockets do not take a port between the check and the start.
+    start = start or 20320 + 10 * random.randrange(1000)
     for base in range(start, start + 2000, 10):
-        if not any(port_open(LOCAL_HOST, base + i) for i in range(PORTS_PER_STACK)):
+        if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
             return base
     raise RuntimeError("no free block of loopback ports for the test stack")
 

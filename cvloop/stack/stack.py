@@ -7,13 +7,23 @@ from collections.abc import Iterator
 from services.common.settings import Settings
 
 from .component import Component, Health
+from .demo import DemoDeployment
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api, Scoring
+from .service import Api, Scoring, Serving
 from .triton import TritonServer
 
-COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer, Api, Scoring)
+COMPONENT_TYPES: tuple[type[Component], ...] = (
+    Postgres,
+    KafkaBroker,
+    S3Server,
+    TritonServer,
+    Api,
+    Scoring,
+    Serving,
+    DemoDeployment,  # seeded last: it needs the services up
+)
 
 
 def components(settings: Settings, names: list[str] | None = None) -> list[Component]:

@@ -1,1 +1,8 @@
-"""Inference gateway: image -> Triton champion and shadow concurrently -> champion's answer -> event."""
+"""Inference gateway: image -> Triton champion and shadow concurrently -> champion's answer -> event.
+
+app (HTTP routes, start-up) -> auth (API keys) -> router (routing table, model leases) with follower
+(`deployments` topic) and models (model version -> loaded Triton model, via model_config) -> predict
+(champion and shadow calls, the `predictions` event, via preprocess, triton, postprocess, agreement,
+image_store) or passthrough (KServe v2). routing, preprocess, postprocess, agreement and model_config
+are pure; triton_onnx_model runs inside Triton, not here.
+"""

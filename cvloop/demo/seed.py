@@ -1,0 +1,160 @@
+"""The demo deployment of the local stack: project `demo`, the digits labelmap, a digits classifier
+(its ONNX file in the object store) and a served deployment `digits` with it as champion. Seeding is
+idempotent: what exists is kept, and a `deployments` event tells a running serving about it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
+from schemas.object_keys import ObjectKind
+from schemas.predictions import DetectionType
+from schemas.topics import Topic
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories.base import Db
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+
+from .digits import LABELS, TrainedModel, train_linear_classifier
+
+PROJECT = "demo"
+LABELMAP = "digits"
+MODEL = "digits-classifier"
+VERSION = "1"
+DEPLOYMENT = "digits"
+
+
+@dataclass(frozen=True)
+class Demo:
+    project_id: UUID
+    deployment_id: UUID
+    model_version_id: UUID
+    api_key: str
+
+
+async def find_or_create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> UUID:
+    found = await db.fetchval(
+        "SELECT id FROM labelmaps WHERE project_id = $1 AND name = $2", project_id, name
+    )
+    return found or (await registry.create_labelmap(db, project_id, name, labels)).id
+
+
+async def register_onnx_model(
+    db: Db,
+    store: ObjectStore,
+    project_id: UUID,
+    model_name: str,
+    version: str,
+    trained: TrainedModel,
+    detection_type: DetectionType,
+    labelmap_id: UUID | None,
+) -> UUID:
+    """The model version holding `trained` as model.onnx (stored content-addressed); created once."""
+    model_id = (
+        await db.fetchval("SELECT id FROM models WHERE project_id = $1 AND name = $2", project_id, model_name)
+        or (await registry.create_model(db, project_id, model_name)).id
+    )
+    # Stored first, every time: a local stack's object store forgets its objects when it restarts,
+    # and training is deterministic, so the same bytes land under the key the version names.
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, trained.onnx, "application/onnx")
+    for existing in await registry.list_model_versions(db, project_id, model_id):
+        if existing.version == version:
+            return existing.id
+    created = await registry.create_model_version(
+        db,
+        project_id,
+        model_id,
+        registry.NewModelVersion(
+            version=version,
+            detection_type=detection_type,
+            labelmap_id=labelmap_id,
+            io=trained.io,
+            files=[
+                registry.ModelFile(
+                    name="model.onnx", object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size
+                )
+            ],
+        ),
+    )
+    return created.id
+
+
+def deployment_updated(deployment: deployments.Deployment, change: DeploymentChange) -> DeploymentUpdated:
+    return DeploymentUpdated(
+        deployment_id=deployment.id,
+        change=change,
+        kind=deployment.kind,
+        detection_type=deployment.detection_type,
+        champion_model_version_id=deployment.champion_model_version_id,
+        shadow_model_version_id=deployment.shadow_model_version_id,
+        confidence_threshold=deployment.confidence_threshold,
+        reference_id=deployment.reference_id,
+    )
+
+
+def _key_file(settings: Settings) -> Path:
+    return settings.state_path / "demo" / "api-key"
+
+
+async def _api_key(db: Db, settings: Settings, project_id: UUID) -> str:
+    """The demo key, kept in the state folder (only its hash is in Postgres)."""
+    path = _key_file(settings)
+    if path.exists():
+        secret = path.read_text().strip()
+        if await projects.authenticate(db, secret) is not None:
+            return secret
+    _, secret = await projects.create_api_key(
+        db, project_id, "demo", [projects.Scope.READ, projects.Scope.WRITE, projects.Scope.ADMIN]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n")
+    os.chmod(path, 0o600)
+    return secret
+
+
+async def seed(settings: Settings) -> Demo:
+    db = await open_pool(settings.database_url, max_size=2)
+    try:
+        store = ObjectStore.from_settings(settings)
+        await asyncio.to_thread(store.ensure_bucket)
+        project_id = await db.fetchval("SELECT id FROM projects WHERE name = $1", PROJECT) or (
+            (await projects.create_project(db, PROJECT)).id
+        )
+        api_key = await _api_key(db, settings, project_id)
+        labelmap_id = await find_or_create_labelmap(db, project_id, LABELMAP, LABELS)
+        model_version_id = await register_onnx_model(
+            db,
+            store,
+            project_id,
+            MODEL,
+            VERSION,
+            train_linear_classifier(),
+            DetectionType.CLASSIFICATION,
+            labelmap_id,
+        )
+        existing = [d for d in await deployments.list_deployments(db, project_id) if d.name == DEPLOYMENT]
+        deployment = (
+            existing[0]
+            if existing
+            else await deployments.create_deployment(
+                db,
+                project_id,
+                DEPLOYMENT,
+                kind=DeploymentKind.SERVED,
+                detection_type=DetectionType.CLASSIFICATION,
+                champion_model_version_id=model_version_id,
+            )
+        )
+        async with EventProducer.from_settings(settings) as producer:
+            await producer.publish(
+                Topic.DEPLOYMENTS, deployment_updated(deployment, DeploymentChange.CREATED)
+            )
+        return Demo(project_id, deployment.id, model_version_id, api_key)
+    finally:
+        await db.close()

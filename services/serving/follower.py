@@ -1,0 +1,110 @@
+"""Following the `deployments` topic: each DeploymentUpdated carries a deployment's whole routing state,
+so serving re-routes that deployment from the event alone (its project comes from Postgres).
+
+Every serving process must see every event, so each one joins its own consumer group, positioned at
+the topic's end *before* reading Postgres: a change committed after that read is in the topic after
+that position, so none is missed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer
+
+from schemas.codec import decode
+from schemas.events import DeploymentChange, DeploymentUpdated
+from schemas.topics import Topic
+from services.common.db.repositories.base import Db
+from services.common.db.repositories.deployments import project_of
+from services.common.kafka.consumer import create_consumer, process
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+
+from . import catalog
+from .router import Router
+from .routing import DeploymentState
+
+logger = logging.getLogger(__name__)
+
+CONSUMER = "serving"
+RETRY_S = 1.0
+
+
+def consumer_group() -> str:
+    return f"cvloop-serving-{uuid.uuid4()}"
+
+
+async def start_consumer(settings: Settings, timeout_s: float = 30.0) -> AIOKafkaConsumer:
+    """A started consumer with its partitions assigned and positioned at their current end."""
+    consumer = create_consumer(settings, consumer_group(), Topic.DEPLOYMENTS, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not consumer.assignment():
+                # Polling drives the group join; anything it returns is read again by the loop.
+                for partition, records in (await consumer.getmany(timeout_ms=100)).items():
+                    consumer.seek(partition, records[0].offset)
+            for partition in consumer.assignment():
+                await consumer.position(partition)  # resolves "latest" now, not at the first fetch
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+class DeploymentFollower:
+    """Routes every deployment from Postgres, then keeps routing from the topic. When following fails
+    (Kafka or Postgres gone), it starts over: a new position at the topic's end, a new full read."""
+
+    def __init__(self, settings: Settings, db: Db, router: Router, dead_letters: EventProducer) -> None:
+        self.settings = settings
+        self.db = db
+        self.router = router
+        self.dead_letters = dead_letters
+        self.following = False  # between a sync and a failure: routing is current
+
+    async def handle(self, event: DeploymentUpdated) -> None:
+        if event.change == DeploymentChange.DELETED:
+            await self.router.remove(event.deployment_id)
+            return
+        project_id = await project_of(self.db, event.deployment_id)
+        if project_id is None:
+            raise LookupError(f"deployment {event.deployment_id} is not in Postgres")
+        await self.router.apply(DeploymentState.from_event(event, project_id))
+
+    async def sync(self) -> AIOKafkaConsumer:
+        """A consumer at the topic's end, and every deployment routed as Postgres has it now."""
+        consumer = await start_consumer(self.settings)
+        try:
+            states = await catalog.deployment_states(self.db)
+            for gone in set(self.router.routes) - {state.deployment_id for state in states}:
+                await self.router.remove(gone)
+            for state in states:
+                await self.router.apply(state)
+            self.following = True
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def follow(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Until `stop`: handle each event; after a failure, wait and `sync` again."""
+        while True:
+            try:
+                await process(consumer, decode, self.handle, self.dead_letters, name=CONSUMER, stop=stop)
+            except Exception:
+                logger.exception("following the deployments topic failed; starting over")
+            finally:
+                self.following = False
+                await consumer.stop()
+            while not stop.is_set():
+                await asyncio.sleep(RETRY_S)
+                try:
+                    consumer = await self.sync()
+                    break
+                except Exception as exc:
+                    logger.warning("re-reading the routing failed", extra={"error": repr(exc)})
+            if stop.is_set():
+                return
