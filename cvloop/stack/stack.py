@@ -10,9 +10,10 @@ from .component import Component, Health
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
+from .service import Ingest
 from .triton import TritonServer
 
-COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer)
+COMPONENT_TYPES: tuple[type[Component], ...] = (Postgres, KafkaBroker, S3Server, TritonServer, Ingest)
 
 
 def components(settings: Settings, names: list[str] | None = None) -> list[Component]:

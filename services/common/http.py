@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from schemas.codec import field_path
 from services.common.settings import Settings
@@ -41,6 +42,17 @@ def field_error(status_code: int, field: str, message: str) -> JSONResponse:
     return error_response(status_code, [{"field": field, "message": message}])
 
 
+class ApiError(HTTPException):
+    """An error about one field (empty: the request as a whole), raised from a handler or a dependency
+    and answered in the common format."""
+
+    def __init__(
+        self, status_code: int, field: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code, detail=message, headers=headers)
+        self.field = field
+
+
 def create_app(
     title: str,
     ready: ReadyCheck,
@@ -58,6 +70,12 @@ def create_app(
     async def _invalid_body(_: Request, exc: ValidationError) -> JSONResponse:
         # A model built by hand inside a handler (a multipart field parsed as JSON, say) is still bad input.
         return error_response(422, _problems(exc.errors(include_url=False)))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        response = field_error(exc.status_code, getattr(exc, "field", ""), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -113,6 +113,27 @@ class Settings(BaseSettings):
     # --- serving (services/serving) ---
 
     # --- ingest (services/ingest) ---
+    ingest_batch_records: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("CVLOOP_INGEST_BATCH_RECORDS"),
+        description="Most records ingest's consumers (predictions.raw, predictions) handle per poll.",
+    )
+    ingest_outbox_relay_after_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("CVLOOP_INGEST_OUTBOX_RELAY_AFTER_S"),
+        description="Age after which ingest republishes a recorded prediction whose event was not "
+        "acknowledged (a crash between recording and publishing).",
+    )
+    ingest_db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        validation_alias=_env("CVLOOP_INGEST_DB_POOL_SIZE"),
+        description="Postgres connections of ingest.",
+    )
 
     # --- api, SDK and CLI (services/api, cvloop) ---
 

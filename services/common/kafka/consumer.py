@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -27,6 +27,9 @@ MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 T = TypeVar("T")
 Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
 Handler = Callable[[T], Awaitable[None]]
+# Handles a poll's decoded events together; answers one entry per event: None when done, or the
+# message error (one of MESSAGE_ERRORS) that sends it to `deadletter`.
+BatchHandler = Callable[[list[T]], Awaitable[Sequence[Exception | None]]]
 
 
 class GroupTimeouts(NamedTuple):
@@ -100,3 +103,45 @@ async def _process_one(
         await handle(event)
     except MESSAGE_ERRORS as exc:
         await publish_dead_letter(dead_letters, record, exc, name)
+
+
+async def process_batches(
+    consumer: AIOKafkaConsumer,
+    decode: Decoder[T],
+    handle: BatchHandler[T],
+    dead_letters: EventProducer,
+    *,
+    name: str,
+    stop: asyncio.Event | None = None,
+    poll_timeout_ms: int = 500,
+    max_records: int | None = None,
+) -> None:
+    """`process` for handlers that gain from seeing many events at once (one query or one publish
+    round for the poll): decode every record of the poll, await handle(events), dead-letter the records
+    that failed to decode or that the handler answered with a message error, then commit every
+    partition of the poll. A handler that raises, or answers another error, stops the loop uncommitted."""
+    while stop is None or not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+        if not batches:
+            continue
+        readable: list[ConsumerRecord[bytes, bytes]] = []
+        events: list[T] = []
+        rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
+        for records in batches.values():
+            for record in records:
+                try:
+                    events.append(decode(record.topic, record.value))
+                    readable.append(record)
+                except Exception as exc:  # failing to read the bytes is the message's fault
+                    rejected.append((record, exc))
+        outcomes = await handle(events) if events else []
+        for record, outcome in zip(readable, outcomes, strict=True):
+            if outcome is not None:
+                if not isinstance(outcome, MESSAGE_ERRORS):
+                    raise outcome
+                rejected.append((record, outcome))
+        await asyncio.gather(*(publish_dead_letter(dead_letters, r, e, name) for r, e in rejected))
+        try:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        except CommitFailedError:
+            logger.warning("commit failed after a rebalance", extra={"consumer": name})

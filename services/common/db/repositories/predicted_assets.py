@@ -6,6 +6,7 @@ so a bug or a hand-written UPDATE cannot move an asset backwards either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -93,43 +94,78 @@ def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:
     return PredictedAsset.model_validate(dict(row))
 
 
+_INSERT_COLUMNS = """prediction_id, project_id, deployment_id, image_object_key, image_sha256, width, height,
+    source, tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id,
+    shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"""
+_INSERT_WIDTH = 19
+
+
+def _insert_values(project_id: UUID, event: PredictionLogged) -> tuple[Any, ...]:
+    shadow = event.shadow
+    return (
+        event.prediction_id,
+        project_id,
+        event.deployment_id,
+        event.image.object_key,
+        event.image.sha256,
+        event.image.width,
+        event.image.height,
+        event.source.value,
+        list(dict.fromkeys(event.tags)),
+        event.metadata,
+        event.champion.prediction.model_dump(mode="json"),
+        event.champion.latency_ms,
+        event.champion.model_version_id,
+        shadow.prediction.model_dump(mode="json") if shadow else None,
+        shadow.latency_ms if shadow else None,
+        shadow.model_version_id if shadow else None,
+        event.shadow_error,
+        event.features,
+        event.predicted_at,
+    )
+
+
+def _placeholders(rows: int) -> str:
+    """`($1, ..., $19), ($20, ...)`: only numbered parameters, never values, go into the text."""
+    return ", ".join(
+        "(" + ", ".join(f"${row * _INSERT_WIDTH + col + 1}" for col in range(_INSERT_WIDTH)) + ")"
+        for row in range(rows)
+    )
+
+
 async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -> bool:
     """Record a logged prediction; False when its prediction id, or its image in this deployment, is
     already recorded (a redelivered event or the same image sent twice), which changes nothing."""
-    shadow = event.shadow
+    return bool(await insert_predictions(db, [(project_id, event)]))
+
+
+async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged]]) -> set[UUID]:
+    """Record many logged predictions (project id, event) in one statement; the prediction ids actually
+    inserted: the others were already recorded, by prediction id or by image in their deployment."""
+    if not rows:
+        return set()
     try:
-        status = await db.execute(
-            """INSERT INTO predicted_assets (prediction_id, project_id, deployment_id, image_object_key,
-                   image_sha256, width, height, source, tags, metadata, champion_prediction,
-                   champion_latency_ms, champion_model_version_id, shadow_prediction, shadow_latency_ms,
-                   shadow_model_version_id, shadow_error, features, predicted_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-               ON CONFLICT DO NOTHING""",
-            event.prediction_id,
-            project_id,
-            event.deployment_id,
-            event.image.object_key,
-            event.image.sha256,
-            event.image.width,
-            event.image.height,
-            event.source.value,
-            list(dict.fromkeys(event.tags)),
-            event.metadata,
-            event.champion.prediction.model_dump(mode="json"),
-            event.champion.latency_ms,
-            event.champion.model_version_id,
-            shadow.prediction.model_dump(mode="json") if shadow else None,
-            shadow.latency_ms if shadow else None,
-            shadow.model_version_id if shadow else None,
-            event.shadow_error,
-            event.features,
-            event.predicted_at,
+        inserted = await db.fetch(
+            f"""INSERT INTO predicted_assets ({_INSERT_COLUMNS}) VALUES {_placeholders(len(rows))}
+                ON CONFLICT DO NOTHING RETURNING prediction_id""",
+            *(value for project_id, event in rows for value in _insert_values(project_id, event)),
         )
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(
-            f"deployment {event.deployment_id} or a model version of this prediction is not in this project"
+            "a deployment or a model version of these predictions is not in the prediction's project"
         ) from exc
-    return status == "INSERT 0 1"
+    return {row["prediction_id"] for row in inserted}
+
+
+async def predictions_of_images(db: Db, deployment_id: UUID, sha256s: Sequence[str]) -> dict[str, UUID]:
+    """The prediction recorded for each of these images in the deployment, by image sha256."""
+    rows = await db.fetch(
+        """SELECT image_sha256, prediction_id FROM predicted_assets
+           WHERE deployment_id = $1 AND image_sha256 = ANY($2::text[])""",
+        deployment_id,
+        list(sha256s),
+    )
+    return {row["image_sha256"]: row["prediction_id"] for row in rows}
 
 
 async def get_prediction(db: Db, project_id: UUID, prediction_id: UUID) -> PredictedAsset | None:

@@ -1,0 +1,126 @@
+"""The ingest service: the monitor endpoint, the `predictions.raw` consumer, the persistence consumer
+and the outbox relay, in one process sharing one Postgres pool and one producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from schemas.codec import decode
+from schemas.topics import Topic
+from services.common.db.pool import open_pool
+from services.common.http import create_app, field_error
+from services.common.kafka.consumer import BatchHandler, create_consumer, process_batches
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage.object_store import ObjectStore
+
+from . import outbox, persistence, raw_consumer
+from .intake import Refused
+from .routes import Intake, router
+
+logger = logging.getLogger(__name__)
+RESTART_DELAY_S = 2.0
+
+
+async def _consume(
+    settings: Settings,
+    group: str,
+    topic: Topic,
+    handle: BatchHandler[Any],
+    dead_letters: EventProducer,
+    stop: asyncio.Event,
+) -> None:
+    """Run a consumer group until `stop`; an outage stops it uncommitted and it starts again, so the
+    records it held are handled again (handlers are idempotent)."""
+    while not stop.is_set():
+        consumer = create_consumer(settings, group, str(topic))
+        try:
+            await consumer.start()
+            await process_batches(
+                consumer,
+                decode,
+                handle,
+                dead_letters,
+                name=group,
+                stop=stop,
+                max_records=settings.ingest_batch_records,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error("consumer stopped; restarting", extra={"consumer": group, "error": repr(exc)})
+            await asyncio.sleep(RESTART_DELAY_S)
+        finally:
+            await consumer.stop()
+
+
+def create_ingest_app(settings: Settings) -> FastAPI:
+    state: dict[str, Callable[[], Awaitable[str | None]]] = {}
+
+    async def ready() -> str | None:
+        check = state.get("ready")
+        return await check() if check else "starting"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url, max_size=settings.ingest_db_pool_size)
+        producer = EventProducer.from_settings(settings)
+        store = ObjectStore.from_settings(settings)
+        stop = asyncio.Event()
+        try:
+            await producer.start()
+            await asyncio.to_thread(store.ensure_bucket)
+            app.state.pool = pool
+            app.state.intake = Intake(pool, producer, store, settings.max_image_bytes)
+            raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
+            tasks = [
+                asyncio.create_task(
+                    _consume(settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, raw, producer, stop)
+                ),
+                asyncio.create_task(
+                    _consume(
+                        settings,
+                        persistence.CONSUMER,
+                        Topic.PREDICTIONS,
+                        persistence.PersistenceHandler(pool),
+                        producer,
+                        stop,
+                    )
+                ),
+                asyncio.create_task(
+                    outbox.run_relay(pool, producer, settings.ingest_outbox_relay_after_s, stop)
+                ),
+            ]
+
+            async def check() -> str | None:
+                try:
+                    await pool.fetchval("SELECT 1")
+                except Exception as exc:
+                    return f"postgres: {exc!r}"
+                return None
+
+            state["ready"] = check
+            yield
+            stop.set()
+            await asyncio.wait(tasks, timeout=10)
+            for task in tasks:
+                task.cancel()
+        finally:
+            await producer.stop()
+            await pool.close()
+
+    app = create_app("cvloop ingest", ready, lifespan=lifespan)
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return field_error(exc.status_code, exc.field, exc.message)
+
+    app.include_router(router)
+    return app

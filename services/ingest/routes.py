@@ -1,0 +1,226 @@
+"""The monitor endpoint (docs/api.md, "Ingest"): predictions made elsewhere, one per request or many."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+
+from schemas.api.ingest import (
+    BatchItemResult,
+    BatchResults,
+    MonitorBatch,
+    MonitorFields,
+    MonitorPrediction,
+    PredictionAccepted,
+)
+from schemas.codec import describe
+from schemas.envelope import utcnow
+from schemas.events import PredictionLogged, PredictionSource
+from services.common.auth import RequireScope
+from services.common.db.repositories.deployments import Deployment, get_deployment
+from services.common.db.repositories.projects import ApiKey, Scope
+from services.common.http import ApiError
+from services.common.kafka.producer import EventProducer
+from services.common.storage.object_store import ObjectStore
+
+from . import images, intake, recorder
+from .metrics import PREDICTIONS, REQUEST_SECONDS
+
+# Room for base64's third and the JSON around the image; a larger request is refused unread.
+_BODY_OVERHEAD = 1024 * 1024
+_ITEM = TypeAdapter(MonitorPrediction)
+_BATCH_BODY_LIMIT_IMAGES = 4  # a batch body holds at most this many largest images' worth of bytes
+_IMAGE_PREPARATION = 16  # images of a batch decoded and stored at once
+
+router = APIRouter()
+require_write = RequireScope(Scope.WRITE)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the routes use, built by the app's lifespan."""
+
+    pool: asyncpg.Pool
+    producer: EventProducer
+    store: ObjectStore
+    max_image_bytes: int
+
+
+def _intake(request: Request) -> Intake:
+    return request.app.state.intake
+
+
+WriteKey = Annotated[ApiKey, Depends(require_write)]
+IntakeDep = Annotated[Intake, Depends(_intake)]
+
+
+async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Deployment:
+    deployment = await get_deployment(intake_.pool, key.project_id, deployment_id)
+    if deployment is None:  # another project's deployment reads as a missing one
+        PREDICTIONS.labels("unknown", "http", "refused").inc()
+        raise ApiError(404, "deployment_id", f"deployment {deployment_id} does not exist")
+    return deployment
+
+
+def _check_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, "", f"request is {length} bytes; at most {limit} are accepted")
+
+
+async def _event(
+    intake_: Intake,
+    deployment: Deployment,
+    item: MonitorFields,
+    *,
+    object_key: str | None = None,
+    image_data: bytes | None = None,
+    image_field: str = "image_base64",
+) -> PredictionLogged:
+    intake.check_deployment(item, deployment)  # before the image is stored
+    if object_key is not None:
+        image = images.ResolvedImage(images.reference(object_key, item.width, item.height), None)
+    else:
+        assert image_data is not None
+        image = await images.store(intake_.store, image_data, intake_.max_image_bytes, image_field)
+        intake.check_image_size(item, image.ref)
+    return intake.build_event(
+        item,
+        deployment,
+        image.ref,
+        image.pixels,
+        prediction_id=uuid4(),
+        event_id=uuid4(),
+        source=PredictionSource.MONITOR_API,
+        now=utcnow(),
+    )
+
+
+async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
+    data = (
+        images.decode_base64(item.image_base64, intake_.max_image_bytes)
+        if item.image_base64 is not None
+        else None
+    )
+    return await _event(intake_, deployment, item, object_key=item.image_object_key, image_data=data)
+
+
+async def _multipart_item(intake_: Intake, deployment: Deployment, request: Request) -> PredictionLogged:
+    form = await request.form(max_files=1, max_fields=1)
+    image, data = form.get("image"), form.get("data")
+    if not isinstance(image, UploadFile):
+        raise ApiError(422, "image", "a multipart request needs an 'image' file part")
+    if not isinstance(data, str):
+        raise ApiError(422, "data", "a multipart request needs a 'data' part holding the JSON fields")
+    item = MonitorFields.model_validate_json(data)
+    return await _event(intake_, deployment, item, image_data=await image.read(), image_field="image")
+
+
+def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
+    """409 in the common error format, with the id of the prediction already logged for the image."""
+    message = f"this image is already logged for deployment {deployment.id} as prediction {prediction_id}"
+    return JSONResponse(
+        {
+            "prediction_id": str(prediction_id),
+            "detail": f"image: {message}",
+            "errors": [{"field": "image", "message": message}],
+        },
+        status_code=409,
+    )
+
+
+@router.post(
+    "/v1/deployments/{deployment_id}/predictions",
+    status_code=201,
+    response_model=PredictionAccepted,
+    responses={409: {"description": "The image is already logged: the existing prediction_id."}},
+)
+async def monitor(
+    deployment_id: UUID,
+    request: Request,
+    key: WriteKey,
+    intake_: IntakeDep,
+) -> JSONResponse:
+    """Log one prediction made elsewhere: JSON (`image_base64` or `image_object_key`), or multipart with
+    an `image` file part and a `data` JSON part holding the other fields."""
+    started = time.perf_counter()
+    _check_length(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
+    deployment = await _deployment(intake_, key, deployment_id)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            event = await _multipart_item(intake_, deployment, request)
+        else:
+            event = await _json_item(
+                intake_, deployment, MonitorPrediction.model_validate_json(await request.body())
+            )
+    except (intake.Refused, ValidationError):
+        PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
+        raise
+    (result,) = await recorder.record(intake_.pool, intake_.producer, [(key.project_id, event)])
+    REQUEST_SECONDS.labels("single").observe(time.perf_counter() - started)
+    if not result.created:
+        PREDICTIONS.labels(str(deployment.id), "http", "duplicate").inc()
+        return _duplicate(deployment, result.prediction_id)
+    PREDICTIONS.labels(str(deployment.id), "http", "created").inc()
+    return JSONResponse({"prediction_id": str(result.prediction_id)}, status_code=201)
+
+
+@router.post("/v1/deployments/{deployment_id}/predictions:batch", response_model=BatchResults)
+async def monitor_batch(
+    deployment_id: UUID,
+    request: Request,
+    key: WriteKey,
+    intake_: IntakeDep,
+) -> BatchResults:
+    """Log many predictions; each item is answered on its own, as the single route would have."""
+    started = time.perf_counter()
+    _check_length(request, _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD)
+    batch = MonitorBatch.model_validate_json(await request.body())
+    deployment = await _deployment(intake_, key, deployment_id)
+    results: list[BatchItemResult | None] = [None] * len(batch.items)
+    limit = asyncio.Semaphore(_IMAGE_PREPARATION)
+
+    async def prepare(index: int, raw: dict[str, Any]) -> PredictionLogged | None:
+        try:
+            item = _ITEM.validate_python(raw)
+            async with limit:
+                return await _json_item(intake_, deployment, item)
+        except ValidationError as exc:
+            results[index] = BatchItemResult(index=index, status=422, detail=describe(exc))
+        except intake.Refused as exc:
+            results[index] = BatchItemResult(index=index, status=exc.status_code, detail=str(exc))
+        return None
+
+    events = await asyncio.gather(*(prepare(i, raw) for i, raw in enumerate(batch.items)))
+    accepted = [(i, e) for i, e in enumerate(events) if e is not None]
+    recorded = await recorder.record(
+        intake_.pool, intake_.producer, [(key.project_id, e) for _, e in accepted]
+    )
+    for (i, _), result in zip(accepted, recorded, strict=True):
+        results[i] = (
+            BatchItemResult(index=i, status=201, prediction_id=result.prediction_id)
+            if result.created
+            else BatchItemResult(
+                index=i,
+                status=409,
+                prediction_id=result.prediction_id,
+                detail=str(json.loads(_duplicate(deployment, result.prediction_id).body)["detail"]),
+            )
+        )
+    label = str(deployment.id)
+    for result in results:
+        assert result is not None
+        outcome = {201: "created", 409: "duplicate"}.get(result.status, "refused")
+        PREDICTIONS.labels(label, "http", outcome).inc()
+    REQUEST_SECONDS.labels("batch").observe(time.perf_counter() - started)
+    return BatchResults(results=[r for r in results if r is not None])
