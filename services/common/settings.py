@@ -114,7 +114,7 @@ class Settings(BaseSettings):
 
     # --- ingest (services/ingest) ---
     ingest_batch_records: int = Field(
-        500,
+        2000,
         ge=1,
         le=10_000,
         validation_alias=_env("CVLOOP_INGEST_BATCH_RECORDS"),

@@ -16,13 +16,14 @@ from schemas.codec import decode
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.http import create_app, field_error
-from services.common.kafka.consumer import BatchHandler, create_consumer, process_batches
+from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage.object_store import ObjectStore
 
 from . import outbox, persistence, raw_consumer
 from .intake import Refused
+from .recorder import RecordingQueue
 from .routes import Intake, router
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ async def _consume(
     settings: Settings,
     group: str,
     topic: Topic,
+    decoder: Decoder[Any],
     handle: BatchHandler[Any],
     dead_letters: EventProducer,
     stop: asyncio.Event,
@@ -45,7 +47,7 @@ async def _consume(
             await consumer.start()
             await process_batches(
                 consumer,
-                decode,
+                decoder,
                 handle,
                 dead_letters,
                 name=group,
@@ -78,17 +80,21 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             await producer.start()
             await asyncio.to_thread(store.ensure_bucket)
             app.state.pool = pool
-            app.state.intake = Intake(pool, producer, store, settings.max_image_bytes)
+            queue = RecordingQueue(pool, producer)
+            app.state.intake = Intake(pool, producer, store, settings.max_image_bytes, queue)
             raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
             tasks = [
                 asyncio.create_task(
-                    _consume(settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, raw, producer, stop)
+                    _consume(
+                        settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, decode, raw, producer, stop
+                    )
                 ),
                 asyncio.create_task(
                     _consume(
                         settings,
                         persistence.CONSUMER,
                         Topic.PREDICTIONS,
+                        persistence.decode_unrecorded,
                         persistence.PersistenceHandler(pool),
                         producer,
                         stop,
@@ -98,6 +104,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
                     outbox.run_relay(pool, producer, settings.ingest_outbox_relay_after_s, stop)
                 ),
             ]
+            recording = asyncio.create_task(queue.run())
 
             async def check() -> str | None:
                 try:
@@ -110,7 +117,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             yield
             stop.set()
             await asyncio.wait(tasks, timeout=10)
-            for task in tasks:
+            for task in [*tasks, recording]:
                 task.cancel()
         finally:
             await producer.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -19,6 +20,17 @@ from services.common.kafka.producer import EventProducer
 from .metrics import OUTBOX_RELAYED
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox keeps it: publishable as it is."""
+
+    key: bytes
+    value: bytes
+
+    def to_bytes(self) -> bytes:
+        return self.value
 
 
 async def add(conn: asyncpg.Connection, events: Sequence[PredictionLogged]) -> None:
@@ -51,8 +63,8 @@ async def relay_stale(
             older_than_s,
             limit,
         )
-        await asyncio.gather(
-            *(producer.publish_bytes(Topic.PREDICTIONS, row["value"], key=row["key"]) for row in rows)
+        await producer.publish_many(
+            Topic.PREDICTIONS, [StoredEvent(row["key"], row["value"]) for row in rows]
         )
         await remove(conn, [row["event_id"] for row in rows])
     if rows:

@@ -12,6 +12,7 @@ import asyncpg
 
 from schemas.events import PredictionLogged, PredictionSource, RawPrediction
 from services.common.db.repositories.deployments import Deployment
+from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 
@@ -31,21 +32,38 @@ class RawHandler:
 
     async def __call__(self, messages: list[RawPrediction]) -> Sequence[Exception | None]:
         deployments = await deployments_by_id(self.pool, (m.deployment_id for m in messages))
-        built = await asyncio.gather(
-            *(self._event(message, deployments) for message in messages), return_exceptions=True
+        built: list[PredictionLogged | Exception | None] = []
+        with_bytes: list[int] = []
+        for i, message in enumerate(messages):
+            try:
+                built.append(self._check(message, deployments))
+            except MESSAGE_ERRORS as exc:
+                built.append(exc)
+                continue
+            if message.image_base64 is not None:
+                with_bytes.append(i)
+        # Images that came as bytes are decoded and stored concurrently; the rest needs no I/O.
+        stored = await asyncio.gather(
+            *(self._with_image(messages[i], deployments[messages[i].deployment_id]) for i in with_bytes),
+            return_exceptions=True,
         )
+        for i, event in zip(with_bytes, stored, strict=True):
+            if isinstance(event, BaseException) and not isinstance(event, Exception):
+                raise event
+            built[i] = event
         outcomes: list[Exception | None] = [b if isinstance(b, Exception) else None for b in built]
         accepted = [(i, b) for i, b in enumerate(built) if isinstance(b, PredictionLogged)]
         results = await recorder.record(
             self.pool,
             self.producer,
             [(deployments[event.deployment_id].project_id, event) for _, event in accepted],
+            source_redelivers=True,
         )
         for (i, event), result in zip(accepted, results, strict=True):
             label = str(event.deployment_id)
             if result.created:
                 PREDICTIONS.labels(label, "kafka", "created").inc()
-            elif result.prediction_id != event.prediction_id:  # else a redelivery, recorded already
+            elif not result.is_replay_of(event):
                 PREDICTIONS.labels(label, "kafka", "duplicate").inc()
                 outcomes[i] = intake.Refused(
                     409,
@@ -57,20 +75,28 @@ class RawHandler:
             CONSUMED.labels("raw", "done" if outcome is None else "dead_lettered").inc()
         return outcomes
 
-    async def _event(self, message: RawPrediction, deployments: dict[UUID, Deployment]) -> PredictionLogged:
+    def _check(self, message: RawPrediction, deployments: dict[UUID, Deployment]) -> PredictionLogged | None:
+        """The event of a message naming its image by key; None for one carrying the bytes (checked,
+        but its event needs the stored image)."""
         deployment = deployments.get(message.deployment_id)
         if deployment is None:
             raise UnknownDeployment(message.deployment_id)
         intake.check_deployment(message, deployment)
-        if message.image_object_key is not None:
-            image = images.ResolvedImage(
-                images.reference(message.image_object_key, message.width, message.height), None
-            )
-        else:
-            assert message.image_base64 is not None  # RawPrediction holds exactly one
-            data = images.decode_base64(message.image_base64, self.max_image_bytes)
-            image = await images.store(self.store, data, self.max_image_bytes, "image_base64")
-            intake.check_image_size(message, image.ref)
+        if message.image_object_key is None:
+            return None
+        ref = images.reference(message.image_object_key, message.width, message.height)
+        return self._event(message, deployment, images.ResolvedImage(ref, None))
+
+    async def _with_image(self, message: RawPrediction, deployment: Deployment) -> PredictionLogged:
+        assert message.image_base64 is not None
+        data = images.decode_base64(message.image_base64, self.max_image_bytes)
+        image = await images.store(self.store, data, self.max_image_bytes, "image_base64")
+        intake.check_image_size(message, image.ref)
+        return self._event(message, deployment, image)
+
+    def _event(
+        self, message: RawPrediction, deployment: Deployment, image: images.ResolvedImage
+    ) -> PredictionLogged:
         prediction_id, event_id = intake.raw_ids(message.event_id)
         return intake.build_event(
             message,

@@ -1,9 +1,12 @@
-"""Recording monitored predictions: the predicted asset and its event in one transaction (so the image's
-uniqueness in its deployment decides atomically which request created it), then the event published.
+"""Recording monitored predictions: the predicted asset (and, for HTTP, its event in the outbox) in one
+transaction, so the image's uniqueness in its deployment decides atomically which request created it;
+then the event published.
 
-Nothing is lost when the process dies between steps: before the commit nothing happened (the client
-gets no 201, a raw message is not committed and comes again); after it, the outbox row holds the event
-until Kafka acknowledged it, and the relay publishes it otherwise.
+Nothing is lost when the process dies between steps. Before the commit nothing happened: an HTTP client
+got no 201, a raw message was not committed and comes again. After it: an HTTP prediction's event waits
+in the outbox until Kafka acknowledged it, and the relay publishes it otherwise; a raw message comes
+again (its offset is committed only after the publish) and finds its prediction recorded under the same
+derived id, so its event is published again — a duplicate with the same event id, which readers skip.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -23,34 +26,51 @@ from services.common.kafka.producer import EventProducer
 
 from . import outbox
 
+Row = tuple[UUID, PredictionLogged]  # (project id, event)
+
 
 @dataclass(frozen=True)
 class Recorded:
     prediction_id: UUID  # the new one, or the one already recorded for the image
     created: bool
 
+    def is_replay_of(self, event: PredictionLogged) -> bool:
+        """Recorded before under this very id: the same message handled again."""
+        return not self.created and self.prediction_id == event.prediction_id
+
 
 async def record(
-    pool: asyncpg.Pool, producer: EventProducer, rows: Sequence[tuple[UUID, PredictionLogged]]
+    pool: asyncpg.Pool, producer: EventProducer, rows: Sequence[Row], *, source_redelivers: bool = False
 ) -> list[Recorded]:
-    """Record (project id, event) pairs and publish the new ones; one answer per pair, in order."""
+    """Record (project id, event) rows and publish the new ones; one answer per row, in order.
+
+    `source_redelivers` (predictions.raw): no outbox, the source's redelivery stands in for it, and a
+    replayed row's event is published again."""
     if not rows:
         return []
     async with pool.acquire() as conn:
         async with conn.transaction():
             inserted = await insert_predictions(conn, rows)
-            new = [event for _, event in rows if event.prediction_id in inserted]
-            await outbox.add(conn, new)
-        existing = await _existing(conn, [event for _, event in rows if event.prediction_id not in inserted])
-        await asyncio.gather(*(producer.publish(Topic.PREDICTIONS, event) for event in new))
-        await outbox.remove(conn, [event.event_id for event in new])
-    return [
-        Recorded(event.prediction_id, True)
-        if event.prediction_id in inserted
-        # Not found by image: the conflict was on the prediction id itself (a redelivered raw message).
-        else Recorded(existing.get((event.deployment_id, event.image.sha256), event.prediction_id), False)
-        for _, event in rows
-    ]
+            if not source_redelivers:
+                await outbox.add(conn, [event for _, event in rows if event.prediction_id in inserted])
+        others = [event for _, event in rows if event.prediction_id not in inserted]
+        existing = await _existing(conn, others) if others else {}
+        results = [
+            Recorded(event.prediction_id, True)
+            if event.prediction_id in inserted
+            # Not found by image: the conflict was on the prediction id itself (a redelivered message).
+            else Recorded(existing.get((event.deployment_id, event.image.sha256), event.prediction_id), False)
+            for _, event in rows
+        ]
+        publish = [
+            event
+            for (_, event), result in zip(rows, results, strict=True)
+            if result.created or (source_redelivers and result.is_replay_of(event))
+        ]
+        await producer.publish_many(Topic.PREDICTIONS, publish)
+        if not source_redelivers:
+            await outbox.remove(conn, [event.event_id for event in publish])
+    return results
 
 
 async def _existing(
@@ -64,3 +84,63 @@ async def _existing(
         for sha256, prediction_id in (await predictions_of_images(conn, deployment_id, sha256s)).items():
             found[(deployment_id, sha256)] = prediction_id
     return found
+
+
+@dataclass
+class RecordingQueue:
+    """Concurrent HTTP requests recorded together: each one waits for its answer while the rows that
+    arrived meanwhile share one transaction and one publishing round (at most `in_flight` at once)."""
+
+    pool: asyncpg.Pool
+    producer: EventProducer
+    in_flight: int = 4
+    _pending: list[tuple[Row, asyncio.Future[Recorded]]] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def record(self, row: Row) -> Recorded:
+        answer: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, answer))
+        self._arrived.set()
+        return await answer
+
+    async def run(self) -> None:
+        """Flush what is pending whenever a slot is free; runs until cancelled."""
+        slots = asyncio.Semaphore(self.in_flight)
+        flushes: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self._arrived.wait()
+                await slots.acquire()
+                self._arrived.clear()
+                batch, self._pending = self._pending, []
+                if not batch:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(self._flush(batch, slots))
+                flushes.add(task)
+                task.add_done_callback(flushes.discard)
+        finally:
+            for task in flushes:
+                task.cancel()
+            for _, answer in self._pending:
+                answer.cancel()
+
+    async def _flush(
+        self, batch: list[tuple[Row, asyncio.Future[Recorded]]], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            results = await record(self.pool, self.producer, [row for row, _ in batch])
+        except asyncio.CancelledError:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as exc:
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+        else:
+            for (_, answer), result in zip(batch, results, strict=True):
+                if not answer.done():
+                    answer.set_result(result)
+        finally:
+            slots.release()

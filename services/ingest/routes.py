@@ -54,6 +54,7 @@ class Intake:
     producer: EventProducer
     store: ObjectStore
     max_image_bytes: int
+    queue: recorder.RecordingQueue  # single requests, recorded together when they arrive together
 
 
 def _intake(request: Request) -> Intake:
@@ -166,7 +167,7 @@ async def monitor(
     except (intake.Refused, ValidationError):
         PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
         raise
-    (result,) = await recorder.record(intake_.pool, intake_.producer, [(key.project_id, event)])
+    result = await intake_.queue.record((key.project_id, event))
     REQUEST_SECONDS.labels("single").observe(time.perf_counter() - started)
     if not result.created:
         PREDICTIONS.labels(str(deployment.id), "http", "duplicate").inc()

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import PredictionLogged
@@ -94,43 +95,61 @@ def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:
     return PredictedAsset.model_validate(dict(row))
 
 
-_INSERT_COLUMNS = """prediction_id, project_id, deployment_id, image_object_key, image_sha256, width, height,
-    source, tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id,
-    shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"""
-_INSERT_WIDTH = 19
+_INSERT_COLUMNS = (
+    "prediction_id, project_id, deployment_id, image_object_key, image_sha256, width, height, source, "
+    "tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id, "
+    "shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"
+)
+# One statement text for any number of rows (so Postgres prepares it once): a column per array
+# parameter, JSON as text (and tags as a JSON list: unnest would flatten an array of arrays).
+_INSERT_MANY = f"""
+    INSERT INTO predicted_assets ({_INSERT_COLUMNS})
+    SELECT r.prediction_id, r.project_id, r.deployment_id, r.image_object_key, r.image_sha256, r.width,
+        r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
+        r.champion_prediction::jsonb, r.champion_latency_ms, r.champion_model_version_id,
+        r.shadow_prediction::jsonb, r.shadow_latency_ms, r.shadow_model_version_id, r.shadow_error,
+        r.features::jsonb, r.predicted_at
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::int[],
+        $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::uuid[], $14::text[],
+        $15::float8[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[])
+        WITH ORDINALITY AS r({_INSERT_COLUMNS}, position)
+    ORDER BY r.position  -- of two rows for one image, the first is kept
+    ON CONFLICT DO NOTHING RETURNING prediction_id"""
 
 
-def _insert_values(project_id: UUID, event: PredictionLogged) -> tuple[Any, ...]:
-    shadow = event.shadow
-    return (
-        event.prediction_id,
-        project_id,
-        event.deployment_id,
-        event.image.object_key,
-        event.image.sha256,
-        event.image.width,
-        event.image.height,
-        event.source.value,
-        list(dict.fromkeys(event.tags)),
-        event.metadata,
-        event.champion.prediction.model_dump(mode="json"),
-        event.champion.latency_ms,
-        event.champion.model_version_id,
-        shadow.prediction.model_dump(mode="json") if shadow else None,
-        shadow.latency_ms if shadow else None,
-        shadow.model_version_id if shadow else None,
-        event.shadow_error,
-        event.features,
-        event.predicted_at,
-    )
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
-def _placeholders(rows: int) -> str:
-    """`($1, ..., $19), ($20, ...)`: only numbered parameters, never values, go into the text."""
-    return ", ".join(
-        "(" + ", ".join(f"${row * _INSERT_WIDTH + col + 1}" for col in range(_INSERT_WIDTH)) + ")"
-        for row in range(rows)
-    )
+def _insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
+    """The rows as the 19 column arrays `_INSERT_MANY` takes."""
+    columns: list[list[Any]] = [[] for _ in range(19)]
+    for project_id, event in rows:
+        shadow = event.shadow
+        values = (
+            event.prediction_id,
+            project_id,
+            event.deployment_id,
+            event.image.object_key,
+            event.image.sha256,
+            event.image.width,
+            event.image.height,
+            event.source.value,
+            _json(list(dict.fromkeys(event.tags))),
+            _json(event.metadata),
+            event.champion.prediction.model_dump_json(),
+            event.champion.latency_ms,
+            event.champion.model_version_id,
+            shadow.prediction.model_dump_json() if shadow else None,
+            shadow.latency_ms if shadow else None,
+            shadow.model_version_id if shadow else None,
+            event.shadow_error,
+            _json(event.features),
+            event.predicted_at,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
 
 
 async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -> bool:
@@ -145,16 +164,12 @@ async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged
     if not rows:
         return set()
     try:
-        inserted = await db.fetch(
-            f"""INSERT INTO predicted_assets ({_INSERT_COLUMNS}) VALUES {_placeholders(len(rows))}
-                ON CONFLICT DO NOTHING RETURNING prediction_id""",
-            *(value for project_id, event in rows for value in _insert_values(project_id, event)),
-        )
+        records = await db.fetch(_INSERT_MANY, *_insert_columns(rows))
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(
             "a deployment or a model version of these predictions is not in the prediction's project"
         ) from exc
-    return {row["prediction_id"] for row in inserted}
+    return {record["prediction_id"] for record in records}
 
 
 async def predictions_of_images(db: Db, deployment_id: UUID, sha256s: Sequence[str]) -> dict[str, UUID]:

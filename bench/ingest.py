@@ -1,0 +1,283 @@
+"""Ingest throughput, in one run on a local stack of its own (Postgres, the Kafka-protocol mock broker,
+moto S3, and the ingest service as `python -m services.ingest`):
+
+- baseline: a raw aiokafka producer (the platform's producer settings) sending prediction-sized
+  messages as fast as it can;
+- `predictions.raw` -> `predictions`: raw messages published, until every resulting event is read back;
+- the monitor endpoint, one prediction per request (concurrent clients) and 500 per batch request.
+
+Predictions name their image by object key (ingest trusts a content-addressed key and never fetches
+it), so the figures measure ingest, not the image store; one more figure sends the image bytes, which
+ingest decodes, describes and stores in moto's S3 (a stand-in bound to a few hundred writes/s).
+
+Usage: python bench/ingest.py [--raw 20000] [--single 3000] [--batch 20000] [--with-images 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import io
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from cvloop.stack import stack
+from cvloop.stack.process import port_open
+from schemas.events import DeploymentKind, RawPrediction, RoleResult
+from schemas.predictions import DetectionPrediction, DetectionType
+from schemas.topics import Topic
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, projects, registry
+from services.common.kafka.consumer import create_consumer
+from services.common.kafka.producer import create_producer
+from services.common.settings import LOCAL_HOST, Settings
+
+CONCURRENCY = 16
+BATCH_ITEMS = 500
+BATCH_CONCURRENCY = 2
+PREDICTION = DetectionPrediction(
+    boxes=[(4.0, 4.0, 30.0, 40.0), (10.0, 2.0, 50.0, 20.0), (0.0, 0.0, 8.0, 8.0)],
+    classes=["car", "person", "sign"],
+    scores=[0.92, 0.61, 0.12],
+)
+
+
+def free_port_base() -> int:
+    start = 57320 + 10 * random.randrange(200)  # random: other stacks on this machine pick blocks too
+    for base in range(start, start + 2000, 10):
+        if not any(port_open(LOCAL_HOST, base + i) for i in range(10)):
+            return base
+    raise RuntimeError("no free block of loopback ports")
+
+
+def image_key() -> str:
+    sha = hashlib.sha256(os.urandom(16)).hexdigest()
+    return f"images/{sha[:2]}/{sha}.png"
+
+
+def png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fields(**image: str) -> dict[str, Any]:
+    return {
+        **image,
+        "width": 64,
+        "height": 48,
+        "champion": {"prediction": PREDICTION.model_dump(mode="json"), "latency_ms": 11.5},
+        "shadow": {"prediction": PREDICTION.model_dump(mode="json"), "latency_ms": 14.0},
+        "source": "bench",
+        "tags": ["bench"],
+    }
+
+
+async def setup(settings: Settings) -> tuple[str, UUID]:
+    pool = await open_pool(settings.database_url)
+    try:
+        project = await projects.create_project(pool, f"bench-{uuid4().hex[:8]}")
+        _, key = await projects.create_api_key(pool, project.id, "bench", [projects.Scope.WRITE])
+        model = await registry.create_model(pool, project.id, "bench")
+        version = await registry.create_model_version(
+            pool,
+            project.id,
+            model.id,
+            registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+        )
+        deployment = await deployments.create_deployment(
+            pool,
+            project.id,
+            "bench",
+            kind=DeploymentKind.MONITORING_ONLY,
+            detection_type=DetectionType.DETECTION,
+            champion_model_version_id=version.id,
+            confidence_threshold=0.5,
+        )
+    finally:
+        await pool.close()
+    return key, deployment.id
+
+
+async def producer_baseline(settings: Settings, count: int, size: int) -> float:
+    """Messages/s of a bare aiokafka producer with the platform's settings, nothing else in the way."""
+    producer = create_producer(settings)
+    await producer.start()
+    payload = os.urandom(size // 2).hex().encode()[:size]
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(str(Topic.JOBS), payload, key=b"bench") for _ in range(count)]
+        await asyncio.gather(*futures)
+        return count / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -> tuple[float, int]:
+    """Predictions/s from the first raw message sent to the last resulting event read on `predictions`;
+    and the raw message size."""
+    messages = [
+        RawPrediction(
+            deployment_id=deployment,
+            image_object_key=image_key(),
+            width=64,
+            height=48,
+            champion=RoleResult(prediction=PREDICTION, latency_ms=11.5),
+            shadow=RoleResult(prediction=PREDICTION, latency_ms=14.0),
+            source="bench",
+        ).to_bytes()
+        for _ in range(count)
+    ]
+    reader = create_consumer(settings, f"bench-{uuid4()}", str(Topic.PREDICTIONS), auto_offset_reset="latest")
+    await reader.start()
+    await reader.getmany(timeout_ms=1000)  # joined and positioned at the end before anything is sent
+    producer = create_producer(settings)
+    await producer.start()
+    key = str(deployment).encode()
+    try:
+        started = time.perf_counter()
+        sends = [await producer.send(str(Topic.PREDICTIONS_RAW), m, key=key) for m in messages]
+        seen = 0
+        async with asyncio.timeout(600):
+            while seen < count:
+                batches = await reader.getmany(timeout_ms=500)
+                seen += sum(r.key == key for records in batches.values() for r in records)
+        elapsed = time.perf_counter() - started
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+        await reader.stop()
+    return count / elapsed, len(messages[0])
+
+
+async def http_rate(
+    url: str,
+    key: str,
+    bodies: list[bytes],
+    concurrency: int,
+    per_body: int,
+    expect: Callable[[httpx.Response], bool],
+) -> float:
+    """Predictions/s posting `bodies` (each holding `per_body` predictions) from `concurrency` clients."""
+    queue = list(reversed(bodies))
+    failures: list[str] = []
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+
+        async def worker() -> None:
+            while queue:
+                answer = await client.post(url, content=queue.pop())
+                if not expect(answer):
+                    failures.append(answer.text[:200])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return len(bodies) * per_body / elapsed
+
+
+def _created(answer: httpx.Response) -> bool:
+    return answer.status_code == 201
+
+
+def _all_created(answer: httpx.Response) -> bool:
+    return answer.status_code == 200 and all(r["status"] == 201 for r in answer.json()["results"])
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> None:
+    import orjson
+
+    key, deployment = await setup(settings)
+    base = f"http://{LOCAL_HOST}:{settings.ingest_port}/v1/deployments/{deployment}/predictions"
+    dumps: Callable[[Any], bytes] = orjson.dumps
+    sample = dumps(fields(image_object_key=image_key()))
+
+    print(f"ingest benchmark: predictions with 3 boxes and a shadow; event bodies ~{len(sample)} bytes")
+    results: list[tuple[str, float, float | None]] = []
+
+    baseline = await producer_baseline(settings, args.raw, 1400)
+    results.append(("raw aiokafka producer (baseline)", baseline, None))
+
+    raw_rate, raw_size = await raw_to_predictions(settings, deployment, args.raw)
+    results.append(
+        (f"predictions.raw -> predictions ({args.raw} messages of {raw_size} B)", raw_rate, baseline)
+    )
+
+    async def measure(name: str, job: Awaitable[float]) -> None:
+        rate = await job
+        results.append((name, rate, baseline))
+
+    singles = [dumps(fields(image_object_key=image_key())) for _ in range(args.single)]
+    await measure(
+        f"HTTP single, object key ({args.single} requests, {CONCURRENCY} clients)",
+        http_rate(base, key, singles, CONCURRENCY, 1, _created),
+    )
+    batches = [
+        dumps({"items": [fields(image_object_key=image_key()) for _ in range(BATCH_ITEMS)]})
+        for _ in range(args.batch // BATCH_ITEMS)
+    ]
+    await measure(
+        f"HTTP batch of {BATCH_ITEMS}, object keys ({len(batches)} requests, {BATCH_CONCURRENCY} clients)",
+        http_rate(f"{base}:batch", key, batches, BATCH_CONCURRENCY, BATCH_ITEMS, _all_created),
+    )
+    with_images = [
+        dumps(fields(image_base64=base64.b64encode(png(seed)).decode())) for seed in range(args.with_images)
+    ]
+    await measure(
+        f"HTTP single, image bytes stored in moto S3 ({args.with_images} requests, {CONCURRENCY} clients)",
+        http_rate(base, key, with_images, CONCURRENCY, 1, _created),
+    )
+
+    print(f"{'path':<78} {'predictions/s':>14} {'/ baseline':>11}")
+    for name, rate, against in results:
+        ratio = f"{rate / against:.3f}" if against else "1.000"
+        print(f"{name:<78} {rate:>14,.0f} {ratio:>11}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--raw", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=3_000)
+    parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--with-images", type=int, default=300)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-ingest-"))
+    tools = Path(
+        os.environ.get("CVLOOP_TOOLS_DIR") or Path(__file__).resolve().parents[1] / ".cvloop" / "tools"
+    )
+    settings = Settings(state_dir=state, tools_dir_setting=tools, port_base=free_port_base())
+    names = ["postgres", "kafka", "s3", "ingest"]
+    try:
+        for health in stack.up(settings, names):
+            if not health.ok:
+                raise SystemExit(f"{health.name} is {health.state}: {health.detail}")
+        asyncio.run(run(args, settings))
+    finally:
+        for _ in stack.down(settings, names):
+            pass
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
