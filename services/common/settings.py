@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         description="Age after which ingest republishes a recorded prediction whose event was not "
         "acknowledged (a crash between recording and publishing).",
     )
+    ingest_cache_s: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("CVLOOP_INGEST_CACHE_S"),
+        description="How long the monitor endpoint trusts an API key and a deployment's settings it read: "
+        "a revoked key or a new threshold reaches ingest within this long (0: read on every request).",
+    )
     ingest_db_pool_size: int = Field(
         10,
         ge=1,

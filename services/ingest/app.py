@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 
 from schemas.codec import decode
 from schemas.topics import Topic
+from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
+from services.common.db.repositories.projects import Scope
 from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
 from services.common.kafka.producer import EventProducer
@@ -22,12 +24,14 @@ from services.common.settings import Settings
 from services.common.storage.object_store import ObjectStore
 
 from . import outbox, persistence, raw_consumer
+from .deployments import RecentDeployments
 from .intake import Refused
 from .recorder import RecordingQueue
 from .routes import Intake, router
 
 logger = logging.getLogger(__name__)
 RESTART_DELAY_S = 2.0
+BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size
 
 
 async def _consume(
@@ -53,6 +57,7 @@ async def _consume(
                 name=group,
                 stop=stop,
                 max_records=settings.ingest_batch_records,
+                fill_ms=BATCH_FILL_MS,
             )
         except asyncio.CancelledError:
             raise
@@ -81,7 +86,15 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(store.ensure_bucket)
             app.state.pool = pool
             queue = RecordingQueue(pool, producer)
-            app.state.intake = Intake(pool, producer, store, settings.max_image_bytes, queue)
+            app.state.require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
+            app.state.intake = Intake(
+                pool,
+                producer,
+                store,
+                settings.max_image_bytes,
+                queue,
+                RecentDeployments(settings.ingest_cache_s),
+            )
             raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
             tasks = [
                 asyncio.create_task(

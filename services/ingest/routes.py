@@ -27,13 +27,14 @@ from schemas.codec import describe
 from schemas.envelope import utcnow
 from schemas.events import PredictionLogged, PredictionSource
 from services.common.auth import RequireScope
-from services.common.db.repositories.deployments import Deployment, get_deployment
-from services.common.db.repositories.projects import ApiKey, Scope
+from services.common.db.repositories.deployments import Deployment
+from services.common.db.repositories.projects import ApiKey
 from services.common.http import ApiError
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 
 from . import images, intake, recorder
+from .deployments import RecentDeployments
 from .metrics import PREDICTIONS, REQUEST_SECONDS
 
 # Room for base64's third and the JSON around the image; a larger request is refused unread.
@@ -43,7 +44,6 @@ _BATCH_BODY_LIMIT_IMAGES = 4  # a batch body holds at most this many largest ima
 _IMAGE_PREPARATION = 16  # images of a batch decoded and stored at once
 
 router = APIRouter()
-require_write = RequireScope(Scope.WRITE)
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,25 @@ class Intake:
     store: ObjectStore
     max_image_bytes: int
     queue: recorder.RecordingQueue  # single requests, recorded together when they arrive together
+    deployments: RecentDeployments
 
 
 def _intake(request: Request) -> Intake:
     return request.app.state.intake
 
 
-WriteKey = Annotated[ApiKey, Depends(require_write)]
+async def _write_key(request: Request) -> ApiKey:
+    """The request's API key, holding the write scope (the app's RequireScope, built from its settings)."""
+    require: RequireScope = request.app.state.require_write
+    return await require(request)
+
+
+WriteKey = Annotated[ApiKey, Depends(_write_key)]
 IntakeDep = Annotated[Intake, Depends(_intake)]
 
 
 async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Deployment:
-    deployment = await get_deployment(intake_.pool, key.project_id, deployment_id)
+    deployment = await intake_.deployments.get(intake_.pool, key.project_id, deployment_id)
     if deployment is None:  # another project's deployment reads as a missing one
         PREDICTIONS.labels("unknown", "http", "refused").inc()
         raise ApiError(404, "deployment_id", f"deployment {deployment_id} does not exist")

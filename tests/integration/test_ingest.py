@@ -169,11 +169,16 @@ async def _records(
 
 
 async def _logged(settings: Settings, prediction_id: UUID) -> PredictionLogged:
+    """The prediction's event (a redelivered raw message may publish it again: the same event)."""
+
     def ours(record: Any) -> bool:
         return str(prediction_id).encode() in record.value
 
-    (record,) = await _records(settings, Topic.PREDICTIONS, ours)
-    return decode(Topic.PREDICTIONS, record.value)
+    first, *again = [
+        decode(Topic.PREDICTIONS, r.value) for r in await _records(settings, Topic.PREDICTIONS, ours)
+    ]
+    assert all(event == first for event in again)
+    return first
 
 
 async def _dead_letter(settings: Settings, marker: str) -> DeadLetter:
