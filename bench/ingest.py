@@ -32,10 +32,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import numpy as np
+import orjson
 from PIL import Image
 
 from cvloop.stack import stack
-from cvloop.stack.process import port_open
+from cvloop.stack.process import port_open, read_pid
 from schemas.events import DeploymentKind, RawPrediction, RoleResult
 from schemas.predictions import DetectionPrediction, DetectionType
 from schemas.topics import Topic
@@ -56,7 +57,9 @@ PREDICTION = DetectionPrediction(
 
 
 def free_port_base() -> int:
-    start = 57320 + 10 * random.randrange(200)  # random: other stacks on this machine pick blocks too
+    # Below Linux's ephemeral range (32768+), where the mock brokers' random ports land; random, as other
+    # stacks on this machine pick blocks too.
+    start = 20000 + 10 * random.randrange(1000)
     for base in range(start, start + 2000, 10):
         if not any(port_open(LOCAL_HOST, base + i) for i in range(10)):
             return base
@@ -127,21 +130,21 @@ async def producer_baseline(settings: Settings, count: int, size: int) -> float:
         await producer.stop()
 
 
-async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -> tuple[float, int]:
-    """Predictions/s from the first raw message sent to the last resulting event read on `predictions`;
-    and the raw message size."""
-    messages = [
-        RawPrediction(
-            deployment_id=deployment,
-            image_object_key=image_key(),
-            width=64,
-            height=48,
-            champion=RoleResult(prediction=PREDICTION, latency_ms=11.5),
-            shadow=RoleResult(prediction=PREDICTION, latency_ms=14.0),
-            source="bench",
-        ).to_bytes()
-        for _ in range(count)
-    ]
+def raw_message(deployment: UUID) -> bytes:
+    return RawPrediction(
+        deployment_id=deployment,
+        image_object_key=image_key(),
+        width=64,
+        height=48,
+        champion=RoleResult(prediction=PREDICTION, latency_ms=11.5),
+        shadow=RoleResult(prediction=PREDICTION, latency_ms=14.0),
+        source="bench",
+    ).to_bytes()
+
+
+async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -> float:
+    """Predictions/s from the first raw message sent to the last resulting event read on `predictions`."""
+    messages = [raw_message(deployment) for _ in range(count)]
     reader = create_consumer(settings, f"bench-{uuid4()}", str(Topic.PREDICTIONS), auto_offset_reset="latest")
     await reader.start()
     await reader.getmany(timeout_ms=1000)  # joined and positioned at the end before anything is sent
@@ -161,7 +164,7 @@ async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -
     finally:
         await producer.stop()
         await reader.stop()
-    return count / elapsed, len(messages[0])
+    return count / elapsed
 
 
 async def http_rate(
@@ -203,54 +206,68 @@ def _all_created(answer: httpx.Response) -> bool:
     return answer.status_code == 200 and all(r["status"] == 201 for r in answer.json()["results"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc): what ingest spent, whatever else ran."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> None:
-    import orjson
-
     key, deployment = await setup(settings)
+    ingest_pid = read_pid(settings.state_path / "ingest")
+    assert ingest_pid is not None
     base = f"http://{LOCAL_HOST}:{settings.ingest_port}/v1/deployments/{deployment}/predictions"
-    dumps: Callable[[Any], bytes] = orjson.dumps
-    sample = dumps(fields(image_object_key=image_key()))
+    sample = orjson.dumps(fields(image_object_key=image_key()))
+    print(f"ingest benchmark: predictions with 3 boxes and a shadow; monitor bodies ~{len(sample)} bytes")
 
-    print(f"ingest benchmark: predictions with 3 boxes and a shadow; event bodies ~{len(sample)} bytes")
-    results: list[tuple[str, float, float | None]] = []
+    baseline = await producer_baseline(settings, args.raw or 20_000, 1400)
+    results: list[tuple[str, float, float | None]] = [("raw aiokafka producer (baseline)", baseline, None)]
 
-    baseline = await producer_baseline(settings, args.raw, 1400)
-    results.append(("raw aiokafka producer (baseline)", baseline, None))
-
-    raw_rate, raw_size = await raw_to_predictions(settings, deployment, args.raw)
-    results.append(
-        (f"predictions.raw -> predictions ({args.raw} messages of {raw_size} B)", raw_rate, baseline)
-    )
-
-    async def measure(name: str, job: Awaitable[float]) -> None:
+    async def measure(name: str, count: int, job: Awaitable[float]) -> None:
+        used = cpu_seconds(ingest_pid)
         rate = await job
-        results.append((name, rate, baseline))
+        results.append((name, rate, (cpu_seconds(ingest_pid) - used) / count * 1e6))
 
-    singles = [dumps(fields(image_object_key=image_key())) for _ in range(args.single)]
-    await measure(
-        f"HTTP single, object key ({args.single} requests, {CONCURRENCY} clients)",
-        http_rate(base, key, singles, CONCURRENCY, 1, _created),
-    )
-    batches = [
-        dumps({"items": [fields(image_object_key=image_key()) for _ in range(BATCH_ITEMS)]})
-        for _ in range(args.batch // BATCH_ITEMS)
-    ]
-    await measure(
-        f"HTTP batch of {BATCH_ITEMS}, object keys ({len(batches)} requests, {BATCH_CONCURRENCY} clients)",
-        http_rate(f"{base}:batch", key, batches, BATCH_CONCURRENCY, BATCH_ITEMS, _all_created),
-    )
-    with_images = [
-        dumps(fields(image_base64=base64.b64encode(png(seed)).decode())) for seed in range(args.with_images)
-    ]
-    await measure(
-        f"HTTP single, image bytes stored in moto S3 ({args.with_images} requests, {CONCURRENCY} clients)",
-        http_rate(base, key, with_images, CONCURRENCY, 1, _created),
-    )
+    if args.raw:
+        size = len(raw_message(deployment))
+        await measure(
+            f"predictions.raw -> predictions ({args.raw} messages of {size} B)",
+            args.raw,
+            raw_to_predictions(settings, deployment, args.raw),
+        )
+    if args.single:
+        singles = [orjson.dumps(fields(image_object_key=image_key())) for _ in range(args.single)]
+        await measure(
+            f"HTTP single, object key ({args.single} requests, {args.clients} clients)",
+            args.single,
+            http_rate(base, key, singles, args.clients, 1, _created),
+        )
+    if args.batch:
+        batches = [
+            orjson.dumps({"items": [fields(image_object_key=image_key()) for _ in range(BATCH_ITEMS)]})
+            for _ in range(args.batch // BATCH_ITEMS)
+        ]
+        requests = f"{len(batches)} requests, {BATCH_CONCURRENCY} clients"
+        await measure(
+            f"HTTP batch of {BATCH_ITEMS}, object keys ({requests})",
+            len(batches) * BATCH_ITEMS,
+            http_rate(f"{base}:batch", key, batches, BATCH_CONCURRENCY, BATCH_ITEMS, _all_created),
+        )
+    if args.with_images:
+        bodies = [
+            orjson.dumps(fields(image_base64=base64.b64encode(png(seed)).decode()))
+            for seed in range(args.with_images)
+        ]
+        await measure(
+            f"HTTP single, image bytes into moto S3 ({args.with_images} requests, {args.clients} clients)",
+            args.with_images,
+            http_rate(base, key, bodies, args.clients, 1, _created),
+        )
 
-    print(f"{'path':<78} {'predictions/s':>14} {'/ baseline':>11}")
-    for name, rate, against in results:
-        ratio = f"{rate / against:.3f}" if against else "1.000"
-        print(f"{name:<78} {rate:>14,.0f} {ratio:>11}")
+    print(f"{'path':<80} {'predictions/s':>13} {'/ baseline':>10} {'ingest CPU us/pred':>19}")
+    for name, rate, cpu in results:
+        used = f"{cpu:,.0f}" if cpu is not None else "-"
+        print(f"{name:<80} {rate:>13,.0f} {rate / baseline:>10.3f} {used:>19}")
 
 
 def main() -> None:
@@ -261,6 +278,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--with-images", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=CONCURRENCY, help="concurrent single-request clients")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="cvloop-bench-ingest-"))
     tools = Path(

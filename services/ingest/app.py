@@ -85,7 +85,8 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             await producer.start()
             await asyncio.to_thread(store.ensure_bucket)
             app.state.pool = pool
-            queue = RecordingQueue(pool, producer)
+            acknowledged = outbox.Acknowledged()
+            queue = RecordingQueue(pool, producer, acknowledged)
             app.state.require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
             app.state.intake = Intake(
                 pool,
@@ -118,6 +119,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
                 ),
             ]
             recording = asyncio.create_task(queue.run())
+            cleaning = asyncio.create_task(acknowledged.run(pool, stop))
 
             async def check() -> str | None:
                 try:
@@ -128,9 +130,11 @@ def create_ingest_app(settings: Settings) -> FastAPI:
 
             state["ready"] = check
             yield
+            # Requests are answered by now; the consumers finish their batch, the cleanup its round.
+            recording.cancel()
             stop.set()
-            await asyncio.wait(tasks, timeout=10)
-            for task in [*tasks, recording]:
+            await asyncio.wait([*tasks, cleaning], timeout=10)
+            for task in [*tasks, cleaning]:
                 task.cancel()
         finally:
             await producer.stop()

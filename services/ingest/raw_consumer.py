@@ -57,7 +57,6 @@ class RawHandler:
             self.pool,
             self.producer,
             [(deployments[event.deployment_id].project_id, event) for _, event in accepted],
-            source_redelivers=True,
         )
         for (i, event), result in zip(accepted, results, strict=True):
             label = str(event.deployment_id)

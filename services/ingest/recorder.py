@@ -1,5 +1,5 @@
 """Recording monitored predictions: the predicted asset (and, for HTTP, its event in the outbox) in one
-transaction, so the image's uniqueness in its deployment decides atomically which request created it;
+statement, so the image's uniqueness in its deployment decides atomically which request created it;
 then the event published.
 
 Nothing is lost when the process dies between steps. Before the commit nothing happened: an HTTP client
@@ -40,36 +40,41 @@ class Recorded:
 
 
 async def record(
-    pool: asyncpg.Pool, producer: EventProducer, rows: Sequence[Row], *, source_redelivers: bool = False
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    rows: Sequence[Row],
+    *,
+    acknowledged: outbox.Acknowledged | None = None,
 ) -> list[Recorded]:
     """Record (project id, event) rows and publish the new ones; one answer per row, in order.
 
-    `source_redelivers` (predictions.raw): no outbox, the source's redelivery stands in for it, and a
-    replayed row's event is published again."""
+    With `acknowledged` (HTTP), each event is kept in the outbox with its row until Kafka acknowledged
+    it. Without (predictions.raw), the source's redelivery stands in for the outbox, and a replayed
+    row's event is published again."""
     if not rows:
         return []
     async with pool.acquire() as conn:
-        async with conn.transaction():
+        if acknowledged is not None:
+            inserted = await outbox.record(conn, rows)
+        else:
             inserted = await insert_predictions(conn, rows)
-            if not source_redelivers:
-                await outbox.add(conn, [event for _, event in rows if event.prediction_id in inserted])
         others = [event for _, event in rows if event.prediction_id not in inserted]
         existing = await _existing(conn, others) if others else {}
-        results = [
-            Recorded(event.prediction_id, True)
-            if event.prediction_id in inserted
-            # Not found by image: the conflict was on the prediction id itself (a redelivered message).
-            else Recorded(existing.get((event.deployment_id, event.image.sha256), event.prediction_id), False)
-            for _, event in rows
-        ]
-        publish = [
-            event
-            for (_, event), result in zip(rows, results, strict=True)
-            if result.created or (source_redelivers and result.is_replay_of(event))
-        ]
-        await producer.publish_many(Topic.PREDICTIONS, publish)
-        if not source_redelivers:
-            await outbox.remove(conn, [event.event_id for event in publish])
+    results = [
+        Recorded(event.prediction_id, True)
+        if event.prediction_id in inserted
+        # Not found by image: the conflict was on the prediction id itself (a redelivered message).
+        else Recorded(existing.get((event.deployment_id, event.image.sha256), event.prediction_id), False)
+        for _, event in rows
+    ]
+    publish = [
+        event
+        for (_, event), result in zip(rows, results, strict=True)
+        if result.created or (acknowledged is None and result.is_replay_of(event))
+    ]
+    await producer.publish_many(Topic.PREDICTIONS, publish)
+    if acknowledged is not None:
+        acknowledged.add([event.event_id for event in publish])
     return results
 
 
@@ -93,6 +98,7 @@ class RecordingQueue:
 
     pool: asyncpg.Pool
     producer: EventProducer
+    acknowledged: outbox.Acknowledged
     in_flight: int = 4
     _pending: list[tuple[Row, asyncio.Future[Recorded]]] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -129,7 +135,9 @@ class RecordingQueue:
         self, batch: list[tuple[Row, asyncio.Future[Recorded]]], slots: asyncio.Semaphore
     ) -> None:
         try:
-            results = await record(self.pool, self.producer, [row for row, _ in batch])
+            results = await record(
+                self.pool, self.producer, [row for row, _ in batch], acknowledged=self.acknowledged
+            )
         except asyncio.CancelledError:
             for _, answer in batch:
                 answer.cancel()

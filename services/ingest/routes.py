@@ -6,11 +6,11 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
@@ -58,18 +58,11 @@ class Intake:
     deployments: RecentDeployments
 
 
-def _intake(request: Request) -> Intake:
-    return request.app.state.intake
-
-
-async def _write_key(request: Request) -> ApiKey:
-    """The request's API key, holding the write scope (the app's RequireScope, built from its settings)."""
+async def _authorized(request: Request) -> tuple[Intake, ApiKey]:
+    """The app's intake and the request's API key, holding the write scope. Plain calls rather than
+    FastAPI dependencies, which cost more than the rest of a monitor request."""
     require: RequireScope = request.app.state.require_write
-    return await require(request)
-
-
-WriteKey = Annotated[ApiKey, Depends(_write_key)]
-IntakeDep = Annotated[Intake, Depends(_intake)]
+    return request.app.state.intake, await require(request)
 
 
 async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Deployment:
@@ -153,15 +146,11 @@ def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
     response_model=PredictionAccepted,
     responses={409: {"description": "The image is already logged: the existing prediction_id."}},
 )
-async def monitor(
-    deployment_id: UUID,
-    request: Request,
-    key: WriteKey,
-    intake_: IntakeDep,
-) -> JSONResponse:
+async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     """Log one prediction made elsewhere: JSON (`image_base64` or `image_object_key`), or multipart with
     an `image` file part and a `data` JSON part holding the other fields."""
     started = time.perf_counter()
+    intake_, key = await _authorized(request)
     _check_length(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
     deployment = await _deployment(intake_, key, deployment_id)
     try:
@@ -184,14 +173,10 @@ async def monitor(
 
 
 @router.post("/v1/deployments/{deployment_id}/predictions:batch", response_model=BatchResults)
-async def monitor_batch(
-    deployment_id: UUID,
-    request: Request,
-    key: WriteKey,
-    intake_: IntakeDep,
-) -> BatchResults:
+async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
     """Log many predictions; each item is answered on its own, as the single route would have."""
     started = time.perf_counter()
+    intake_, key = await _authorized(request)
     _check_length(request, _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD)
     batch = MonitorBatch.model_validate_json(await request.body())
     deployment = await _deployment(intake_, key, deployment_id)
@@ -212,7 +197,10 @@ async def monitor_batch(
     events = await asyncio.gather(*(prepare(i, raw) for i, raw in enumerate(batch.items)))
     accepted = [(i, e) for i, e in enumerate(events) if e is not None]
     recorded = await recorder.record(
-        intake_.pool, intake_.producer, [(key.project_id, e) for _, e in accepted]
+        intake_.pool,
+        intake_.producer,
+        [(key.project_id, e) for _, e in accepted],
+        acknowledged=intake_.queue.acknowledged,
     )
     for (i, _), result in zip(accepted, recorded, strict=True):
         results[i] = (

@@ -102,7 +102,7 @@ _INSERT_COLUMNS = (
 )
 # One statement text for any number of rows (so Postgres prepares it once): a column per array
 # parameter, JSON as text (and tags as a JSON list: unnest would flatten an array of arrays).
-_INSERT_MANY = f"""
+INSERT_MANY = f"""
     INSERT INTO predicted_assets ({_INSERT_COLUMNS})
     SELECT r.prediction_id, r.project_id, r.deployment_id, r.image_object_key, r.image_sha256, r.width,
         r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
@@ -121,8 +121,8 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
-    """The rows as the 19 column arrays `_INSERT_MANY` takes."""
+def insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
+    """The rows as the 19 column arrays `INSERT_MANY` takes ($1 to $19)."""
     columns: list[list[Any]] = [[] for _ in range(19)]
     for project_id, event in rows:
         shadow = event.shadow
@@ -164,7 +164,7 @@ async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged
     if not rows:
         return set()
     try:
-        records = await db.fetch(_INSERT_MANY, *_insert_columns(rows))
+        records = await db.fetch(INSERT_MANY, *insert_columns(rows))
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(
             "a deployment or a model version of these predictions is not in the prediction's project"
