@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import numpy as np
 import orjson
 from PIL import Image
@@ -49,6 +48,9 @@ from services.common.settings import LOCAL_HOST, Settings
 CONCURRENCY = 16
 BATCH_ITEMS = 500
 BATCH_CONCURRENCY = 2
+# The producers' batches: Kafka producers pushing thousands of messages a second use large ones (each
+# fetch from the local mock broker brings one batch).
+PRODUCER_BATCH_BYTES = 256 * 1024
 PREDICTION = DetectionPrediction(
     boxes=[(4.0, 4.0, 30.0, 40.0), (10.0, 2.0, 50.0, 20.0), (0.0, 0.0, 8.0, 8.0)],
     classes=["car", "person", "sign"],
@@ -118,7 +120,7 @@ async def setup(settings: Settings) -> tuple[str, UUID]:
 
 async def producer_baseline(settings: Settings, count: int, size: int) -> float:
     """Messages/s of a bare aiokafka producer with the platform's settings, nothing else in the way."""
-    producer = create_producer(settings)
+    producer = create_producer(settings, max_batch_size=PRODUCER_BATCH_BYTES)
     await producer.start()
     payload = os.urandom(size // 2).hex().encode()[:size]
     try:
@@ -148,7 +150,7 @@ async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -
     reader = create_consumer(settings, f"bench-{uuid4()}", str(Topic.PREDICTIONS), auto_offset_reset="latest")
     await reader.start()
     await reader.getmany(timeout_ms=1000)  # joined and positioned at the end before anything is sent
-    producer = create_producer(settings)
+    producer = create_producer(settings, max_batch_size=PRODUCER_BATCH_BYTES)
     await producer.start()
     key = str(deployment).encode()
     try:
@@ -167,43 +169,74 @@ async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -
     return count / elapsed
 
 
+class Connection:
+    """A lean HTTP/1.1 keep-alive client (POST, JSON answers with Content-Length, as uvicorn sends them),
+    so the clients sharing this machine's two cores with the server cost as little CPU as they can."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> None:
+        self.reader, self.writer, self.head = reader, writer, head
+
+    @classmethod
+    async def open(cls, port: int, path: str, key: str) -> Connection:
+        reader, writer = await asyncio.open_connection(LOCAL_HOST, port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {LOCAL_HOST}:{port}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        return cls(reader, writer, head)
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def http_rate(
-    url: str,
+    port: int,
+    path: str,
     key: str,
     bodies: list[bytes],
     concurrency: int,
     per_body: int,
-    expect: Callable[[httpx.Response], bool],
+    expect: Callable[[int, bytes], bool],
 ) -> float:
-    """Predictions/s posting `bodies` (each holding `per_body` predictions) from `concurrency` clients."""
+    """Predictions/s posting `bodies` (each holding `per_body` predictions) over `concurrency` connections."""
     queue = list(reversed(bodies))
     failures: list[str] = []
-    async with httpx.AsyncClient(
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        timeout=120,
-        limits=httpx.Limits(max_connections=concurrency),
-    ) as client:
+    connections = [await Connection.open(port, path, key) for _ in range(concurrency)]
 
-        async def worker() -> None:
-            while queue:
-                answer = await client.post(url, content=queue.pop())
-                if not expect(answer):
-                    failures.append(answer.text[:200])
+    async def worker(connection: Connection) -> None:
+        while queue:
+            status, answer = await connection.post(queue.pop())
+            if not expect(status, answer):
+                failures.append(f"{status} {answer[:200]!r}")
 
+    try:
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in connections))
         elapsed = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
     return len(bodies) * per_body / elapsed
 
 
-def _created(answer: httpx.Response) -> bool:
-    return answer.status_code == 201
+def _created(status: int, _: bytes) -> bool:
+    return status == 201
 
 
-def _all_created(answer: httpx.Response) -> bool:
-    return answer.status_code == 200 and all(r["status"] == 201 for r in answer.json()["results"])
+def _all_created(status: int, answer: bytes) -> bool:
+    return status == 200 and all(r["status"] == 201 for r in orjson.loads(answer)["results"])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -216,17 +249,20 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
     key, deployment = await setup(settings)
     ingest_pid = read_pid(settings.state_path / "ingest")
     assert ingest_pid is not None
-    base = f"http://{LOCAL_HOST}:{settings.ingest_port}/v1/deployments/{deployment}/predictions"
+    port, path = settings.ingest_port, f"/v1/deployments/{deployment}/predictions"
     sample = orjson.dumps(fields(image_object_key=image_key()))
     print(f"ingest benchmark: predictions with 3 boxes and a shadow; monitor bodies ~{len(sample)} bytes")
 
     baseline = await producer_baseline(settings, args.raw or 20_000, 1400)
-    results: list[tuple[str, float, float | None]] = [("raw aiokafka producer (baseline)", baseline, None)]
+    results: list[tuple[str, float, float | None, float | None]] = [
+        ("raw aiokafka producer (baseline)", baseline, None, None)
+    ]
 
     async def measure(name: str, count: int, job: Awaitable[float]) -> None:
-        used = cpu_seconds(ingest_pid)
+        used, client = cpu_seconds(ingest_pid), time.process_time()
         rate = await job
-        results.append((name, rate, (cpu_seconds(ingest_pid) - used) / count * 1e6))
+        ingest_cpu = (cpu_seconds(ingest_pid) - used) / count * 1e6
+        results.append((name, rate, ingest_cpu, (time.process_time() - client) / count * 1e6))
 
     if args.raw:
         size = len(raw_message(deployment))
@@ -240,7 +276,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         await measure(
             f"HTTP single, object key ({args.single} requests, {args.clients} clients)",
             args.single,
-            http_rate(base, key, singles, args.clients, 1, _created),
+            http_rate(port, path, key, singles, args.clients, 1, _created),
         )
     if args.batch:
         batches = [
@@ -251,7 +287,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         await measure(
             f"HTTP batch of {BATCH_ITEMS}, object keys ({requests})",
             len(batches) * BATCH_ITEMS,
-            http_rate(f"{base}:batch", key, batches, BATCH_CONCURRENCY, BATCH_ITEMS, _all_created),
+            http_rate(port, f"{path}:batch", key, batches, BATCH_CONCURRENCY, BATCH_ITEMS, _all_created),
         )
     if args.with_images:
         bodies = [
@@ -261,13 +297,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         await measure(
             f"HTTP single, image bytes into moto S3 ({args.with_images} requests, {args.clients} clients)",
             args.with_images,
-            http_rate(base, key, bodies, args.clients, 1, _created),
+            http_rate(port, path, key, bodies, args.clients, 1, _created),
         )
 
-    print(f"{'path':<80} {'predictions/s':>13} {'/ baseline':>10} {'ingest CPU us/pred':>19}")
-    for name, rate, cpu in results:
-        used = f"{cpu:,.0f}" if cpu is not None else "-"
-        print(f"{name:<80} {rate:>13,.0f} {rate / baseline:>10.3f} {used:>19}")
+    print("CPU columns: microseconds of CPU per prediction spent by the ingest process and by this one")
+    print("(the clients: HTTP or Kafka producer and reader), measured over each path's run.")
+    print(f"{'path':<80} {'predictions/s':>13} {'/ baseline':>10} {'ingest CPU':>10} {'client CPU':>10}")
+    for name, rate, ingest_cpu, client_cpu in results:
+        cpus = [f"{cpu:,.0f}" if cpu is not None else "-" for cpu in (ingest_cpu, client_cpu)]
+        print(f"{name:<80} {rate:>13,.0f} {rate / baseline:>10.3f} {cpus[0]:>10} {cpus[1]:>10}")
 
 
 def main() -> None:

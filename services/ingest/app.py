@@ -31,6 +31,9 @@ from .routes import Intake, router
 
 logger = logging.getLogger(__name__)
 RESTART_DELAY_S = 2.0
+# Events of a busy deployment share a partition: large producer batches let its readers fetch many
+# at once (a fetch from the local mock broker brings one batch).
+PRODUCER_BATCH_BYTES = 256 * 1024
 BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size
 
 
@@ -78,7 +81,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.database_url, max_size=settings.ingest_db_pool_size)
-        producer = EventProducer.from_settings(settings)
+        producer = EventProducer.from_settings(settings, max_batch_size=PRODUCER_BATCH_BYTES)
         store = ObjectStore.from_settings(settings)
         stop = asyncio.Event()
         try:

@@ -99,7 +99,7 @@ class RecordingQueue:
     pool: asyncpg.Pool
     producer: EventProducer
     acknowledged: outbox.Acknowledged
-    in_flight: int = 4
+    in_flight: int = 2  # few: the requests arriving while these run wait and go together
     _pending: list[tuple[Row, asyncio.Future[Recorded]]] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -122,36 +122,61 @@ async def process_batches(
     that failed to decode or that the handler answered with a message error, then commit every
     partition of the poll. A handler that raises, or answers another error, stops the loop uncommitted.
 
-    With `max_records` and `fill_ms`, a poll that found records keeps polling for up to `fill_ms` until it
-    holds `max_records`: a fetch may bring a single producer batch (a few dozen records), and the
-    handler's fixed costs are better shared by more."""
-    while stop is None or not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
-        if not batches:
-            continue
-        if max_records and fill_ms:
-            await _fill(consumer, batches, max_records, fill_ms)
-        readable: list[ConsumerRecord[bytes, bytes]] = []
-        events: list[T] = []
-        rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
-        for records in batches.values():
-            for record in records:
-                try:
-                    events.append(decode(record.topic, record.value))
-                    readable.append(record)
-                except Exception as exc:  # failing to read the bytes is the message's fault
-                    rejected.append((record, exc))
-        outcomes = await handle(events) if events else []
-        for record, outcome in zip(readable, outcomes, strict=True):
-            if outcome is not None:
-                if not isinstance(outcome, MESSAGE_ERRORS):
-                    raise outcome
-                rejected.append((record, outcome))
-        await asyncio.gather(*(publish_dead_letter(dead_letters, r, e, name) for r, e in rejected))
-        try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-        except CommitFailedError:
-            logger.warning("commit failed after a rebalance", extra={"consumer": name})
+    While a poll is handled, the next one is fetched and decoded (its handling starts once the previous
+    one is committed, so commits stay in order); with `max_records` and `fill_ms`, a poll that found
+    records keeps polling for up to `fill_ms` until it holds `max_records`: a fetch may bring a single
+    producer batch (a few dozen records), and the handler's fixed costs are better shared by more."""
+    handling: asyncio.Task[None] | None = None
+    try:
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+            if not batches:
+                continue
+            if max_records and fill_ms:
+                await _fill(consumer, batches, max_records, fill_ms)
+            readable: list[ConsumerRecord[bytes, bytes]] = []
+            events: list[T] = []
+            rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
+            for records in batches.values():
+                for record in records:
+                    try:
+                        events.append(decode(record.topic, record.value))
+                        readable.append(record)
+                    except Exception as exc:  # failing to read the bytes is the message's fault
+                        rejected.append((record, exc))
+            if handling is not None:
+                await handling
+            handling = asyncio.create_task(
+                _handle_and_commit(consumer, batches, readable, events, rejected, handle, dead_letters, name)
+            )
+        if handling is not None:
+            await handling
+    finally:
+        if handling is not None and not handling.done():
+            handling.cancel()
+
+
+async def _handle_and_commit(
+    consumer: AIOKafkaConsumer,
+    batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    readable: list[ConsumerRecord[bytes, bytes]],
+    events: list[T],
+    rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]],
+    handle: BatchHandler[T],
+    dead_letters: EventProducer,
+    name: str,
+) -> None:
+    outcomes = await handle(events) if events else []
+    for record, outcome in zip(readable, outcomes, strict=True):
+        if outcome is not None:
+            if not isinstance(outcome, MESSAGE_ERRORS):
+                raise outcome
+            rejected.append((record, outcome))
+    await asyncio.gather(*(publish_dead_letter(dead_letters, r, e, name) for r, e in rejected))
+    try:
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+    except CommitFailedError:
+        logger.warning("commit failed after a rebalance", extra={"consumer": name})
 
 
 async def _fill(
