@@ -12,12 +12,14 @@ derived id, so its event is published again — a duplicate with the same event 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from schemas.events import PredictionLogged
 from schemas.topics import Topic
@@ -26,6 +28,7 @@ from services.common.kafka.producer import EventProducer
 
 from . import outbox
 
+logger = logging.getLogger(__name__)
 Row = tuple[UUID, PredictionLogged]  # (project id, event)
 
 
@@ -72,7 +75,14 @@ async def record(
         for (_, event), result in zip(rows, results, strict=True)
         if result.created or (acknowledged is None and result.is_replay_of(event))
     ]
-    await producer.publish_many(Topic.PREDICTIONS, publish)
+    try:
+        await producer.publish_many(Topic.PREDICTIONS, publish)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        if acknowledged is None:
+            raise  # the source keeps the messages: they come again
+        # Recorded, and kept in the outbox: the relay publishes them once Kafka is back.
+        logger.error("publishing failed; the outbox relay will publish", extra={"error": repr(exc)})
+        return results
     if acknowledged is not None:
         acknowledged.add([event.event_id for event in publish])
     return results
