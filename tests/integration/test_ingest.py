@@ -533,6 +533,36 @@ async def test_a_recorded_but_unpublished_prediction_is_relayed(
     await _outbox_drained(pool, event.event_id)
 
 
+async def test_a_raw_message_recorded_before_a_crash_is_published_when_it_comes_again(
+    ingest_settings: Settings, producer: EventProducer, pool: asyncpg.Pool, world: World
+) -> None:
+    """A crash after the insert and before the publish leaves the row and an uncommitted raw offset:
+    the message comes again, finds its prediction under the same derived id, and publishes its event."""
+    store = ObjectStore.from_settings(ingest_settings)
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, png(), "image/png")
+    message = raw(world, image_base64=None, image_object_key=stored.key)
+    prediction_id, event_id = raw_ids(message.event_id)
+    recorded = PredictionLogged(
+        event_id=event_id,
+        deployment_id=world.detection,
+        prediction_id=prediction_id,
+        detection_type=DetectionType.DETECTION,
+        image=samples.image().model_copy(update={"sha256": stored.sha256, "object_key": stored.key}),
+        champion=RoleResult(prediction=samples.detection((0.9,)), latency_ms=8.0),
+        source=PredictionSource.KAFKA,
+        predicted_at=message.occurred_at,
+    )
+    assert await predicted_assets.insert_prediction(pool, world.project_id, recorded)
+
+    await producer.publish(Topic.PREDICTIONS_RAW, message)  # the redelivery
+    event = await _logged(ingest_settings, prediction_id)
+    assert (event.event_id, event.image.sha256) == (event_id, stored.sha256)
+    rows = await pool.fetchval(
+        "SELECT count(*) FROM predicted_assets WHERE prediction_id = $1", prediction_id
+    )
+    assert rows == 1
+
+
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/readyz")).status_code == 200
