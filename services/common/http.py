@@ -100,11 +100,16 @@ async def always_ready() -> str | None:
 
 
 def serve(app: FastAPI, settings: Settings, local_port: int) -> None:
-    """Run the app until SIGTERM; on its local-stack port unless CVLOOP_HTTP_PORT says otherwise."""
-    uvicorn.run(
+    """Run the app until SIGTERM; on its local-stack port unless CVLOOP_HTTP_PORT says otherwise.
+
+    The port is bound before the app starts: uvicorn would bind it after the lifespan, whose outgoing
+    connections (Postgres, Kafka, S3) may meanwhile be given that very port as their ephemeral one."""
+    config = uvicorn.Config(
         app,
         host=settings.bind_host,
         port=settings.http_port or local_port,
         log_level=settings.log_level.lower(),
         access_log=False,  # per-request lines are what the metrics are for
     )
+    listening = config.bind_socket()
+    uvicorn.Server(config).run(sockets=[listening])

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -79,22 +77,7 @@ def _check_length(request: Request, limit: int) -> None:
         raise ApiError(413, "", f"request is {length} bytes; at most {limit} are accepted")
 
 
-async def _event(
-    intake_: Intake,
-    deployment: Deployment,
-    item: MonitorFields,
-    *,
-    object_key: str | None = None,
-    image_data: bytes | None = None,
-    image_field: str = "image_base64",
-) -> PredictionLogged:
-    intake.check_deployment(item, deployment)  # before the image is stored
-    if object_key is not None:
-        image = images.ResolvedImage(images.reference(object_key, item.width, item.height), None)
-    else:
-        assert image_data is not None
-        image = await images.store(intake_.store, image_data, intake_.max_image_bytes, image_field)
-        intake.check_image_size(item, image.ref)
+def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedImage) -> PredictionLogged:
     return intake.build_event(
         item,
         deployment,
@@ -107,13 +90,27 @@ async def _event(
     )
 
 
+def _by_key(deployment: Deployment, item: MonitorFields, object_key: str) -> PredictionLogged:
+    intake.check_deployment(item, deployment)
+    ref = images.reference(object_key, item.width, item.height)
+    return _build(deployment, item, images.ResolvedImage(ref, None))
+
+
+async def _with_bytes(
+    intake_: Intake, deployment: Deployment, item: MonitorFields, data: bytes, field: str
+) -> PredictionLogged:
+    intake.check_deployment(item, deployment)  # before the image is stored
+    image = await images.store(intake_.store, data, intake_.max_image_bytes, field)
+    intake.check_image_size(item, image.ref)
+    return _build(deployment, item, image)
+
+
 async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
-    data = (
-        images.decode_base64(item.image_base64, intake_.max_image_bytes)
-        if item.image_base64 is not None
-        else None
-    )
-    return await _event(intake_, deployment, item, object_key=item.image_object_key, image_data=data)
+    if item.image_object_key is not None:
+        return _by_key(deployment, item, item.image_object_key)
+    assert item.image_base64 is not None  # the model holds exactly one
+    data = images.decode_base64(item.image_base64, intake_.max_image_bytes)
+    return await _with_bytes(intake_, deployment, item, data, "image_base64")
 
 
 async def _multipart_item(intake_: Intake, deployment: Deployment, request: Request) -> PredictionLogged:
@@ -124,12 +121,16 @@ async def _multipart_item(intake_: Intake, deployment: Deployment, request: Requ
     if not isinstance(data, str):
         raise ApiError(422, "data", "a multipart request needs a 'data' part holding the JSON fields")
     item = MonitorFields.model_validate_json(data)
-    return await _event(intake_, deployment, item, image_data=await image.read(), image_field="image")
+    return await _with_bytes(intake_, deployment, item, await image.read(), "image")
+
+
+def _already_logged(deployment: Deployment, prediction_id: UUID) -> str:
+    return f"this image is already logged for deployment {deployment.id} as prediction {prediction_id}"
 
 
 def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
     """409 in the common error format, with the id of the prediction already logged for the image."""
-    message = f"this image is already logged for deployment {deployment.id} as prediction {prediction_id}"
+    message = _already_logged(deployment, prediction_id)
     return JSONResponse(
         {
             "prediction_id": str(prediction_id),
@@ -181,20 +182,34 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
     batch = MonitorBatch.model_validate_json(await request.body())
     deployment = await _deployment(intake_, key, deployment_id)
     results: list[BatchItemResult | None] = [None] * len(batch.items)
-    limit = asyncio.Semaphore(_IMAGE_PREPARATION)
+    events: list[PredictionLogged | None] = [None] * len(batch.items)
 
-    async def prepare(index: int, raw: dict[str, Any]) -> PredictionLogged | None:
+    def refuse(index: int, error: ValidationError | intake.Refused) -> None:
+        if isinstance(error, ValidationError):
+            results[index] = BatchItemResult(index=index, status=422, detail=describe(error))
+        else:
+            results[index] = BatchItemResult(index=index, status=error.status_code, detail=str(error))
+
+    with_bytes: list[tuple[int, MonitorPrediction]] = []
+    for index, raw in enumerate(batch.items):
         try:
             item = _ITEM.validate_python(raw)
-            async with limit:
-                return await _json_item(intake_, deployment, item)
-        except ValidationError as exc:
-            results[index] = BatchItemResult(index=index, status=422, detail=describe(exc))
-        except intake.Refused as exc:
-            results[index] = BatchItemResult(index=index, status=exc.status_code, detail=str(exc))
-        return None
+            if item.image_object_key is None:
+                with_bytes.append((index, item))  # decoded and stored below, some at once
+            else:
+                events[index] = _by_key(deployment, item, item.image_object_key)
+        except (ValidationError, intake.Refused) as exc:
+            refuse(index, exc)
+    limit = asyncio.Semaphore(_IMAGE_PREPARATION)
 
-    events = await asyncio.gather(*(prepare(i, raw) for i, raw in enumerate(batch.items)))
+    async def prepare(index: int, item: MonitorPrediction) -> None:
+        async with limit:
+            try:
+                events[index] = await _json_item(intake_, deployment, item)
+            except intake.Refused as exc:
+                refuse(index, exc)
+
+    await asyncio.gather(*(prepare(index, item) for index, item in with_bytes))
     accepted = [(i, e) for i, e in enumerate(events) if e is not None]
     recorded = await recorder.record(
         intake_.pool,
@@ -210,7 +225,7 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
                 index=i,
                 status=409,
                 prediction_id=result.prediction_id,
-                detail=str(json.loads(_duplicate(deployment, result.prediction_id).body)["detail"]),
+                detail=f"image: {_already_logged(deployment, result.prediction_id)}",
             )
         )
     label = str(deployment.id)
