@@ -22,8 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port_base(start: int | None = None) -> int:
-    # A random start keeps two test sessions on one machine from picking the same block.
-    start = start or 55320 + 10 * random.randrange(300)
+    # A random start keeps two test sessions on one machine from picking the same block. Below Linux's
+    # ephemeral range (32768-60999): there, a client socket of any process (or its TIME_WAIT after
+    # closing) can hold a stack port between this check and the server's bind.
+    start = start or 20320 + 10 * random.randrange(1000)
     for base in range(start, start + 2000, 10):
         if not any(port_open(LOCAL_HOST, base + i) for i in range(PORTS_PER_STACK)):
             return base
