@@ -11,7 +11,7 @@ from .demo import DemoDeployment
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api, Scoring, Serving
+from .service import Api, Ingest, Scoring, Serving
 from .triton import TritonServer
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
@@ -19,6 +19,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     KafkaBroker,
     S3Server,
     TritonServer,
+    Ingest,
     Api,
     Scoring,
     Serving,

@@ -148,6 +148,34 @@ class Settings(BaseSettings):
     )
 
     # --- ingest (services/ingest) ---
+    ingest_batch_records: int = Field(
+        2000,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("CVLOOP_INGEST_BATCH_RECORDS"),
+        description="Most records ingest's consumers (predictions.raw, predictions) handle per poll.",
+    )
+    ingest_outbox_relay_after_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("CVLOOP_INGEST_OUTBOX_RELAY_AFTER_S"),
+        description="Age after which ingest republishes a recorded prediction whose event was not "
+        "acknowledged (a crash between recording and publishing).",
+    )
+    ingest_cache_s: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("CVLOOP_INGEST_CACHE_S"),
+        description="How long the monitor endpoint trusts an API key and a deployment's settings it read: "
+        "a revoked key or a new threshold reaches ingest within this long (0: read on every request).",
+    )
+    ingest_db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        validation_alias=_env("CVLOOP_INGEST_DB_POOL_SIZE"),
+        description="Postgres connections of ingest.",
+    )
 
     # --- api, SDK and CLI (services/api, cvloop) ---
     api_max_upload_bytes: int = Field(

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from services.common.settings import Settings
@@ -27,6 +27,9 @@ MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 T = TypeVar("T")
 Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
 Handler = Callable[[T], Awaitable[None]]
+# Handles a poll's decoded events together; answers one entry per event: None when done, or the
+# message error (one of MESSAGE_ERRORS) that sends it to `deadletter`.
+BatchHandler = Callable[[list[T]], Awaitable[Sequence[Exception | None]]]
 
 
 class GroupTimeouts(NamedTuple):
@@ -100,3 +103,95 @@ async def _process_one(
         await handle(event)
     except MESSAGE_ERRORS as exc:
         await publish_dead_letter(dead_letters, record, exc, name)
+
+
+async def process_batches(
+    consumer: AIOKafkaConsumer,
+    decode: Decoder[T],
+    handle: BatchHandler[T],
+    dead_letters: EventProducer,
+    *,
+    name: str,
+    stop: asyncio.Event | None = None,
+    poll_timeout_ms: int = 500,
+    max_records: int | None = None,
+    fill_ms: int = 0,
+) -> None:
+    """`process` for handlers that gain from seeing many events at once (one query or one publish
+    round for the poll): decode every record of the poll, await handle(events), dead-letter the records
+    that failed to decode or that the handler answered with a message error, then commit every
+    partition of the poll. A handler that raises, or answers another error, stops the loop uncommitted.
+
+    While a poll is handled, the next one is fetched and decoded (its handling starts once the previous
+    one is committed, so commits stay in order); with `max_records` and `fill_ms`, a poll that found
+    records keeps polling for up to `fill_ms` until it holds `max_records`: a fetch may bring a single
+    producer batch (a few dozen records), and the handler's fixed costs are better shared by more."""
+    handling: asyncio.Task[None] | None = None
+    try:
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+            if not batches:
+                continue
+            if max_records and fill_ms:
+                await _fill(consumer, batches, max_records, fill_ms)
+            readable: list[ConsumerRecord[bytes, bytes]] = []
+            events: list[T] = []
+            rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
+            for records in batches.values():
+                for record in records:
+                    try:
+                        events.append(decode(record.topic, record.value))
+                        readable.append(record)
+                    except Exception as exc:  # failing to read the bytes is the message's fault
+                        rejected.append((record, exc))
+            if handling is not None:
+                await handling
+            handling = asyncio.create_task(
+                _handle_and_commit(consumer, batches, readable, events, rejected, handle, dead_letters, name)
+            )
+        if handling is not None:
+            await handling
+    finally:
+        if handling is not None and not handling.done():
+            handling.cancel()
+
+
+async def _handle_and_commit(
+    consumer: AIOKafkaConsumer,
+    batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    readable: list[ConsumerRecord[bytes, bytes]],
+    events: list[T],
+    rejected: list[tuple[ConsumerRecord[bytes, bytes], BaseException]],
+    handle: BatchHandler[T],
+    dead_letters: EventProducer,
+    name: str,
+) -> None:
+    outcomes = await handle(events) if events else []
+    for record, outcome in zip(readable, outcomes, strict=True):
+        if outcome is not None:
+            if not isinstance(outcome, MESSAGE_ERRORS):
+                raise outcome
+            rejected.append((record, outcome))
+    await asyncio.gather(*(publish_dead_letter(dead_letters, r, e, name) for r, e in rejected))
+    try:
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+    except CommitFailedError:
+        logger.warning("commit failed after a rebalance", extra={"consumer": name})
+
+
+async def _fill(
+    consumer: AIOKafkaConsumer,
+    batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    max_records: int,
+    fill_ms: int,
+) -> None:
+    deadline = asyncio.get_running_loop().time() + fill_ms / 1000
+    while (held := sum(map(len, batches.values()))) < max_records:
+        left_ms = int((deadline - asyncio.get_running_loop().time()) * 1000)
+        if left_ms <= 0:
+            return
+        more = await consumer.getmany(timeout_ms=left_ms, max_records=max_records - held)
+        if not more:
+            return
+        for tp, records in more.items():
+            batches.setdefault(tp, []).extend(records)

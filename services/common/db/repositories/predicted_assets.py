@@ -6,6 +6,7 @@ so a bug or a hand-written UPDATE cannot move an asset backwards either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import PredictionLogged
@@ -93,18 +95,38 @@ def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:
     return PredictedAsset.model_validate(dict(row))
 
 
-async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -> bool:
-    """Record a logged prediction; False when its prediction id, or its image in this deployment, is
-    already recorded (a redelivered event or the same image sent twice), which changes nothing."""
-    shadow = event.shadow
-    try:
-        status = await db.execute(
-            """INSERT INTO predicted_assets (prediction_id, project_id, deployment_id, image_object_key,
-                   image_sha256, width, height, source, tags, metadata, champion_prediction,
-                   champion_latency_ms, champion_model_version_id, shadow_prediction, shadow_latency_ms,
-                   shadow_model_version_id, shadow_error, features, predicted_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-               ON CONFLICT DO NOTHING""",
+_INSERT_COLUMNS = (
+    "prediction_id, project_id, deployment_id, image_object_key, image_sha256, width, height, source, "
+    "tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id, "
+    "shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"
+)
+# One statement text for any number of rows (so Postgres prepares it once): a column per array
+# parameter, JSON as text (and tags as a JSON list: unnest would flatten an array of arrays).
+INSERT_MANY = f"""
+    INSERT INTO predicted_assets ({_INSERT_COLUMNS})
+    SELECT r.prediction_id, r.project_id, r.deployment_id, r.image_object_key, r.image_sha256, r.width,
+        r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
+        r.champion_prediction::jsonb, r.champion_latency_ms, r.champion_model_version_id,
+        r.shadow_prediction::jsonb, r.shadow_latency_ms, r.shadow_model_version_id, r.shadow_error,
+        r.features::jsonb, r.predicted_at
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::int[],
+        $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::uuid[], $14::text[],
+        $15::float8[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[])
+        WITH ORDINALITY AS r({_INSERT_COLUMNS}, position)
+    ORDER BY r.position  -- of two rows for one image, the first is kept
+    ON CONFLICT DO NOTHING RETURNING prediction_id"""
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
+    """The rows as the 19 column arrays `INSERT_MANY` takes ($1 to $19)."""
+    columns: list[list[Any]] = [[] for _ in range(19)]
+    for project_id, event in rows:
+        shadow = event.shadow
+        values = (
             event.prediction_id,
             project_id,
             event.deployment_id,
@@ -113,23 +135,52 @@ async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -
             event.image.width,
             event.image.height,
             event.source.value,
-            list(dict.fromkeys(event.tags)),
-            event.metadata,
-            event.champion.prediction.model_dump(mode="json"),
+            _json(list(dict.fromkeys(event.tags))),
+            _json(event.metadata),
+            event.champion.prediction.model_dump_json(),
             event.champion.latency_ms,
             event.champion.model_version_id,
-            shadow.prediction.model_dump(mode="json") if shadow else None,
+            shadow.prediction.model_dump_json() if shadow else None,
             shadow.latency_ms if shadow else None,
             shadow.model_version_id if shadow else None,
             event.shadow_error,
-            event.features,
+            _json(event.features),
             event.predicted_at,
         )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -> bool:
+    """Record a logged prediction; False when its prediction id, or its image in this deployment, is
+    already recorded (a redelivered event or the same image sent twice), which changes nothing."""
+    return bool(await insert_predictions(db, [(project_id, event)]))
+
+
+async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged]]) -> set[UUID]:
+    """Record many logged predictions (project id, event) in one statement; the prediction ids actually
+    inserted: the others were already recorded, by prediction id or by image in their deployment."""
+    if not rows:
+        return set()
+    try:
+        records = await db.fetch(INSERT_MANY, *insert_columns(rows))
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(
-            f"deployment {event.deployment_id} or a model version of this prediction is not in this project"
+            "a deployment or a model version of these predictions is not in the prediction's project"
         ) from exc
-    return status == "INSERT 0 1"
+    return {record["prediction_id"] for record in records}
+
+
+async def predictions_of_images(db: Db, deployment_id: UUID, sha256s: Sequence[str]) -> dict[str, UUID]:
+    """The prediction recorded for each of these images in the deployment, by image sha256."""
+    rows = await db.fetch(
+        """SELECT image_sha256, prediction_id FROM predicted_assets
+           WHERE deployment_id = $1 AND image_sha256 = ANY($2::text[])""",
+        deployment_id,
+        list(sha256s),
+    )
+    return {row["image_sha256"]: row["prediction_id"] for row in rows}
 
 
 async def get_prediction(db: Db, project_id: UUID, prediction_id: UUID) -> PredictedAsset | None:

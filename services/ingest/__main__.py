@@ -1,0 +1,11 @@
+"""`python -m services.ingest`: the ingest service on its local-stack port (or CVLOOP_HTTP_PORT)."""
+
+from services.common.http import serve
+from services.common.logs import configure_logging
+from services.common.settings import load_settings
+
+from .app import create_ingest_app
+
+settings = load_settings()
+configure_logging(settings.log_level)
+serve(create_ingest_app(settings), settings, settings.ingest_port)

@@ -1,0 +1,153 @@
+"""The ingest service: the monitor endpoint, the `predictions.raw` consumer, the persistence consumer
+and the outbox relay, in one process sharing one Postgres pool and one producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from schemas.codec import decode
+from schemas.topics import Topic
+from services.common.auth import RequireScope
+from services.common.db.pool import open_pool
+from services.common.db.repositories.projects import Scope
+from services.common.http import create_app, field_error
+from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
+from services.common.kafka.producer import EventProducer
+from services.common.settings import Settings
+from services.common.storage.object_store import ObjectStore
+
+from . import outbox, persistence, raw_consumer
+from .deployments import RecentDeployments
+from .intake import Refused
+from .recorder import RecordingQueue
+from .routes import Intake, router
+
+logger = logging.getLogger(__name__)
+RESTART_DELAY_S = 2.0
+# Events of a busy deployment share a partition: large producer batches let its readers fetch many
+# at once (a fetch from the local mock broker brings one batch).
+PRODUCER_BATCH_BYTES = 256 * 1024
+BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size
+
+
+async def _consume(
+    settings: Settings,
+    group: str,
+    topic: Topic,
+    decoder: Decoder[Any],
+    handle: BatchHandler[Any],
+    dead_letters: EventProducer,
+    stop: asyncio.Event,
+) -> None:
+    """Run a consumer group until `stop`; an outage stops it uncommitted and it starts again, so the
+    records it held are handled again (handlers are idempotent)."""
+    while not stop.is_set():
+        consumer = create_consumer(settings, group, str(topic))
+        try:
+            await consumer.start()
+            await process_batches(
+                consumer,
+                decoder,
+                handle,
+                dead_letters,
+                name=group,
+                stop=stop,
+                max_records=settings.ingest_batch_records,
+                fill_ms=BATCH_FILL_MS,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error("consumer stopped; restarting", extra={"consumer": group, "error": repr(exc)})
+            await asyncio.sleep(RESTART_DELAY_S)
+        finally:
+            await consumer.stop()
+
+
+def create_ingest_app(settings: Settings) -> FastAPI:
+    state: dict[str, Callable[[], Awaitable[str | None]]] = {}
+
+    async def ready() -> str | None:
+        check = state.get("ready")
+        return await check() if check else "starting"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url, max_size=settings.ingest_db_pool_size)
+        producer = EventProducer.from_settings(settings, max_batch_size=PRODUCER_BATCH_BYTES)
+        store = ObjectStore.from_settings(settings)
+        stop = asyncio.Event()
+        try:
+            await producer.start()
+            await asyncio.to_thread(store.ensure_bucket)
+            app.state.pool = pool
+            acknowledged = outbox.Acknowledged()
+            queue = RecordingQueue(pool, producer, acknowledged)
+            app.state.require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
+            app.state.intake = Intake(
+                pool,
+                producer,
+                store,
+                settings.max_image_bytes,
+                queue,
+                RecentDeployments(settings.ingest_cache_s),
+            )
+            raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
+            tasks = [
+                asyncio.create_task(
+                    _consume(
+                        settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, decode, raw, producer, stop
+                    )
+                ),
+                asyncio.create_task(
+                    _consume(
+                        settings,
+                        persistence.CONSUMER,
+                        Topic.PREDICTIONS,
+                        persistence.decode_unrecorded,
+                        persistence.PersistenceHandler(pool),
+                        producer,
+                        stop,
+                    )
+                ),
+                asyncio.create_task(
+                    outbox.run_relay(pool, producer, settings.ingest_outbox_relay_after_s, stop)
+                ),
+            ]
+            recording = asyncio.create_task(queue.run())
+            cleaning = asyncio.create_task(acknowledged.run(pool, stop))
+
+            async def check() -> str | None:
+                try:
+                    await pool.fetchval("SELECT 1")
+                except Exception as exc:
+                    return f"postgres: {exc!r}"
+                return None
+
+            state["ready"] = check
+            yield
+            # Requests are answered by now; the consumers finish their batch, the cleanup its round.
+            recording.cancel()
+            stop.set()
+            await asyncio.wait([*tasks, cleaning], timeout=10)
+            for task in [*tasks, cleaning]:
+                task.cancel()
+        finally:
+            await producer.stop()
+            await pool.close()
+
+    app = create_app("cvloop ingest", ready, lifespan=lifespan)
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return field_error(exc.status_code, exc.field, exc.message)
+
+    app.include_router(router)
+    return app

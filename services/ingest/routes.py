@@ -1,0 +1,237 @@
+"""The monitor endpoint (docs/api.md, "Ingest"): predictions made elsewhere, one per request or many."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+import asyncpg
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+
+from schemas.api.ingest import (
+    BatchItemResult,
+    BatchResults,
+    MonitorBatch,
+    MonitorFields,
+    MonitorPrediction,
+    PredictionAccepted,
+)
+from schemas.codec import describe
+from schemas.envelope import utcnow
+from schemas.events import PredictionLogged, PredictionSource
+from services.common.auth import RequireScope
+from services.common.db.repositories.deployments import Deployment
+from services.common.db.repositories.projects import ApiKey
+from services.common.http import ApiError
+from services.common.kafka.producer import EventProducer
+from services.common.storage.object_store import ObjectStore
+
+from . import images, intake, recorder
+from .deployments import RecentDeployments
+from .metrics import PREDICTIONS, REQUEST_SECONDS
+
+# Room for base64's third and the JSON around the image; a larger request is refused unread.
+_BODY_OVERHEAD = 1024 * 1024
+_ITEM = TypeAdapter(MonitorPrediction)
+_BATCH_BODY_LIMIT_IMAGES = 4  # a batch body holds at most this many largest images' worth of bytes
+_IMAGE_PREPARATION = 16  # images of a batch decoded and stored at once
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the routes use, built by the app's lifespan."""
+
+    pool: asyncpg.Pool
+    producer: EventProducer
+    store: ObjectStore
+    max_image_bytes: int
+    queue: recorder.RecordingQueue  # single requests, recorded together when they arrive together
+    deployments: RecentDeployments
+
+
+async def _authorized(request: Request) -> tuple[Intake, ApiKey]:
+    """The app's intake and the request's API key, holding the write scope. Plain calls rather than
+    FastAPI dependencies, which cost more than the rest of a monitor request."""
+    require: RequireScope = request.app.state.require_write
+    return request.app.state.intake, await require(request)
+
+
+async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Deployment:
+    deployment = await intake_.deployments.get(intake_.pool, key.project_id, deployment_id)
+    if deployment is None:  # another project's deployment reads as a missing one
+        PREDICTIONS.labels("unknown", "http", "refused").inc()
+        raise ApiError(404, "deployment_id", f"deployment {deployment_id} does not exist")
+    return deployment
+
+
+def _check_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, "", f"request is {length} bytes; at most {limit} are accepted")
+
+
+def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedImage) -> PredictionLogged:
+    return intake.build_event(
+        item,
+        deployment,
+        image.ref,
+        image.pixels,
+        prediction_id=uuid4(),
+        event_id=uuid4(),
+        source=PredictionSource.MONITOR_API,
+        now=utcnow(),
+    )
+
+
+def _by_key(deployment: Deployment, item: MonitorFields, object_key: str) -> PredictionLogged:
+    intake.check_deployment(item, deployment)
+    ref = images.reference(object_key, item.width, item.height)
+    return _build(deployment, item, images.ResolvedImage(ref, None))
+
+
+async def _with_bytes(
+    intake_: Intake, deployment: Deployment, item: MonitorFields, data: bytes, field: str
+) -> PredictionLogged:
+    intake.check_deployment(item, deployment)  # before the image is stored
+    image = await images.store(intake_.store, data, intake_.max_image_bytes, field)
+    intake.check_image_size(item, image.ref)
+    return _build(deployment, item, image)
+
+
+async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
+    if item.image_object_key is not None:
+        return _by_key(deployment, item, item.image_object_key)
+    assert item.image_base64 is not None  # the model holds exactly one
+    data = images.decode_base64(item.image_base64, intake_.max_image_bytes)
+    return await _with_bytes(intake_, deployment, item, data, "image_base64")
+
+
+async def _multipart_item(intake_: Intake, deployment: Deployment, request: Request) -> PredictionLogged:
+    form = await request.form(max_files=1, max_fields=1)
+    image, data = form.get("image"), form.get("data")
+    if not isinstance(image, UploadFile):
+        raise ApiError(422, "image", "a multipart request needs an 'image' file part")
+    if not isinstance(data, str):
+        raise ApiError(422, "data", "a multipart request needs a 'data' part holding the JSON fields")
+    item = MonitorFields.model_validate_json(data)
+    return await _with_bytes(intake_, deployment, item, await image.read(), "image")
+
+
+def _already_logged(deployment: Deployment, prediction_id: UUID) -> str:
+    return f"this image is already logged for deployment {deployment.id} as prediction {prediction_id}"
+
+
+def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
+    """409 in the common error format, with the id of the prediction already logged for the image."""
+    message = _already_logged(deployment, prediction_id)
+    return JSONResponse(
+        {
+            "prediction_id": str(prediction_id),
+            "detail": f"image: {message}",
+            "errors": [{"field": "image", "message": message}],
+        },
+        status_code=409,
+    )
+
+
+@router.post(
+    "/v1/deployments/{deployment_id}/predictions",
+    status_code=201,
+    response_model=PredictionAccepted,
+    responses={409: {"description": "The image is already logged: the existing prediction_id."}},
+)
+async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
+    """Log one prediction made elsewhere: JSON (`image_base64` or `image_object_key`), or multipart with
+    an `image` file part and a `data` JSON part holding the other fields."""
+    started = time.perf_counter()
+    intake_, key = await _authorized(request)
+    _check_length(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
+    deployment = await _deployment(intake_, key, deployment_id)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            event = await _multipart_item(intake_, deployment, request)
+        else:
+            event = await _json_item(
+                intake_, deployment, MonitorPrediction.model_validate_json(await request.body())
+            )
+    except (intake.Refused, ValidationError):
+        PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
+        raise
+    result = await intake_.queue.record((key.project_id, event))
+    REQUEST_SECONDS.labels("single").observe(time.perf_counter() - started)
+    if not result.created:
+        PREDICTIONS.labels(str(deployment.id), "http", "duplicate").inc()
+        return _duplicate(deployment, result.prediction_id)
+    PREDICTIONS.labels(str(deployment.id), "http", "created").inc()
+    return JSONResponse({"prediction_id": str(result.prediction_id)}, status_code=201)
+
+
+@router.post("/v1/deployments/{deployment_id}/predictions:batch", response_model=BatchResults)
+async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
+    """Log many predictions; each item is answered on its own, as the single route would have."""
+    started = time.perf_counter()
+    intake_, key = await _authorized(request)
+    _check_length(request, _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD)
+    batch = MonitorBatch.model_validate_json(await request.body())
+    deployment = await _deployment(intake_, key, deployment_id)
+    results: list[BatchItemResult | None] = [None] * len(batch.items)
+    events: list[PredictionLogged | None] = [None] * len(batch.items)
+
+    def refuse(index: int, error: ValidationError | intake.Refused) -> None:
+        if isinstance(error, ValidationError):
+            results[index] = BatchItemResult(index=index, status=422, detail=describe(error))
+        else:
+            results[index] = BatchItemResult(index=index, status=error.status_code, detail=str(error))
+
+    with_bytes: list[tuple[int, MonitorPrediction]] = []
+    for index, raw in enumerate(batch.items):
+        try:
+            item = _ITEM.validate_python(raw)
+            if item.image_object_key is None:
+                with_bytes.append((index, item))  # decoded and stored below, some at once
+            else:
+                events[index] = _by_key(deployment, item, item.image_object_key)
+        except (ValidationError, intake.Refused) as exc:
+            refuse(index, exc)
+    limit = asyncio.Semaphore(_IMAGE_PREPARATION)
+
+    async def prepare(index: int, item: MonitorPrediction) -> None:
+        async with limit:
+            try:
+                events[index] = await _json_item(intake_, deployment, item)
+            except intake.Refused as exc:
+                refuse(index, exc)
+
+    await asyncio.gather(*(prepare(index, item) for index, item in with_bytes))
+    accepted = [(i, e) for i, e in enumerate(events) if e is not None]
+    recorded = await recorder.record(
+        intake_.pool,
+        intake_.producer,
+        [(key.project_id, e) for _, e in accepted],
+        acknowledged=intake_.queue.acknowledged,
+    )
+    for (i, _), result in zip(accepted, recorded, strict=True):
+        results[i] = (
+            BatchItemResult(index=i, status=201, prediction_id=result.prediction_id)
+            if result.created
+            else BatchItemResult(
+                index=i,
+                status=409,
+                prediction_id=result.prediction_id,
+                detail=f"image: {_already_logged(deployment, result.prediction_id)}",
+            )
+        )
+    label = str(deployment.id)
+    for result in results:
+        assert result is not None
+        outcome = {201: "created", 409: "duplicate"}.get(result.status, "refused")
+        PREDICTIONS.labels(label, "http", outcome).inc()
+    REQUEST_SECONDS.labels("batch").observe(time.perf_counter() - started)
+    return BatchResults(results=[r for r in results if r is not None])
