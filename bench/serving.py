@@ -183,9 +183,7 @@ async def prepare(settings: Settings) -> tuple[demo.Demo, str, str]:
         )
         deployment = await deployments.set_shadow(db, served.project_id, deployment.id, shadow)
         async with EventProducer.from_settings(settings) as producer:
-            await producer.publish(
-                Topic.DEPLOYMENTS, demo.deployment_updated(deployment, DeploymentChange.SHADOW_SET)
-            )
+            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.SHADOW_SET))
     finally:
         await db.close()
     return served, str(served.deployment_id), str(deployment.id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
+from schemas.events import DeploymentChange, DeploymentKind
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
@@ -85,19 +85,6 @@ async def register_onnx_model(
     return created.id
 
 
-def deployment_updated(deployment: deployments.Deployment, change: DeploymentChange) -> DeploymentUpdated:
-    return DeploymentUpdated(
-        deployment_id=deployment.id,
-        change=change,
-        kind=deployment.kind,
-        detection_type=deployment.detection_type,
-        champion_model_version_id=deployment.champion_model_version_id,
-        shadow_model_version_id=deployment.shadow_model_version_id,
-        confidence_threshold=deployment.confidence_threshold,
-        reference_id=deployment.reference_id,
-    )
-
-
 def _key_file(settings: Settings) -> Path:
     return settings.state_path / "demo" / "api-key"
 
@@ -152,9 +139,7 @@ async def seed(settings: Settings) -> Demo:
             )
         )
         async with EventProducer.from_settings(settings) as producer:
-            await producer.publish(
-                Topic.DEPLOYMENTS, deployment_updated(deployment, DeploymentChange.CREATED)
-            )
+            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
         return Demo(project_id, deployment.id, model_version_id, api_key)
     finally:
         await db.close()

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from schemas.events import DeploymentChange, DeploymentUpdated, JobKind, JobRequested
-from services.common.db.repositories.deployments import Deployment
+from schemas.events import JobKind, JobRequested
 from services.common.db.repositories.jobs import Job, JobRun, TargetType
 
 # JobRequested is keyed by deployment; a job on no deployment (a processing on a model version) is keyed
 # by this nil id, so such jobs share one partition and stay in request order.
 NO_DEPLOYMENT = UUID(int=0)
-
-
-def deployment_updated(deployment: Deployment, change: DeploymentChange) -> DeploymentUpdated:
-    """The deployment's whole routing state after `change`."""
-    return DeploymentUpdated(
-        deployment_id=deployment.id,
-        change=change,
-        kind=deployment.kind,
-        detection_type=deployment.detection_type,
-        champion_model_version_id=deployment.champion_model_version_id,
-        shadow_model_version_id=deployment.shadow_model_version_id,
-        confidence_threshold=deployment.confidence_threshold,
-        reference_id=deployment.reference_id,
-    )
 
 
 def job_requested(job: Job, run: JobRun) -> JobRequested:

@@ -114,7 +114,7 @@ class World:
         return deployment.id
 
     async def announce(self, deployment: deployments.Deployment, change: DeploymentChange) -> None:
-        await self.producer.publish(Topic.DEPLOYMENTS, demo.deployment_updated(deployment, change))
+        await self.producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(change))
 
 
 # A python-backend stand-in with the digits classifier's tensors, loaded under a model version's Triton

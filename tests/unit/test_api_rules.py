@@ -10,7 +10,7 @@ from schemas.events import DeploymentChange, JobKind
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.api.errors import unique_field
-from services.api.events import NO_DEPLOYMENT, deployment_updated, job_requested
+from services.api.events import NO_DEPLOYMENT, job_requested
 from services.api.rules import (
     annotation_problem,
     exported_version,
@@ -191,7 +191,7 @@ def test_deployment_updated_carries_the_routing_state() -> None:
         created_at=NOW,
         updated_at=NOW,
     )
-    event = deployment_updated(deployment, DeploymentChange.SHADOW_SET)
+    event = deployment.updated_event(DeploymentChange.SHADOW_SET)
     assert (event.deployment_id, event.change, event.confidence_threshold) == (
         deployment.id,
         "shadow_set",

@@ -20,7 +20,6 @@ from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
-from ..events import deployment_updated
 from ..outbox import Change, change
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
@@ -88,7 +87,7 @@ async def champion_labels(db: Db, deployment: Deployment) -> list[str] | None:
 
 
 def published(current: Change, deployment: Deployment, what: DeploymentChange) -> Deployment:
-    current.publish(Topic.DEPLOYMENTS, deployment_updated(deployment, what))
+    current.publish(Topic.DEPLOYMENTS, deployment.updated_event(what))
     return deployment
 
 

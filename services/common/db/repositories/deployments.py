@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import DeploymentKind
+from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
 from schemas.predictions import DetectionType
 
 from .base import Conflict, Db, NotFound, transaction
@@ -60,6 +60,19 @@ class Deployment(BaseModel):
     cd_active: bool
     created_at: datetime
     updated_at: datetime
+
+    def updated_event(self, change: DeploymentChange) -> DeploymentUpdated:
+        """The deployment's whole routing state after `change`, as every writer publishes it."""
+        return DeploymentUpdated(
+            deployment_id=self.id,
+            change=change,
+            kind=self.kind,
+            detection_type=self.detection_type,
+            champion_model_version_id=self.champion_model_version_id,
+            shadow_model_version_id=self.shadow_model_version_id,
+            confidence_threshold=self.confidence_threshold,
+            reference_id=self.reference_id,
+        )
 
 
 _SELECT = """
