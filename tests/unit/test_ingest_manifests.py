@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
-BASE = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base" / "ingest"
+from tests.k8s import K8S, render
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, dict[str, Any]]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    output = subprocess.run(
-        ["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(output)}
+    return {kind: doc for (kind, _), doc in render(K8S / "base" / "ingest").items()}
 
 
 def test_the_deployment_runs_ingest_with_probes_metrics_and_resources(

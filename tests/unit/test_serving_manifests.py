@@ -3,24 +3,9 @@ kustomize`."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-yaml = pytest.importorskip("yaml")
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-
-
-def _render(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    output = subprocess.run(
-        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(output)}
+from tests.k8s import K8S, render
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +14,7 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_serving_runs_with_probes_metrics_resources_and_an_hpa() -> None:
-    rendered = _render(K8S / "base" / "serving")
+    rendered = render(K8S / "base" / "serving")
     assert set(rendered) == {
         ("Deployment", "cvloop-serving"),
         ("Service", "cvloop-serving"),
@@ -57,11 +42,11 @@ def test_serving_runs_with_probes_metrics_resources_and_an_hpa() -> None:
 
 
 def test_triton_is_cpu_in_the_base_and_gets_a_gpu_in_the_overlay() -> None:
-    base = _container(_render(K8S / "base" / "triton")["Deployment", "cvloop-triton"])
+    base = _container(render(K8S / "base" / "triton")["Deployment", "cvloop-triton"])
     assert "--model-control-mode=explicit" in base["args"]
     assert base["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert "nvidia.com/gpu" not in base["resources"]["limits"]
-    overlay = _render(K8S / "overlays" / "gpu")
+    overlay = render(K8S / "overlays" / "gpu")
     triton = overlay["Deployment", "cvloop-triton"]
     resources = _container(triton)["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == 1
