@@ -12,12 +12,12 @@ from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.http import create_app
 from services.common.kafka.producer import EventProducer
+from services.common.outbox import Relay
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import errors, metrics
 from .context import Context
-from .outbox import relay_forever
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
 
 READY_TIMEOUT_S = 2.0
@@ -35,8 +35,10 @@ def build_app(settings: Settings) -> FastAPI:
             context = Context(settings=settings, pool=pool, store=store, producer=producer)
             app.state.pool = pool  # what services.common.auth reads
             app.state.context = context
-            context.outbox_wake.set()  # events a previous process committed but could not publish
-            relay = asyncio.create_task(relay_forever(context))
+            # Its first round sends what a previous process committed but could not publish.
+            relay = asyncio.create_task(
+                Relay(pool, producer, settings.api_outbox_retry_s, wake=context.outbox_wake).run()
+            )
             try:
                 yield
             finally:

@@ -159,8 +159,8 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         validation_alias=_env("CVLOOP_INGEST_OUTBOX_RELAY_AFTER_S"),
-        description="Age after which ingest republishes a recorded prediction whose event was not "
-        "acknowledged (a crash between recording and publishing).",
+        description="How long an event ingest recorded waits for its own publish before the outbox relay "
+        "(of any process) sends it instead (a crash between recording and publishing).",
     )
     ingest_cache_s: float = Field(
         2.0,
@@ -189,8 +189,8 @@ class Settings(BaseSettings):
         5.0,
         gt=0.0,
         validation_alias=_env("CVLOOP_API_OUTBOX_RETRY_S"),
-        description="How often the api re-publishes events whose publish failed after their change "
-        "committed (the outbox relay).",
+        description="How often the api's outbox relay sends the events that are due besides those a "
+        "commit wakes it for (a failed publish, rows another process left behind).",
     )
     api_db_pool_size: int = Field(
         20,

@@ -20,6 +20,7 @@ from services.common.db.repositories.projects import Scope
 from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
 from services.common.kafka.producer import EventProducer
+from services.common.outbox import Relay
 from services.common.settings import Settings
 from services.common.storage.object_store import ObjectStore
 
@@ -34,6 +35,7 @@ RESTART_DELAY_S = 2.0
 # Events of a busy deployment share a partition: large producer batches let its readers fetch many
 # at once (a fetch from the local mock broker brings one batch).
 PRODUCER_BATCH_BYTES = 256 * 1024
+RELAY_INTERVAL_S = 5.0  # the longest a due outbox row waits for the relay
 BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size
 
 
@@ -88,7 +90,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             await producer.start()
             await asyncio.to_thread(store.ensure_bucket)
             app.state.pool = pool
-            acknowledged = outbox.Acknowledged()
+            acknowledged = outbox.Acknowledged(settings.ingest_outbox_relay_after_s)
             queue = RecordingQueue(pool, producer, acknowledged)
             app.state.require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
             app.state.intake = Intake(
@@ -117,11 +119,11 @@ def create_ingest_app(settings: Settings) -> FastAPI:
                         stop,
                     )
                 ),
-                asyncio.create_task(
-                    outbox.run_relay(pool, producer, settings.ingest_outbox_relay_after_s, stop)
-                ),
             ]
             recording = asyncio.create_task(queue.run())
+            # Rows are due once their delay passed: rounds more often would find nothing new.
+            relay = Relay(pool, producer, min(settings.ingest_outbox_relay_after_s, RELAY_INTERVAL_S))
+            relaying = asyncio.create_task(relay.run())
             cleaning = asyncio.create_task(acknowledged.run(pool, stop))
 
             async def check() -> str | None:
@@ -135,8 +137,9 @@ def create_ingest_app(settings: Settings) -> FastAPI:
             yield
             # Requests are answered by now; the consumers finish their batch, the cleanup its round.
             recording.cancel()
+            relaying.cancel()
             stop.set()
-            await asyncio.wait([*tasks, cleaning], timeout=10)
+            await asyncio.wait([*tasks, cleaning, relaying], timeout=10)
             for task in [*tasks, cleaning]:
                 task.cancel()
         finally:

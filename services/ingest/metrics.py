@@ -26,7 +26,3 @@ PERSISTED = Counter(
     "predictions events written to Postgres (inserted) or found there already (recorded).",
     ["outcome"],
 )
-OUTBOX_RELAYED = Counter(
-    "cvloop_ingest_outbox_relayed_total",
-    "Recorded predictions whose event was published by the relay after a failure to publish.",
-)

@@ -58,7 +58,7 @@ async def record(
         return []
     async with pool.acquire() as conn:
         if acknowledged is not None:
-            inserted = await outbox.record(conn, rows)
+            inserted = await outbox.record(conn, rows, acknowledged.relay_after_s)
         else:
             inserted = await insert_predictions(conn, rows)
         others = [event for _, event in rows if event.prediction_id not in inserted]

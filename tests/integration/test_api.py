@@ -741,7 +741,7 @@ async def test_events_of_a_change_survive_a_broker_outage(
     context.producer.producer = stopped.producer
     try:
         await api("PUT", f"/v1/deployments/{dep['id']}/threshold", 200, json={"confidence_threshold": 0.7})
-        assert await running.pool.fetchval("SELECT count(*) FROM api_outbox") >= 1
+        assert await running.pool.fetchval("SELECT count(*) FROM outbox") >= 1
     finally:
         context.producer.producer = healthy
     events = await published(running.settings, [Topic.DEPLOYMENTS], of_deployment(dep["id"]), 2)
@@ -749,7 +749,7 @@ async def test_events_of_a_change_survive_a_broker_outage(
         ("created", 0.0),
         ("settings_changed", 0.7),
     ]
-    assert await running.pool.fetchval("SELECT count(*) FROM api_outbox") == 0
+    assert await running.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_health_readiness_metrics_and_openapi(running: Running, api: Api) -> None:
@@ -759,6 +759,6 @@ async def test_health_readiness_metrics_and_openapi(running: Running, api: Api) 
     await api("GET", "/v1/project", 200)
     metrics = (await anonymous.raw("GET", "/metrics")).text
     assert 'cvloop_api_requests_total{method="GET",route="/v1/project",status="200"}' in metrics
-    assert "cvloop_api_events_published_total" in metrics
+    assert "cvloop_outbox_published_total" in metrics
     spec = await anonymous("GET", "/openapi.json", 200)
     assert "/v1/deployments/{deployment_id}/predictions/submit" in spec["paths"]

@@ -20,12 +20,13 @@ from PIL import Image
 
 from cvloop.stack import stack
 from schemas import DeadLetter, PredictionLogged, RawPrediction, RoleResult, decode
-from schemas.events import DeploymentKind, PredictionSource
+from schemas.events import DeploymentKind, DeploymentUpdated, PredictionSource
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from services.common import outbox as relay
 from services.common.db.pool import create_pool
-from services.common.db.repositories import deployments, predicted_assets, projects, registry
+from services.common.db.repositories import deployments, outbox, predicted_assets, projects, registry
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
@@ -201,7 +202,7 @@ async def _eventually_stored(pool: asyncpg.Pool, project_id: UUID, prediction_id
 async def _outbox_drained(pool: asyncpg.Pool, event_id: UUID) -> None:
     async with asyncio.timeout(WAIT_S):
         while True:
-            if not await pool.fetchval("SELECT count(*) FROM ingest_outbox WHERE event_id = $1", event_id):
+            if not await pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event_id):
                 return
             await asyncio.sleep(0.1)
 
@@ -522,15 +523,46 @@ async def test_a_recorded_but_unpublished_prediction_is_relayed(
     async with pool.acquire() as conn, conn.transaction():
         assert await predicted_assets.insert_prediction(conn, world.project_id, event)
         await conn.execute(
-            "INSERT INTO ingest_outbox (event_id, prediction_id, key, value) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
             event.event_id,
-            event.prediction_id,
+            Topic.PREDICTIONS.value,
             event.key,
             event.to_bytes(),
         )
     relayed = await _logged(ingest_settings, event.prediction_id)
     assert relayed == event
     await _outbox_drained(pool, event.event_id)
+
+
+async def test_the_relay_sends_due_events_in_order_and_leaves_those_in_flight(
+    ingest_settings: Settings, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    """Every process's relay serves the one outbox: a change's events go out in the order written, and a
+    row its publisher may still have in flight (ingest's delay) is left to it."""
+    template = next(e for e in samples.all_events() if isinstance(e, DeploymentUpdated))
+    due = [
+        template.model_copy(update={"event_id": uuid4(), "confidence_threshold": t}) for t in (0.1, 0.2, 0.3)
+    ]
+    in_flight = template.model_copy(update={"event_id": uuid4()})
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, [(Topic.DEPLOYMENTS, event) for event in due])
+        await conn.execute(
+            """INSERT INTO outbox (event_id, topic, key, value, relay_after)
+               VALUES ($1, $2, $3, $4, now() + interval '1 hour')""",
+            in_flight.event_id,
+            Topic.DEPLOYMENTS.value,
+            in_flight.key,
+            in_flight.to_bytes(),
+        )
+    await relay.flush(pool, producer)  # or the ingest service's relay takes them first: all three at once
+
+    ids = [str(event.event_id).encode() for event in [*due, in_flight]]
+    records = await _records(ingest_settings, Topic.DEPLOYMENTS, lambda r: any(i in r.value for i in ids), 3)
+    assert [decode(Topic.DEPLOYMENTS, r.value).event_id for r in records] == [e.event_id for e in due]
+    for event in due:
+        await _outbox_drained(pool, event.event_id)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", in_flight.event_id) == 1
+    await outbox.delete(pool, [in_flight.event_id])
 
 
 async def test_a_raw_message_recorded_before_a_crash_is_published_when_it_comes_again(
