@@ -138,21 +138,9 @@ class ScoringStream:
         metrics.EVENTS.labels(Topic.PREDICTIONS.value, "unscored").inc(len(batch) - len(eligible))
         if loaded is None or not eligible:
             return
-        rows: list[np.ndarray] = []
-        scored: list[PredictionLogged] = []
-        for event, logged in eligible:
-            try:
-                row = loaded.reference.matrix([logged.features])[0]
-                if not np.isfinite(row).all():
-                    raise ValueError("features hold NaN or infinite values")
-            except MESSAGE_ERRORS as exc:
-                await self._dead_letter(event.message, exc)
-                continue
-            rows.append(row)
-            scored.append(logged)
+        features, scored = await self._feature_rows(loaded, eligible)
         if not scored:
             return
-        features = np.array(rows)
         scores = loaded.reference.model.score(features)
         stored = await record_outlier_scores(
             self.pool,
@@ -185,6 +173,31 @@ class ScoringStream:
             predicted_at = np.array([p.predicted_at.timestamp() for p in scored])[new]
             partition = batch[0][0].message.partition
             await self._add_to_window(deployment_id, partition, loaded, features[new], predicted_at)
+
+    async def _feature_rows(
+        self, loaded: LoadedReference, eligible: Batch
+    ) -> tuple[np.ndarray, list[PredictionLogged]]:
+        """The batch's feature matrix and the predictions it holds. One matrix for the whole batch; only
+        when an event lacks a feature or holds NaN are the rows built one by one, to dead-letter those."""
+        try:
+            features = loaded.reference.matrix([logged.features for _, logged in eligible])
+            if np.isfinite(features).all():
+                return features, [logged for _, logged in eligible]
+        except MESSAGE_ERRORS:
+            pass
+        rows: list[np.ndarray] = []
+        scored: list[PredictionLogged] = []
+        for event, logged in eligible:
+            try:
+                row = loaded.reference.matrix([logged.features])[0]
+                if not np.isfinite(row).all():
+                    raise ValueError("features hold NaN or infinite values")
+            except MESSAGE_ERRORS as exc:
+                await self._dead_letter(event.message, exc)
+                continue
+            rows.append(row)
+            scored.append(logged)
+        return np.array(rows), scored
 
     async def _add_to_window(
         self,

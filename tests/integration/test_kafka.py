@@ -21,6 +21,7 @@ from services.common.kafka.admin import create_topics_async
 from services.common.kafka.consumer import create_consumer, process
 from services.common.kafka.faust_app import create_app, registry_topic
 from services.common.kafka.faust_topics import all_topic_specs
+from services.common.kafka.faust_transport import FETCH_MAX_WAIT_MS
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from tests import samples
@@ -125,6 +126,32 @@ async def test_one_deployment_stays_in_order_on_one_partition(
 
     assert len({record.partition for record in records}) == 1
     assert [decode(Topic.PREDICTIONS, r.value).event_id for r in records] == [e.event_id for e in events]
+
+
+async def test_publish_many_puts_each_key_where_publish_does_in_order(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    deployments = [uuid4() for _ in range(6)]  # six keys spread over the topic's partitions
+    events = [samples.prediction_logged(deployment_id=deployments[i % 6]) for i in range(60)]
+    # One event per key through `publish` first: the partition its key maps to.
+    expected = {
+        d: (await producer.publish(Topic.PREDICTIONS, events[i])).partition for i, d in enumerate(deployments)
+    }
+    await producer.publish_many(Topic.PREDICTIONS, events[6:])
+
+    records = await _consume_until(
+        kafka_settings,
+        Topic.PREDICTIONS,
+        done=lambda got: len(got) >= 60,
+        keep=lambda record: record.key in {str(d).encode() for d in deployments},
+    )
+
+    for deployment in deployments:
+        mine = [r for r in records if r.key == str(deployment).encode()]
+        assert {r.partition for r in mine} == {expected[deployment]}
+        sent = [e.event_id for e in events if e.deployment_id == deployment]
+        assert [decode(Topic.PREDICTIONS, r.value).event_id for r in mine] == sent
+    assert len(set(expected.values())) > 1  # the keys did spread
 
 
 async def test_committed_offsets_resume_a_restarted_group(
@@ -236,10 +263,13 @@ async def test_faust_agent_receives_registry_events(
     try:
         async with asyncio.timeout(WAIT_S):
             await all_in.wait()
+        # The running aiokafka fetcher waits what faust_transport sets, not faust's fixed 1,500 ms.
+        fetch_wait = app.consumer._thread._consumer._fetcher._fetch_max_wait_ms
     finally:
         await app.stop()
 
     assert received == [(str(deployment), event) for event in events]
+    assert fetch_wait == FETCH_MAX_WAIT_MS
 
 
 async def test_create_topics_on_the_local_broker_reports_what_it_made_at_start(
