@@ -41,9 +41,6 @@ from .triton import ModelNotLoaded, Triton, TritonError, TritonUnavailable
 logger = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around a multipart image
-# Events wait up to this long to share a batch: fewer produce requests and gzip runs on the event loop
-# that answers predictions (an event's delay does not delay any answer).
-EVENT_LINGER_MS = 50
 
 
 @dataclass
@@ -148,7 +145,7 @@ def build_app(settings: Settings) -> FastAPI:
                 base_url=f"http://{settings.triton_url}", timeout=settings.serving_triton_timeout_ms / 1000
             )
             stack.push_async_callback(http.aclose)
-            producer = EventProducer.from_settings(settings, linger_ms=EVENT_LINGER_MS)
+            producer = EventProducer.from_settings(settings)
             await producer.start()
             stack.push_async_callback(producer.stop)
             router = Router(ModelLoader(pool, store, triton, settings.triton_model_backend))
