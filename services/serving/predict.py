@@ -33,6 +33,10 @@ from .triton import Triton, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Features of a larger image are computed in a thread (numpy lets go of the GIL; ~80 ms at 1920x1080)
+# so the event loop keeps answering; a smaller one costs less inline than the hand-over to a thread.
+INLINE_FEATURES_PIXELS = 128 * 128
+
 
 @dataclass(frozen=True)
 class ModelAnswer:
@@ -183,7 +187,7 @@ class Predictor:
                 champion=answer.champion.result(),
                 shadow=shadow_answer.result() if shadow_answer else None,
                 shadow_error=shadow_error,
-                features=features(image.pixels, answer.champion.prediction),
+                features=await self._features(image, answer.champion.prediction),
                 source=PredictionSource.SERVING,
                 tags=tags,
                 predicted_at=utcnow(),
@@ -200,6 +204,11 @@ class Predictor:
                     "error": repr(exc),
                 },
             )
+
+    async def _features(self, image: DecodedImage, champion: Prediction) -> dict[str, float]:
+        if image.width * image.height <= INLINE_FEATURES_PIXELS:
+            return features(image.pixels, champion)
+        return await asyncio.to_thread(features, image.pixels, champion)
 
     async def _settle_shadow(
         self, route: Route, shadow: asyncio.Task[ModelAnswer] | str | None, started: float
