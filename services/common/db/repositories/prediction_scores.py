@@ -1,5 +1,5 @@
 """Outlier scores by prediction id, written onto the predicted asset whichever of the two arrives first
-(see migration 0005), and the reviewed predictions the quality metrics compare."""
+(see migration 0004), and the reviewed predictions the quality metrics compare."""
 
 from __future__ import annotations
 
