@@ -34,6 +34,7 @@ from schemas import (
     TrainingRequested,
     TrainingStatus,
 )
+from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
 
 DEPLOYMENT = UUID("6f1c3a52-6a38-4c1e-9a0e-4d1b8f4e2a10")
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -161,3 +162,31 @@ def all_events() -> list[BaseModel]:
             error="champion: Field required",
         ),
     ]
+
+
+def deployment_record(
+    kind: DeploymentKind = DeploymentKind.MONITORING_ONLY,
+    detection_type: DetectionType = DetectionType.DETECTION,
+    threshold: float = 0.5,
+) -> Deployment:
+    """A deployment as the repository answers it, with a champion and a shadow."""
+    return Deployment(
+        id=uuid4(),
+        project_id=uuid4(),
+        name="line-4",
+        kind=kind,
+        detection_type=detection_type,
+        champion_model_version_id=uuid4(),
+        shadow_model_version_id=uuid4(),
+        confidence_threshold=threshold,
+        training_dataset_version_id=None,
+        reference_status=None,
+        reference_reason=None,
+        reference_id=None,
+        feedback_dataset_version_ids=[],
+        continuous_training=ContinuousTraining(),
+        cd_policy=DeploymentPolicy.MANUAL,
+        cd_active=False,
+        created_at=NOW,
+        updated_at=NOW,
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from schemas.events import DeploymentChange, JobKind
+from schemas.events import DeploymentChange, DeploymentKind, JobKind
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.api.errors import unique_field
@@ -18,10 +18,10 @@ from services.api.rules import (
     missing_parameters,
     unknown_parameters,
 )
-from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
 from services.common.db.repositories.experiments import Artifact, Experiment
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import DatasetVersion, ModelVersion
+from tests.samples import deployment_record
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SHA = "a" * 64
@@ -171,26 +171,7 @@ def test_job_requests_name_their_target() -> None:
 
 
 def test_deployment_updated_carries_the_routing_state() -> None:
-    deployment = Deployment(
-        id=uuid4(),
-        project_id=uuid4(),
-        name="d",
-        kind="served",
-        detection_type=DetectionType.DETECTION,
-        champion_model_version_id=uuid4(),
-        shadow_model_version_id=uuid4(),
-        confidence_threshold=0.4,
-        training_dataset_version_id=None,
-        reference_status=None,
-        reference_reason=None,
-        reference_id=None,
-        feedback_dataset_version_ids=[],
-        continuous_training=ContinuousTraining(),
-        cd_policy=DeploymentPolicy.MANUAL,
-        cd_active=False,
-        created_at=NOW,
-        updated_at=NOW,
-    )
+    deployment = deployment_record(DeploymentKind.SERVED, DetectionType.DETECTION, threshold=0.4)
     event = deployment.updated_event(DeploymentChange.SHADOW_SET)
     assert (event.deployment_id, event.change, event.confidence_threshold) == (
         deployment.id,

@@ -18,41 +18,15 @@ from schemas.envelope import Event
 from schemas.events import DeploymentKind, PredictionLogged, PredictionSource, RawPrediction, RoleResult
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
-from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
+from services.common.db.repositories.deployments import Deployment
 from services.common.kafka.producer import keyed_partitioner
 from services.ingest import images, intake
 from services.ingest.intake import Refused
+from tests.samples import deployment_record as deployment
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SHA = hashlib.sha256(b"frame").hexdigest()
 KEY = f"images/{SHA[:2]}/{SHA}.png"
-
-
-def deployment(
-    kind: DeploymentKind = DeploymentKind.MONITORING_ONLY,
-    detection_type: DetectionType = DetectionType.DETECTION,
-    threshold: float = 0.5,
-) -> Deployment:
-    return Deployment(
-        id=uuid4(),
-        project_id=uuid4(),
-        name="line-4",
-        kind=kind,
-        detection_type=detection_type,
-        champion_model_version_id=uuid4(),
-        shadow_model_version_id=uuid4(),
-        confidence_threshold=threshold,
-        training_dataset_version_id=None,
-        reference_status=None,
-        reference_reason=None,
-        reference_id=None,
-        feedback_dataset_version_ids=[],
-        continuous_training=ContinuousTraining(),
-        cd_policy=DeploymentPolicy.MANUAL,
-        cd_active=False,
-        created_at=NOW,
-        updated_at=NOW,
-    )
 
 
 def boxes(*scores: float) -> DetectionPrediction:
