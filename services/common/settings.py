@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         le=65500,
         validation_alias=_env("CVLOOP_PORT_BASE"),
         description="First loopback port of the local stack: Postgres +0, S3 +1, Triton HTTP +2, gRPC +3, "
-        "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9.",
+        "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9, job runner +10.",
     )
     log_level: str = Field(
         "WARNING", validation_alias=_env("CVLOOP_LOG_LEVEL"), description="Python log level of every service."
@@ -322,6 +322,10 @@ class Settings(BaseSettings):
         "the job runner does).",
     )
 
+    # --- pipeline (services/pipeline) ---
+
+    # --- job runner (services/pipeline/runner) ---
+
     @property
     def state_path(self) -> Path:
         return self.state_dir.resolve()
@@ -407,6 +411,10 @@ class Settings(BaseSettings):
     @property
     def pipeline_port(self) -> int:
         return self.port_base + 9
+
+    @property
+    def job_runner_port(self) -> int:
+        return self.port_base + 10
 
     def is_external(self, component: str) -> bool:
         """True when the component's URL setting points at a server `cvloop up` must not start."""
