@@ -138,6 +138,11 @@ def test_every_service_is_scraped_by_a_service_monitor(package: tuple[str, list[
         assert service["metadata"]["name"] == name
         (monitor,) = [m for m in monitors if selects(m["spec"]["selector"], service["metadata"]["labels"])]
         (endpoint,) = monitor["spec"]["endpoints"]
+        # Prometheus' `job` label is then the Service's name, `cvloop-<component>`, as the alert rules expect.
+        assert (
+            "jobLabel" not in monitor["spec"]
+            and name == f"cvloop-{_pod_labels(deployment)['app.kubernetes.io/component']}"
+        )
         service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         assert endpoint["port"] in service_ports, name
         # The scraped port is the one the pod's prometheus.io annotations name.
