@@ -35,10 +35,15 @@ class Pod:
     def component(self) -> str:
         return self.labels[COMPONENT]
 
+    @property
+    def containers(self) -> list[dict[str, Any]]:
+        """Init containers (sidecars among them) and containers."""
+        return [*self.spec.get("initContainers", []), *self.spec["containers"]]
+
     def container_port(self, name_or_number: str | int) -> int:
         if isinstance(name_or_number, int):
             return name_or_number
-        for container in self.spec["containers"]:
+        for container in self.containers:
             for port in container.get("ports", []):
                 if port.get("name") == name_or_number:
                     return int(port["containerPort"])

@@ -107,10 +107,11 @@ def _namespace_of(host: str) -> str:
 
 
 def _pod_env(documents: list[dict[str, Any]], pod: Pod) -> dict[str, str]:
-    if pod.owner == "job-template":  # Jobs read the runner's settings (reference jobs); they reach the same
-        runner = next(p for p in pods(documents) if p.owner == "cvloop-job-runner")
-        return container_env(documents, runner.spec["containers"][0])
-    return container_env(documents, pod.spec["containers"][0])
+    """Every setting any of the pod's containers reads (a Job's workspace steps read the platform's)."""
+    env: dict[str, str] = {}
+    for container in pod.containers:
+        env |= container_env(documents, container)
+    return env
 
 
 def test_everything_is_denied_unless_allowed(documents: list[dict[str, Any]]) -> None:

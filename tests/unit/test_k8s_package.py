@@ -20,6 +20,7 @@ from tests.k8s_model import (
     by_name,
     container_env,
     generated,
+    job_template,
     of_kind,
     pods,
     selects,
@@ -30,7 +31,6 @@ WRITABLE_ROOT = {"cvloop-triton"}
 # The job runner's names from the lead's contract, until the jobs branch adds them to Settings.
 JOB_RUNNER_ENV = {
     "JOBS_BACKEND",
-    "JOBS_WORK_DIR",
     "JOBS_MAX_CONCURRENT",
     "JOBS_TIMEOUT_S",
     "JOBS_KUBERNETES_NAMESPACE",
@@ -38,6 +38,7 @@ JOB_RUNNER_ENV = {
     "JOBS_KUBERNETES_TEMPLATE",
 }
 SECRET_ENV = {"DATABASE_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY"}
+SETTINGS_ENV = {field.validation_alias.choices[0] for field in Settings.model_fields.values()}
 
 
 @pytest.fixture(scope="module", params=sorted(PACKAGES))
@@ -75,12 +76,12 @@ def test_every_pod_runs_as_non_root_without_capabilities(package: tuple[str, lis
         assert security["runAsNonRoot"] is True, pod.owner
         assert security.get("runAsUser", 1) != 0, pod.owner
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, pod.owner
-        for container in pod.spec["containers"]:
+        for container in pod.containers:
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, pod.owner
             assert context["capabilities"]["drop"] == ["ALL"], pod.owner
             assert "add" not in context["capabilities"], pod.owner
-            if pod.owner in WRITABLE_ROOT or pod.owner == "job-template":
+            if pod.owner in WRITABLE_ROOT:
                 continue
             assert context["readOnlyRootFilesystem"] is True, pod.owner
             # What a process may write goes to an emptyDir: /tmp always.
@@ -158,8 +159,7 @@ def test_python_services_get_their_settings_and_only_known_names(
     package: tuple[str, list[dict[str, Any]]],
 ) -> None:
     documents = _documents(package)
-    known = {field.validation_alias.choices[0] for field in Settings.model_fields.values()}
-    known |= JOB_RUNNER_ENV | {"TMPDIR"}
+    known = SETTINGS_ENV | JOB_RUNNER_ENV | {"TMPDIR"}
     triton_service = by_name(documents, "Service")["cvloop-triton"]
     triton_ports = {p["name"]: p["port"] for p in triton_service["spec"]["ports"]}
     for component in SERVICE_MODULES:
@@ -225,13 +225,33 @@ def test_the_job_runner_mounts_the_job_template_it_is_told_to_read(
     assert volumes[mount["name"]]["configMap"]["name"] == template["metadata"]["name"]
     assert template_path.name in template["data"]
     assert yaml.safe_load(template["data"][template_path.name])["kind"] == "Job"
-    assert "emptyDir" in volumes[mounts[env["JOBS_WORK_DIR"]]["name"]]
     assert env["JOBS_BACKEND"] == "kubernetes"
     assert env["JOBS_KUBERNETES_NAMESPACE"] == "fieldRef:metadata.namespace"  # where its Role holds
     # The Jobs run the base image of the same release as the services.
     image, tag = env["JOBS_IMAGE"].split(":")
     service_tags = {c["image"].split(":")[1] for c in _python_containers(documents)}
     assert image == "cvloop" and service_tags == {tag}, name
+
+
+def test_the_job_template_names_settings_the_package_has_and_sizes_its_containers(
+    package: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The template is a file in a ConfigMap: kustomize does not rewrite the names in it, so the ConfigMaps
+    and Secrets it reads must exist under exactly those names."""
+    documents = _documents(package)
+    (job,) = [pod for pod in pods(documents) if pod.owner == "job-template"]
+    config_maps, secrets = by_name(documents, "ConfigMap"), by_name(documents, "Secret")
+    for container in job.containers:
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                assert source["configMapRef"]["name"] in config_maps, container["name"]
+            else:
+                assert source["secretRef"]["name"] in secrets, container["name"]
+        env = container_env(documents, container)
+        assert set(env) <= SETTINGS_ENV | JOB_RUNNER_ENV, container["name"]
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"]), container["name"]
+        assert "memory" in container["resources"]["limits"], container["name"]
+    assert job_template(documents)["spec"]["backoffLimit"] == 0  # a re-run is a new run, not a retry
 
 
 def _python_containers(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
