@@ -17,7 +17,13 @@ def rendered() -> dict[str, dict[str, Any]]:
 def test_the_deployment_runs_ingest_with_probes_metrics_and_resources(
     rendered: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(rendered) == {"Deployment", "Service", "PodDisruptionBudget"}
+    assert set(rendered) == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceMonitor",
+    }
     pod = rendered["Deployment"]["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert container["command"] == ["python", "-m", "services.ingest"]

@@ -20,6 +20,7 @@ def test_serving_runs_with_probes_metrics_resources_and_an_hpa() -> None:
         ("Service", "cvloop-serving"),
         ("HorizontalPodAutoscaler", "cvloop-serving"),
         ("PodDisruptionBudget", "cvloop-serving"),
+        ("ServiceMonitor", "cvloop-serving"),
     }
     deployment = rendered["Deployment", "cvloop-serving"]
     pod = deployment["spec"]["template"]
