@@ -21,8 +21,8 @@ from tests.conftest import REPO_ROOT
 from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 
 
-def run_job(module: str, workspace: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"CVLOOP_JOB_DIR": str(workspace), "CVLOOP_JOB_KIND": "training"}
+def run_job(module: str, workspace: Path, kind: str = "training") -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"CVLOOP_JOB_DIR": str(workspace), "CVLOOP_JOB_KIND": kind}
     return subprocess.run(
         [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
@@ -142,3 +142,37 @@ def test_nothing_annotated_to_train_on_fails_the_run(tmp_path: Path) -> None:
     model = train_linear_classifier()
     reason = failure(tmp_path, model, {}, {"test": one_digit("1")})
     assert reason == "training failed: no annotated assets to train on in the aliases []"
+
+
+def test_the_quantization_processing_writes_a_smaller_model_that_predicts_alike(
+    trained: tuple[Path, str], base: TrainedModel, tmp_path: Path
+) -> None:
+    training_workspace, _ = trained
+    workspace = build_workspace(tmp_path, base, {"per_channel": True}, {})
+    finished = run_job("cvloop.trainers.quantize", workspace, "processing")
+    assert finished.returncode == 0, finished.stderr
+    metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
+    assert metrics["tensors_quantized"] == 2
+    assert metrics["size_after_bytes"] == (workspace / "outputs" / "model.onnx").stat().st_size
+    assert metrics["size_after_bytes"] < metrics["size_before_bytes"] / 2.5
+
+    images, _ = alias_tensors(training_workspace, "test", base)
+    converted = onnxruntime.InferenceSession(
+        str(workspace / "outputs" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    original = onnxruntime.InferenceSession(base.onnx, providers=["CPUExecutionProvider"])
+    (after,), (before,) = (
+        converted.run(["scores"], {"image": images}),
+        original.run(["scores"], {"image": images}),
+    )
+    assert np.mean(after.argmax(axis=1) == before.argmax(axis=1)) >= 0.98
+    assert np.abs(after - before).max() < 0.1
+
+
+def test_quantizing_a_model_without_weight_matrices_fails_the_run(tmp_path: Path) -> None:
+    workspace = build_workspace(tmp_path, box_detector_model(), {}, {})
+    finished = run_job("cvloop.trainers.quantize", workspace, "processing")
+    assert finished.returncode == 1
+    reason = finished.stderr.strip().splitlines()[-1]
+    assert reason.startswith("quantization failed: base_model/model.onnx has no weight matrix")
+    assert not (workspace / "outputs").exists()
