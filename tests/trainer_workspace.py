@@ -34,6 +34,7 @@ def build_workspace(
     root: Path, base: TrainedModel, parameters: dict[str, Any], datasets: dict[str, Sequence[Asset]]
 ) -> Path:
     """A training job's workspace in `root`: job.json, parameters.json, base_model/, datasets/<alias>/."""
+    root.mkdir(parents=True, exist_ok=True)
     version_id = str(uuid.uuid4())
     job = {"job_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()), "attempt": 1, "kind": "training"}
     (root / "job.json").write_text(

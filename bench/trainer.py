@@ -1,0 +1,166 @@
+"""The reference trainer on scikit-learn's digits: what fine-tuning on reviewed feedback buys, and what it
+costs against a baseline fit in the same process.
+
+The base model is the demo's digits MLP (trained on three quarters of the clean digits). Production then
+brings shifted digits (rotated 10-20 degrees and darkened): the feedback alias holds reviewed shifted
+digits of the training part, the test alias the shifted held-out quarter. The trainer runs as the job
+runner runs it (`python -m cvloop.trainers.classification` in a workspace folder); printed:
+
+1. accuracy before and after on the held-out shifted digits (metrics.json), and on the held-out clean
+   digits (the output model through onnxruntime: what fine-tuning costs on the old data);
+2. time: the trainer's whole run (subprocess: start-up, decoding, preprocessing, training, writing) and
+   its training alone, each as a ratio against scikit-learn's MLPClassifier fitting the same network,
+   with the same optimizer, epochs and batches, on the same tensors (from scratch, so its accuracy is
+   printed too). Medians of --repeats runs.
+
+    .venv/bin/python -m bench.trainer [--feedback 600] [--epochs 20] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from cvloop.demo.digits import TrainedModel, split_indices, train_mlp_classifier
+from cvloop.trainers import dense
+from cvloop.trainers.classification import load_examples
+from cvloop.trainers.workspace import Workspace
+from services.common.onnx_graphs import read_dense_classifier
+from tests.digits import digit_images
+from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_held_out(base: TrainedModel) -> dict[str, list[Asset]]:
+    """The held-out quarter as it was before the shift, reviewed."""
+    images, targets = digit_images(), load_digits().target
+    _, held_out = split_indices()
+    return {"clean": [Asset(images[i], reviewed(base.labels[targets[i]])) for i in held_out]}
+
+
+def run_trainer(workspace: Path) -> float:
+    env = os.environ | {"CVLOOP_JOB_DIR": str(workspace)}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "cvloop.trainers.classification"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def onnx_accuracy(model: bytes, x: np.ndarray, y: np.ndarray, input_shape: tuple[int, int, int]) -> float:
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (scores,) = session.run(["scores"], {"image": x.reshape(len(x), *input_shape)})
+    return float(np.mean(scores.argmax(axis=1) == y))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--feedback", type=int, default=600, help="reviewed shifted digits to fine-tune on")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    parameters = {"epochs": args.epochs, "learning_rate": 0.003, "batch_size": 32, "seed": 0}
+
+    base = train_mlp_classifier()
+    with tempfile.TemporaryDirectory(prefix="cvloop-bench-trainer-") as folder:
+        workspace = build_workspace(
+            Path(folder) / "job", base, parameters, shifted_digits_datasets(base.labels, args.feedback)
+        )
+        run_seconds = [run_trainer(workspace) for _ in range(args.repeats)]
+        metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
+        tuned = (workspace / "outputs" / "model.onnx").read_bytes()
+        clean_at = build_workspace(Path(folder) / "clean", base, parameters, clean_held_out(base))
+
+        # The tensors the trainer trains on and is scored on, for the in-process comparisons.
+        model = read_dense_classifier(base.onnx)
+        loaded = {
+            alias: load_examples(Workspace(at), [alias], base.io, base.labels)
+            for at, alias in ((workspace, "feedback"), (workspace, "test"), (clean_at, "clean"))
+        }
+    feedback, test, clean = loaded["feedback"], loaded["test"], loaded["clean"]
+
+    def fit_trainer() -> list:
+        layers, optimizer, rng = (
+            model.layers,
+            dense.Adam(parameters["learning_rate"]),
+            np.random.default_rng(0),
+        )
+        for _ in range(args.epochs):
+            layers, _ = dense.train_epoch(layers, feedback.x, feedback.y, optimizer, 32, rng)
+        return layers
+
+    def fit_sklearn() -> MLPClassifier:
+        baseline = MLPClassifier(
+            hidden_layer_sizes=(model.layers[0][0].shape[1],),
+            solver="adam",
+            learning_rate_init=parameters["learning_rate"],
+            batch_size=32,
+            max_iter=args.epochs,
+            random_state=0,
+            n_iter_no_change=args.epochs + 1,  # run every epoch, as the trainer does
+        )
+        with warnings.catch_warnings(category=ConvergenceWarning, action="ignore"):
+            return baseline.fit(feedback.x, feedback.y)
+
+    trainer_fit_seconds, sklearn_fit_seconds = [], []
+    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+        started = time.perf_counter()
+        fit_trainer()
+        trainer_fit_seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        baseline = fit_sklearn()
+        sklearn_fit_seconds.append(time.perf_counter() - started)
+
+    run_s, fit_s, sklearn_s = (
+        statistics.median(t) for t in (run_seconds, trainer_fit_seconds, sklearn_fit_seconds)
+    )
+    shape = model.input_shape
+    print(
+        f"feedback: {len(feedback.y)} reviewed shifted digits; "
+        f"held out: {len(test.y)} shifted, {len(clean.y)} clean"
+    )
+    print(f"parameters: {parameters}; network {[w.shape for w, _ in model.layers]}")
+    print(
+        f"held-out shifted digits: accuracy before {metrics['accuracy_before']:.4f}, "
+        f"after {metrics['accuracy_after']:.4f}"
+    )
+    print(
+        f"held-out clean digits:   accuracy before {onnx_accuracy(base.onnx, clean.x, clean.y, shape):.4f}, "
+        f"after {onnx_accuracy(tuned, clean.x, clean.y, shape):.4f}"
+    )
+    print(
+        "scikit-learn MLP fitted from scratch on the feedback alone: "
+        f"shifted {baseline.score(test.x, test.y):.4f}, "
+        f"clean {baseline.score(clean.x, clean.y):.4f}"
+    )
+    print(f"trainer run (subprocess, whole job): {run_s:.3f} s = {run_s / sklearn_s:.2f}x scikit-learn's fit")
+    print(f"trainer training alone (in process): {fit_s:.3f} s = {fit_s / sklearn_s:.2f}x scikit-learn's fit")
+    print(
+        f"scikit-learn MLPClassifier.fit, same network and batches, {baseline.n_iter_} epochs: "
+        f"{sklearn_s:.3f} s (baseline)"
+    )
+
+
+if __name__ == "__main__":
+    main()
