@@ -47,7 +47,7 @@ class TrainingParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(20, ge=1, le=1000, description="Passes over the training assets.")
-    learning_rate: float = Field(0.001, gt=0.0, le=1.0, description="Adam's step size.")
+    learning_rate: float = Field(0.003, gt=0.0, le=1.0, description="Adam's step size.")
     batch_size: int = Field(32, ge=1, le=65536, description="Assets per gradient step.")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty on the weights.")
     seed: int = Field(0, ge=0, description="Shuffling seed: the same inputs give the same model.")
