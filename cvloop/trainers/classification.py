@@ -137,11 +137,14 @@ def train(workspace: Workspace) -> dict[str, float]:
         )
     if version.io is None:
         raise JobInputError("base_model/model_version.json has no io: the images cannot be preprocessed")
+    if not version.labels:
+        raise JobInputError("the base model version has no labelmap: nothing names the classes it scores")
+    labels = version.labels
     try:
         base = read_dense_classifier(workspace.base_model_onnx())
     except UnsupportedGraph as exc:
         raise JobInputError(f"base_model/model.onnx: {exc}") from None
-    check_compatible(base, version.io, version.labels)
+    check_compatible(base, version.io, labels)
     logger.info(
         "fine-tuning",
         extra={
@@ -152,8 +155,8 @@ def train(workspace: Workspace) -> dict[str, float]:
     )
 
     aliases = workspace.aliases()
-    training = load_examples(workspace, [a for a in aliases if a != TEST_ALIAS], version.io, version.labels)
-    test = load_examples(workspace, [TEST_ALIAS] if TEST_ALIAS in aliases else [], version.io, version.labels)
+    training = load_examples(workspace, [a for a in aliases if a != TEST_ALIAS], version.io, labels)
+    test = load_examples(workspace, [TEST_ALIAS] if TEST_ALIAS in aliases else [], version.io, labels)
     if not len(training.y):
         raise JobInputError(
             f"no annotated assets to train on in the aliases {[a for a in aliases if a != TEST_ALIAS]}"
@@ -187,7 +190,7 @@ def train(workspace: Workspace) -> dict[str, float]:
         metrics["accuracy_after"] = dense.accuracy(layers, test.x, test.y)
 
     workspace.write_output("model.onnx", dense_classifier(layers, base.input_shape, softmax=base.softmax))
-    workspace.write_json_output("labels.json", version.labels)
+    workspace.write_json_output("labels.json", labels)
     workspace.write_json_output("metrics.json", metrics)
     logger.info("model written", extra=metrics)
     return metrics

@@ -34,7 +34,7 @@ class BaseModelVersion(BaseModel):
     id: str
     version: str
     detection_type: DetectionType
-    labels: list[str]
+    labels: list[str] | None = None  # None: the version has no labelmap
     io: ModelIO | None = None
     training_parameters: dict[str, Any] = {}
 

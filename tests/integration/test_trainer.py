@@ -138,6 +138,17 @@ def test_a_base_model_that_is_not_a_dense_classifier_fails_the_run(tmp_path: Pat
     assert reason.startswith("training failed: base_model/model.onnx: 1 inputs and 3 outputs")
 
 
+def test_a_base_model_version_without_labelmap_fails_the_run(tmp_path: Path) -> None:
+    workspace = build_workspace(tmp_path, train_linear_classifier(), {}, {"feedback": one_digit("1")})
+    described = workspace / "base_model" / "model_version.json"
+    described.write_text(json.dumps(json.loads(described.read_text()) | {"labels": None}))
+    finished = run_job("cvloop.trainers.classification", workspace)
+    assert finished.returncode == 1
+    assert finished.stderr.strip().splitlines()[-1] == (
+        "training failed: the base model version has no labelmap: nothing names the classes it scores"
+    )
+
+
 def test_nothing_annotated_to_train_on_fails_the_run(tmp_path: Path) -> None:
     model = train_linear_classifier()
     reason = failure(tmp_path, model, {}, {"test": one_digit("1")})
