@@ -38,7 +38,7 @@ from sklearn.neural_network import MLPClassifier
 
 from cvloop.demo.digits import TrainedModel, split_indices, train_mlp_classifier
 from cvloop.trainers import dense
-from cvloop.trainers.classification import load_examples
+from cvloop.trainers.classification import TrainingParameters, load_examples
 from cvloop.trainers.weight_quantization import quantize_weights
 from cvloop.trainers.workspace import Workspace
 from services.common.onnx_graphs import read_dense_classifier
@@ -79,10 +79,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--feedback", type=int, default=600, help="reviewed shifted digits to fine-tune on")
-    parser.add_argument("--epochs", type=int, default=20)
+    defaults = TrainingParameters()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--l2-to-base", type=float, default=defaults.l2_to_base)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    parameters = {"epochs": args.epochs, "learning_rate": 0.003, "batch_size": 32, "seed": 0}
+    parameters = TrainingParameters(
+        epochs=args.epochs, learning_rate=args.learning_rate, l2_to_base=args.l2_to_base
+    ).model_dump()
 
     base = train_mlp_classifier()
     with tempfile.TemporaryDirectory(prefix="cvloop-bench-trainer-") as folder:
@@ -102,14 +107,20 @@ def main() -> None:
         }
     feedback, test, clean = loaded["feedback"], loaded["test"], loaded["clean"]
 
-    def fit_trainer() -> list:
-        layers, optimizer, rng = (
-            model.layers,
-            dense.Adam(parameters["learning_rate"]),
-            np.random.default_rng(0),
-        )
+    def fit_trainer() -> dense.Layers:
+        layers, optimizer = model.layers, dense.Adam(parameters["learning_rate"])
+        rng = np.random.default_rng(parameters["seed"])
         for _ in range(args.epochs):
-            layers, _ = dense.train_epoch(layers, feedback.x, feedback.y, optimizer, 32, rng)
+            layers, _ = dense.train_epoch(
+                layers,
+                feedback.x,
+                feedback.y,
+                optimizer,
+                parameters["batch_size"],
+                rng,
+                model.layers,
+                args.l2_to_base,
+            )
         return layers
 
     def fit_sklearn() -> MLPClassifier:
@@ -117,7 +128,8 @@ def main() -> None:
             hidden_layer_sizes=(model.layers[0][0].shape[1],),
             solver="adam",
             learning_rate_init=parameters["learning_rate"],
-            batch_size=32,
+            batch_size=parameters["batch_size"],
+            alpha=0.0,  # no L2 penalty, as the trainer by default
             max_iter=args.epochs,
             random_state=0,
             n_iter_no_change=args.epochs + 1,  # run every epoch, as the trainer does

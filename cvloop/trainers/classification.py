@@ -47,9 +47,14 @@ class TrainingParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(20, ge=1, le=1000, description="Passes over the training assets.")
-    learning_rate: float = Field(0.003, gt=0.0, le=1.0, description="Adam's step size.")
+    learning_rate: float = Field(0.001, gt=0.0, le=1.0, description="Adam's step size.")
     batch_size: int = Field(32, ge=1, le=65536, description="Assets per gradient step.")
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty on the weights.")
+    l2_to_base: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="L2 penalty on the weights' distance from the base model's (L2-SP).",
+    )
     seed: int = Field(0, ge=0, description="Shuffling seed: the same inputs give the same model.")
 
 
@@ -177,7 +182,14 @@ def train(workspace: Workspace) -> dict[str, float]:
     started = time.perf_counter()
     for epoch in range(1, parameters.epochs + 1):
         layers, loss = dense.train_epoch(
-            layers, training.x, training.y, optimizer, parameters.batch_size, rng, parameters.weight_decay
+            layers,
+            training.x,
+            training.y,
+            optimizer,
+            parameters.batch_size,
+            rng,
+            base.layers,
+            parameters.l2_to_base,
         )
         progress = {"epoch": epoch, "epochs": parameters.epochs, "loss": round(loss, 5)}
         progress["train_accuracy"] = round(dense.accuracy(layers, training.x, training.y), 5)

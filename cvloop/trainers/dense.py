@@ -31,10 +31,13 @@ def accuracy(layers: Layers, x: Array, y: Labels) -> float:
 
 
 def loss_and_gradients(
-    layers: Layers, x: Array, y: Labels, weight_decay: float = 0.0
+    layers: Layers, x: Array, y: Labels, anchor: Layers | None = None, l2: float = 0.0
 ) -> tuple[float, Layers]:
-    """The mean cross-entropy of the softmax plus weight_decay/2 x the squared weights (biases excluded),
-    and its gradient for every layer's (weights, bias), by backpropagation through the Relu layers."""
+    """The mean cross-entropy of the softmax plus l2/2 x the squared distance of the weights (biases
+    excluded) from the anchor's (zero without one: plain weight decay; the base model's: L2-SP, which
+    keeps a fine-tuned model near where it started), and its gradient for every layer's (weights, bias),
+    by backpropagation through the Relu layers."""
+    origins = [w for w, _ in anchor] if anchor else [np.zeros_like(w) for w, _ in layers]
     inputs = [x]  # the input of each layer
     for weights, bias in layers[:-1]:
         inputs.append(np.maximum(inputs[-1] @ weights + bias, 0))
@@ -43,7 +46,7 @@ def loss_and_gradients(
     z = z - z.max(axis=1, keepdims=True)
     log_probabilities = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     rows = np.arange(len(y))
-    penalty = 0.5 * weight_decay * sum(float(np.sum(w * w)) for w, _ in layers)
+    penalty = 0.5 * l2 * sum(float(np.sum((w - o) ** 2)) for (w, _), o in zip(layers, origins, strict=True))
     value = float(-np.mean(log_probabilities[rows, y])) + penalty
     delta = np.exp(log_probabilities)
     delta[rows, y] -= 1
@@ -51,7 +54,7 @@ def loss_and_gradients(
     grads: Layers = []
     for n in range(len(layers) - 1, -1, -1):
         weights, _ = layers[n]
-        grads.append((inputs[n].T @ delta + weight_decay * weights, delta.sum(axis=0)))
+        grads.append((inputs[n].T @ delta + l2 * (weights - origins[n]), delta.sum(axis=0)))
         if n:
             delta = (delta @ weights.T) * (inputs[n] > 0)  # back through the Relu that made inputs[n]
     return value, grads[::-1]
@@ -93,14 +96,15 @@ def train_epoch(
     optimizer: Adam,
     batch_size: int,
     rng: np.random.Generator,
-    weight_decay: float = 0.0,
+    anchor: Layers | None = None,
+    l2: float = 0.0,
 ) -> tuple[Layers, float]:
     """One pass over the data in shuffled mini-batches; the new layers and the mean batch loss."""
     order = rng.permutation(len(y))
     losses = []
     for start in range(0, len(y), batch_size):
         batch = order[start : start + batch_size]
-        value, grads = loss_and_gradients(layers, x[batch], y[batch], weight_decay)
+        value, grads = loss_and_gradients(layers, x[batch], y[batch], anchor, l2)
         losses.append(value * len(batch))
         layers = optimizer.step(layers, grads)
     return layers, float(sum(losses) / len(y))

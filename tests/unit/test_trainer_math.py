@@ -35,9 +35,9 @@ def tiny_net(rng: np.random.Generator, sizes: list[int], dtype: type = np.float6
 
 def test_backpropagation_matches_numerical_gradients() -> None:
     rng = np.random.default_rng(3)
-    layers = tiny_net(rng, [5, 4, 3, 3])  # two Relu layers
+    layers, anchor = tiny_net(rng, [5, 4, 3, 3]), tiny_net(rng, [5, 4, 3, 3])  # two Relu layers
     x, y = rng.normal(size=(7, 5)), rng.integers(0, 3, 7)
-    _, grads = dense.loss_and_gradients(layers, x, y, weight_decay=0.1)
+    _, grads = dense.loss_and_gradients(layers, x, y, anchor, l2=0.1)
     step = 1e-6
     for n, layer in enumerate(layers):
         for p, parameter in enumerate(layer):
@@ -45,9 +45,9 @@ def test_backpropagation_matches_numerical_gradients() -> None:
             for index in np.ndindex(parameter.shape):
                 original = parameter[index]
                 parameter[index] = original + step
-                above, _ = dense.loss_and_gradients(layers, x, y, weight_decay=0.1)
+                above, _ = dense.loss_and_gradients(layers, x, y, anchor, l2=0.1)
                 parameter[index] = original - step
-                below, _ = dense.loss_and_gradients(layers, x, y, weight_decay=0.1)
+                below, _ = dense.loss_and_gradients(layers, x, y, anchor, l2=0.1)
                 parameter[index] = original
                 numerical[index] = (above - below) / (2 * step)
             np.testing.assert_allclose(grads[n][p], numerical, rtol=1e-5, atol=1e-8)
@@ -72,18 +72,20 @@ def test_adam_epochs_lower_the_loss_and_fit_the_data() -> None:
     assert all(w.dtype == np.float32 and b.dtype == np.float32 for w, b in layers)
 
 
-def test_weight_decay_shrinks_the_weights() -> None:
+def test_the_l2_penalty_pulls_the_weights_towards_the_anchor() -> None:
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 2, 64)
     start = tiny_net(rng, [4, 2], np.float32)
 
-    def trained_norm(weight_decay: float) -> float:
+    def trained(anchor: dense.Layers | None, l2: float) -> dense.Array:
         layers, optimizer, order = start, dense.Adam(0.05), np.random.default_rng(0)
         for _ in range(30):
-            layers, _ = dense.train_epoch(layers, x, y, optimizer, 16, order, weight_decay)
-        return float(np.sum(layers[0][0] ** 2))
+            layers, _ = dense.train_epoch(layers, x, y, optimizer, 16, order, anchor, l2)
+        return layers[0][0]
 
-    assert trained_norm(0.5) < trained_norm(0.0)
+    free = trained(None, 0.0)
+    assert np.sum(trained(None, 0.5) ** 2) < np.sum(free**2)  # no anchor: weight decay towards 0
+    assert np.sum((trained(start, 0.5) - start[0][0]) ** 2) < np.sum((free - start[0][0]) ** 2)
 
 
 @pytest.mark.parametrize("softmax", [True, False])
