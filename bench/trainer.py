@@ -12,7 +12,8 @@ runner runs it (`python -m cvloop.trainers.classification` in a workspace folder
    its training alone, each as a ratio against scikit-learn's MLPClassifier fitting the same network,
    with the same optimizer, epochs and batches, on the same tensors (from scratch, so its accuracy is
    printed too). Medians of --repeats runs;
-3. the quantization processing on the fine-tuned model: its size and top-1 agreement on held-out digits.
+3. a small feedback set with nothing new in it (the retraining loop's test case), with a few settings;
+4. the quantization processing on the fine-tuned model: its size and top-1 agreement on held-out digits.
 
     .venv/bin/python -m bench.trainer [--feedback 600] [--epochs 20] [--repeats 5]
 """
@@ -36,11 +37,19 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from cvloop.demo.digits import TrainedModel, split_indices, train_mlp_classifier
+from cvloop.demo.digits import (
+    TrainedModel,
+    digit_label,
+    digit_png,
+    split_indices,
+    train_linear_classifier,
+    train_mlp_classifier,
+)
 from cvloop.trainers import dense
 from cvloop.trainers.classification import TrainingParameters, load_examples
 from cvloop.trainers.weight_quantization import quantize_weights
 from cvloop.trainers.workspace import Workspace
+from services.common.images import decode_image
 from services.common.onnx_graphs import read_dense_classifier
 from tests.digits import digit_images
 from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
@@ -53,6 +62,28 @@ def clean_held_out(base: TrainedModel) -> dict[str, list[Asset]]:
     images, targets = digit_images(), load_digits().target
     _, held_out = split_indices()
     return {"clean": [Asset(images[i], reviewed(base.labels[targets[i]])) for i in held_out]}
+
+
+def small_feedback_without_shift(folder: Path) -> None:
+    """The retraining loop's own case: the linear demo model, 20 reviewed held-out digits rendered as the
+    demo renders them (nothing new to learn) as feedback, the next 200 as test; a few settings."""
+    base = train_linear_classifier()
+    _, held_out = split_indices()
+    clean = [
+        Asset(decode_image(digit_png(int(i)), 1 << 20).pixels, reviewed(digit_label(int(i))))
+        for i in held_out[:220]
+    ]
+    settings = [{}, {"learning_rate": 0.003}, {"learning_rate": 0.003, "l2_to_base": 1.0}]
+    for n, parameters in enumerate(settings):
+        workspace = build_workspace(
+            folder / f"small-{n}", base, parameters, {"feedback": clean[:20], "test": clean[20:220]}
+        )
+        run_trainer(workspace)
+        metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
+        print(
+            f"small feedback without shift, {parameters or 'defaults'}: accuracy before "
+            f"{metrics['accuracy_before']:.4f}, after {metrics['accuracy_after']:.4f}"
+        )
 
 
 def run_trainer(workspace: Path) -> float:
@@ -97,6 +128,7 @@ def main() -> None:
         run_seconds = [run_trainer(workspace) for _ in range(args.repeats)]
         metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
         tuned = (workspace / "outputs" / "model.onnx").read_bytes()
+        small_feedback_without_shift(Path(folder))
         clean_at = build_workspace(Path(folder) / "clean", base, parameters, clean_held_out(base))
 
         # The tensors the trainer trains on and is scored on, for the in-process comparisons.
