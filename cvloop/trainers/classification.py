@@ -132,9 +132,17 @@ def load_examples(workspace: Workspace, aliases: list[str], io: ModelIO, labels:
     return Examples(x, np.asarray(targets, np.int64), unlabelled)
 
 
-def train(workspace: Workspace) -> dict[str, float]:
-    """The whole run: read, fine-tune, evaluate, write outputs; the metrics written."""
-    parameters = workspace.parameters(TrainingParameters)
+@dataclass(frozen=True)
+class Base:
+    """The base model version, checked: its graph's layers, its io and its labelmap."""
+
+    version_id: str
+    model: DenseClassifier
+    io: ModelIO
+    labels: list[str]
+
+
+def load_base(workspace: Workspace) -> Base:
     version = workspace.base_model_version()
     if version.detection_type != DetectionType.CLASSIFICATION:
         raise JobInputError(
@@ -144,24 +152,30 @@ def train(workspace: Workspace) -> dict[str, float]:
         raise JobInputError("base_model/model_version.json has no io: the images cannot be preprocessed")
     if not version.labels:
         raise JobInputError("the base model version has no labelmap: nothing names the classes it scores")
-    labels = version.labels
     try:
-        base = read_dense_classifier(workspace.base_model_onnx())
+        model = read_dense_classifier(workspace.base_model_onnx())
     except UnsupportedGraph as exc:
         raise JobInputError(f"base_model/model.onnx: {exc}") from None
-    check_compatible(base, version.io, labels)
+    check_compatible(model, version.io, version.labels)
+    return Base(version.id, model, version.io, version.labels)
+
+
+def train(workspace: Workspace) -> dict[str, float]:
+    """The whole run: read, fine-tune, evaluate, write outputs; the metrics written."""
+    parameters = workspace.parameters(TrainingParameters)
+    base = load_base(workspace)
     logger.info(
         "fine-tuning",
         extra={
-            "base_model_version": version.id,
-            "layers": [w.shape for w, _ in base.layers],
+            "base_model_version": base.version_id,
+            "layers": [w.shape for w, _ in base.model.layers],
             **parameters.model_dump(),
         },
     )
 
     aliases = workspace.aliases()
-    training = load_examples(workspace, [a for a in aliases if a != TEST_ALIAS], version.io, labels)
-    test = load_examples(workspace, [TEST_ALIAS] if TEST_ALIAS in aliases else [], version.io, labels)
+    training = load_examples(workspace, [a for a in aliases if a != TEST_ALIAS], base.io, base.labels)
+    test = load_examples(workspace, [TEST_ALIAS] if TEST_ALIAS in aliases else [], base.io, base.labels)
     if not len(training.y):
         raise JobInputError(
             f"no annotated assets to train on in the aliases {[a for a in aliases if a != TEST_ALIAS]}"
@@ -172,12 +186,12 @@ def train(workspace: Workspace) -> dict[str, float]:
         "unlabelled_assets": training.unlabelled + test.unlabelled,
     }
     if len(test.y):
-        metrics["accuracy_before"] = dense.accuracy(base.layers, test.x, test.y)
+        metrics["accuracy_before"] = dense.accuracy(base.model.layers, test.x, test.y)
         logger.info("base model evaluated", extra={"accuracy_before": metrics["accuracy_before"]})
     else:
         logger.warning("no `test` alias: accuracy before and after are not measured")
 
-    layers, rng = base.layers, np.random.default_rng(parameters.seed)
+    layers, rng = base.model.layers, np.random.default_rng(parameters.seed)
     optimizer = dense.Adam(parameters.learning_rate)
     started = time.perf_counter()
     for epoch in range(1, parameters.epochs + 1):
@@ -188,7 +202,7 @@ def train(workspace: Workspace) -> dict[str, float]:
             optimizer,
             parameters.batch_size,
             rng,
-            base.layers,
+            base.model.layers,
             parameters.l2_to_base,
         )
         progress = {"epoch": epoch, "epochs": parameters.epochs, "loss": round(loss, 5)}
@@ -201,8 +215,10 @@ def train(workspace: Workspace) -> dict[str, float]:
     if len(test.y):
         metrics["accuracy_after"] = dense.accuracy(layers, test.x, test.y)
 
-    workspace.write_output("model.onnx", dense_classifier(layers, base.input_shape, softmax=base.softmax))
-    workspace.write_json_output("labels.json", labels)
+    workspace.write_output(
+        "model.onnx", dense_classifier(layers, base.model.input_shape, softmax=base.model.softmax)
+    )
+    workspace.write_json_output("labels.json", base.labels)
     workspace.write_json_output("metrics.json", metrics)
     logger.info("model written", extra=metrics)
     return metrics
