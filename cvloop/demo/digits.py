@@ -67,13 +67,18 @@ def digit_label(index: int) -> str:
     return LABELS[labels[index % len(labels)]]
 
 
+def split_indices() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The indices of the digits the models here train on (three quarters) and of those held out."""
+    order = np.random.default_rng(0).permutation(len(_digits()[1]))
+    cut = len(order) * 3 // 4
+    return order[:cut], order[cut:]
+
+
 def _split() -> tuple[npt.NDArray[np.float32], ...]:
     pixels, labels = _digits()
     x = pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    cut = len(x) * 3 // 4
-    return x[order[:cut]], labels[order[:cut]], x[order[cut:]], labels[order[cut:]]
+    train, held_out = split_indices()
+    return x[train], labels[train], x[held_out], labels[held_out]
 
 
 def train_linear_classifier() -> TrainedModel:

@@ -6,7 +6,9 @@ Every graph takes a float32 image batch `image` of shape (batch, channels, heigh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -114,3 +116,71 @@ def box_detector(
         initializers,
     )
     return _model(graph)
+
+
+class UnsupportedGraph(ValueError):
+    """An ONNX graph that is not one `dense_classifier` writes."""
+
+
+@dataclass(frozen=True)
+class DenseClassifier:
+    layers: list[tuple[Matrix, Matrix]]  # (weights (in, out), bias (out,)) per Gemm, float32
+    input_shape: tuple[int, int, int]  # (channels, height, width)
+    softmax: bool  # the output is probabilities (Softmax) rather than logits (Identity)
+
+
+def _gemm_is_plain(node: onnx.NodeProto) -> bool:
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    defaults = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
+    return all(attributes.get(name, default) == default for name, default in defaults.items())
+
+
+_DENSE_OPS = re.compile(r"Flatten( Gemm Relu)* Gemm (Softmax|Identity)")
+_DENSE_EXPECTED = "one input (batch, C, H, W) -> Flatten -> (Gemm -> Relu)* -> Gemm -> Softmax or Identity"
+
+
+def read_dense_classifier(data: bytes) -> DenseClassifier:
+    """The layers of a graph `dense_classifier` wrote, read back from its initializers; any other graph
+    raises UnsupportedGraph saying what differs."""
+    try:
+        graph = onnx.load_from_string(data).graph
+    except Exception as exc:  # the protobuf parser raises its own error types
+        raise UnsupportedGraph(f"not an ONNX model: {exc}") from None
+    ops = " ".join(node.op_type for node in graph.node)
+
+    def unsupported(why: str) -> UnsupportedGraph:
+        return UnsupportedGraph(f"{why} (graph: {ops or 'no nodes'}); expected {_DENSE_EXPECTED}")
+
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise unsupported(f"{len(graph.input)} inputs and {len(graph.output)} outputs")
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[1:]):
+        raise unsupported(f"input {graph.input[0].name!r} is not (batch, C, H, W)")
+    if not _DENSE_OPS.fullmatch(ops):
+        raise unsupported("other operators")
+    initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    channels, height, width = (d.dim_value for d in dims[1:])
+    previous, width_in, layers = graph.input[0].name, channels * height * width, []
+    for i, node in enumerate(graph.node):
+        if node.input[0] != previous:
+            raise unsupported(f"node {i} ({node.op_type}) does not take the previous node's output")
+        previous = node.output[0]
+        if node.op_type == "Flatten" and any(a.name == "axis" and a.i != 1 for a in node.attribute):
+            raise unsupported("Flatten is not on axis 1")
+        if node.op_type == "Softmax" and any(a.name == "axis" and a.i not in (1, -1) for a in node.attribute):
+            raise unsupported("Softmax is not over the classes")
+        if node.op_type != "Gemm":
+            continue
+        inputs = [*node.input, "", ""]  # Gemm's bias input is optional; dense_classifier always writes one
+        weights, bias = initializers.get(inputs[1]), initializers.get(inputs[2])
+        if not _gemm_is_plain(node) or weights is None or bias is None:
+            raise unsupported(f"node {i} is not a plain Gemm with initializer weights and bias")
+        if weights.shape[:1] != (width_in,) or bias.shape != weights.shape[1:]:
+            raise unsupported(
+                f"node {i}'s weights {weights.shape} and bias {bias.shape} do not fit {width_in} inputs"
+            )
+        layers.append((weights.astype(np.float32), bias.astype(np.float32)))
+        width_in = weights.shape[1]
+    if previous != graph.output[0].name:
+        raise unsupported("the last node does not write the graph's output")
+    return DenseClassifier(layers, (channels, height, width), softmax=graph.node[-1].op_type == "Softmax")

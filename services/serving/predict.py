@@ -19,6 +19,7 @@ from schemas.predictions import Prediction
 from schemas.topics import Topic
 from services.common.images import DecodedImage
 from services.common.kafka.producer import EventProducer
+from services.common.preprocess import Tensor, preprocess
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
@@ -26,7 +27,6 @@ from . import metrics
 from .agreement import agreement
 from .image_store import ImageStore
 from .postprocess import to_prediction
-from .preprocess import Tensor, preprocess
 from .router import Router
 from .routing import Route, ServedModel
 from .triton import Triton, TritonUnavailable

@@ -48,10 +48,10 @@ from services.common.db.repositories import deployments, projects
 from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
+from services.common.preprocess import preprocess
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
-from services.serving.preprocess import preprocess
 from tests.conftest import free_port_base
 
 WAIT_S = 60.0

@@ -14,11 +14,11 @@ from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.common.db.repositories.registry import ModelFile
 from services.common.onnx_graphs import dense_classifier
+from services.common.preprocess import preprocess
 from services.serving.agreement import agreement, box_agreement, iou
 from services.serving.model_config import read_signature, triton_config, triton_files, triton_model_name
 from services.serving.models import Unservable, check_input, onnx_file
 from services.serving.postprocess import OutputError, classification, detection, output_names, to_prediction
-from services.serving.preprocess import preprocess
 from services.serving.routing import ModelLeases
 
 PIXELS = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)  # height 4, width 6

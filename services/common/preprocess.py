@@ -1,4 +1,5 @@
-"""Decoded RGB pixels -> a model's input tensor, as its ModelIO says (pure)."""
+"""Decoded RGB pixels -> a model's input tensor, as its ModelIO says (pure): serving calls models with it
+and the reference trainer trains on it, so a model sees the same tensors in both."""
 
 from __future__ import annotations
 
