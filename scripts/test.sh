@@ -5,6 +5,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+
+# --- promtool: checks the Prometheus rules and every service's /metrics in the suite -----------------
+# Unpacked from Debian's prometheus package into the tools folder (not installed: no daemon starts).
+promtool_home="${CVLOOP_TOOLS_DIR:-.cvloop/tools}/prometheus"
+if [ ! -x "$promtool_home/usr/bin/promtool" ]; then
+    echo "[test] unpacking promtool from Debian's prometheus package into $promtool_home" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    download=$(mktemp -d)
+    # apt-get download runs as the unprivileged _apt user when it can: let it write there.
+    chmod 777 "$download"
+    if ! (cd "$download" && apt-get download -qq prometheus); then
+        $sudo_cmd apt-get update -qq
+        (cd "$download" && apt-get download -qq prometheus)
+    fi
+    mkdir -p "$promtool_home"
+    dpkg -x "$download"/prometheus_*.deb "$promtool_home"
+    rm -rf "$download"
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/pytest "$@"

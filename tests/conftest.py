@@ -4,7 +4,6 @@ KAFKA_BOOTSTRAP_SERVERS, S3_ENDPOINT, TRITON_URL) is used as it is and not start
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import socket
@@ -17,9 +16,9 @@ import pytest
 from cvloop.stack import stack
 from cvloop.stack.process import port_open
 from services.common.settings import LOCAL_HOST, Settings
+from tests.promtool import tools_dir
 
 PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bindable(port: int) -> bool:
@@ -52,8 +51,7 @@ def settings() -> Iterator[Settings]:
     The state folder is not under pytest's tmp_path: pytest prunes old basetemp folders when another
     session starts, which would pull the data folder from under a server still running."""
     state_dir = Path(tempfile.mkdtemp(prefix="cvloop-test-state-"))
-    tools_dir = Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
-    yield Settings(state_dir=state_dir, tools_dir_setting=tools_dir, port_base=free_port_base())
+    yield Settings(state_dir=state_dir, tools_dir_setting=tools_dir(), port_base=free_port_base())
     shutil.rmtree(state_dir, ignore_errors=True)
 
 

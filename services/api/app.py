@@ -18,6 +18,7 @@ from services.common.storage import ObjectStore
 
 from . import errors, metrics
 from .context import Context
+from .review_backlog import ShownBacklog
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
 
 READY_TIMEOUT_S = 2.0
@@ -39,12 +40,14 @@ def build_app(settings: Settings) -> FastAPI:
             relay = asyncio.create_task(
                 Relay(pool, producer, settings.api_outbox_retry_s, wake=context.outbox_wake).run()
             )
+            backlog = asyncio.create_task(ShownBacklog().refresh_forever(pool))
             try:
                 yield
             finally:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
+                for task in (relay, backlog):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             await producer.stop()
             await pool.close()

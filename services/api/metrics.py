@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -18,6 +18,12 @@ LATENCY = Histogram(
     "Time to answer an HTTP request, by route.",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PREDICTED_ASSETS = Gauge(
+    "cvloop_api_predicted_assets",
+    "Predicted assets by deployment and review status (TO_REVIEW, REVIEWED, SUBMITTED), counted in Postgres "
+    "every few seconds: the review backlog.",
+    ["deployment", "status"],
 )
 UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
 

@@ -37,8 +37,12 @@ QUALITY = Gauge(
     "Quality of a role against the reviews over the rolling window (accuracy, ap, ap50, ar, reviewed).",
     ["deployment", "role", "metric"],
 )
+# Seconds and a `percentile` label: promtool's lint refuses abbreviated units and a `quantile` label
+# outside a summary.
 LATENCY = Gauge(
-    "cvloop_scoring_latency_ms", "Inference latency percentiles by role.", ["deployment", "role", "quantile"]
+    "cvloop_scoring_latency_seconds",
+    "Inference latency percentiles (50, 95) by role, from the latencies the predictions report.",
+    ["deployment", "role", "percentile"],
 )
 CONSUMER_LAG = Gauge(
     "cvloop_scoring_consumer_lag",

@@ -274,8 +274,8 @@ class ScoringStream:
         for role in Role:
             percentiles = self.latencies.percentiles(deployment_id, role)
             if percentiles is not None:
-                metrics.LATENCY.labels(str(deployment_id), role.value, "0.5").set(percentiles[0])
-                metrics.LATENCY.labels(str(deployment_id), role.value, "0.95").set(percentiles[1])
+                metrics.LATENCY.labels(str(deployment_id), role.value, "50").set(percentiles[0] / 1000)
+                metrics.LATENCY.labels(str(deployment_id), role.value, "95").set(percentiles[1] / 1000)
 
     # --- reviews -----------------------------------------------------------------------------------
 

@@ -347,7 +347,8 @@ async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
     deployment = str(ready.deployment_id)
     assert _metric("cvloop_scoring_quality", deployment=deployment, role="champion", metric="accuracy") == 1.0
     assert _metric("cvloop_scoring_quality", deployment=deployment, role="shadow", metric="accuracy") == 0.5
-    assert _metric("cvloop_scoring_latency_ms", deployment=deployment, role="shadow", quantile="0.95") == 20.0
+    shadow = {"deployment": deployment, "role": "shadow"}
+    assert _metric("cvloop_scoring_latency_seconds", **shadow, percentile="95") == 0.02
 
 
 async def test_a_restarted_worker_resumes_its_drift_windows(

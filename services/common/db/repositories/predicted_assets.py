@@ -349,6 +349,15 @@ async def count_predictions(
     return await db.fetchval(f"SELECT count(*) FROM predicted_assets WHERE {' AND '.join(conditions)}", *args)
 
 
+async def count_by_deployment_and_status(db: Db) -> dict[tuple[UUID, ReviewStatus], int]:
+    """Every deployment's predicted assets by review status (what /metrics shows as the review backlog);
+    the queue indexes lead with (deployment_id, status), so this reads an index."""
+    rows = await db.fetch(
+        "SELECT deployment_id, status, count(*) AS n FROM predicted_assets GROUP BY deployment_id, status"
+    )
+    return {(row["deployment_id"], ReviewStatus(row["status"])): row["n"] for row in rows}
+
+
 async def reviewed_prediction_ids(db: Db, project_id: UUID, deployment_id: UUID, *, limit: int) -> list[UUID]:
     """The deployment's REVIEWED predictions, oldest first: what "submit all reviewed" submits."""
     rows = await db.fetch(
