@@ -1,0 +1,533 @@
+"""The pipeline stream through the real broker, Postgres and S3: submissions counted once per prediction,
+exactly one training request, experiment and job per cycle, training off keeps the count, a finished
+training (an event published here, as the job runner publishes it) becomes a model version deployed by
+each policy, a failed one deploys nothing; replays and a restarted worker change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import REGISTRY
+
+from schemas.codec import decode
+from schemas.deadletter import DeadLetter
+from schemas.events import (
+    AssetSubmitted,
+    DeploymentChange,
+    DeploymentKind,
+    DeploymentUpdated,
+    JobKind,
+    JobRequested,
+    TrainingFinished,
+    TrainingRequested,
+    TrainingStatus,
+)
+from schemas.object_keys import ObjectKind
+from schemas.predictions import DetectionType
+from schemas.topics import TOPICS, Topic
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, experiments, jobs, projects, registry
+from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
+from services.common.db.repositories.experiments import Experiment
+from services.common.db.repositories.jobs import TargetType
+from services.common.kafka.consumer import create_consumer
+from services.common.kafka.producer import EventProducer, keyed_partitioner
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+from services.pipeline.counting import CycleCount
+from services.pipeline.service import PipelineService
+
+WAIT_S = 120.0
+THRESHOLD = 3
+LABELS = [str(d) for d in range(10)]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setup:
+    project_id: UUID
+    deployment_id: UUID
+    champion_id: UUID
+    model_id: UUID
+    labelmap_id: UUID
+    train_id: UUID
+    test_id: UUID
+
+
+@pytest.fixture(scope="module")
+def pipeline_env(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Settings:
+    return postgres_settings.model_copy(update={"pipeline_outbox_retry_s": 0.5})
+
+
+@pytest.fixture(scope="module")
+async def pool(pipeline_env: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(pipeline_env.database_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def producer(pipeline_env: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer.from_settings(pipeline_env) as events:
+        yield events
+
+
+@pytest.fixture(scope="module")
+def store(pipeline_env: Settings) -> ObjectStore:
+    store = ObjectStore.from_settings(pipeline_env)
+    store.ensure_bucket()
+    return store
+
+
+@pytest.fixture(scope="module")
+async def service(pipeline_env: Settings) -> AsyncIterator[PipelineService]:
+    service = PipelineService(pipeline_env)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def _setup(
+    pool: asyncpg.Pool,
+    *,
+    threshold: int = THRESHOLD,
+    active: bool = True,
+    policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
+) -> Setup:
+    """A classification deployment with a champion, continuous training on two dataset versions."""
+    project = await projects.create_project(pool, f"pipeline-{uuid4()}")
+    labelmap = await registry.create_labelmap(pool, project.id, "digits", LABELS)
+    model = await registry.create_model(pool, project.id, "digits")
+    champion = await registry.create_model_version(
+        pool,
+        project.id,
+        model.id,
+        registry.NewModelVersion(
+            version="1",
+            detection_type=DetectionType.CLASSIFICATION,
+            labelmap_id=labelmap.id,
+            training_parameters={"epochs": 5, "lr": 0.1},
+            training_entrypoint="python -m my.trainer",
+        ),
+    )
+    dataset = await registry.create_dataset(pool, project.id, "digits")
+    versions = [
+        await registry.create_dataset_version(
+            pool, project.id, dataset.id, name, DetectionType.CLASSIFICATION, labelmap_id=labelmap.id
+        )
+        for name in ("feedback", "test")
+    ]
+    deployment = await deployments.create_deployment(
+        pool,
+        project.id,
+        "line-4",
+        kind=DeploymentKind.MONITORING_ONLY,
+        detection_type=DetectionType.CLASSIFICATION,
+        champion_model_version_id=champion.id,
+    )
+    await deployments.configure_continuous_training(
+        pool,
+        project.id,
+        deployment.id,
+        ContinuousTraining(
+            dataset_versions={"train": versions[0].id, "test": versions[1].id},
+            parameters={"epochs": 2},
+            trigger_threshold=threshold,
+            active=active,
+        ),
+    )
+    await deployments.configure_continuous_deployment(pool, project.id, deployment.id, policy, active=True)
+    return Setup(
+        project.id, deployment.id, champion.id, model.id, labelmap.id, versions[0].id, versions[1].id
+    )
+
+
+def _submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted:
+    return AssetSubmitted(
+        deployment_id=setup.deployment_id,
+        prediction_id=prediction_id or uuid4(),
+        dataset_version_id=setup.train_id,
+        asset_id=uuid4(),
+    )
+
+
+async def _until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll until `check` answers something other than None."""
+    for _ in range(int(WAIT_S / 0.2)):
+        value = await check()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _experiments(pool: asyncpg.Pool, deployment_id: UUID) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT training_request_id FROM experiments WHERE training_request_id LIKE $1 ORDER BY created_at",
+        f"{deployment_id}:%",
+    )
+    return [r["training_request_id"] for r in rows]
+
+
+async def _experiment(pool: asyncpg.Pool, request: str) -> Experiment | None:
+    return await experiments.requested_experiment(pool, request)
+
+
+async def _counted(service: PipelineService, setup: Setup, total: int) -> CycleCount | None:
+    assert service.stream is not None
+    state = service.stream.cycle_count(setup.deployment_id)
+    return state if state.total >= total else None
+
+
+async def _events(
+    settings: Settings, topic: Topic, deployment_id: UUID, *, settle_s: float = 1.0
+) -> list[Any]:
+    """Every event of `topic` for the deployment so far (a fresh group reads the topic from the start)."""
+    consumer = create_consumer(settings, f"test-{uuid4()}", topic)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        await _read_to_end(consumer, settle_s, lambda record: found.append(record))
+    finally:
+        await consumer.stop()
+    return [
+        decode(topic, r.value) for r in found if r.key == str(deployment_id).encode() and r.value is not None
+    ]
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, settle_s: float, keep: Callable[[Any], None]) -> None:
+    """Read until every assigned partition is at its end and nothing new came for `settle_s`."""
+    quiet_since = asyncio.get_running_loop().time()
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    keep(record)
+            now = asyncio.get_running_loop().time()
+            if batches:
+                quiet_since = now
+            elif consumer.assignment() and now - quiet_since >= settle_s:
+                return
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_threshold_submissions_request_one_training_with_its_experiment_and_job(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await _setup(pool)
+    deployment = str(setup.deployment_id)
+    first = _submitted(setup)
+    # The same prediction twice (a second event for it): counted once, so the third distinct one triggers.
+    await producer.publish(Topic.FEEDBACK, first)
+    await producer.publish(Topic.FEEDBACK, _submitted(setup, first.prediction_id))
+    await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    state = await _until(lambda: _counted(service, setup, 2), "two submissions counted")
+    assert state == CycleCount(cycle=1, submitted=2, total=2)
+    assert await _experiments(pool, setup.deployment_id) == []
+    assert _metric("cvloop_pipeline_duplicate_submissions_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_submitted_since_trigger", deployment=deployment) == 2
+    assert _metric("cvloop_pipeline_trigger_threshold", deployment=deployment) == THRESHOLD
+
+    await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    request = f"{setup.deployment_id}:1"
+    experiment = await _until(lambda: _experiment(pool, request), "the experiment")
+    assert experiment.project_id == setup.project_id
+    assert experiment.name.startswith("line-4 ") and experiment.name.endswith(" #1")
+    assert experiment.base_model_version_id == setup.champion_id
+    assert experiment.parameters == {"epochs": 2}
+    assert experiment.dataset_versions == {"train": setup.train_id, "test": setup.test_id}
+    assert experiment.status == "created"
+
+    job_rows = await pool.fetch("SELECT id FROM jobs WHERE request_id = $1", request)
+    assert len(job_rows) == 1
+    job = await jobs.get_job(pool, setup.project_id, job_rows[0]["id"])
+    assert job is not None
+    assert (job.kind, job.target_type, job.target_id) == (
+        JobKind.TRAINING,
+        TargetType.EXPERIMENT,
+        experiment.id,
+    )
+    (run,) = await jobs.list_runs(pool, setup.project_id, job.id)
+
+    async def job_requested() -> list[JobRequested] | None:
+        found = await _events(pipeline_env, Topic.JOBS, setup.deployment_id, settle_s=0.3)
+        return found or None
+
+    (requested,) = await _until(job_requested, "JobRequested on jobs")
+    assert (requested.job_id, requested.run_id, requested.kind) == (job.id, run.id, JobKind.TRAINING)
+    assert requested.experiment_id == experiment.id
+    assert requested.model_version_id == setup.champion_id
+    assert requested.parameters == {"epochs": 2}
+
+    trainings = await _events(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
+    assert service.stream is not None
+    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
+    assert _metric("cvloop_pipeline_training_requests_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_submissions_total", deployment=deployment) == 3
+
+
+async def test_training_off_stops_triggers_and_keeps_the_count(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    setup = await _setup(pool, active=False)
+    for _ in range(THRESHOLD + 1):
+        await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    state = await _until(lambda: _counted(service, setup, THRESHOLD + 1), "submissions counted while off")
+    assert state == CycleCount(cycle=1, submitted=THRESHOLD + 1, total=THRESHOLD + 1)
+    assert await _experiments(pool, setup.deployment_id) == []
+
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None
+    await deployments.configure_continuous_training(
+        pool,
+        setup.project_id,
+        setup.deployment_id,
+        deployment.continuous_training.model_copy(update={"active": True}),
+    )
+    await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    await _until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment once on")
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+
+
+async def test_a_bad_feedback_message_is_dead_lettered(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await _setup(pool)
+    key = str(setup.deployment_id).encode()
+    await producer.publish_bytes(Topic.FEEDBACK, b'{"type": "asset.submitted"}', key=key)
+    await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    await _until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
+
+    async def letters() -> list[DeadLetter] | None:
+        consumer = create_consumer(pipeline_env, f"test-{uuid4()}", Topic.DEADLETTER)
+        await consumer.start()
+        found: list[DeadLetter] = []
+        try:
+            await _read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
+        finally:
+            await consumer.stop()
+        mine = [d for d in found if d.consumer == "cvloop-pipeline" and d.source_key == key]
+        return mine or None
+
+    (letter,) = await _until(letters, "the dead letter")
+    assert letter.source_topic == Topic.FEEDBACK
+    assert "prediction_id" in letter.error
+
+
+async def _store_artifact(
+    pool: asyncpg.Pool, store: ObjectStore, experiment: Experiment, name: str, data: bytes
+) -> None:
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.ARTIFACTS, data, "application/octet-stream")
+    await experiments.add_artifact(
+        pool,
+        experiment.project_id,
+        experiment.id,
+        name=name,
+        object_key=stored.key,
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+    )
+
+
+async def _requested_experiment(setup: Setup, pool: asyncpg.Pool, producer: EventProducer) -> Experiment:
+    """The experiment the pipeline creates for a training request published here."""
+    request = f"{setup.deployment_id}:1"
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=setup.deployment_id, request_id=request, cycle=1, submitted_count=3),
+    )
+    return await _until(lambda: _experiment(pool, request), "the experiment")
+
+
+def _finished(setup: Setup, experiment: Experiment, status: TrainingStatus, reason: str | None = None) -> Any:
+    return TrainingFinished(
+        deployment_id=setup.deployment_id,
+        request_id=f"{setup.deployment_id}:1",
+        experiment_id=experiment.id,
+        job_run_id=uuid4(),
+        status=status,
+        reason=reason,
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome"),
+    [
+        (DeploymentPolicy.DEPLOY_CHAMPION, "champion"),
+        (DeploymentPolicy.DEPLOY_SHADOW, "shadow"),
+        (DeploymentPolicy.MANUAL, "manual"),
+    ],
+)
+async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
+    policy: DeploymentPolicy,
+    outcome: str,
+    service: PipelineService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    pipeline_env: Settings,
+) -> None:
+    setup = await _setup(pool, policy=policy)
+    experiment = await _requested_experiment(setup, pool, producer)
+    await _store_artifact(pool, store, experiment, "model.onnx", f"onnx {uuid4()}".encode())
+    await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
+    await _store_artifact(pool, store, experiment, "metrics.json", b'{"accuracy_after": 0.9}')
+    finished = _finished(setup, experiment, TrainingStatus.SUCCEEDED)
+    await producer.publish(Topic.TRAINING, finished)
+
+    async def exported() -> registry.ModelVersion | None:
+        return await registry.exported_from(pool, setup.project_id, experiment.id)
+
+    version = await _until(exported, "the exported model version")
+    assert version.model_id == setup.model_id
+    assert version.version.startswith("ct1-")
+    assert version.labelmap_id == setup.labelmap_id
+    assert version.detection_type is DetectionType.CLASSIFICATION
+    assert version.training_parameters == {"epochs": 2, "lr": 0.1}
+    assert version.training_entrypoint == "python -m my.trainer"
+    assert version.source_experiment_id == experiment.id
+    assert version.dataset_versions == {"train": setup.train_id, "test": setup.test_id}
+    assert {f.name for f in version.files} == {"model.onnx", "labels.json", "metrics.json"}
+
+    async def deployed() -> deployments.Deployment | None:
+        found = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+        assert found is not None
+        if policy is DeploymentPolicy.MANUAL:
+            return found if _metric("cvloop_pipeline_exports_total", **labels) == 1 else None
+        return (
+            found if version.id in (found.champion_model_version_id, found.shadow_model_version_id) else None
+        )
+
+    labels = {"deployment": str(setup.deployment_id), "outcome": outcome}
+    deployment = await _until(deployed, "the deployment change")
+    expected = {
+        DeploymentPolicy.DEPLOY_CHAMPION: (version.id, None),
+        DeploymentPolicy.DEPLOY_SHADOW: (setup.champion_id, version.id),
+        DeploymentPolicy.MANUAL: (setup.champion_id, None),
+    }[policy]
+    assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == expected
+    assert _metric("cvloop_pipeline_exports_total", **labels) == 1
+
+    # The finished event again (a replay), then a request for cycle 2 behind it in the same partition:
+    # once that one's experiment exists, the replay was handled.
+    await producer.publish(Topic.TRAINING, finished)
+    later = f"{setup.deployment_id}:2"
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=setup.deployment_id, request_id=later, cycle=2, submitted_count=3),
+    )
+    await _until(lambda: _experiment(pool, later), "the experiment behind the replay")
+    count = await pool.fetchval(
+        "SELECT count(*) FROM model_versions WHERE source_experiment_id = $1", experiment.id
+    )
+    assert count == 1
+    updates = [
+        u
+        for u in await _events(pipeline_env, Topic.DEPLOYMENTS, setup.deployment_id)
+        if isinstance(u, DeploymentUpdated)
+    ]
+    changes = [u.change for u in updates]
+    if policy is DeploymentPolicy.MANUAL:
+        assert changes == []
+    else:
+        change = DeploymentChange.CHAMPION_SET if outcome == "champion" else DeploymentChange.SHADOW_SET
+        assert changes == [change]
+        assert (updates[0].champion_model_version_id, updates[0].shadow_model_version_id) == expected
+
+
+async def test_a_failed_training_deploys_nothing(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
+) -> None:
+    setup = await _setup(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
+    experiment = await _requested_experiment(setup, pool, producer)
+    labels = {"deployment": str(setup.deployment_id), "outcome": "failed"}
+    await producer.publish(
+        Topic.TRAINING, _finished(setup, experiment, TrainingStatus.FAILED, "exit code 1: out of memory")
+    )
+
+    async def counted(n: int) -> bool | None:
+        return True if _metric("cvloop_pipeline_exports_total", **labels) == n else None
+
+    await _until(lambda: counted(1), "the failure counted")
+    # Succeeded, but without the labels an export needs: failed as well, nothing exported.
+    await _store_artifact(pool, store, experiment, "model.onnx", b"onnx")
+    await producer.publish(Topic.TRAINING, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
+    await _until(lambda: counted(2), "the export failure counted")
+    assert await registry.exported_from(pool, setup.project_id, experiment.id) is None
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None
+    assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == (
+        setup.champion_id,
+        None,
+    )
+
+
+async def test_replay_and_restart_create_no_second_experiment(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await _setup(pool)
+    for _ in range(THRESHOLD):
+        await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    await _until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
+
+    # Replay: the deployment's feedback records, as they are in its partition, published again.
+    partition = _partition(setup.deployment_id)
+    consumer = create_consumer(pipeline_env, f"test-{uuid4()}", enable_auto_commit=False)
+    await consumer.start()
+    consumer.assign([TopicPartition(Topic.FEEDBACK, partition)])
+    await consumer.seek_to_beginning()
+    records: list[Any] = []
+    try:
+        await _read_to_end(consumer, 0.5, records.append)
+    finally:
+        await consumer.stop()
+    mine = [r for r in records if r.key == str(setup.deployment_id).encode()]
+    assert len(mine) == THRESHOLD
+    (requested,) = await _events(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    assert service.stream is not None
+    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
+        cycle=2, submitted=0, total=THRESHOLD
+    )
+
+    # Stop the worker; replay the partition's records and the training request while it is down; start
+    # a new worker (it rejoins its group, which the local broker holds ~60 s) and submit one more: it is
+    # counted on top of the state recovered from the changelog, the replayed ones are not.
+    await service.stop()
+    for record in mine:
+        await producer.publish_bytes(Topic.FEEDBACK, record.value, key=record.key)
+    await producer.publish(Topic.TRAINING, requested)
+    restarted = PipelineService(pipeline_env)
+    await restarted.start()
+    try:
+        await producer.publish(Topic.FEEDBACK, _submitted(setup))
+        after = await _until(lambda: _counted(restarted, setup, THRESHOLD + 1), "the new submission counted")
+        assert after == CycleCount(cycle=2, submitted=1, total=THRESHOLD + 1)
+        assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+        job_count = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE request_id LIKE $1", f"{setup.deployment_id}:%"
+        )
+        assert job_count == 1
+        duplicates = _metric(
+            "cvloop_pipeline_duplicate_submissions_total", deployment=str(setup.deployment_id)
+        )
+        assert duplicates >= THRESHOLD  # more when the first worker's last offsets were not committed
+    finally:
+        await restarted.stop()
+
+
+def _partition(deployment_id: UUID) -> int:
+    partitions = list(range(TOPICS[Topic.FEEDBACK].partitions))
+    return keyed_partitioner(str(deployment_id).encode(), partitions, partitions)
