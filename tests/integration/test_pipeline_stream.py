@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from schemas.codec import decode
 from schemas.deadletter import DeadLetter
 from schemas.events import (
-    AssetSubmitted,
     DeploymentChange,
-    DeploymentKind,
     DeploymentUpdated,
     JobKind,
     JobRequested,
@@ -34,8 +30,8 @@ from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import TOPICS, Topic
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, experiments, jobs, projects, registry
-from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
+from services.common.db.repositories import deployments, experiments, jobs, registry
+from services.common.db.repositories.deployments import DeploymentPolicy
 from services.common.db.repositories.experiments import Experiment
 from services.common.db.repositories.jobs import TargetType
 from services.common.kafka.consumer import create_consumer
@@ -44,22 +40,16 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.pipeline.counting import CycleCount
 from services.pipeline.service import PipelineService
-
-WAIT_S = 120.0
-THRESHOLD = 3
-LABELS = [str(d) for d in range(10)]
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Setup:
-    project_id: UUID
-    deployment_id: UUID
-    champion_id: UUID
-    model_id: UUID
-    labelmap_id: UUID
-    train_id: UUID
-    test_id: UUID
+from tests.integration.pipeline_fixtures import (
+    LABELS,
+    THRESHOLD,
+    Setup,
+    events_of,
+    pipeline_deployment,
+    read_to_end,
+    submitted,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,80 +85,6 @@ async def service(pipeline_env: Settings) -> AsyncIterator[PipelineService]:
     await service.stop()
 
 
-async def _setup(
-    pool: asyncpg.Pool,
-    *,
-    threshold: int = THRESHOLD,
-    active: bool = True,
-    policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
-) -> Setup:
-    """A classification deployment with a champion, continuous training on two dataset versions."""
-    project = await projects.create_project(pool, f"pipeline-{uuid4()}")
-    labelmap = await registry.create_labelmap(pool, project.id, "digits", LABELS)
-    model = await registry.create_model(pool, project.id, "digits")
-    champion = await registry.create_model_version(
-        pool,
-        project.id,
-        model.id,
-        registry.NewModelVersion(
-            version="1",
-            detection_type=DetectionType.CLASSIFICATION,
-            labelmap_id=labelmap.id,
-            training_parameters={"epochs": 5, "lr": 0.1},
-            training_entrypoint="python -m my.trainer",
-        ),
-    )
-    dataset = await registry.create_dataset(pool, project.id, "digits")
-    versions = [
-        await registry.create_dataset_version(
-            pool, project.id, dataset.id, name, DetectionType.CLASSIFICATION, labelmap_id=labelmap.id
-        )
-        for name in ("feedback", "test")
-    ]
-    deployment = await deployments.create_deployment(
-        pool,
-        project.id,
-        "line-4",
-        kind=DeploymentKind.MONITORING_ONLY,
-        detection_type=DetectionType.CLASSIFICATION,
-        champion_model_version_id=champion.id,
-    )
-    await deployments.configure_continuous_training(
-        pool,
-        project.id,
-        deployment.id,
-        ContinuousTraining(
-            dataset_versions={"train": versions[0].id, "test": versions[1].id},
-            parameters={"epochs": 2},
-            trigger_threshold=threshold,
-            active=active,
-        ),
-    )
-    await deployments.configure_continuous_deployment(pool, project.id, deployment.id, policy, active=True)
-    return Setup(
-        project.id, deployment.id, champion.id, model.id, labelmap.id, versions[0].id, versions[1].id
-    )
-
-
-def _submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted:
-    return AssetSubmitted(
-        deployment_id=setup.deployment_id,
-        prediction_id=prediction_id or uuid4(),
-        dataset_version_id=setup.train_id,
-        asset_id=uuid4(),
-    )
-
-
-async def _until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll until `check` answers something other than None."""
-    for _ in range(int(WAIT_S / 0.2)):
-        value = await check()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _experiments(pool: asyncpg.Pool, deployment_id: UUID) -> list[str]:
     rows = await pool.fetch(
         "SELECT training_request_id FROM experiments WHERE training_request_id LIKE $1 ORDER BY created_at",
@@ -187,38 +103,6 @@ async def _counted(service: PipelineService, setup: Setup, total: int) -> CycleC
     return state if state.total >= total else None
 
 
-async def _events(
-    settings: Settings, topic: Topic, deployment_id: UUID, *, settle_s: float = 1.0
-) -> list[Any]:
-    """Every event of `topic` for the deployment so far (a fresh group reads the topic from the start)."""
-    consumer = create_consumer(settings, f"test-{uuid4()}", topic)
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        await _read_to_end(consumer, settle_s, lambda record: found.append(record))
-    finally:
-        await consumer.stop()
-    return [
-        decode(topic, r.value) for r in found if r.key == str(deployment_id).encode() and r.value is not None
-    ]
-
-
-async def _read_to_end(consumer: AIOKafkaConsumer, settle_s: float, keep: Callable[[Any], None]) -> None:
-    """Read until every assigned partition is at its end and nothing new came for `settle_s`."""
-    quiet_since = asyncio.get_running_loop().time()
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    keep(record)
-            now = asyncio.get_running_loop().time()
-            if batches:
-                quiet_since = now
-            elif consumer.assignment() and now - quiet_since >= settle_s:
-                return
-
-
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -226,23 +110,23 @@ def _metric(name: str, **labels: str) -> float:
 async def test_threshold_submissions_request_one_training_with_its_experiment_and_job(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
 ) -> None:
-    setup = await _setup(pool)
+    setup = await pipeline_deployment(pool)
     deployment = str(setup.deployment_id)
-    first = _submitted(setup)
+    first = submitted(setup)
     # The same prediction twice (a second event for it): counted once, so the third distinct one triggers.
     await producer.publish(Topic.FEEDBACK, first)
-    await producer.publish(Topic.FEEDBACK, _submitted(setup, first.prediction_id))
-    await producer.publish(Topic.FEEDBACK, _submitted(setup))
-    state = await _until(lambda: _counted(service, setup, 2), "two submissions counted")
+    await producer.publish(Topic.FEEDBACK, submitted(setup, first.prediction_id))
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    state = await until(lambda: _counted(service, setup, 2), "two submissions counted")
     assert state == CycleCount(cycle=1, submitted=2, total=2)
     assert await _experiments(pool, setup.deployment_id) == []
     assert _metric("cvloop_pipeline_duplicate_submissions_total", deployment=deployment) == 1
     assert _metric("cvloop_pipeline_submitted_since_trigger", deployment=deployment) == 2
     assert _metric("cvloop_pipeline_trigger_threshold", deployment=deployment) == THRESHOLD
 
-    await producer.publish(Topic.FEEDBACK, _submitted(setup))
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
     request = f"{setup.deployment_id}:1"
-    experiment = await _until(lambda: _experiment(pool, request), "the experiment")
+    experiment = await until(lambda: _experiment(pool, request), "the experiment")
     assert experiment.project_id == setup.project_id
     assert experiment.name.startswith("line-4 ") and experiment.name.endswith(" #1")
     assert experiment.base_model_version_id == setup.champion_id
@@ -262,16 +146,16 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     (run,) = await jobs.list_runs(pool, setup.project_id, job.id)
 
     async def job_requested() -> list[JobRequested] | None:
-        found = await _events(pipeline_env, Topic.JOBS, setup.deployment_id, settle_s=0.3)
+        found = await events_of(pipeline_env, Topic.JOBS, setup.deployment_id, settle_s=0.3)
         return found or None
 
-    (requested,) = await _until(job_requested, "JobRequested on jobs")
+    (requested,) = await until(job_requested, "JobRequested on jobs")
     assert (requested.job_id, requested.run_id, requested.kind) == (job.id, run.id, JobKind.TRAINING)
     assert requested.experiment_id == experiment.id
     assert requested.model_version_id == setup.champion_id
     assert requested.parameters == {"epochs": 2}
 
-    trainings = await _events(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    trainings = await events_of(pipeline_env, Topic.TRAINING, setup.deployment_id)
     assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
@@ -282,10 +166,10 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
 async def test_training_off_stops_triggers_and_keeps_the_count(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer
 ) -> None:
-    setup = await _setup(pool, active=False)
+    setup = await pipeline_deployment(pool, active=False)
     for _ in range(THRESHOLD + 1):
-        await producer.publish(Topic.FEEDBACK, _submitted(setup))
-    state = await _until(lambda: _counted(service, setup, THRESHOLD + 1), "submissions counted while off")
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+    state = await until(lambda: _counted(service, setup, THRESHOLD + 1), "submissions counted while off")
     assert state == CycleCount(cycle=1, submitted=THRESHOLD + 1, total=THRESHOLD + 1)
     assert await _experiments(pool, setup.deployment_id) == []
 
@@ -297,32 +181,32 @@ async def test_training_off_stops_triggers_and_keeps_the_count(
         setup.deployment_id,
         deployment.continuous_training.model_copy(update={"active": True}),
     )
-    await producer.publish(Topic.FEEDBACK, _submitted(setup))
-    await _until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment once on")
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment once on")
     assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
 
 
 async def test_a_bad_feedback_message_is_dead_lettered(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
 ) -> None:
-    setup = await _setup(pool)
+    setup = await pipeline_deployment(pool)
     key = str(setup.deployment_id).encode()
     await producer.publish_bytes(Topic.FEEDBACK, b'{"type": "asset.submitted"}', key=key)
-    await producer.publish(Topic.FEEDBACK, _submitted(setup))
-    await _until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
 
     async def letters() -> list[DeadLetter] | None:
         consumer = create_consumer(pipeline_env, f"test-{uuid4()}", Topic.DEADLETTER)
         await consumer.start()
         found: list[DeadLetter] = []
         try:
-            await _read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
+            await read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
         finally:
             await consumer.stop()
         mine = [d for d in found if d.consumer == "cvloop-pipeline" and d.source_key == key]
         return mine or None
 
-    (letter,) = await _until(letters, "the dead letter")
+    (letter,) = await until(letters, "the dead letter")
     assert letter.source_topic == Topic.FEEDBACK
     assert "prediction_id" in letter.error
 
@@ -349,7 +233,7 @@ async def _requested_experiment(setup: Setup, pool: asyncpg.Pool, producer: Even
         Topic.TRAINING,
         TrainingRequested(deployment_id=setup.deployment_id, request_id=request, cycle=1, submitted_count=3),
     )
-    return await _until(lambda: _experiment(pool, request), "the experiment")
+    return await until(lambda: _experiment(pool, request), "the experiment")
 
 
 def _finished(setup: Setup, experiment: Experiment, status: TrainingStatus, reason: str | None = None) -> Any:
@@ -380,7 +264,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     store: ObjectStore,
     pipeline_env: Settings,
 ) -> None:
-    setup = await _setup(pool, policy=policy)
+    setup = await pipeline_deployment(pool, policy=policy)
     experiment = await _requested_experiment(setup, pool, producer)
     await _store_artifact(pool, store, experiment, "model.onnx", f"onnx {uuid4()}".encode())
     await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
@@ -391,7 +275,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     async def exported() -> registry.ModelVersion | None:
         return await registry.exported_from(pool, setup.project_id, experiment.id)
 
-    version = await _until(exported, "the exported model version")
+    version = await until(exported, "the exported model version")
     assert version.model_id == setup.model_id
     assert version.version.startswith("ct1-")
     assert version.labelmap_id == setup.labelmap_id
@@ -412,7 +296,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
         )
 
     labels = {"deployment": str(setup.deployment_id), "outcome": outcome}
-    deployment = await _until(deployed, "the deployment change")
+    deployment = await until(deployed, "the deployment change")
     expected = {
         DeploymentPolicy.DEPLOY_CHAMPION: (version.id, None),
         DeploymentPolicy.DEPLOY_SHADOW: (setup.champion_id, version.id),
@@ -429,14 +313,14 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
         Topic.TRAINING,
         TrainingRequested(deployment_id=setup.deployment_id, request_id=later, cycle=2, submitted_count=3),
     )
-    await _until(lambda: _experiment(pool, later), "the experiment behind the replay")
+    await until(lambda: _experiment(pool, later), "the experiment behind the replay")
     count = await pool.fetchval(
         "SELECT count(*) FROM model_versions WHERE source_experiment_id = $1", experiment.id
     )
     assert count == 1
     updates = [
         u
-        for u in await _events(pipeline_env, Topic.DEPLOYMENTS, setup.deployment_id)
+        for u in await events_of(pipeline_env, Topic.DEPLOYMENTS, setup.deployment_id)
         if isinstance(u, DeploymentUpdated)
     ]
     changes = [u.change for u in updates]
@@ -451,7 +335,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
 async def test_a_failed_training_deploys_nothing(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
 ) -> None:
-    setup = await _setup(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
+    setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
     experiment = await _requested_experiment(setup, pool, producer)
     labels = {"deployment": str(setup.deployment_id), "outcome": "failed"}
     await producer.publish(
@@ -461,11 +345,11 @@ async def test_a_failed_training_deploys_nothing(
     async def counted(n: int) -> bool | None:
         return True if _metric("cvloop_pipeline_exports_total", **labels) == n else None
 
-    await _until(lambda: counted(1), "the failure counted")
+    await until(lambda: counted(1), "the failure counted")
     # Succeeded, but without the labels an export needs: failed as well, nothing exported.
     await _store_artifact(pool, store, experiment, "model.onnx", b"onnx")
     await producer.publish(Topic.TRAINING, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
-    await _until(lambda: counted(2), "the export failure counted")
+    await until(lambda: counted(2), "the export failure counted")
     assert await registry.exported_from(pool, setup.project_id, experiment.id) is None
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
     assert deployment is not None
@@ -478,10 +362,10 @@ async def test_a_failed_training_deploys_nothing(
 async def test_replay_and_restart_create_no_second_experiment(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
 ) -> None:
-    setup = await _setup(pool)
+    setup = await pipeline_deployment(pool)
     for _ in range(THRESHOLD):
-        await producer.publish(Topic.FEEDBACK, _submitted(setup))
-    await _until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
 
     # Replay: the deployment's feedback records, as they are in its partition, published again.
     partition = _partition(setup.deployment_id)
@@ -491,12 +375,12 @@ async def test_replay_and_restart_create_no_second_experiment(
     await consumer.seek_to_beginning()
     records: list[Any] = []
     try:
-        await _read_to_end(consumer, 0.5, records.append)
+        await read_to_end(consumer, 0.5, records.append)
     finally:
         await consumer.stop()
     mine = [r for r in records if r.key == str(setup.deployment_id).encode()]
     assert len(mine) == THRESHOLD
-    (requested,) = await _events(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    (requested,) = await events_of(pipeline_env, Topic.TRAINING, setup.deployment_id)
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
         cycle=2, submitted=0, total=THRESHOLD
@@ -512,8 +396,8 @@ async def test_replay_and_restart_create_no_second_experiment(
     restarted = PipelineService(pipeline_env)
     await restarted.start()
     try:
-        await producer.publish(Topic.FEEDBACK, _submitted(setup))
-        after = await _until(lambda: _counted(restarted, setup, THRESHOLD + 1), "the new submission counted")
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        after = await until(lambda: _counted(restarted, setup, THRESHOLD + 1), "the new submission counted")
         assert after == CycleCount(cycle=2, submitted=1, total=THRESHOLD + 1)
         assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
         job_count = await pool.fetchval(
