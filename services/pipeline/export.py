@@ -38,9 +38,13 @@ class Exported(NamedTuple):
 async def finish_training(
     pool: asyncpg.Pool, store: ObjectStore, finished: TrainingFinished
 ) -> Exported | None:
-    """What the finished training led to; None when its experiment was exported before (a replay).
-    NotFound or ValueError when the event names what does not exist (a message error)."""
-    _, cycle = parse_request_id(finished.request_id)
+    """What the finished training led to; None when there is nothing to do: its experiment was exported
+    before (a replay), or it is not a pipeline training (a training job someone started by hand).
+    NotFound when the event names a deployment or experiment that does not exist (a message error)."""
+    try:
+        _, cycle = parse_request_id(finished.request_id)
+    except ValueError:
+        return None
     deployment = await deployments.find_deployment(pool, finished.deployment_id)
     if deployment is None:
         raise NotFound(f"deployment {finished.deployment_id} does not exist")
@@ -49,7 +53,7 @@ async def finish_training(
     if experiment is None:
         raise NotFound(f"experiment {finished.experiment_id} is not in the deployment's training project")
     if experiment.training_request_id != finished.request_id:
-        raise ValueError(f"experiment {experiment.id} was not created for request {finished.request_id!r}")
+        return None
     if finished.status is TrainingStatus.FAILED:
         return Exported(Outcome.FAILED, None, f"training failed: {finished.reason or 'no reason given'}")
     if await registry.exported_from(pool, project_id, experiment.id) is not None:

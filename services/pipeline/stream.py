@@ -200,7 +200,10 @@ class PipelineStream:
     async def export(self, finished: TrainingFinished) -> None:
         exported = await finish_training(self.pool, self.store, finished)
         if exported is None:
-            logger.info("training exported before", extra={"request_id": finished.request_id})
+            logger.info(
+                "nothing to export: exported before, or not a pipeline training",
+                extra={"request_id": finished.request_id, "experiment_id": str(finished.experiment_id)},
+            )
             return
         metrics.EXPORTS.labels(str(finished.deployment_id), exported.outcome.value).inc()
         context = {"request_id": finished.request_id, "experiment_id": str(finished.experiment_id)}

@@ -196,19 +196,22 @@ async def test_a_bad_feedback_message_is_dead_lettered(
     await until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
 
     async def letters() -> list[DeadLetter] | None:
-        consumer = create_consumer(pipeline_env, f"test-{uuid4()}", Topic.DEADLETTER)
-        await consumer.start()
-        found: list[DeadLetter] = []
-        try:
-            await read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
-        finally:
-            await consumer.stop()
-        mine = [d for d in found if d.consumer == "cvloop-pipeline" and d.source_key == key]
-        return mine or None
+        return await _dead_letters(pipeline_env, key) or None
 
     (letter,) = await until(letters, "the dead letter")
     assert letter.source_topic == Topic.FEEDBACK
     assert "prediction_id" in letter.error
+
+
+async def _dead_letters(settings: Settings, key: bytes) -> list[DeadLetter]:
+    consumer = create_consumer(settings, f"test-{uuid4()}", Topic.DEADLETTER)
+    await consumer.start()
+    found: list[DeadLetter] = []
+    try:
+        await read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
+    finally:
+        await consumer.stop()
+    return [d for d in found if d.consumer == "cvloop-pipeline" and d.source_key == key]
 
 
 async def _store_artifact(
@@ -333,7 +336,11 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
 
 
 async def test_a_failed_training_deploys_nothing(
-    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
+    service: PipelineService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    pipeline_env: Settings,
 ) -> None:
     setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
     experiment = await _requested_experiment(setup, pool, producer)
@@ -346,10 +353,16 @@ async def test_a_failed_training_deploys_nothing(
         return True if _metric("cvloop_pipeline_exports_total", **labels) == n else None
 
     await until(lambda: counted(1), "the failure counted")
+    # A training someone started by hand (not a pipeline request) is not the pipeline's: ignored.
+    manual = _finished(setup, experiment, TrainingStatus.SUCCEEDED).model_copy(
+        update={"request_id": "by-hand"}
+    )
+    await producer.publish(Topic.TRAINING, manual)
     # Succeeded, but without the labels an export needs: failed as well, nothing exported.
     await _store_artifact(pool, store, experiment, "model.onnx", b"onnx")
     await producer.publish(Topic.TRAINING, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
     await until(lambda: counted(2), "the export failure counted")
+    assert await _dead_letters(pipeline_env, str(setup.deployment_id).encode()) == []
     assert await registry.exported_from(pool, setup.project_id, experiment.id) is None
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
     assert deployment is not None
