@@ -22,10 +22,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
-import numpy as np
 
 from cvloop.demo import seed as demo
-from cvloop.demo.digits import LABELS, digit_label, digit_png, train_linear_classifier
+from cvloop.demo.digits import LABELS, digit_label, digit_png, split_indices, train_linear_classifier
 from schemas.codec import decode
 from schemas.events import PredictionLogged
 from schemas.predictions import DetectionType
@@ -36,16 +35,14 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 SERVICES = ["ingest", "api", "pipeline", "job_runner", "serving"]
-DIGITS = 1797
 T = TypeVar("T")
 
 
 def digit_split() -> tuple[list[int], list[int]]:
-    """Indices of the digits the demo champion learnt from and of those it did not (cvloop/demo/digits.py
-    `_split`: a seed-0 permutation cut at three quarters): reviews and the test set use the held-out
-    ones, the probes that only watch serving use the others."""
-    order = [int(i) for i in np.random.default_rng(0).permutation(DIGITS)]
-    return order[: DIGITS * 3 // 4], order[DIGITS * 3 // 4 :]
+    """Indices of the digits the demo champion learnt from and of those it did not: reviews and the test
+    set use the held-out ones, the probes that only watch serving use the others."""
+    learnt, held_out = split_indices()
+    return [int(i) for i in learnt], [int(i) for i in held_out]
 
 
 async def until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float) -> T:

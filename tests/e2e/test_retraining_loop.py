@@ -7,7 +7,6 @@ worker creates no second experiment."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -25,17 +24,15 @@ from services.common.db.pool import open_pool
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
+
+# The loop needs the job runner and the reference trainer (and the demo's split_indices that came with it).
+pytest.importorskip("services.pipeline.runner", reason="needs the job runner")
+pytest.importorskip("cvloop.trainers.classification", reason="needs the reference trainer")
 from tests.e2e.loop import SERVICES, Loop, digit_split, served, set_up, until
 
 THRESHOLD = 12
 TEST_IMAGES = 120
 WAIT_S = 300.0
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("services.pipeline.runner") is None
-    or importlib.util.find_spec("cvloop.trainers") is None,
-    reason="needs the job runner (services.pipeline.runner) and the reference trainer (cvloop.trainers)",
-)
 
 
 @pytest.fixture(scope="module")
