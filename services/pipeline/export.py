@@ -22,7 +22,7 @@ from .counting import parse_request_id
 from .rollout import (
     LABELS_ARTIFACT,
     Outcome,
-    exported_version_name,
+    exported_version_names,
     labels_problem,
     missing_artifacts,
     rollout,
@@ -62,18 +62,23 @@ async def finish_training(
     if base is None:
         return Exported(Outcome.FAILED, None, problem)
 
-    new = exported_version(
-        experiment,
-        base,
-        version=exported_version_name(cycle, experiment.created_at),
-        description=f"Trained by the pipeline: request {finished.request_id}, experiment {experiment.name}.",
-        io=None,
-    )
+    names = exported_version_names(cycle, experiment.created_at, experiment.id)
+    description = f"Trained by the pipeline: request {finished.request_id}, experiment {experiment.name}."
     async with transaction(pool) as conn:
         locked = await deployments.lock_deployment(conn, deployment.project_id, deployment.id)
         if await registry.exported_from(conn, project_id, experiment.id) is not None:
             return None
-        version = await registry.create_model_version(conn, project_id, base.model_id, new)
+        for version_name in names:  # each insert a savepoint: a taken name leaves the transaction usable
+            try:
+                new = exported_version(
+                    experiment, base, version=version_name, description=description, io=None
+                )
+                version = await registry.create_model_version(conn, project_id, base.model_id, new)
+                break
+            except asyncpg.UniqueViolationError:
+                continue
+        else:
+            return Exported(Outcome.FAILED, None, f"model versions {' and '.join(names)} already exist")
         outcome, change = rollout(locked.cd_policy, locked.cd_active)
         if change is DeploymentChange.CHAMPION_SET:
             locked = await deployments.set_champion(conn, locked.project_id, locked.id, version.id)

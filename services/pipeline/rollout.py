@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from uuid import UUID
 
 from schemas.events import DeploymentChange
 from services.common.db.repositories.deployments import DeploymentPolicy
@@ -56,6 +57,9 @@ def labels_problem(labels_json: bytes, labelmap: list[str] | None) -> str | None
     return None
 
 
-def exported_version_name(cycle: int, created_at: datetime) -> str:
-    """The new version's name: the cycle and the UTC time its experiment was created."""
-    return f"ct{cycle}-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:VERSION_LIMIT]
+def exported_version_names(cycle: int, created_at: datetime, experiment_id: UUID) -> tuple[str, str]:
+    """The new version's name: the cycle and the UTC time its experiment was created; and, should that
+    one be taken (made by hand, or by another deployment's pipeline on the same model in the same
+    second), the same with the experiment's id."""
+    name = f"ct{cycle}-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:VERSION_LIMIT]
+    return name, f"{name[: VERSION_LIMIT - 9]}-{experiment_id.hex[:8]}"

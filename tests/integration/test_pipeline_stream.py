@@ -39,6 +39,7 @@ from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.pipeline.counting import CycleCount
+from services.pipeline.rollout import exported_version_names
 from services.pipeline.service import PipelineService
 from tests.integration.pipeline_fixtures import (
     LABELS,
@@ -271,6 +272,14 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     await _store_artifact(pool, store, experiment, "model.onnx", f"onnx {uuid4()}".encode())
     await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
     await _store_artifact(pool, store, experiment, "metrics.json", b'{"accuracy_after": 0.9}')
+    names = exported_version_names(1, experiment.created_at, experiment.id)
+    if policy is DeploymentPolicy.MANUAL:  # its usual name taken (by hand, say): the export takes the other
+        await registry.create_model_version(
+            pool,
+            setup.project_id,
+            setup.model_id,
+            registry.NewModelVersion(version=names[0], detection_type=DetectionType.CLASSIFICATION),
+        )
     finished = _finished(setup, experiment, TrainingStatus.SUCCEEDED)
     await producer.publish(Topic.TRAINING, finished)
 
@@ -279,7 +288,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
 
     version = await until(exported, "the exported model version")
     assert version.model_id == setup.model_id
-    assert version.version.startswith("ct1-")
+    assert version.version == (names[1] if policy is DeploymentPolicy.MANUAL else names[0])
     assert version.labelmap_id == setup.labelmap_id
     assert version.detection_type is DetectionType.CLASSIFICATION
     assert version.training_parameters == {"epochs": 2, "lr": 0.1}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -24,7 +24,7 @@ from services.pipeline.counting import (
 from services.pipeline.requests import experiment_name, experiment_spec
 from services.pipeline.rollout import (
     Outcome,
-    exported_version_name,
+    exported_version_names,
     labels_problem,
     missing_artifacts,
     rollout,
@@ -149,5 +149,9 @@ def test_labels_must_match_the_inherited_labelmap() -> None:
 
 def test_exported_version_names() -> None:
     at = datetime(2026, 11, 21, 23, 30, 5, tzinfo=UTC)
-    assert exported_version_name(3, at) == "ct3-20261121T233005Z"
-    assert len(exported_version_name(10**60, at)) == 64
+    experiment = UUID("0123456789abcdef0123456789abcdef")
+    assert exported_version_names(3, at, experiment) == (
+        "ct3-20261121T233005Z",
+        "ct3-20261121T233005Z-01234567",
+    )
+    assert [len(name) for name in exported_version_names(10**60, at, experiment)] == [64, 64]
