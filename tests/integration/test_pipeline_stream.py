@@ -104,6 +104,12 @@ async def _counted(service: PipelineService, setup: Setup, total: int) -> CycleC
     return state if state.total >= total else None
 
 
+async def _training_requests(settings: Settings, deployment_id: UUID) -> list[TrainingRequested]:
+    """The deployment's TrainingRequested events (`training` also carries a job runner's TrainingFinished)."""
+    found = await events_of(settings, Topic.TRAINING, deployment_id)
+    return [event for event in found if isinstance(event, TrainingRequested)]
+
+
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -155,7 +161,7 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     assert requested.model_version_id == setup.champion_id
     assert requested.parameters == {"epochs": 2}
 
-    trainings = await events_of(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    trainings = await _training_requests(pipeline_env, setup.deployment_id)
     assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
@@ -405,7 +411,7 @@ async def test_replay_and_restart_create_no_second_experiment(
         await consumer.stop()
     mine = [r for r in records if r.key == str(setup.deployment_id).encode()]
     assert len(mine) == THRESHOLD
-    (requested,) = await events_of(pipeline_env, Topic.TRAINING, setup.deployment_id)
+    (requested,) = await _training_requests(pipeline_env, setup.deployment_id)
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
         cycle=2, submitted=0, total=THRESHOLD
