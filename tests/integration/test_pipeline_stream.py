@@ -192,7 +192,7 @@ async def test_training_off_stops_triggers_and_keeps_the_count(
     assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
 
 
-async def test_a_bad_feedback_message_is_dead_lettered(
+async def test_bad_messages_are_dead_lettered(
     service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
 ) -> None:
     setup = await pipeline_deployment(pool)
@@ -200,13 +200,23 @@ async def test_a_bad_feedback_message_is_dead_lettered(
     await producer.publish_bytes(Topic.FEEDBACK, b'{"type": "asset.submitted"}', key=key)
     await producer.publish(Topic.FEEDBACK, submitted(setup))
     await until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
+    # A training request for a deployment that does not exist (deleted since, say).
+    gone = uuid4()
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=gone, request_id=f"{gone}:1", cycle=1, submitted_count=3),
+    )
 
-    async def letters() -> list[DeadLetter] | None:
+    async def letters(key: bytes) -> list[DeadLetter] | None:
         return await _dead_letters(pipeline_env, key) or None
 
-    (letter,) = await until(letters, "the dead letter")
+    (letter,) = await until(lambda: letters(key), "the feedback dead letter")
     assert letter.source_topic == Topic.FEEDBACK
     assert "prediction_id" in letter.error
+    (letter,) = await until(lambda: letters(str(gone).encode()), "the training dead letter")
+    assert letter.source_topic == Topic.TRAINING
+    assert f"deployment {gone} does not exist" in letter.error
+    assert await experiments.requested_experiment(pool, f"{gone}:1") is None
 
 
 async def _dead_letters(settings: Settings, key: bytes) -> list[DeadLetter]:
