@@ -83,3 +83,13 @@ def kafka_settings(settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def triton_settings(settings: Settings) -> Iterator[Settings]:
     yield from _component(settings, "triton")
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Iterator[Settings]:
+    """The pipeline stream as `cvloop up` runs it (`python -m services.pipeline`), on the servers it needs.
+    Per module: the local broker takes one member per consumer group, so it leaves before another
+    module's pipeline worker joins."""
+    yield from _component(postgres_settings, "pipeline")

@@ -59,3 +59,8 @@ class Api(PythonService):
 class Scoring(PythonService):
     name = "scoring"
     module = "services.scoring"
+
+
+class Pipeline(PythonService):
+    name = "pipeline"
+    module = "services.pipeline"

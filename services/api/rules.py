@@ -1,14 +1,13 @@
 """The control plane's decisions, apart from I/O: what an annotation must fit, which dataset versions a
-feedback loop takes, which parameters a processing accepts, what an exported model version inherits."""
+feedback loop takes, which parameters a processing accepts (what an exported model version inherits is
+services/common/model_export.py, shared with the pipeline)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType, Prediction
-from services.common.db.repositories.experiments import Experiment
-from services.common.db.repositories.registry import DatasetVersion, ModelFile, ModelVersion, NewModelVersion
+from services.common.db.repositories.registry import DatasetVersion, ModelVersion
 
 
 def annotation_problem(
@@ -69,27 +68,3 @@ def missing_parameters(parameters_schema: dict[str, Any], parameters: dict[str, 
     if not isinstance(required, list):
         return []
     return sorted(str(name) for name in required if name not in parameters)
-
-
-def exported_version(
-    experiment: Experiment, base: ModelVersion, *, version: str, description: str, io: ModelIO | None
-) -> NewModelVersion:
-    """The model version an experiment becomes: its artifacts as files, its parameters (over the base
-    version's defaults), dataset versions and itself as source; the base version's labelmap, detection
-    type, training entrypoint and image, and serving IO unless given."""
-    return NewModelVersion(
-        version=version,
-        description=description,
-        detection_type=base.detection_type,
-        labelmap_id=base.labelmap_id,
-        training_parameters=base.training_parameters | experiment.parameters,
-        training_entrypoint=base.training_entrypoint,
-        training_image=base.training_image,
-        source_experiment_id=experiment.id,
-        io=io or base.io,
-        files=[
-            ModelFile(name=a.name, object_key=a.object_key, sha256=a.sha256, size_bytes=a.size_bytes)
-            for a in experiment.artifacts
-        ],
-        dataset_versions=experiment.dataset_versions,
-    )

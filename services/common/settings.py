@@ -323,6 +323,13 @@ class Settings(BaseSettings):
     )
 
     # --- pipeline (services/pipeline) ---
+    pipeline_outbox_retry_s: float = Field(
+        5.0,
+        gt=0.0,
+        validation_alias=_env("PIPELINE_OUTBOX_RETRY_S"),
+        description="How often the pipeline's outbox relay sends the events that are due besides those "
+        "a change wakes it for (JobRequested and DeploymentUpdated after a failed publish, say).",
+    )
 
     # --- job runner (services/pipeline/runner) ---
 

@@ -14,7 +14,7 @@ import pytest
 from services.common.settings import LOCAL_HOST, Settings
 from tests.conftest import free_port_base
 
-COMPONENTS = ("postgres", "kafka", "s3", "triton", "ingest", "api", "scoring", "serving", "demo")
+COMPONENTS = ("postgres", "kafka", "s3", "triton", "ingest", "api", "scoring", "pipeline", "serving", "demo")
 
 
 class Cli:

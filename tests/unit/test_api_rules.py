@@ -13,7 +13,6 @@ from services.api.errors import unique_field
 from services.api.events import NO_DEPLOYMENT, job_requested
 from services.api.rules import (
     annotation_problem,
-    exported_version,
     feedback_mismatch,
     missing_parameters,
     unknown_parameters,
@@ -21,6 +20,7 @@ from services.api.rules import (
 from services.common.db.repositories.experiments import Artifact, Experiment
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import DatasetVersion, ModelVersion
+from services.common.model_export import exported_version
 from tests.samples import deployment_record
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

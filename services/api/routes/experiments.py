@@ -19,11 +19,11 @@ from schemas.api.registry import ModelVersionOut
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
 from services.common.http import ApiError
+from services.common.model_export import exported_version
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import uploaded
-from ..rules import exported_version
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 

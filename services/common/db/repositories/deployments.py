@@ -113,6 +113,12 @@ async def project_of(db: Db, deployment_id: UUID) -> UUID | None:
     return await db.fetchval("SELECT project_id FROM deployments WHERE id = $1", deployment_id)
 
 
+async def find_deployment(db: Db, deployment_id: UUID) -> Deployment | None:
+    """The deployment in whichever project it is, for consumers of events (which carry only its id)."""
+    project_id = await project_of(db, deployment_id)
+    return await get_deployment(db, project_id, deployment_id) if project_id is not None else None
+
+
 async def create_deployment(
     db: Db,
     project_id: UUID,

@@ -56,17 +56,21 @@ async def create_experiment(
     base_model_version_id: UUID | None = None,
     parameters: dict[str, Any] | None = None,
     dataset_versions: dict[str, UUID] | None = None,
+    training_request_id: str | None = None,
 ) -> Experiment:
-    """The experiment with its dataset versions, written together."""
+    """The experiment with its dataset versions, written together; `training_request_id` names the
+    pipeline's training request it answers (one experiment per request)."""
     async with transaction(db) as conn:
         try:
             experiment_id = await conn.fetchval(
-                """INSERT INTO experiments (project_id, name, base_model_version_id, parameters)
-                   VALUES ($1, $2, $3, $4) RETURNING id""",
+                """INSERT INTO experiments (project_id, name, base_model_version_id, parameters,
+                       training_request_id)
+                   VALUES ($1, $2, $3, $4, $5) RETURNING id""",
                 project_id,
                 name,
                 base_model_version_id,
                 parameters or {},
+                training_request_id,
             )
             await conn.executemany(
                 """INSERT INTO experiment_dataset_versions
@@ -83,6 +87,17 @@ async def create_experiment(
 
 async def get_experiment(db: Db, project_id: UUID, experiment_id: UUID) -> Experiment | None:
     row = await db.fetchrow(f"{_SELECT} AND e.id = $2", project_id, experiment_id)
+    return Experiment.model_validate(dict(row)) if row else None
+
+
+async def requested_experiment(db: Db, training_request_id: str) -> Experiment | None:
+    """The experiment created for a pipeline training request, in whichever project it is."""
+    project_id = await db.fetchval(
+        "SELECT project_id FROM experiments WHERE training_request_id = $1", training_request_id
+    )
+    if project_id is None:
+        return None
+    row = await db.fetchrow(f"{_SELECT} AND e.training_request_id = $2", project_id, training_request_id)
     return Experiment.model_validate(dict(row)) if row else None
 
 

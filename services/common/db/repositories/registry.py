@@ -308,6 +308,16 @@ async def get_model_version(db: Db, project_id: UUID, model_version_id: UUID) ->
     return ModelVersion.model_validate(dict(row)) if row else None
 
 
+async def exported_from(db: Db, project_id: UUID, experiment_id: UUID) -> ModelVersion | None:
+    """The model version an experiment was exported as (the first, when exported more than once)."""
+    row = await db.fetchrow(
+        f"{_MODEL_VERSIONS} AND v.source_experiment_id = $2 ORDER BY v.created_at, v.id LIMIT 1",
+        project_id,
+        experiment_id,
+    )
+    return ModelVersion.model_validate(dict(row)) if row else None
+
+
 async def list_model_versions(db: Db, project_id: UUID, model_id: UUID) -> list[ModelVersion]:
     rows = await db.fetch(
         f"{_MODEL_VERSIONS} AND v.model_id = $2 ORDER BY v.created_at, v.id", project_id, model_id

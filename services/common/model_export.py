@@ -1,0 +1,32 @@
+"""What an experiment becomes when it is exported as a model version (pure): shared by the api's export
+route and the pipeline's export of a finished training."""
+
+from __future__ import annotations
+
+from schemas.model_io import ModelIO
+from services.common.db.repositories.experiments import Experiment
+from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
+
+
+def exported_version(
+    experiment: Experiment, base: ModelVersion, *, version: str, description: str, io: ModelIO | None
+) -> NewModelVersion:
+    """The model version an experiment becomes: its artifacts as files, its parameters (over the base
+    version's defaults), dataset versions and itself as source; the base version's labelmap, detection
+    type, training entrypoint and image, and serving IO unless given."""
+    return NewModelVersion(
+        version=version,
+        description=description,
+        detection_type=base.detection_type,
+        labelmap_id=base.labelmap_id,
+        training_parameters=base.training_parameters | experiment.parameters,
+        training_entrypoint=base.training_entrypoint,
+        training_image=base.training_image,
+        source_experiment_id=experiment.id,
+        io=io or base.io,
+        files=[
+            ModelFile(name=a.name, object_key=a.object_key, sha256=a.sha256, size_bytes=a.size_bytes)
+            for a in experiment.artifacts
+        ],
+        dataset_versions=experiment.dataset_versions,
+    )

@@ -1,0 +1,70 @@
+"""Counting submissions toward a training (pure): a deployment's count since its last trigger, and the
+decision to request a training once continuous training is active and the count reached its threshold.
+
+A deployment moves through cycles numbered from 1; cycle N ends when it triggers training request
+`"<deployment_id>:N"`, and counting starts over in cycle N + 1. The id is the same however often the
+decision is replayed, so a replay requests the same training, which is created once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import NamedTuple
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Training requests' event ids derive from their request id: a replayed trigger is the same event.
+REQUEST_NAMESPACE = UUID("0b6f3c9e-58d2-4a71-9e43-2c7d1a8f5e60")
+
+
+class CycleCount(BaseModel):
+    """What the pipeline keeps per deployment (its faust table's value)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cycle: int = Field(1, ge=1, description="The cycle being counted.")
+    submitted: int = Field(0, ge=0, description="Submissions counted in this cycle.")
+    total: int = Field(0, ge=0, description="Submissions counted in all cycles.")
+
+
+class Trigger(NamedTuple):
+    cycle: int
+    submitted: int
+
+
+class TrainingSettings(NamedTuple):
+    """The deployment's continuous-training switch and threshold, as Postgres holds them now."""
+
+    active: bool
+    threshold: int | None
+
+
+def count_submission(state: CycleCount, settings: TrainingSettings) -> tuple[CycleCount, Trigger | None]:
+    """Count one new submission; trigger when training is active and the cycle reached the threshold.
+
+    While training is off the count keeps growing, so turning it on again triggers at the next
+    submission when the threshold was passed meanwhile."""
+    counted = state.model_copy(update={"submitted": state.submitted + 1, "total": state.total + 1})
+    if not settings.active or settings.threshold is None or counted.submitted < settings.threshold:
+        return counted, None
+    return (
+        counted.model_copy(update={"cycle": state.cycle + 1, "submitted": 0}),
+        Trigger(state.cycle, counted.submitted),
+    )
+
+
+def request_id(deployment_id: UUID, cycle: int) -> str:
+    return f"{deployment_id}:{cycle}"
+
+
+def parse_request_id(value: str) -> tuple[UUID, int]:
+    """(deployment id, cycle) of a request id; ValueError when it is not one."""
+    deployment, _, cycle = value.rpartition(":")
+    if not deployment or not cycle.isdigit() or int(cycle) < 1:
+        raise ValueError(f"request_id {value!r} is not '<deployment_id>:<cycle>'")
+    return UUID(deployment), int(cycle)
+
+
+def request_event_id(request: str) -> UUID:
+    return uuid.uuid5(REQUEST_NAMESPACE, request)

@@ -1,0 +1,36 @@
+"""What the pipeline stream shows Grafana. Labels are bounded: deployment and outcome; never a
+prediction, experiment or job id."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SUBMISSIONS = Counter(
+    "cvloop_pipeline_submissions_total",
+    "Submitted assets counted toward training, after deduplication by prediction id.",
+    ["deployment"],
+)
+DUPLICATE_SUBMISSIONS = Counter(
+    "cvloop_pipeline_duplicate_submissions_total",
+    "Submissions seen again (a replay or a second event for one prediction) and not counted.",
+    ["deployment"],
+)
+SUBMITTED_SINCE_TRIGGER = Gauge(
+    "cvloop_pipeline_submitted_since_trigger",
+    "Submissions counted since the deployment's last training request.",
+    ["deployment"],
+)
+TRIGGER_THRESHOLD = Gauge(
+    "cvloop_pipeline_trigger_threshold",
+    "The deployment's continuous-training threshold when it last counted a submission (0: none set).",
+    ["deployment"],
+)
+TRAINING_REQUESTS = Counter(
+    "cvloop_pipeline_training_requests_total", "Training requests the pipeline triggered.", ["deployment"]
+)
+EXPORTS = Counter(
+    "cvloop_pipeline_exports_total",
+    "Finished trainings by outcome: exported and made champion or shadow, exported and left for a person "
+    "(manual), or failed (training failed or its experiment could not be exported).",
+    ["deployment", "outcome"],
+)

@@ -1,0 +1,65 @@
+"""What happens to a finished training (pure): whether its experiment can be exported, the version it
+becomes, and what the continuous-deployment policy does with it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from schemas.events import DeploymentChange
+from services.common.db.repositories.deployments import DeploymentPolicy
+from services.common.db.repositories.experiments import Artifact
+
+MODEL_ARTIFACT = "model.onnx"
+LABELS_ARTIFACT = "labels.json"
+VERSION_LIMIT = 64  # model_versions.version
+
+
+class Outcome(StrEnum):
+    """The `outcome` label of cvloop_pipeline_exports_total."""
+
+    CHAMPION = "champion"
+    SHADOW = "shadow"
+    MANUAL = "manual"  # exported, deployed by no one (policy manual, or continuous deployment off)
+    FAILED = "failed"  # training failed, or its experiment could not be exported
+
+
+def rollout(policy: DeploymentPolicy, active: bool) -> tuple[Outcome, DeploymentChange | None]:
+    """The outcome of an exported version and the deployment change it makes (None: none)."""
+    if not active or policy is DeploymentPolicy.MANUAL:
+        return Outcome.MANUAL, None
+    if policy is DeploymentPolicy.DEPLOY_CHAMPION:
+        return Outcome.CHAMPION, DeploymentChange.CHAMPION_SET
+    return Outcome.SHADOW, DeploymentChange.SHADOW_SET
+
+
+def missing_artifacts(artifacts: list[Artifact]) -> list[str]:
+    """The artifacts an export needs that the experiment lacks."""
+    names = {a.name for a in artifacts}
+    return [name for name in (MODEL_ARTIFACT, LABELS_ARTIFACT) if name not in names]
+
+
+def labels_problem(labels_json: bytes, labelmap: list[str] | None) -> str | None:
+    """Why the trained model's labels.json does not fit the base version's labelmap, which the new version
+    inherits (a class index means the same label in both), or None."""
+    try:
+        labels = json.loads(labels_json)
+    except ValueError as exc:
+        return f"{LABELS_ARTIFACT} is not JSON: {exc}"
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        return f"{LABELS_ARTIFACT} is not a list of labels"
+    if labelmap is not None and labels != labelmap:
+        return (
+            f"{LABELS_ARTIFACT} ({', '.join(labels)}) differs from the base labelmap ({', '.join(labelmap)})"
+        )
+    return None
+
+
+def exported_version_names(cycle: int, created_at: datetime, experiment_id: UUID) -> tuple[str, str]:
+    """The new version's name: the cycle and the UTC time its experiment was created; and, should that
+    one be taken (made by hand, or by another deployment's pipeline on the same model in the same
+    second), the same with the experiment's id."""
+    name = f"ct{cycle}-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:VERSION_LIMIT]
+    return name, f"{name[: VERSION_LIMIT - 9]}-{experiment_id.hex[:8]}"

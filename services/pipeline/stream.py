@@ -1,0 +1,228 @@
+"""The pipeline stream (faust): `feedback` -> submissions counted per deployment -> TrainingRequested on
+`training`; `training` -> a request's experiment and job (JobRequested through the outbox), a finished
+training's export and deployment (DeploymentUpdated through the outbox).
+
+State: one changelogged table, `submitted-counts`, keyed by the feedback topic's partitioning, holds two
+kinds of entries: `deployment:<id>` -> the deployment's CycleCount, and `prediction:<id>` -> the
+deployment it was counted for. Both entries of one submission are set in the same step, so they go out
+in one changelog batch of the same partition; a restarted worker recovers both, and a replayed
+submission finds its prediction and is not counted again. Every prediction ever counted stays a key
+(a UUID and a deployment id each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+import asyncpg
+import faust
+
+from schemas.codec import decode
+from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested
+from schemas.topics import TOPICS, Topic
+from services.common.db.repositories import deployments
+from services.common.kafka.consumer import MESSAGE_ERRORS
+from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
+from services.common.kafka.faust_app import registry_topic
+from services.common.kafka.producer import EventProducer
+from services.common.storage import ObjectStore
+
+from . import metrics
+from .counting import CycleCount, TrainingSettings, count_submission, request_event_id, request_id
+from .export import finish_training
+from .rollout import Outcome
+from .training import create_training
+
+logger = logging.getLogger(__name__)
+
+APP_ID = "cvloop-pipeline"
+COUNTS_TABLE = "submitted-counts"
+GAUGE_REFRESH_S = 10.0
+DEPLOYMENT_PREFIX = b"deployment:"
+PREDICTION_PREFIX = b"prediction:"
+
+
+def deployment_key(deployment_id: UUID) -> bytes:
+    return DEPLOYMENT_PREFIX + str(deployment_id).encode()
+
+
+def prediction_key(prediction_id: UUID) -> bytes:
+    return PREDICTION_PREFIX + str(prediction_id).encode()
+
+
+class PipelineStream:
+    def __init__(
+        self,
+        app: faust.App,
+        pool: asyncpg.Pool,
+        store: ObjectStore,
+        producer: EventProducer,
+        outbox_wake: asyncio.Event,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self.app = app
+        self.pool = pool
+        self.store = store
+        self.producer = producer
+        self.outbox_wake = outbox_wake
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
+        self.counts = app.Table(
+            COUNTS_TABLE,
+            partitions=TOPICS[Topic.FEEDBACK].partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        app.agent(registry_topic(app, Topic.FEEDBACK), name="count-submissions")(self._guard(self._feedback))
+        app.agent(registry_topic(app, Topic.TRAINING), name="train-and-export")(self._guard(self._training))
+        app.timer(GAUGE_REFRESH_S)(self._refresh_gauges)
+
+    def _guard(
+        self, agent: Callable[[faust.StreamT], Awaitable[None]]
+    ) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """An agent that fails for a reason outside the message (Postgres down, say) stops with its event
+        unacknowledged; the service is then not ready and `on_failure` runs (the process stops), so the
+        event is read again after the restart instead of being skipped."""
+
+        @functools.wraps(agent)
+        async def guarded(stream: faust.StreamT) -> None:
+            try:
+                await agent(stream)
+            except Exception as exc:
+                logger.exception("pipeline agent failed", extra={"agent": agent.__name__})
+                self.failure = exc
+                self.on_failure(exc)
+                raise
+
+        return guarded
+
+    # --- feedback ----------------------------------------------------------------------------------
+
+    async def _feedback(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                submitted: AssetSubmitted = decode(Topic.FEEDBACK, event.message.value)
+            except Exception as exc:  # whatever the bytes are, failing to read them is the message's fault
+                await self._dead_letter(event.message, exc)
+                continue
+            await self.count(submitted)
+
+    async def count(self, submitted: AssetSubmitted) -> None:
+        """Count a submission once per prediction; request a training when the cycle reaches the
+        deployment's threshold, reading its continuous-training settings from Postgres now."""
+        deployment = str(submitted.deployment_id)
+        if prediction_key(submitted.prediction_id) in self.counts:
+            metrics.DUPLICATE_SUBMISSIONS.labels(deployment).inc()
+            return
+        key = deployment_key(submitted.deployment_id)
+        saved = self.counts.get(key)
+        state = CycleCount.model_validate_json(saved) if saved else CycleCount()
+        settings = await self._training_settings(submitted.deployment_id)
+        counted, trigger = count_submission(state, settings)
+        if trigger is not None:
+            # Published before the count moves on: a crash in between replays the same request id,
+            # whose experiment is created once.
+            request = request_id(submitted.deployment_id, trigger.cycle)
+            await self.producer.publish(
+                Topic.TRAINING,
+                TrainingRequested(
+                    event_id=request_event_id(request),
+                    deployment_id=submitted.deployment_id,
+                    request_id=request,
+                    cycle=trigger.cycle,
+                    submitted_count=trigger.submitted,
+                ),
+            )
+            metrics.TRAINING_REQUESTS.labels(deployment).inc()
+            logger.info(
+                "training requested",
+                extra={"deployment_id": deployment, "request_id": request, "submitted": trigger.submitted},
+            )
+        # Set together, no await in between: one changelog batch of this event's partition.
+        self.counts[key] = counted.model_dump_json().encode()
+        self.counts[prediction_key(submitted.prediction_id)] = deployment.encode()
+        metrics.SUBMISSIONS.labels(deployment).inc()
+        metrics.SUBMITTED_SINCE_TRIGGER.labels(deployment).set(counted.submitted)
+        metrics.TRIGGER_THRESHOLD.labels(deployment).set(settings.threshold or 0)
+
+    async def _training_settings(self, deployment_id: UUID) -> TrainingSettings:
+        deployment = await deployments.find_deployment(self.pool, deployment_id)
+        if deployment is None:  # deleted since: its submissions count toward nothing
+            return TrainingSettings(active=False, threshold=None)
+        settings = deployment.continuous_training
+        return TrainingSettings(active=settings.active, threshold=settings.trigger_threshold)
+
+    def cycle_count(self, deployment_id: UUID) -> CycleCount:
+        saved = self.counts.get(deployment_key(deployment_id))
+        return CycleCount.model_validate_json(saved) if saved else CycleCount()
+
+    async def _refresh_gauges(self) -> None:
+        """The gauges of deployments this worker recovered but has not counted for since it started."""
+        for key, value in list(self.counts.items()):
+            if key.startswith(DEPLOYMENT_PREFIX):
+                deployment = key.removeprefix(DEPLOYMENT_PREFIX).decode()
+                metrics.SUBMITTED_SINCE_TRIGGER.labels(deployment).set(
+                    CycleCount.model_validate_json(value).submitted
+                )
+
+    # --- training ----------------------------------------------------------------------------------
+
+    async def _training(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                message = decode(Topic.TRAINING, event.message.value)
+                if isinstance(message, TrainingRequested):
+                    await self.request_training(message)
+                else:
+                    await self.export(message)
+            except MESSAGE_ERRORS as exc:
+                await self._dead_letter(event.message, exc)
+
+    async def request_training(self, request: TrainingRequested) -> None:
+        created = await create_training(self.pool, request)
+        if created is None:
+            logger.info("training request seen before", extra={"request_id": request.request_id})
+            return
+        self.outbox_wake.set()
+        logger.info(
+            "experiment created",
+            extra={
+                "request_id": request.request_id,
+                "experiment_id": str(created.experiment.id),
+                "job_id": str(created.job.id),
+            },
+        )
+
+    async def export(self, finished: TrainingFinished) -> None:
+        exported = await finish_training(self.pool, self.store, finished)
+        if exported is None:
+            logger.info(
+                "nothing to export: exported before, or not a pipeline training",
+                extra={"request_id": finished.request_id, "experiment_id": str(finished.experiment_id)},
+            )
+            return
+        metrics.EXPORTS.labels(str(finished.deployment_id), exported.outcome.value).inc()
+        context = {"request_id": finished.request_id, "experiment_id": str(finished.experiment_id)}
+        if exported.outcome is Outcome.FAILED:
+            logger.warning("nothing deployed", extra=context | {"reason": exported.reason})
+            return
+        assert exported.model_version is not None  # exported unless failed
+        self.outbox_wake.set()
+        logger.info(
+            "training exported",
+            extra=context
+            | {"model_version_id": str(exported.model_version.id), "outcome": exported.outcome.value},
+        )
+
+    # --- shared ------------------------------------------------------------------------------------
+
+    async def _dead_letter(self, record: SourceRecord, error: BaseException) -> None:
+        await publish_dead_letter(self.producer, record, error, APP_ID)
+        logger.warning(
+            "message dead-lettered",
+            extra={"topic": record.topic, "error": f"{type(error).__name__}: {error}"},
+        )

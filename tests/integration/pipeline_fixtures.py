@@ -1,0 +1,144 @@
+"""Rows and events the pipeline tests share: a classification deployment with a champion and continuous
+training configured, submissions, and reading a topic's events for one deployment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from schemas.codec import decode
+from schemas.events import AssetSubmitted, DeploymentKind
+from schemas.predictions import DetectionType
+from schemas.topics import Topic
+from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
+from services.common.kafka.consumer import create_consumer
+from services.common.settings import Settings
+
+WAIT_S = 120.0
+THRESHOLD = 3
+LABELS = [str(d) for d in range(10)]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setup:
+    project_id: UUID
+    deployment_id: UUID
+    champion_id: UUID
+    model_id: UUID
+    labelmap_id: UUID
+    train_id: UUID
+    test_id: UUID
+
+
+async def pipeline_deployment(
+    pool: asyncpg.Pool,
+    *,
+    threshold: int = THRESHOLD,
+    active: bool = True,
+    policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
+) -> Setup:
+    """A classification deployment with a champion, continuous training on two dataset versions."""
+    project = await projects.create_project(pool, f"pipeline-{uuid4()}")
+    labelmap = await registry.create_labelmap(pool, project.id, "digits", LABELS)
+    model = await registry.create_model(pool, project.id, "digits")
+    champion = await registry.create_model_version(
+        pool,
+        project.id,
+        model.id,
+        registry.NewModelVersion(
+            version="1",
+            detection_type=DetectionType.CLASSIFICATION,
+            labelmap_id=labelmap.id,
+            training_parameters={"epochs": 5, "lr": 0.1},
+            training_entrypoint="python -m my.trainer",
+        ),
+    )
+    dataset = await registry.create_dataset(pool, project.id, "digits")
+    versions = [
+        await registry.create_dataset_version(
+            pool, project.id, dataset.id, name, DetectionType.CLASSIFICATION, labelmap_id=labelmap.id
+        )
+        for name in ("feedback", "test")
+    ]
+    deployment = await deployments.create_deployment(
+        pool,
+        project.id,
+        "line-4",
+        kind=DeploymentKind.MONITORING_ONLY,
+        detection_type=DetectionType.CLASSIFICATION,
+        champion_model_version_id=champion.id,
+    )
+    await deployments.configure_continuous_training(
+        pool,
+        project.id,
+        deployment.id,
+        ContinuousTraining(
+            dataset_versions={"train": versions[0].id, "test": versions[1].id},
+            parameters={"epochs": 2},
+            trigger_threshold=threshold,
+            active=active,
+        ),
+    )
+    await deployments.configure_continuous_deployment(pool, project.id, deployment.id, policy, active=True)
+    return Setup(
+        project.id, deployment.id, champion.id, model.id, labelmap.id, versions[0].id, versions[1].id
+    )
+
+
+def submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted:
+    return AssetSubmitted(
+        deployment_id=setup.deployment_id,
+        prediction_id=prediction_id or uuid4(),
+        dataset_version_id=setup.train_id,
+        asset_id=uuid4(),
+    )
+
+
+async def until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll until `check` answers something other than None."""
+    for _ in range(int(WAIT_S / 0.2)):
+        value = await check()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def events_of(
+    settings: Settings, topic: Topic, deployment_id: UUID, *, settle_s: float = 1.0
+) -> list[Any]:
+    """Every event of `topic` for the deployment so far (a fresh group reads the topic from the start)."""
+    consumer = create_consumer(settings, f"test-{uuid4()}", topic)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        await read_to_end(consumer, settle_s, lambda record: found.append(record))
+    finally:
+        await consumer.stop()
+    return [
+        decode(topic, r.value) for r in found if r.key == str(deployment_id).encode() and r.value is not None
+    ]
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, settle_s: float, keep: Callable[[Any], None]) -> None:
+    """Read until every assigned partition is at its end and nothing new came for `settle_s`."""
+    quiet_since = asyncio.get_running_loop().time()
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    keep(record)
+            now = asyncio.get_running_loop().time()
+            if batches:
+                quiet_since = now
+            elif consumer.assignment() and now - quiet_since >= settle_s:
+                return

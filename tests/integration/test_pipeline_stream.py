@@ -1,0 +1,458 @@
+"""The pipeline stream through the real broker, Postgres and S3: submissions counted once per prediction,
+exactly one training request, experiment and job per cycle, training off keeps the count, a finished
+training (an event published here, as the job runner publishes it) becomes a model version deployed by
+each policy, a failed one deploys nothing; replays and a restarted worker change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
+
+from schemas.deadletter import DeadLetter
+from schemas.events import (
+    DeploymentChange,
+    DeploymentUpdated,
+    JobKind,
+    JobRequested,
+    TrainingFinished,
+    TrainingRequested,
+    TrainingStatus,
+)
+from schemas.object_keys import ObjectKind
+from schemas.predictions import DetectionType
+from schemas.topics import TOPICS, Topic
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, experiments, jobs, registry
+from services.common.db.repositories.deployments import DeploymentPolicy
+from services.common.db.repositories.experiments import Experiment
+from services.common.db.repositories.jobs import TargetType
+from services.common.kafka.consumer import create_consumer
+from services.common.kafka.producer import EventProducer, keyed_partitioner
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+from services.pipeline.counting import CycleCount
+from services.pipeline.rollout import exported_version_names
+from services.pipeline.service import PipelineService
+from tests.integration.pipeline_fixtures import (
+    LABELS,
+    THRESHOLD,
+    Setup,
+    events_of,
+    pipeline_deployment,
+    read_to_end,
+    submitted,
+    until,
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline_env(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Settings:
+    return postgres_settings.model_copy(update={"pipeline_outbox_retry_s": 0.5})
+
+
+@pytest.fixture(scope="module")
+async def pool(pipeline_env: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(pipeline_env.database_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def producer(pipeline_env: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer.from_settings(pipeline_env) as events:
+        yield events
+
+
+@pytest.fixture(scope="module")
+def store(pipeline_env: Settings) -> ObjectStore:
+    store = ObjectStore.from_settings(pipeline_env)
+    store.ensure_bucket()
+    return store
+
+
+@pytest.fixture(scope="module")
+async def service(pipeline_env: Settings) -> AsyncIterator[PipelineService]:
+    service = PipelineService(pipeline_env)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def _experiments(pool: asyncpg.Pool, deployment_id: UUID) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT training_request_id FROM experiments WHERE training_request_id LIKE $1 ORDER BY created_at",
+        f"{deployment_id}:%",
+    )
+    return [r["training_request_id"] for r in rows]
+
+
+async def _experiment(pool: asyncpg.Pool, request: str) -> Experiment | None:
+    return await experiments.requested_experiment(pool, request)
+
+
+async def _counted(service: PipelineService, setup: Setup, total: int) -> CycleCount | None:
+    assert service.stream is not None
+    state = service.stream.cycle_count(setup.deployment_id)
+    return state if state.total >= total else None
+
+
+async def _training_requests(settings: Settings, deployment_id: UUID) -> list[TrainingRequested]:
+    """The deployment's TrainingRequested events (`training` also carries a job runner's TrainingFinished)."""
+    found = await events_of(settings, Topic.TRAINING, deployment_id)
+    return [event for event in found if isinstance(event, TrainingRequested)]
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_threshold_submissions_request_one_training_with_its_experiment_and_job(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await pipeline_deployment(pool)
+    deployment = str(setup.deployment_id)
+    first = submitted(setup)
+    # The same prediction twice (a second event for it): counted once, so the third distinct one triggers.
+    await producer.publish(Topic.FEEDBACK, first)
+    await producer.publish(Topic.FEEDBACK, submitted(setup, first.prediction_id))
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    state = await until(lambda: _counted(service, setup, 2), "two submissions counted")
+    assert state == CycleCount(cycle=1, submitted=2, total=2)
+    assert await _experiments(pool, setup.deployment_id) == []
+    assert _metric("cvloop_pipeline_duplicate_submissions_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_submitted_since_trigger", deployment=deployment) == 2
+    assert _metric("cvloop_pipeline_trigger_threshold", deployment=deployment) == THRESHOLD
+
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    request = f"{setup.deployment_id}:1"
+    experiment = await until(lambda: _experiment(pool, request), "the experiment")
+    assert experiment.project_id == setup.project_id
+    assert experiment.name.startswith("line-4 ") and experiment.name.endswith(" #1")
+    assert experiment.base_model_version_id == setup.champion_id
+    assert experiment.parameters == {"epochs": 2}
+    assert experiment.dataset_versions == {"train": setup.train_id, "test": setup.test_id}
+
+    job_rows = await pool.fetch("SELECT id FROM jobs WHERE request_id = $1", request)
+    assert len(job_rows) == 1
+    job = await jobs.get_job(pool, setup.project_id, job_rows[0]["id"])
+    assert job is not None
+    assert (job.kind, job.target_type, job.target_id) == (
+        JobKind.TRAINING,
+        TargetType.EXPERIMENT,
+        experiment.id,
+    )
+    (run,) = await jobs.list_runs(pool, setup.project_id, job.id)
+
+    async def job_requested() -> list[JobRequested] | None:
+        found = await events_of(pipeline_env, Topic.JOBS, setup.deployment_id, settle_s=0.3)
+        return found or None
+
+    (requested,) = await until(job_requested, "JobRequested on jobs")
+    assert (requested.job_id, requested.run_id, requested.kind) == (job.id, run.id, JobKind.TRAINING)
+    assert requested.experiment_id == experiment.id
+    assert requested.model_version_id == setup.champion_id
+    assert requested.parameters == {"epochs": 2}
+
+    trainings = await _training_requests(pipeline_env, setup.deployment_id)
+    assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
+    assert service.stream is not None
+    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
+    assert _metric("cvloop_pipeline_training_requests_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_submissions_total", deployment=deployment) == 3
+
+
+async def test_training_off_stops_triggers_and_keeps_the_count(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    setup = await pipeline_deployment(pool, active=False)
+    for _ in range(THRESHOLD + 1):
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+    state = await until(lambda: _counted(service, setup, THRESHOLD + 1), "submissions counted while off")
+    assert state == CycleCount(cycle=1, submitted=THRESHOLD + 1, total=THRESHOLD + 1)
+    assert await _experiments(pool, setup.deployment_id) == []
+
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None
+    await deployments.configure_continuous_training(
+        pool,
+        setup.project_id,
+        setup.deployment_id,
+        deployment.continuous_training.model_copy(update={"active": True}),
+    )
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment once on")
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+
+
+async def test_bad_messages_are_dead_lettered(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await pipeline_deployment(pool)
+    key = str(setup.deployment_id).encode()
+    await producer.publish_bytes(Topic.FEEDBACK, b'{"type": "asset.submitted"}', key=key)
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _counted(service, setup, 1), "the good submission after the bad one")
+    # A training request for a deployment that does not exist (deleted since, say).
+    gone = uuid4()
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=gone, request_id=f"{gone}:1", cycle=1, submitted_count=3),
+    )
+
+    async def letters(key: bytes) -> list[DeadLetter] | None:
+        return await _dead_letters(pipeline_env, key) or None
+
+    (letter,) = await until(lambda: letters(key), "the feedback dead letter")
+    assert letter.source_topic == Topic.FEEDBACK
+    assert "prediction_id" in letter.error
+    (letter,) = await until(lambda: letters(str(gone).encode()), "the training dead letter")
+    assert letter.source_topic == Topic.TRAINING
+    assert f"deployment {gone} does not exist" in letter.error
+    assert await experiments.requested_experiment(pool, f"{gone}:1") is None
+
+
+async def _dead_letters(settings: Settings, key: bytes) -> list[DeadLetter]:
+    consumer = create_consumer(settings, f"test-{uuid4()}", Topic.DEADLETTER)
+    await consumer.start()
+    found: list[DeadLetter] = []
+    try:
+        await read_to_end(consumer, 0.3, lambda r: found.append(DeadLetter.from_bytes(r.value)))
+    finally:
+        await consumer.stop()
+    return [d for d in found if d.consumer == "cvloop-pipeline" and d.source_key == key]
+
+
+async def _store_artifact(
+    pool: asyncpg.Pool, store: ObjectStore, experiment: Experiment, name: str, data: bytes
+) -> None:
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.ARTIFACTS, data, "application/octet-stream")
+    await experiments.add_artifact(
+        pool,
+        experiment.project_id,
+        experiment.id,
+        name=name,
+        object_key=stored.key,
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+    )
+
+
+async def _requested_experiment(setup: Setup, pool: asyncpg.Pool, producer: EventProducer) -> Experiment:
+    """The experiment the pipeline creates for a training request published here."""
+    request = f"{setup.deployment_id}:1"
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=setup.deployment_id, request_id=request, cycle=1, submitted_count=3),
+    )
+    return await until(lambda: _experiment(pool, request), "the experiment")
+
+
+def _finished(setup: Setup, experiment: Experiment, status: TrainingStatus, reason: str | None = None) -> Any:
+    return TrainingFinished(
+        deployment_id=setup.deployment_id,
+        request_id=f"{setup.deployment_id}:1",
+        experiment_id=experiment.id,
+        job_run_id=uuid4(),
+        status=status,
+        reason=reason,
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome"),
+    [
+        (DeploymentPolicy.DEPLOY_CHAMPION, "champion"),
+        (DeploymentPolicy.DEPLOY_SHADOW, "shadow"),
+        (DeploymentPolicy.MANUAL, "manual"),
+    ],
+)
+async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
+    policy: DeploymentPolicy,
+    outcome: str,
+    service: PipelineService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    pipeline_env: Settings,
+) -> None:
+    setup = await pipeline_deployment(pool, policy=policy)
+    experiment = await _requested_experiment(setup, pool, producer)
+    await _store_artifact(pool, store, experiment, "model.onnx", f"onnx {uuid4()}".encode())
+    await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
+    await _store_artifact(pool, store, experiment, "metrics.json", b'{"accuracy_after": 0.9}')
+    names = exported_version_names(1, experiment.created_at, experiment.id)
+    if policy is DeploymentPolicy.MANUAL:  # its usual name taken (by hand, say): the export takes the other
+        await registry.create_model_version(
+            pool,
+            setup.project_id,
+            setup.model_id,
+            registry.NewModelVersion(version=names[0], detection_type=DetectionType.CLASSIFICATION),
+        )
+    finished = _finished(setup, experiment, TrainingStatus.SUCCEEDED)
+    await producer.publish(Topic.TRAINING, finished)
+
+    async def exported() -> registry.ModelVersion | None:
+        return await registry.exported_from(pool, setup.project_id, experiment.id)
+
+    version = await until(exported, "the exported model version")
+    assert version.model_id == setup.model_id
+    assert version.version == (names[1] if policy is DeploymentPolicy.MANUAL else names[0])
+    assert version.labelmap_id == setup.labelmap_id
+    assert version.detection_type is DetectionType.CLASSIFICATION
+    assert version.training_parameters == {"epochs": 2, "lr": 0.1}
+    assert version.training_entrypoint == "python -m my.trainer"
+    assert version.source_experiment_id == experiment.id
+    assert version.dataset_versions == {"train": setup.train_id, "test": setup.test_id}
+    assert {f.name for f in version.files} == {"model.onnx", "labels.json", "metrics.json"}
+
+    async def deployed() -> deployments.Deployment | None:
+        found = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+        assert found is not None
+        if policy is DeploymentPolicy.MANUAL:
+            return found if _metric("cvloop_pipeline_exports_total", **labels) == 1 else None
+        return (
+            found if version.id in (found.champion_model_version_id, found.shadow_model_version_id) else None
+        )
+
+    labels = {"deployment": str(setup.deployment_id), "outcome": outcome}
+    deployment = await until(deployed, "the deployment change")
+    expected = {
+        DeploymentPolicy.DEPLOY_CHAMPION: (version.id, None),
+        DeploymentPolicy.DEPLOY_SHADOW: (setup.champion_id, version.id),
+        DeploymentPolicy.MANUAL: (setup.champion_id, None),
+    }[policy]
+    assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == expected
+    assert _metric("cvloop_pipeline_exports_total", **labels) == 1
+
+    # The finished event again (a replay), then a request for cycle 2 behind it in the same partition:
+    # once that one's experiment exists, the replay was handled.
+    await producer.publish(Topic.TRAINING, finished)
+    later = f"{setup.deployment_id}:2"
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=setup.deployment_id, request_id=later, cycle=2, submitted_count=3),
+    )
+    await until(lambda: _experiment(pool, later), "the experiment behind the replay")
+    count = await pool.fetchval(
+        "SELECT count(*) FROM model_versions WHERE source_experiment_id = $1", experiment.id
+    )
+    assert count == 1
+    updates = [
+        u
+        for u in await events_of(pipeline_env, Topic.DEPLOYMENTS, setup.deployment_id)
+        if isinstance(u, DeploymentUpdated)
+    ]
+    changes = [u.change for u in updates]
+    if policy is DeploymentPolicy.MANUAL:
+        assert changes == []
+    else:
+        change = DeploymentChange.CHAMPION_SET if outcome == "champion" else DeploymentChange.SHADOW_SET
+        assert changes == [change]
+        assert (updates[0].champion_model_version_id, updates[0].shadow_model_version_id) == expected
+
+
+async def test_a_failed_training_deploys_nothing(
+    service: PipelineService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    pipeline_env: Settings,
+) -> None:
+    setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
+    experiment = await _requested_experiment(setup, pool, producer)
+    labels = {"deployment": str(setup.deployment_id), "outcome": "failed"}
+    failed_before = _metric("cvloop_pipeline_exports_total", **labels)
+    await producer.publish(
+        Topic.TRAINING, _finished(setup, experiment, TrainingStatus.FAILED, "exit code 1: out of memory")
+    )
+    # A training someone started by hand (not a pipeline request) is not the pipeline's: ignored.
+    manual = _finished(setup, experiment, TrainingStatus.SUCCEEDED).model_copy(
+        update={"request_id": "by-hand"}
+    )
+    await producer.publish(Topic.TRAINING, manual)
+    # Succeeded, but without the labels an export needs: failed as well, nothing exported.
+    await _store_artifact(pool, store, experiment, "model.onnx", b"onnx")
+    await producer.publish(Topic.TRAINING, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
+    # Behind them in the same partition, a request for cycle 2: once its experiment exists, they were
+    # handled. (A job runner, when one runs, may report failures of these experiments' jobs too.)
+    later = f"{setup.deployment_id}:2"
+    await producer.publish(
+        Topic.TRAINING,
+        TrainingRequested(deployment_id=setup.deployment_id, request_id=later, cycle=2, submitted_count=3),
+    )
+    await until(lambda: _experiment(pool, later), "the experiment behind the finished trainings")
+    assert _metric("cvloop_pipeline_exports_total", **labels) >= failed_before + 2
+    assert await _dead_letters(pipeline_env, str(setup.deployment_id).encode()) == []
+    assert await registry.exported_from(pool, setup.project_id, experiment.id) is None
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None
+    assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == (
+        setup.champion_id,
+        None,
+    )
+
+
+async def test_replay_and_restart_create_no_second_experiment(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+) -> None:
+    setup = await pipeline_deployment(pool)
+    for _ in range(THRESHOLD):
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
+
+    # Replay: the deployment's feedback records, as they are in its partition, published again.
+    partition = _partition(setup.deployment_id)
+    consumer = create_consumer(pipeline_env, f"test-{uuid4()}", enable_auto_commit=False)
+    await consumer.start()
+    consumer.assign([TopicPartition(Topic.FEEDBACK, partition)])
+    await consumer.seek_to_beginning()
+    records: list[Any] = []
+    try:
+        await read_to_end(consumer, 0.5, records.append)
+    finally:
+        await consumer.stop()
+    mine = [r for r in records if r.key == str(setup.deployment_id).encode()]
+    assert len(mine) == THRESHOLD
+    (requested,) = await _training_requests(pipeline_env, setup.deployment_id)
+    assert service.stream is not None
+    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
+        cycle=2, submitted=0, total=THRESHOLD
+    )
+
+    # Stop the worker; replay the partition's records and the training request while it is down; start
+    # a new worker (it rejoins its group, which the local broker holds ~60 s) and submit one more: it is
+    # counted on top of the state recovered from the changelog, the replayed ones are not.
+    await service.stop()
+    for record in mine:
+        await producer.publish_bytes(Topic.FEEDBACK, record.value, key=record.key)
+    await producer.publish(Topic.TRAINING, requested)
+    restarted = PipelineService(pipeline_env)
+    await restarted.start()
+    try:
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        after = await until(lambda: _counted(restarted, setup, THRESHOLD + 1), "the new submission counted")
+        assert after == CycleCount(cycle=2, submitted=1, total=THRESHOLD + 1)
+        assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+        job_count = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE request_id LIKE $1", f"{setup.deployment_id}:%"
+        )
+        assert job_count == 1
+        duplicates = _metric(
+            "cvloop_pipeline_duplicate_submissions_total", deployment=str(setup.deployment_id)
+        )
+        assert duplicates >= THRESHOLD  # more when the first worker's last offsets were not committed
+    finally:
+        await restarted.stop()
+
+
+def _partition(deployment_id: UUID) -> int:
+    partitions = list(range(TOPICS[Topic.FEEDBACK].partitions))
+    return keyed_partitioner(str(deployment_id).encode(), partitions, partitions)

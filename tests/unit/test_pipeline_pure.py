@@ -1,0 +1,157 @@
+"""The pipeline's pure decisions: counting toward a trigger, request ids, the experiment a request
+becomes, and what the continuous-deployment policy does with an exported version."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from uuid import UUID, uuid4
+
+import pytest
+
+from schemas.events import DeploymentChange, TrainingRequested
+from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
+from services.common.db.repositories.experiments import Artifact
+from services.pipeline.counting import (
+    CycleCount,
+    TrainingSettings,
+    Trigger,
+    count_submission,
+    parse_request_id,
+    request_event_id,
+    request_id,
+)
+from services.pipeline.requests import experiment_name, experiment_spec
+from services.pipeline.rollout import (
+    Outcome,
+    exported_version_names,
+    labels_problem,
+    missing_artifacts,
+    rollout,
+)
+from tests.samples import deployment_record
+
+ON = TrainingSettings(active=True, threshold=3)
+OFF = TrainingSettings(active=False, threshold=3)
+
+
+def _count(state: CycleCount, settings: TrainingSettings, times: int) -> tuple[CycleCount, list[Trigger]]:
+    triggers = []
+    for _ in range(times):
+        state, trigger = count_submission(state, settings)
+        if trigger is not None:
+            triggers.append(trigger)
+    return state, triggers
+
+
+def test_the_threshold_triggers_once_and_starts_a_new_cycle() -> None:
+    state, triggers = _count(CycleCount(), ON, 2)
+    assert (state, triggers) == (CycleCount(cycle=1, submitted=2, total=2), [])
+    state, trigger = count_submission(state, ON)
+    assert trigger == Trigger(cycle=1, submitted=3)
+    assert state == CycleCount(cycle=2, submitted=0, total=3)
+    state, triggers = _count(state, ON, 6)
+    assert triggers == [Trigger(2, 3), Trigger(3, 3)]
+    assert state == CycleCount(cycle=4, submitted=0, total=9)
+
+
+def test_training_off_keeps_counting_and_triggers_on_the_next_submission_once_on() -> None:
+    state, triggers = _count(CycleCount(), OFF, 5)
+    assert triggers == []
+    assert state == CycleCount(cycle=1, submitted=5, total=5)
+    state, trigger = count_submission(state, ON)
+    assert trigger == Trigger(cycle=1, submitted=6)
+    assert state.cycle == 2 and state.submitted == 0
+
+
+def test_no_threshold_never_triggers() -> None:
+    _, triggers = _count(CycleCount(), TrainingSettings(active=True, threshold=None), 10)
+    assert triggers == []
+
+
+def test_request_ids_name_the_deployment_and_cycle() -> None:
+    deployment_id = uuid4()
+    rid = request_id(deployment_id, 7)
+    assert rid == f"{deployment_id}:7"
+    assert parse_request_id(rid) == (deployment_id, 7)
+    assert request_event_id(rid) == request_event_id(rid) != request_event_id(request_id(deployment_id, 8))
+    for bad in ("x", f"{deployment_id}:0", f"{deployment_id}:", ":3", f"{deployment_id}:-1"):
+        with pytest.raises(ValueError):
+            parse_request_id(bad)
+
+
+def test_a_request_becomes_the_configured_experiment_on_the_champion() -> None:
+    champion, train, test = uuid4(), uuid4(), uuid4()
+    deployment = deployment_record().model_copy(
+        update={
+            "champion_model_version_id": champion,
+            "continuous_training": ContinuousTraining(
+                dataset_versions={"train": train, "test": test},
+                parameters={"epochs": 3},
+                trigger_threshold=5,
+                active=True,
+            ),
+        }
+    )
+    at = datetime(2026, 11, 21, 23, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+    request = TrainingRequested(
+        deployment_id=deployment.id,
+        request_id=request_id(deployment.id, 2),
+        cycle=2,
+        submitted_count=5,
+        occurred_at=at,
+    )
+    spec = experiment_spec(deployment, request)
+    assert spec.project_id == deployment.project_id  # no training project configured: the deployment's
+    assert spec.name == f"{deployment.name} 2026-11-21T21:30:05Z #2"
+    assert spec.base_model_version_id == champion
+    assert spec.parameters == {"epochs": 3}
+    assert spec.dataset_versions == {"train": train, "test": test}
+    assert spec.training_request_id == request.request_id
+    with pytest.raises(ValueError, match="no champion"):
+        experiment_spec(deployment.model_copy(update={"champion_model_version_id": None}), request)
+
+
+def test_experiment_names_fit_the_column() -> None:
+    name = experiment_name("d" * 128, datetime(2026, 1, 1, tzinfo=UTC), 12)
+    assert len(name) == 128 and name.endswith(" 2026-01-01T00:00:00Z #12")
+
+
+def test_policies() -> None:
+    assert rollout(DeploymentPolicy.DEPLOY_CHAMPION, True) == (
+        Outcome.CHAMPION,
+        DeploymentChange.CHAMPION_SET,
+    )
+    assert rollout(DeploymentPolicy.DEPLOY_SHADOW, True) == (Outcome.SHADOW, DeploymentChange.SHADOW_SET)
+    assert rollout(DeploymentPolicy.MANUAL, True) == (Outcome.MANUAL, None)
+    for policy in DeploymentPolicy:  # continuous deployment off: exported, deployed by no one
+        assert rollout(policy, False) == (Outcome.MANUAL, None)
+
+
+def _artifact(name: str) -> Artifact:
+    return Artifact(id=uuid4(), name=name, object_key=f"artifacts/{name}", sha256="a" * 64, size_bytes=1)
+
+
+def test_an_export_needs_the_model_and_its_labels() -> None:
+    assert missing_artifacts([_artifact("model.onnx"), _artifact("labels.json"), _artifact("m.json")]) == []
+    assert missing_artifacts([_artifact("metrics.json")]) == ["model.onnx", "labels.json"]
+    assert missing_artifacts([_artifact("model.onnx")]) == ["labels.json"]
+
+
+def test_labels_must_match_the_inherited_labelmap() -> None:
+    labels = ["0", "1", "2"]
+    assert labels_problem(json.dumps(labels).encode(), labels) is None
+    assert labels_problem(json.dumps(labels).encode(), None) is None
+    assert "differs" in (labels_problem(json.dumps(["1", "0", "2"]).encode(), labels) or "")
+    assert "not JSON" in (labels_problem(b"{", labels) or "")
+    assert "not a list" in (labels_problem(b'{"a": 1}', labels) or "")
+
+
+def test_exported_version_names() -> None:
+    at = datetime(2026, 11, 21, 23, 30, 5, tzinfo=UTC)
+    experiment = UUID("0123456789abcdef0123456789abcdef")
+    assert exported_version_names(3, at, experiment) == (
+        "ct3-20261121T233005Z",
+        "ct3-20261121T233005Z-01234567",
+    )
+    assert [len(name) for name in exported_version_names(10**60, at, experiment)] == [64, 64]
