@@ -19,6 +19,7 @@ from services.common.storage import ObjectStore
 from . import errors, metrics
 from .context import Context
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
+from .web import pages
 
 READY_TIMEOUT_S = 2.0
 
@@ -72,4 +73,5 @@ def build_app(settings: Settings) -> FastAPI:
     metrics.install(app)
     for module in (projects, registry, experiments, deployments, pipeline, predictions, jobs):
         app.include_router(module.router)
+    pages.install(app)
     return app

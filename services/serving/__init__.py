@@ -2,7 +2,7 @@
 
 app (HTTP routes, start-up) -> auth (API keys) -> router (routing table, model leases) with follower
 (`deployments` topic) and models (model version -> loaded Triton model, via model_config) -> predict
-(champion and shadow calls, the `predictions` event, via preprocess, triton, postprocess, agreement,
-image_store) or passthrough (KServe v2). routing, preprocess, postprocess, agreement and model_config
-are pure; triton_onnx_model runs inside Triton, not here.
+(champion and shadow calls, the `predictions` event, via preprocess, triton, postprocess, image_store,
+and services.common.agreement) or passthrough (KServe v2). routing, preprocess, postprocess and
+model_config are pure; triton_onnx_model runs inside Triton, not here.
 """
