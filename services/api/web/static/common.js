@@ -44,7 +44,7 @@ export function facts(dl, pairs) {
 }
 
 export function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "—";
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "—";
 }
 
 export function number(value, digits = 3) {
@@ -122,8 +122,9 @@ export function summary(prediction) {
     const best = topClass(prediction);
     return best === null ? "no class" : `${best} (${number(Math.max(...prediction.scores), 2)})`;
   }
-  const shapes = prediction.boxes ?? prediction.polygons ?? [];
-  return `${shapes.length} ${prediction.type === "detection" ? "boxes" : "polygons"}`;
+  const count = (prediction.boxes ?? prediction.polygons ?? []).length;
+  const noun = prediction.type === "detection" ? "box" : "polygon";
+  return `${count} ${noun}${count === 1 ? "" : noun === "box" ? "es" : "s"}`;
 }
 
 // An ISO time as a datetime-local input's value (local time, to the minute).

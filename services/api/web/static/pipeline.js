@@ -2,6 +2,7 @@
 import { api, badge, el, facts, jobRows, number, pipelineBadges, say, start } from "./common.js";
 
 const deploymentId = document.getElementById("deployment-name").dataset.deployment;
+const METRIC_NAMES = { accuracy: "Accuracy", ap: "AP", ap50: "AP50", ar: "AR", reviewed: "Reviewed" };
 
 function onOff(active) {
   return badge(active ? "active" : "inactive", active ? "on" : "off");
@@ -59,7 +60,7 @@ async function showComparison(deployment) {
     row(`Predictions (of the last ${window})`, (r) => String(r?.predictions ?? 0)),
     row("Latency p50", (r) => `${number(r?.latency_p50_ms, 2)} ms`),
     row("Latency p95", (r) => `${number(r?.latency_p95_ms, 2)} ms`),
-    ...metrics.map((m) => row(m === "reviewed" ? "Reviewed" : m.toUpperCase(), (r) => number(r?.quality[m], m === "reviewed" ? 0 : 3))),
+    ...metrics.map((m) => row(METRIC_NAMES[m] ?? m, (r) => number(r?.quality[m], m === "reviewed" ? 0 : 3))),
     el("tr", {}, el("th", {}, "Agreement"), el("td", { colspan: 2, id: "agreement" }, number(agreement, 3))),
   );
   document.getElementById("promote").disabled = !deployment.shadow_model_version_id;

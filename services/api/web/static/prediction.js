@@ -33,7 +33,7 @@ function draw() {
   (prediction.boxes ?? []).forEach(([x0, y0, x1, y1], i) => {
     const group = shape("g", { class: `box ${i === selectedBox && editable ? "selected" : ""}`, "data-index": i });
     group.append(shape("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "outline" }));
-    const label = shape("text", { x: x0, y: Math.max(y0 - handle / 3, handle), class: "label" });
+    const label = shape("text", { x: x0, y: Math.max(y0 - handle / 3, handle), class: "label", "font-size": handle });
     label.textContent = prediction.classes[i];
     group.append(label);
     if (editable) {
@@ -135,8 +135,8 @@ function showFacts() {
     ["Status", badge(asset.status.replace("_", " "), asset.status.toLowerCase())],
     ["Outlier score", number(asset.outlier_score, 3)],
     ["Size", `${asset.width} × ${asset.height}`],
-    ["Champion", `${summary(asset.champion_prediction)} · ${number(asset.champion_latency_ms, 1)} ms`],
-    ["Shadow", asset.shadow_prediction ? `${summary(asset.shadow_prediction)} · ${number(asset.shadow_latency_ms, 1)} ms` : asset.shadow_error ?? "—"],
+    ["Champion", `${summary(asset.champion_prediction)} · ${number(asset.champion_latency_ms, 2)} ms`],
+    ["Shadow", asset.shadow_prediction ? `${summary(asset.shadow_prediction)} · ${number(asset.shadow_latency_ms, 2)} ms` : asset.shadow_error ?? "—"],
     ["Source", asset.source],
     ["Tags", asset.tags.join(", ") || "—"],
     ["Logged", when(asset.created_at)],

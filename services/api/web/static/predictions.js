@@ -77,7 +77,7 @@ async function load() {
   grid.replaceChildren(...items.map(card));
   const offset = Number(params.get("offset"));
   document.getElementById("total").textContent =
-    total ? `${offset + 1}–${offset + items.length} of ${total}` : "no predicted assets match";
+    total ? `${offset + 1}-${offset + items.length} of ${total}` : "no predicted assets match";
   document.getElementById("previous").disabled = offset === 0;
   document.getElementById("next").disabled = offset + items.length >= total;
   updateSubmit();
