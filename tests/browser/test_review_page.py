@@ -6,12 +6,14 @@ shadow promoted, jobs with their logs. Each page is photographed (see conftest.p
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 from cvloop.sdk import Client
 from tests.browser.world import DIGIT_AT, LOGGED, REVIEWED_BEFORE, SHIFTED, World
+from tests.sdk_support import needs
 
 SHOWN = len(LOGGED) + len(SHIFTED)  # every logged prediction fits one grid page
 
@@ -220,3 +222,28 @@ def test_jobs_and_their_logs(page: Page, world: World, client: Client, screensho
     expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
     expect(page.locator("#runs .badge")).to_have_text(["succeeded"])
     page.screenshot(path=screenshots / "07-job-logs.png", full_page=True)
+
+
+STEPS = 4
+SLOW_COMMAND = [
+    sys.executable,
+    "-c",
+    f"import time\nfor i in range({STEPS}):\n"
+    f"    print(f'step {{i + 1}} of {STEPS}', flush=True)\n    time.sleep(1)",
+]
+
+
+@needs("services/pipeline/runner/__main__.py")
+def test_a_running_jobs_logs_arrive_live(page: Page, world: World, client: Client) -> None:
+    processing = client.create_processing("count-slowly", command=SLOW_COMMAND, description="a line a second")
+    job = client.get_model_version_by_id(world.champion_id).launch_processing(processing)
+    page.goto(f"/review/jobs/{job.id}")
+    expect(page.locator("#log-state")).to_have_text("live")
+    expect(page.locator("#logs")).to_contain_text("step 1 of")  # a line shown while the run goes on
+    expect(page.locator("#log-state")).to_have_text("finished", timeout=60_000)
+    lines = client.api.get(f"/v1/jobs/{job.id}/logs")["lines"]  # the runner's own lines around the command's
+    assert [f"step {i} of {STEPS}" for i in range(1, STEPS + 1)] == [
+        line["text"] for line in lines if line["text"].startswith("step ")
+    ]
+    expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
+    expect(page.locator("#runs .badge")).to_have_text(["succeeded"])
