@@ -9,9 +9,10 @@ import re
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from cvloop.sdk import Client
+from services.common.settings import Settings
 from tests.browser.world import DIGIT_AT, LOGGED, REVIEWED_BEFORE, SHIFTED, World
 from tests.sdk_support import needs
 
@@ -247,3 +248,18 @@ def test_a_running_jobs_logs_arrive_live(page: Page, world: World, client: Clien
     ]
     expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
     expect(page.locator("#runs .badge")).to_have_text(["succeeded"])
+
+
+def test_a_wrong_key_gets_the_apis_answer(platform: Settings, browser: Browser) -> None:
+    context = browser.new_context(base_url=platform.api_url)
+    page = context.new_page()
+    page.goto("/review")
+    expect(page.locator("#message")).to_have_text("Enter an API key of your project to see its deployments.")
+    page.fill("#key-input", "not-a-key")
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#message")).to_have_class(re.compile("error"))
+    expect(page.locator("#message")).to_contain_text("401: authorization:")
+    expect(page.locator("#deployments tbody tr")).to_have_count(0)
+    page.click("#key-forget")
+    expect(page.locator("#key-input")).to_be_visible()
+    context.close()
