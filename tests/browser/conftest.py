@@ -1,6 +1,7 @@
 """Browser tests of the review page: Playwright drives Debian's chromium (scripts/test.sh installs it;
-Playwright's own browser download is never used) against the real api, ingest and scoring processes
-on the real Postgres, broker and S3, with the data of tests/browser/world.py.
+Playwright's own browser download is never used) against the real api, ingest, scoring and serving processes
+on the real Postgres, broker and S3 (and serving with tritonserver), with the data of
+tests/browser/world.py.
 
 Screenshots go to $CVLOOP_SCREENSHOTS_DIR when it is set (scripts/screenshots.py sets docs/screenshots),
 else to the test session's temporary folder."""
@@ -33,14 +34,16 @@ CHROMIUM_ARGS = [
 ]
 # Reference jobs (the training data's outlier model) are run by the job runner where it exists, else by
 # scoring itself.
-SERVICES = [service.Api, service.Ingest, service.Scoring, *[getattr(service, "JobRunner", None)]]
+JOB_RUNNER = getattr(service, "JobRunner", None)
+SERVICES = [service.Api, service.Ingest, service.Scoring, service.Serving]
+SERVICES += [JOB_RUNNER] if JOB_RUNNER else []
 
 
 @pytest.fixture(scope="session")
 def platform(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, triton_settings: Settings
 ) -> Iterator[Settings]:
-    with running(*(kind(postgres_settings) for kind in SERVICES if kind is not None)):
+    with running(*(kind(postgres_settings) for kind in SERVICES)):
         yield postgres_settings
 
 

@@ -13,8 +13,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from cvloop.sdk import Client
 from services.common.settings import Settings
-from tests.browser.world import DIGIT_AT, LOGGED, REVIEWED_BEFORE, SHIFTED, World
-from tests.sdk_support import needs
+from tests.browser.world import DIGIT_AT, LOGGED, REVIEWED_BEFORE, SERVED, SHIFTED, World
+from tests.digits import digit_images, png
+from tests.sdk_support import eventually, needs
 
 SHOWN = len(LOGGED) + len(SHIFTED)  # every logged prediction fits one grid page
 
@@ -29,7 +30,8 @@ def test_deployments_show_what_their_pipeline_has(page: Page, world: World, scre
         expect(classifier.locator(".badge.on", has_text=name)).to_have_count(1)
     detector = page.locator(f"tr[data-deployment='{world.detector.id}']")
     expect(detector.locator(".badge.on")).to_have_count(0)  # nothing set up there
-    expect(detector.locator(".badge.off")).to_have_count(4)
+    expect(detector.locator(".badge.failed")).to_have_text("training data failed")
+    expect(detector.locator(".badge.off")).to_have_count(3)
     page.screenshot(path=screenshots / "01-deployments.png", full_page=True)
 
 
@@ -142,6 +144,8 @@ def test_review_an_asset_submit_it_and_see_the_count_move(
 
     page.click("text=Pipeline settings")
     expect(page.locator("#submitted-since-training")).to_have_text(str(before + len(reviewed_ids)))
+    expect(page.locator("#comparison tr", has_text="Reviewed")).to_contain_text(str(len(reviewed_ids)))
+    page.screenshot(path=screenshots / "05-pipeline.png", full_page=True)
 
 
 def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, screenshots: Path) -> None:
@@ -188,24 +192,31 @@ def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, scr
     assert [round(v) for v in review["boxes"][1]] == [left, 10, left + 12, 26]
 
 
-def test_compare_and_promote_the_shadow(page: Page, world: World, client: Client, screenshots: Path) -> None:
-    compared = client.api.get(f"/v1/deployments/{world.classifier.id}/comparison")
-    page.goto(f"/review/deployments/{world.classifier.id}/pipeline")
+def test_compare_and_promote_the_shadow(page: Page, world: World, client: Client) -> None:
+    """On the served deployment: the comparison of what Triton answered, then the promotion, which
+    serving follows: its next answer comes from the former shadow."""
+    compared = client.api.get(f"/v1/deployments/{world.served.id}/comparison")
+    assert compared["champion"]["predictions"] > len(SERVED) // 2 and compared["shadow"]["predictions"] > 0
+    page.goto(f"/review/deployments/{world.served.id}/pipeline")
     table = page.locator("#comparison")
-    expect(table).to_contain_text("digits-classifier 1")
-    expect(table).to_contain_text("digits-classifier 2")
-    expect(table.locator("tr", has_text="Accuracy")).to_have_count(1)
+    versions = table.locator("tr", has_text="Model version")
+    expect(versions).to_contain_text("digits-classifier 1")
+    expect(versions).to_contain_text("digits-classifier 2")
+    accuracy = f"{compared['shadow']['quality']['accuracy']:.3f}"
+    expect(table.locator("tr", has_text="Accuracy")).to_contain_text(accuracy)
+    expect(table.locator("tr", has_text="Reviewed")).to_contain_text(str(len(SERVED) // 2))
     expect(page.locator("#agreement")).to_have_text(f"{compared['agreement']:.3f}")
     p50 = f"{compared['shadow']['latency_p50_ms']:.2f} ms"
     expect(table.locator("tr", has_text="Latency p50")).to_contain_text(p50)
-    page.screenshot(path=screenshots / "05-pipeline.png", full_page=True)
 
     page.click("#promote")
     expect(page.locator("#message")).to_have_text("Promoted: digits-classifier 2 is the champion.")
     expect(page.locator("#promote")).to_be_disabled()
-    deployment = client.get_deployment_by_id(world.classifier.id)
+    deployment = client.get_deployment_by_id(world.served.id)
     assert str(deployment.champion_model_version_id) == world.shadow_id
     assert deployment.shadow_model_version_id is None
+    image = png(digit_images()[SERVED[0]])
+    eventually(lambda: str(deployment.predict(image).model_version_id) == world.shadow_id, timeout_s=60)
 
 
 def test_jobs_and_their_logs(page: Page, world: World, client: Client, screenshots: Path) -> None:
@@ -214,6 +225,11 @@ def test_jobs_and_their_logs(page: Page, world: World, client: Client, screensho
     page.click("header >> text=Jobs")
     row = page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{job.id}']"))
     expect(row.locator(".badge")).to_have_text("succeeded")
+    failed = world.detector.training_data_job()
+    assert failed is not None
+    failed_row = page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{failed.id}']"))
+    expect(failed_row.locator(".badge")).to_have_text("failed")
+    expect(failed_row).to_contain_text("at least 2 are needed")
     page.screenshot(path=screenshots / "06-jobs.png", full_page=True)
 
     row.locator("a").click()

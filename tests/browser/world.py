@@ -1,12 +1,14 @@
 """The data the review page is tested and photographed on, made through the SDK as a user makes it:
 scikit-learn's bundled digits, two ONNX classifiers trained on them (champion and shadow) run here with
 onnxruntime as a producer outside cvloop would, their predictions logged to a monitoring-only
-deployment through ingest; a detection deployment whose boxes are measured on the digits' ink."""
+deployment through ingest; the same two served through serving and Triton; a detection deployment
+whose boxes are measured on the digits' ink."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from uuid import UUID
 
 import numpy as np
 import onnxruntime
@@ -24,7 +26,7 @@ from cvloop.demo.digits import (
     train_linear_classifier,
     train_mlp_classifier,
 )
-from cvloop.sdk import Client, Deployment, DeploymentPolicy
+from cvloop.sdk import ApiError, Client, Deployment, DeploymentPolicy, ModelVersion, NotFound, PredictedAsset
 from schemas.features import RgbImage
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 from tests.digits import SHIFTS, digit_images, png
@@ -35,14 +37,17 @@ LOGGED = range(1200, 1218)  # held-out digits logged as predictions
 SHIFTED = {"rotated": 1300, "darkened": 1301, "noisy": 1302}  # odd images: high outlier scores
 THRESHOLD = 3  # submissions that start a training
 REVIEWED_BEFORE = 5  # predictions reviewed through the SDK before the browser comes
+WARM_UP = range(1600, 1720)  # digits predicted through serving until both models answer
+SERVED = range(1500, 1510)  # then these
 CANVAS = (64, 48)  # the detection deployment's images (width, height)
 DIGIT_AT = (4, 8)  # where the 32x32 digit sits on them
 
 
 @dataclass(frozen=True)
 class World:
-    classifier: Deployment
-    detector: Deployment
+    classifier: Deployment  # monitoring-only, its whole pipeline set up
+    detector: Deployment  # monitoring-only, boxes
+    served: Deployment  # served through Triton, champion and shadow
     feedback_version_id: str
     champion_id: str
     shadow_id: str
@@ -78,7 +83,9 @@ def on_canvas(pixels: RgbImage) -> RgbImage:
     return canvas
 
 
-def _classification_deployment(client: Client, images: list[RgbImage]) -> tuple[Deployment, str, str, str]:
+def _classification_deployment(
+    client: Client, images: list[RgbImage]
+) -> tuple[Deployment, str, ModelVersion, ModelVersion]:
     labelmap = client.create_labelmap("digits", LABELS)
     model = client.create_model("digits-classifier", "handwritten digits, 0 to 9")
     linear, mlp = train_linear_classifier(), train_mlp_classifier()
@@ -138,7 +145,7 @@ def _classification_deployment(client: Client, images: list[RgbImage]) -> tuple[
         deployment.add_review(
             prediction_id, {"type": "classification", "classes": [digit_label(index)], "scores": [1.0]}
         )
-    return deployment, str(feedback.id), str(champion.id), str(shadow.id)
+    return deployment, str(feedback.id), champion, shadow
 
 
 def _detection_deployment(client: Client, images: list[RgbImage]) -> Deployment:
@@ -153,6 +160,15 @@ def _detection_deployment(client: Client, images: list[RgbImage]) -> Deployment:
     ]
     deployment = client.create_deployment("digit-boxes", versions[0], kind="monitoring_only")
     deployment.set_shadow_model(versions[1])
+    # Training data of a single image: too little for a reference, so its job fails and says why.
+    boxes = client.create_dataset("digit-boxes").create_version("v1", "detection", labelmap=labelmap)
+    pixels = on_canvas(images[1399])
+    boxes.add_asset(
+        png(pixels),
+        {"type": "detection", "boxes": [ink_box(pixels, 64)], "classes": ["digit"], "scores": [1.0]},
+    )
+    deployment.set_training_data(boxes)
+    eventually(lambda: deployment.get_training_data().status == "failed", timeout_s=180)
     for index in (1400, 1401, 1402):
         pixels = on_canvas(images[index])
         champion = DetectionPrediction(boxes=[ink_box(pixels, 64)], classes=["digit"], scores=[0.9])
@@ -164,7 +180,55 @@ def _detection_deployment(client: Client, images: list[RgbImage]) -> Deployment:
     return deployment
 
 
+def _shadow_answered(deployment: Deployment, image: bytes) -> bool:
+    """One prediction through serving, and whether the shadow answered it too (False while serving is
+    still loading either model)."""
+    try:
+        answer = deployment.predict(image)
+    except ApiError as exc:
+        if exc.status in (404, 503):
+            return False
+        raise
+    return bool(_recorded(deployment, answer.prediction_id).data["shadow_prediction"])
+
+
+def _recorded(deployment: Deployment, prediction_id: UUID) -> PredictedAsset:
+    """The predicted asset once ingest's persistence has written serving's event down."""
+
+    def read() -> PredictedAsset | None:
+        try:
+            return deployment.get_predicted_asset(prediction_id)
+        except NotFound:
+            return None
+
+    return eventually(read, timeout_s=60)
+
+
+def _served_deployment(
+    client: Client, images: list[RgbImage], champion: ModelVersion, shadow: ModelVersion
+) -> Deployment:
+    """The same two classifiers served by cvloop through Triton; serving logs both answers. A warm-up
+    digit is predicted until both models answer, then the digits the comparison is made on."""
+    deployment = client.create_deployment("digits-served", champion, kind="served")
+    deployment.set_shadow_model(shadow)
+    # A new digit each time: serving's events of an image already recorded are not recorded again.
+    warm_up = iter(images[WARM_UP.start : WARM_UP.stop])
+    eventually(lambda: _shadow_answered(deployment, png(next(warm_up))), interval_s=1.0, timeout_s=100)
+    for index in SERVED:
+        asset = _recorded(deployment, deployment.predict(png(images[index])).prediction_id)
+        if index % 2:  # reviewed: the quality compared on the pipeline page
+            asset.add_review({"type": "classification", "classes": [digit_label(index)], "scores": [1.0]})
+    return deployment
+
+
 def build(client: Client) -> World:
     images = digit_images()
-    classifier, feedback_id, champion_id, shadow_id = _classification_deployment(client, images)
-    return World(classifier, _detection_deployment(client, images), feedback_id, champion_id, shadow_id)
+    classifier, feedback_id, champion, shadow = _classification_deployment(client, images)
+    return World(
+        classifier,
+        _detection_deployment(client, images),
+        _served_deployment(client, images, champion, shadow),
+        feedback_id,
+        str(champion.id),
+        str(shadow.id),
+    )
