@@ -1,10 +1,10 @@
 """Browser tests of the review page: Playwright drives Debian's chromium (scripts/test.sh installs it;
-Playwright's own browser download is never used) against the real api, ingest, scoring and serving processes
-on the real Postgres, broker and S3 (and serving with tritonserver), with the data of
-tests/browser/world.py.
+Playwright's own browser download is never used) against the real api, ingest, scoring and serving
+processes, on the real Postgres, broker, S3 and tritonserver, with the data of tests/browser/world.py.
 
-Screenshots go to $CVLOOP_SCREENSHOTS_DIR when it is set (scripts/screenshots.py sets docs/screenshots),
-else to the test session's temporary folder."""
+Everything here lives for the module: the services stop after it, so later tests can start their own on
+the same ports. Screenshots go to $CVLOOP_SCREENSHOTS_DIR when it is set (scripts/screenshots.py sets
+docs/screenshots), else to the test session's temporary folder."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ SERVICES = [service.Api, service.Ingest, service.Scoring, service.Serving]
 SERVICES += [JOB_RUNNER] if JOB_RUNNER else []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def platform(
     postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, triton_settings: Settings
 ) -> Iterator[Settings]:
@@ -47,24 +47,26 @@ def platform(
         yield postgres_settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_key(platform: Settings) -> str:
     return new_project(platform, f"review-{uuid4().hex[:8]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(platform: Settings, api_key: str) -> Iterator[Client]:
     with Client(api_key, settings=platform) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def world(client: Client) -> World:
     return build(client)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: while Playwright's synchronous API runs, its event loop counts as running in this
+    thread, which the async tests of other folders cannot share."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
     with sync_playwright() as playwright:

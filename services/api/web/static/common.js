@@ -17,7 +17,8 @@ export async function api(method, path, body) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const answer = response.status === 204 ? null : await response.json();
+  const json = response.headers.get("content-type")?.startsWith("application/json");
+  const answer = json ? await response.json() : null;
   if (!response.ok) throw new ApiError(`${response.status}: ${answer?.detail ?? response.statusText}`);
   return answer;
 }
@@ -111,12 +112,13 @@ export function pipelineBadges(deployment) {
   ];
 }
 
-// One line about a prediction: its top class, or how many shapes it has.
+// The class a classification scores highest.
 export function topClass(prediction) {
   const best = prediction.scores.indexOf(Math.max(...prediction.scores));
   return best < 0 ? null : prediction.classes[best];
 }
 
+// One line about a prediction: its top class, or how many shapes it has.
 export function summary(prediction) {
   if (prediction.type === "classification") {
     const best = topClass(prediction);

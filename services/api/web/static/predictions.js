@@ -124,6 +124,7 @@ async function page() {
     });
   }
   grid.addEventListener("change", updateSubmit);
+  document.getElementById("dataset-version").addEventListener("change", updateSubmit);
   document.getElementById("select-reviewed").addEventListener("click", () => {
     for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === "REVIEWED";
     updateSubmit();
