@@ -182,6 +182,10 @@ def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, scr
     expect(page.locator("#box-list li")).to_have_count(3)
     page.click("#delete-box")
     expect(page.locator("#box-list li")).to_have_count(2)
+    drag((left, 30), (left + 6, 40))  # and one more, deleted with the keyboard
+    expect(page.locator("#box-list li")).to_have_count(3)
+    page.keyboard.press("Delete")
+    expect(page.locator("#box-list li")).to_have_count(2)
     page.screenshot(path=screenshots / "04-asset-detection.png", full_page=True)
     page.click("#mark-reviewed")
     expect(page.locator("#facts .badge")).to_have_text("REVIEWED")

@@ -200,10 +200,14 @@ async function page() {
       draft.classes[selectedBox] = event.target.value;
       draw();
     });
-    document.getElementById("delete-box").addEventListener("click", () => {
+    const deleteSelected = () => {
       editDraft();
       if (selectedBox >= 0) removeBox(selectedBox);
       draw();
+    };
+    document.getElementById("delete-box").addEventListener("click", deleteSelected);
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Delete" && !["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) deleteSelected();
     });
   }
   document.getElementById("mark-reviewed").addEventListener("click", () =>
