@@ -6,13 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 
+# Debian packages below come through apt-get, as root or through sudo.
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+
 # --- promtool: checks the Prometheus rules and every service's /metrics in the suite -----------------
 # Unpacked from Debian's prometheus package into the tools folder (not installed: no daemon starts).
 promtool_home="${CVLOOP_TOOLS_DIR:-.cvloop/tools}/prometheus"
 if [ ! -x "$promtool_home/usr/bin/promtool" ]; then
     echo "[test] unpacking promtool from Debian's prometheus package into $promtool_home" >&2
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     download=$(mktemp -d)
     # apt-get download runs as the unprivileged _apt user when it can: let it write there.
     chmod 777 "$download"
@@ -23,6 +25,13 @@ if [ ! -x "$promtool_home/usr/bin/promtool" ]; then
     mkdir -p "$promtool_home"
     dpkg -x "$download"/prometheus_*.deb "$promtool_home"
     rm -rf "$download"
+fi
+
+# Browser tests (tests/browser): Playwright drives Debian's chromium, never a browser it downloads.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "[test] installing Debian's chromium for the browser tests" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 .venv/bin/ruff check .

@@ -63,6 +63,10 @@ class ContinuousTrainingOut(Answer):
     training_parameters: dict[str, Any]
     threshold: int | None
     active: bool
+    submitted_since_training: int = Field(
+        description="SUBMITTED assets submitted since the deployment's latest pipeline training was "
+        "requested (all of them before the first)."
+    )
 
 
 class ContinuousDeploymentRequest(Body):
@@ -97,3 +101,24 @@ class DeploymentOut(Answer):
     continuous_deployment: ContinuousDeploymentOut
     created_at: datetime
     updated_at: datetime
+
+
+class RoleFigures(Answer):
+    model_version_id: UUID
+    predictions: int = Field(description="Predictions of the window this role answered.")
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    quality: dict[str, float] = Field(
+        description="Against the reviews in the window: accuracy (classification) or ap, ap50, ar "
+        "(detection), and `reviewed`, how many reviews that is; empty without reviews."
+    )
+
+
+class ComparisonOut(Answer):
+    window: int = Field(description="The latest predictions of the current champion looked at.")
+    champion: RoleFigures | None = Field(description="None: the deployment has no champion.")
+    shadow: RoleFigures | None = Field(description="None: the deployment has no shadow.")
+    agreement: float | None = Field(
+        description="Mean agreement of the shadow with the champion where both answered: top-1 match "
+        "(classification) or mean IoU of matched boxes (detection)."
+    )

@@ -22,7 +22,7 @@ class PredictedAssetOut(Answer):
     deployment_id: UUID
     image_object_key: str
     image_sha256: str
-    image_url: str | None = Field(None, description="Presigned GET of the image (single-asset answers).")
+    image_url: str | None = Field(None, description="Presigned GET of the image (GET answers).")
     width: int
     height: int
     source: str

@@ -20,6 +20,7 @@ from . import errors, metrics
 from .context import Context
 from .review_backlog import ShownBacklog
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
+from .web import pages
 
 READY_TIMEOUT_S = 2.0
 
@@ -75,4 +76,5 @@ def build_app(settings: Settings) -> FastAPI:
     metrics.install(app)
     for module in (projects, registry, experiments, deployments, pipeline, predictions, jobs):
         app.include_router(module.router)
+    pages.install(app)
     return app

@@ -17,6 +17,7 @@ from schemas.features import features
 from schemas.model_io import ModelIO
 from schemas.predictions import Prediction
 from schemas.topics import Topic
+from services.common.agreement import agreement
 from services.common.images import DecodedImage
 from services.common.kafka.producer import EventProducer
 from services.common.preprocess import Tensor, preprocess
@@ -24,7 +25,6 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
-from .agreement import agreement
 from .image_store import ImageStore
 from .postprocess import to_prediction
 from .router import Router

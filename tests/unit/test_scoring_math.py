@@ -16,11 +16,12 @@ from scipy.stats import false_discovery_control, ks_2samp
 from schemas.events import MultipleTestingCorrection
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
-from services.scoring.coco import detection_quality
+from services.common.coco import detection_quality
+from services.common.quality import Reviewed, Role, role_quality
 from services.scoring.drift import DriftWindow, reject, slide
 from services.scoring.ks import ks_2samp_columns
 from services.scoring.outlier import fit_outlier_model
-from services.scoring.quality import LatencyWindows, Reviewed, Role, role_quality
+from services.scoring.quality import LatencyWindows
 from services.scoring.reference import Reference, build_reference
 
 

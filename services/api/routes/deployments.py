@@ -3,31 +3,54 @@ publishes the deployment's routing state (DeploymentUpdated) to `deployments`.""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from schemas.api.common import Page as PageOf
-from schemas.api.deployments import DeploymentCreate, DeploymentOut, ModelVersionChoice, ThresholdUpdate
+from schemas.api.deployments import (
+    ComparisonOut,
+    ContinuousTrainingOut,
+    DeploymentCreate,
+    DeploymentOut,
+    ModelVersionChoice,
+    ThresholdUpdate,
+)
 from schemas.events import DeploymentChange, JobKind
 from schemas.topics import Topic
-from services.common.db.repositories import deployments, jobs, registry
+from services.common.db.repositories import deployment_figures, deployments, jobs, registry
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import Deployment
 from services.common.db.repositories.registry import ModelVersion
 from services.common.http import ApiError
 
+from ..comparison import compare
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..outbox import Change, change
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
+MAX_COMPARISON_WINDOW = 5000
+
+
+async def continuous_training_out(db: Db, deployment: Deployment) -> ContinuousTrainingOut:
+    ct = deployment.continuous_training
+    return ContinuousTrainingOut(
+        project_id=ct.project_id,
+        dataset_versions=ct.dataset_versions,
+        training_parameters=ct.parameters,
+        threshold=ct.trigger_threshold,
+        active=ct.active,
+        submitted_since_training=await deployment_figures.submitted_since_training(
+            db, deployment.project_id, deployment.id
+        ),
+    )
 
 
 async def deployment_out(db: Db, deployment: Deployment) -> DeploymentOut:
     reference_job = await jobs.latest_job(db, deployment.project_id, JobKind.REFERENCE, deployment.id)
-    ct = deployment.continuous_training
     return DeploymentOut.model_validate(
         deployment.model_dump()
         | {
@@ -38,13 +61,7 @@ async def deployment_out(db: Db, deployment: Deployment) -> DeploymentOut:
                 "job_id": reference_job.id if reference_job else None,
             },
             "feedback_loop": {"dataset_version_ids": deployment.feedback_dataset_version_ids},
-            "continuous_training": {
-                "project_id": ct.project_id,
-                "dataset_versions": ct.dataset_versions,
-                "training_parameters": ct.parameters,
-                "threshold": ct.trigger_threshold,
-                "active": ct.active,
-            },
+            "continuous_training": await continuous_training_out(db, deployment),
             "continuous_deployment": {"policy": deployment.cd_policy, "active": deployment.cd_active},
         }
     )
@@ -187,3 +204,22 @@ async def set_threshold(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: Thre
         )
         published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
     return await deployment_out(ctx.pool, deployment)
+
+
+@router.get("/deployments/{deployment_id}/comparison")
+async def compare_champion_and_shadow(
+    ctx: Ctx,
+    key: ReadKey,
+    deployment_id: UUID,
+    window: Annotated[int, Query(ge=1, le=MAX_COMPARISON_WINDOW, description="Latest predictions.")] = 500,
+) -> ComparisonOut:
+    deployment = await existing(ctx.pool, key.project_id, deployment_id)
+    champion, shadow = deployment.champion_model_version_id, deployment.shadow_model_version_id
+    answers = (
+        await deployment_figures.latest_answers(
+            ctx.pool, key.project_id, deployment_id, champion, shadow, window
+        )
+        if champion is not None
+        else []
+    )
+    return compare(answers, champion, shadow, window)

@@ -31,7 +31,7 @@ from ..errors import not_found
 from ..events import job_requested
 from ..outbox import change
 from ..rules import feedback_mismatch
-from .deployments import deployment_out, existing, labels_of, published
+from .deployments import continuous_training_out, deployment_out, existing, labels_of, published
 
 router = APIRouter(prefix="/v1/deployments/{deployment_id}", tags=["pipeline settings"])
 
@@ -146,17 +146,6 @@ async def detach_from_feedback_loop(
     return Response(status_code=204)
 
 
-def _continuous_training(deployment: Deployment) -> ContinuousTrainingOut:
-    ct = deployment.continuous_training
-    return ContinuousTrainingOut(
-        project_id=ct.project_id,
-        dataset_versions=ct.dataset_versions,
-        training_parameters=ct.parameters,
-        threshold=ct.trigger_threshold,
-        active=ct.active,
-    )
-
-
 @router.put("/continuous-training")
 async def set_continuous_training(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ContinuousTrainingRequest
@@ -189,7 +178,7 @@ async def set_continuous_training(
             ),
         )
         published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
-    return _continuous_training(deployment)
+    return await continuous_training_out(ctx.pool, deployment)
 
 
 @router.patch("/continuous-training")
@@ -207,7 +196,7 @@ async def toggle_continuous_training(
             current.conn, key.project_id, deployment_id, settings.model_copy(update={"active": body.active})
         )
         published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
-    return _continuous_training(deployment)
+    return await continuous_training_out(ctx.pool, deployment)
 
 
 @router.put("/continuous-deployment")

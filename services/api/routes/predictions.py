@@ -28,7 +28,7 @@ from services.common.db.repositories.predicted_assets import PredictionFilter
 from services.common.http import ApiError
 from services.common.review_state import IllegalTransition
 
-from ..context import Ctx, Page, ReadKey, WriteKey
+from ..context import Context, Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..outbox import change
 from ..rules import annotation_problem
@@ -72,7 +72,18 @@ async def list_predictions(
         offset=page.offset,
     )
     total = await predicted_assets.count_predictions(ctx.pool, key.project_id, deployment_id, where)
-    return PageOf[PredictedAssetOut](items=[PredictedAssetOut.model_validate(p) for p in found], total=total)
+    urls = await asyncio.to_thread(_image_urls, ctx, [p.image_object_key for p in found])
+    items = [
+        PredictedAssetOut.model_validate(p.model_dump() | {"image_url": u})
+        for p, u in zip(found, urls, strict=True)
+    ]
+    return PageOf[PredictedAssetOut](items=items, total=total)
+
+
+def _image_urls(ctx: Context, object_keys: list[str]) -> list[str]:
+    """Presigned GETs of the images (signing is local: no request to the store per image)."""
+    expires = timedelta(seconds=ctx.settings.api_image_url_ttl_s)
+    return [ctx.store.presigned_get_url(k, expires) for k in object_keys]
 
 
 @router.get("/predictions/{prediction_id}")
@@ -80,11 +91,7 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
     asset = await predicted_assets.get_prediction(ctx.pool, key.project_id, prediction_id)
     if asset is None:
         raise not_found("path.prediction_id", "prediction")
-    url = await asyncio.to_thread(
-        ctx.store.presigned_get_url,
-        asset.image_object_key,
-        timedelta(seconds=ctx.settings.api_image_url_ttl_s),
-    )
+    [url] = await asyncio.to_thread(_image_urls, ctx, [asset.image_object_key])
     return PredictedAssetOut.model_validate(asset.model_dump() | {"image_url": url})
 
 

@@ -1,0 +1,137 @@
+// A deployment's predicted assets as a grid: filters, selection, submission to the feedback loop.
+import { api, badge, el, localInput, number, prefix, say, start, summary, when } from "./common.js";
+
+const PAGE = 24;
+const deploymentId = document.getElementById("deployment-name").dataset.deployment;
+const form = document.getElementById("filters");
+const grid = document.getElementById("grid");
+const submitButton = document.getElementById("submit-selected");
+
+// The grid's state lives in the address, so a filtered view can be shared and reloaded.
+function query() {
+  return new URLSearchParams(location.search);
+}
+
+function fillForm(params) {
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    if (field.name === "tags") field.value = params.getAll("tags").join(", ");
+    else if (field.type === "datetime-local") field.value = localInput(params.get(field.name));
+    else field.value = params.get(field.name) ?? field.value;
+  }
+}
+
+function readForm() {
+  const params = new URLSearchParams();
+  for (const field of form.elements) {
+    if (!field.name || !field.value) continue;
+    if (field.name === "tags") {
+      field.value.split(",").map((t) => t.trim()).filter(Boolean).forEach((t) => params.append("tags", t));
+    } else if (field.type === "datetime-local") {
+      params.set(field.name, new Date(field.value).toISOString());
+    } else {
+      params.set(field.name, field.value);
+    }
+  }
+  return params;
+}
+
+function card(asset) {
+  const shown = asset.review ?? asset.champion_prediction;
+  return el(
+    "figure",
+    { class: "card", "data-prediction": asset.prediction_id, "data-status": asset.status },
+    el("input", { type: "checkbox", class: "pick", "aria-label": "select" }),
+    el(
+      "a",
+      { href: `${prefix}/predictions/${asset.prediction_id}` },
+      el("img", { src: asset.image_url, alt: asset.prediction_id, loading: "lazy" }),
+    ),
+    el(
+      "figcaption",
+      {},
+      badge(asset.status.replace("_", " "), asset.status.toLowerCase()),
+      el("span", { class: "class" }, summary(shown)),
+      el("span", { class: "score" }, `outlier ${number(asset.outlier_score, 2)}`),
+      el("span", { class: "time" }, when(asset.created_at)),
+      asset.tags.length ? el("span", { class: "tags" }, asset.tags.join(", ")) : null,
+    ),
+  );
+}
+
+function selected() {
+  return [...grid.querySelectorAll(".card")].filter((c) => c.querySelector(".pick").checked);
+}
+
+function updateSubmit() {
+  const count = selected().length;
+  submitButton.disabled = count === 0 || !document.getElementById("dataset-version").value;
+  submitButton.textContent = count ? `Submit ${count} to feedback loop` : "Submit to feedback loop";
+}
+
+async function load() {
+  const params = query();
+  params.set("limit", PAGE);
+  params.set("offset", params.get("offset") ?? 0);
+  const { items, total } = await api("GET", `/v1/deployments/${deploymentId}/predictions?${params}`);
+  grid.replaceChildren(...items.map(card));
+  const offset = Number(params.get("offset"));
+  document.getElementById("total").textContent =
+    total ? `${offset + 1}-${offset + items.length} of ${total}` : "no predicted assets match";
+  document.getElementById("previous").disabled = offset === 0;
+  document.getElementById("next").disabled = offset + items.length >= total;
+  updateSubmit();
+}
+
+function go(params) {
+  history.replaceState(null, "", `?${params}`);
+  load().catch((error) => say(error.message, true));
+}
+
+async function datasetVersions(deployment) {
+  const select = document.getElementById("dataset-version");
+  const { items } = await api("GET", `/v1/deployments/${deployment.id}/feedback-loop`);
+  const options = await Promise.all(
+    items.map(async (version) => {
+      const dataset = await api("GET", `/v1/datasets/${version.dataset_id}`);
+      return el("option", { value: version.id }, `${dataset.name} · ${version.version}`);
+    }),
+  );
+  select.replaceChildren(...(options.length ? options : [el("option", { value: "" }, "no feedback loop")]));
+}
+
+async function submit() {
+  const picked = selected().map((c) => c.dataset.prediction);
+  const body = { dataset_version_id: document.getElementById("dataset-version").value, prediction_ids: picked };
+  const { submitted } = await api("POST", `/v1/deployments/${deploymentId}/predictions/submit`, body);
+  say(`Submitted ${submitted.length} to the feedback loop.`);
+  await load();
+}
+
+async function page() {
+  const deployment = await api("GET", `/v1/deployments/${deploymentId}`);
+  document.getElementById("deployment-name").textContent = `${deployment.name} · predictions`;
+  fillForm(query());
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    go(readForm());
+  });
+  for (const [id, step] of [["previous", -PAGE], ["next", PAGE]]) {
+    document.getElementById(id).addEventListener("click", () => {
+      const params = query();
+      params.set("offset", Math.max(0, Number(params.get("offset") ?? 0) + step));
+      go(params);
+    });
+  }
+  grid.addEventListener("change", updateSubmit);
+  document.getElementById("dataset-version").addEventListener("change", updateSubmit);
+  document.getElementById("select-reviewed").addEventListener("click", () => {
+    for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === "REVIEWED";
+    updateSubmit();
+  });
+  submitButton.addEventListener("click", () => submit().catch((error) => say(error.message, true)));
+  await datasetVersions(deployment);
+  await load();
+}
+
+start(page);

@@ -1,0 +1,51 @@
+"""The review page's shells: each page renders with its ids and script, the static files are served,
+and none of them is in the OpenAPI document (they are not part of the JSON API)."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import build_app
+from services.common.settings import Settings
+
+ID = uuid4()
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(build_app(Settings()))  # no lifespan: the pages need neither Postgres nor Kafka
+
+
+@pytest.mark.parametrize(
+    ("path", "script", "marker"),
+    [
+        ("/review", "deployments.js", 'id="deployments"'),
+        (f"/review/deployments/{ID}", "predictions.js", f'data-deployment="{ID}"'),
+        (f"/review/predictions/{ID}", "prediction.js", f'data-prediction="{ID}"'),
+        (f"/review/deployments/{ID}/pipeline", "pipeline.js", 'id="promote"'),
+        ("/review/jobs", "jobs.js", 'id="jobs"'),
+        (f"/review/jobs/{ID}", "job.js", f'data-job="{ID}"'),
+    ],
+)
+def test_pages_render(client: TestClient, path: str, script: str, marker: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f'src="/review/static/{script}"' in page.text and marker in page.text
+    assert client.get(f"/review/static/{script}").status_code == 200
+
+
+def test_bad_ids_and_unknown_files(client: TestClient) -> None:
+    assert client.get("/review/predictions/not-a-uuid").status_code == 422
+    assert client.get("/review/static/missing.js").status_code == 404
+
+
+def test_home_leads_to_the_review_page(client: TestClient) -> None:
+    answer = client.get("/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/review"
+
+
+def test_pages_stay_out_of_the_api_document(client: TestClient) -> None:
+    assert not [p for p in client.app.openapi()["paths"] if p == "/" or p.startswith("/review")]
