@@ -59,3 +59,8 @@ class Api(PythonService):
 class Scoring(PythonService):
     name = "scoring"
     module = "services.scoring"
+
+
+class JobRunner(PythonService):
+    name = "job_runner"
+    module = "services.pipeline.runner"

@@ -11,7 +11,7 @@ from .demo import DemoDeployment
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api, Ingest, Scoring, Serving
+from .service import Api, Ingest, JobRunner, Scoring, Serving
 from .triton import TritonServer
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
@@ -22,6 +22,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Ingest,
     Api,
     Scoring,
+    JobRunner,
     Serving,
     DemoDeployment,  # seeded last: it needs the services up
 )
