@@ -9,7 +9,7 @@ import random
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from cvloop.stack import stack
 from cvloop.stack.process import port_open
 from services.common.settings import LOCAL_HOST, Settings
+from services.pipeline.runner.service import JobRunnerService
 
 PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,3 +86,23 @@ def kafka_settings(settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def triton_settings(settings: Settings) -> Iterator[Settings]:
     yield from _component(settings, "triton")
+
+
+@pytest.fixture(scope="session")
+def job_runner_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Settings:
+    """The job runner's settings in tests: it looks for pending runs often, and runs a few at once."""
+    return postgres_settings.model_copy(
+        update={"jobs_poll_s": 0.5, "jobs_max_concurrent": 4, "jobs_timeout_s": 120.0}
+    )
+
+
+@pytest.fixture(scope="session")
+async def job_runner(job_runner_settings: Settings) -> AsyncIterator[JobRunnerService]:
+    """The job runner (local backend), running in the test session's event loop; `stop()` and `start()`
+    again restart it."""
+    service = JobRunnerService(job_runner_settings)
+    await service.start()
+    yield service
+    await service.stop()

@@ -196,6 +196,7 @@ async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
 ) -> None:
     d = await classification_deployment(pool)
     store = ObjectStore.from_settings(scoring_settings)
+    await asyncio.to_thread(store.ensure_bucket)
     for data in (b"not an image", b"not an image either"):
         stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
         await registry.add_asset(
