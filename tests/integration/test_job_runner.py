@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +33,11 @@ from services.common.db.repositories.registry import ModelFile, ModelVersion, Ne
 from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
+from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
+from services.pipeline.runner.backends import Exit
+from services.pipeline.runner.finish import finish
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from tests.digits import digit_images, png
 from tests.integration.scoring_fixtures import classification_deployment
@@ -419,3 +424,70 @@ async def test_a_reference_job_whose_command_fails_marks_the_reference_failed(
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
     assert deployment is not None and deployment.reference_status == "failed"
     assert finished.reason.endswith(deployment.reference_reason or "-")
+
+
+async def _step(settings: Settings, *args: str) -> asyncio.subprocess.Process:
+    """A workspace step as a Kubernetes Job's pod runs it, with the platform's settings."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.pipeline.runner.workspace",
+        *args,
+        env={"PATH": os.environ["PATH"]} | settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_the_pods_workspace_steps_stage_in_and_stage_out_on_sigterm(
+    pool: asyncpg.Pool, store: ObjectStore, reg: Registry, job_runner_settings: Settings, tmp_path: Path
+) -> None:
+    experiment = await experiments.create_experiment(
+        pool,
+        reg.project_id,
+        f"in-a-pod-{uuid4().hex[:8]}",
+        base_model_version_id=reg.base.id,
+        dataset_versions={"train": reg.dataset_version_id},
+    )
+    async with pool.acquire() as conn, conn.transaction():  # running at once: the runner here leaves it
+        job, run, _ = await jobs.create_job(
+            conn, reg.project_id, JobKind.TRAINING, target_type=TargetType.EXPERIMENT, target_id=experiment.id
+        )
+        run = await jobs.start_run(conn, reg.project_id, run.id)
+    workspace = tmp_path / "workspace"
+    stage_in = await _step(job_runner_settings, "stage-in", "--run-id", str(run.id), "--dir", str(workspace))
+    out, err = await stage_in.communicate()
+    assert stage_in.returncode == 0, err.decode()
+    assert "staged in dataset train: version v1, 3 assets" in out.decode()
+    assert json.loads((workspace / "job.json").read_text())["run_id"] == str(run.id)
+    assert (workspace / "base_model" / "model.onnx").read_bytes() == BASE_MODEL
+    assert len(list((workspace / "datasets" / "train" / "images").iterdir())) == 3
+
+    stage_out = await _step(
+        job_runner_settings, "stage-out", "--run-id", str(run.id), "--dir", str(workspace), "--on-sigterm"
+    )
+    (workspace / "outputs" / "model.onnx").write_bytes(b"trained in a pod")
+    await asyncio.sleep(1.0)  # the sidecar waits for the pod to stop it: nothing staged out yet
+    assert await jobs.run_outputs(pool, reg.project_id, run.id) is None
+    stage_out.send_signal(signal.SIGTERM)
+    out, err = await stage_out.communicate()
+    assert stage_out.returncode == 0, err.decode()
+    (recorded,) = await jobs.run_outputs(pool, reg.project_id, run.id) or []
+    assert recorded.name == "model.onnx"
+    assert await asyncio.to_thread(store.get_bytes, recorded.object_key) == b"trained in a pod"
+
+    # What the runner does once the Job completed.
+    finished = await finish(pool, job, run, Exit(True), lambda _: None)
+    assert finished.status is RunStatus.SUCCEEDED
+    done = await experiments.get_experiment(pool, reg.project_id, experiment.id)
+    assert done is not None and [a.name for a in done.artifacts] == ["model.onnx"]
+
+
+async def test_a_workspace_step_for_an_unknown_run_fails_with_the_reason(
+    job_runner_settings: Settings, tmp_path: Path
+) -> None:
+    missing = uuid4()
+    step = await _step(job_runner_settings, "stage-in", "--run-id", str(missing), "--dir", str(tmp_path))
+    _, err = await step.communicate()
+    assert step.returncode == 1
+    assert err.decode().strip().splitlines()[-1] == f"run {missing} does not exist"
