@@ -19,7 +19,7 @@ from cvloop.stack.process import port_open
 from services.common.settings import LOCAL_HOST, Settings
 from services.pipeline.runner.service import JobRunnerService
 
-PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
+PORTS_PER_STACK = 11  # see CVLOOP_PORT_BASE: +0 to +10
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,8 +39,8 @@ def _bindable(port: int) -> bool:
 def free_port_base(start: int | None = None) -> int:
     # A random start keeps two test sessions on one machine from picking the same block; below the
     # ephemeral range (32768-60999), so client sockets do not take a port between the check and the start.
-    start = start or 20320 + 10 * random.randrange(1000)
-    for base in range(start, start + 2000, 10):
+    start = start or 20320 + PORTS_PER_STACK * random.randrange(1000)
+    for base in range(start, start + 2000, PORTS_PER_STACK):
         if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
             return base
     raise RuntimeError("no free block of loopback ports for the test stack")
@@ -98,10 +98,11 @@ def job_runner_settings(
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def job_runner(job_runner_settings: Settings) -> AsyncIterator[JobRunnerService]:
-    """The job runner (local backend), running in the test session's event loop; `stop()` and `start()`
-    again restart it."""
+    """The job runner (local backend) in the test session's event loop, for the module that asks for it
+    (tests elsewhere play the runner's part by hand on runs it would claim); `stop()` and `start()` again
+    restart it."""
     service = JobRunnerService(job_runner_settings)
     await service.start()
     yield service

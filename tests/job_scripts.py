@@ -58,3 +58,13 @@ model = (root / "base_model" / "model.onnx").read_bytes()
 (root / "outputs" / "model.onnx").write_bytes(model + f" {suffix} scale={parameters['scale']}".encode())
 print(f"converted {len(model)} bytes")
 """
+
+STEPS_SCRIPT = r"""
+import os, pathlib, time
+
+for step in range(1, 6):
+    print(f"step {step}", flush=True)
+    time.sleep(0.3)
+root = pathlib.Path(os.environ["CVLOOP_JOB_DIR"])
+(root / "outputs" / "model.onnx").write_bytes(b"converted by steps.py")
+"""

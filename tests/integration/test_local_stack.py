@@ -12,9 +12,20 @@ from pathlib import Path
 import pytest
 
 from services.common.settings import LOCAL_HOST, Settings
-from tests.conftest import free_port_base
+from tests.conftest import PORTS_PER_STACK, free_port_base
 
-COMPONENTS = ("postgres", "kafka", "s3", "triton", "ingest", "api", "scoring", "serving", "demo")
+COMPONENTS = (
+    "postgres",
+    "kafka",
+    "s3",
+    "triton",
+    "ingest",
+    "api",
+    "scoring",
+    "job_runner",
+    "serving",
+    "demo",
+)
 
 
 class Cli:
@@ -40,7 +51,7 @@ def cli(tmp_path: Path, settings: Settings) -> Iterator[Cli]:
     }
     env |= {
         "CVLOOP_STATE_DIR": str(tmp_path / "state"),
-        "CVLOOP_PORT_BASE": str(free_port_base(settings.port_base + 10)),
+        "CVLOOP_PORT_BASE": str(free_port_base(settings.port_base + PORTS_PER_STACK)),
         "CVLOOP_TOOLS_DIR": str(settings.tools_path),
     }
     runner = Cli(env)
