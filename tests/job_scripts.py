@@ -12,6 +12,7 @@ job = json.loads((root / "job.json").read_text())
 parameters = json.loads((root / "parameters.json").read_text())
 assert job["run_id"] == os.environ["CVLOOP_RUN_ID"] and job["kind"] == os.environ["CVLOOP_JOB_KIND"]
 assert "DATABASE_URL" not in os.environ  # a trainer sees no platform settings
+assert "timeout_s" not in parameters  # nor the runner's own parameters
 print(f"trainer: job {job['kind']}, run {job['attempt']}, learning_rate {parameters.get('learning_rate')}")
 described = json.loads((root / "base_model" / "model_version.json").read_text())
 base = (root / "base_model" / "model.onnx").read_bytes()

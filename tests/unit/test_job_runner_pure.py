@@ -32,7 +32,7 @@ from services.pipeline.runner.finish import (
     request_deployment,
     training_finished,
 )
-from services.pipeline.runner.workspace.stage_in import job_file
+from services.pipeline.runner.workspace.stage_in import command_parameters, job_file
 from services.pipeline.runner.workspace.stage_out import metrics_summary, output_names
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -223,3 +223,8 @@ def test_metrics_json_is_an_object_of_numbers() -> None:
     for bad in ('{"a": "high"}', "[1]", '{"a": true}', '{"a": NaN}'):
         with pytest.raises(ValueError):
             metrics_summary(bad)
+
+
+def test_the_command_does_not_see_the_runners_parameters() -> None:
+    given = {"learning_rate": 0.1, "timeout_s": 60, "resources": {"limits": {"nvidia.com/gpu": 1}}}
+    assert command_parameters(given) == {"learning_rate": 0.1}

@@ -152,7 +152,8 @@ def _ended(name: str, code: int, message: str | None, reason: str = "Error") -> 
 class FakeApiServer:
     """The few API-server answers the backend needs: the Job it created, its pod, the pod's log."""
 
-    def __init__(self, job_condition: str, exit_code: int) -> None:
+    def __init__(self, job_condition: str, exit_code: int, *, exists: bool = False) -> None:
+        self.exists = exists  # the Job was created before (by a runner that restarted since)
         self.job_condition = job_condition
         self.exit_code = exit_code
         self.created: dict[str, Any] | None = None
@@ -164,6 +165,8 @@ class FakeApiServer:
         path = request.url.path
         if request.method == "POST" and path == "/apis/batch/v1/namespaces/ml-jobs/jobs":
             self.created = json.loads(request.content)
+            if self.exists:
+                return httpx.Response(409, json={"reason": "AlreadyExists"})
             return httpx.Response(201, json=self.created)
         name = self.created["metadata"]["name"] if self.created else ""
         if request.method == "DELETE":
@@ -297,3 +300,15 @@ def test_kubectl_creates_the_rendered_job_in_a_client_dry_run(discovery: str, tm
     )
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout) == json.loads(json.dumps(manifest))
+
+
+async def test_a_restarted_runner_follows_the_job_it_created_before() -> None:
+    lines: list[str] = []
+    launch = _launch(JobKind.TRAINING, job_command(JobKind.TRAINING))
+    ended = await _backend(FakeApiServer("Complete", 0, exists=True)).run(launch, lines.append)
+    assert ended.succeeded
+    assert lines == [
+        f"Kubernetes Job ml-jobs/{job_name(launch)} exists already; following it",
+        "epoch 1",
+        "epoch 2",
+    ]

@@ -16,6 +16,7 @@ REFERENCE_TRAINER = ("python", "-m", "cvloop.trainers.classification")
 REFERENCE_JOB = ("python", "-m", "services.scoring.reference_job")
 TIMEOUT_PARAMETER = "timeout_s"
 RESOURCES_PARAMETER = "resources"
+RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER, RESOURCES_PARAMETER})  # read by the runner, not the job
 
 
 class JobRefused(Exception):
@@ -74,7 +75,8 @@ def local_command(job: JobCommand, processing_name: str | None) -> tuple[str, ..
 
 
 def timeout_of(parameters: dict[str, Any], default_s: float) -> float:
-    """The job's `timeout_s` parameter, else JOBS_TIMEOUT_S."""
+    """The job's `timeout_s` parameter, else JOBS_TIMEOUT_S (for a training, the pipeline gives the job the
+    experiment's parameters)."""
     value = parameters.get(TIMEOUT_PARAMETER)
     if value is None:
         return default_s

@@ -55,9 +55,13 @@ class Scheduler:
             logger.warning("claiming pending runs failed; trying again later", exc_info=True)
             return
         for job, run in claimed:
-            task = asyncio.create_task(self.run_one(job, run), name=f"job-run-{run.id}")
-            self.active.add(task)
-            task.add_done_callback(self._ended)
+            self.adopt(job, run)
+
+    def adopt(self, job: Job, run: JobRun) -> None:
+        """Run a run that is running already: one this scheduler claimed, or one a stopped runner left."""
+        task = asyncio.create_task(self.run_one(job, run), name=f"job-run-{run.id}")
+        self.active.add(task)
+        task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[object]) -> None:
         self.active.discard(task)

@@ -1,7 +1,8 @@
 """The job runner's parts, started and stopped together: Postgres pool (schema migrated), object store, the
 backend, the scheduler claiming runs, the `jobs` consumer waking it, and the outbox relay publishing
-TrainingFinished. On start, runs left running by a runner that stopped are failed with the reason: one
-runner runs a deployment's jobs (the Kubernetes Deployment has one replica)."""
+TrainingFinished. On start, runs left running by a runner that stopped are failed with the reason
+(local subprocesses died with it) or followed again (Kubernetes Jobs went on): one runner per database
+(the Kubernetes Deployment has one replica)."""
 
 from __future__ import annotations
 
@@ -57,16 +58,21 @@ class JobRunnerService:
         self.producer = EventProducer.from_settings(self.settings)
         await self.producer.start()
         relay = Relay(pool, self.producer, RELAY_INTERVAL_S)
-        executor = Executor(pool, self._backend(pool, store), self.settings.jobs_timeout_s, relay.wake.set)
-        for job, run in await jobs.running_runs(pool):
-            logger.warning("failing a run a stopped runner left", extra={"run_id": str(run.id)})
-            await executor.fail(job, run, ORPHANED)
+        backend = self._backend(pool, store)
+        executor = Executor(pool, backend, self.settings.jobs_timeout_s, relay.wake.set)
         self.scheduler = Scheduler(
             pool,
             executor.execute,
             max_concurrent=self.settings.jobs_max_concurrent,
             poll_s=self.settings.jobs_poll_s,
         )
+        for job, run in await jobs.running_runs(pool):
+            if backend.resumes_runs:
+                logger.warning("following a run a stopped runner left", extra={"run_id": str(run.id)})
+                self.scheduler.adopt(job, run)
+            else:
+                logger.warning("failing a run a stopped runner left", extra={"run_id": str(run.id)})
+                await executor.fail(job, run, ORPHANED)
         self._tasks = [
             asyncio.create_task(self.scheduler.run()),
             asyncio.create_task(relay.run()),

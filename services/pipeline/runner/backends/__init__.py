@@ -49,6 +49,10 @@ class Launch:
 
 
 class Backend(Protocol):
+    # True when a run another runner left running can be followed again (its command lives on outside
+    # the runner: a Kubernetes Job), False when it died with that runner (a subprocess).
+    resumes_runs: bool
+
     async def run(self, launch: Launch, log: Log) -> Exit:
         """Stage in, run, stage out; cancelled, it stops the command before it returns."""
         ...

@@ -61,6 +61,8 @@ def failure_reason(condition: dict[str, Any], pod: dict[str, Any] | None, timeou
 
 
 class KubernetesBackend:
+    resumes_runs = True  # a run's Job goes on without the runner: a restarted runner follows it again
+
     def __init__(
         self,
         client: httpx.AsyncClient,

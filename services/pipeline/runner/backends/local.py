@@ -38,6 +38,8 @@ def _failure(step: str, exc: Exception) -> Exit:
 
 
 class LocalBackend:
+    resumes_runs = False  # a run's subprocess died with the runner that started it
+
     def __init__(self, settings: Settings, pool: asyncpg.Pool, store: ObjectStore) -> None:
         self.settings = settings
         self.pool = pool

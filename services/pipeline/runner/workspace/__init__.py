@@ -5,7 +5,8 @@ outputs out after it, locally in its own process, on Kubernetes in the Job's pod
 
     $CVLOOP_JOB_DIR/
       job.json                       JobFile
-      parameters.json                the job's parameters (training: the experiment's)
+      parameters.json                the job's parameters (training: the experiment's), less the
+                                     runner's own (timeout_s, resources)
       base_model/                    the base (training) or target (processing) model version's files
       base_model/model_version.json  ModelVersionFile
       datasets/<alias>/assets.jsonl  one AssetLine per asset

@@ -20,6 +20,7 @@ from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.jobs import Job, JobRun, TargetType
 from services.common.storage import ObjectStore
 
+from ..commands import RUNNER_PARAMETERS
 from . import AssetLine, JobFile, ModelVersionFile, Workspace
 
 PAGE = 500
@@ -32,6 +33,12 @@ Log = Callable[[str], None]
 
 class StageError(Exception):
     """The workspace cannot be made; the message is the reason the run fails with."""
+
+
+def command_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """What the command sees of the parameters: not those the runner itself reads (its time limit, the
+    resources of its Kubernetes Job), which a trainer checking its parameters would not know."""
+    return {name: value for name, value in parameters.items() if name not in RUNNER_PARAMETERS}
 
 
 def job_file(job: Job, run: JobRun, parameters: dict[str, Any]) -> JobFile:
@@ -56,18 +63,19 @@ async def stage_in(
     pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, workspace: Workspace, log: Log
 ) -> JobFile:
     """Write job.json, parameters.json, the base model and the datasets a job of this kind needs."""
-    parameters = dict(job.parameters)
+    parameters = job.parameters
     model_version_id: UUID | None = None
     dataset_versions: dict[str, UUID] = {}
     if job.kind is JobKind.TRAINING:
         experiment = await experiments.get_experiment(pool, job.project_id, job.target_id)
         if experiment is None:
             raise StageError(f"experiment {job.target_id} does not exist")
-        parameters = experiment.parameters | parameters
+        parameters = experiment.parameters
         model_version_id = experiment.base_model_version_id
         dataset_versions = experiment.dataset_versions
     elif job.kind is JobKind.PROCESSING:
         model_version_id = job.target_id
+    parameters = command_parameters(parameters)
     described = job_file(job, run, parameters)
     workspace.outputs.mkdir(parents=True, exist_ok=True)
     workspace.job_file.write_text(described.model_dump_json(indent=2))
