@@ -1,6 +1,6 @@
 """The job runner as `cvloop up` starts it (`python -m services.pipeline.runner`) beside the api, driven the
 way a user does: a processing launched through the SDK runs when its JobRequested wakes the runner, and
-`cvloop jobs logs -f`, `show`, `rerun` and `wait` follow it."""
+`cvloop jobs logs -f`, `show`, `rerun` and `wait` follow it; its /metrics count the runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from cvloop.sdk import Client
@@ -65,3 +66,10 @@ def test_a_processing_runs_in_the_runner_and_cvloop_follows_it(
         code, out = cvloop("jobs", "wait", str(job.id), "--poll", "0.2")
         assert out.strip() == f"{job.id}  processing succeeded"
         assert model.get_version(f"v1-{name}-2")["files"][0]["name"] == "model.onnx"
+
+    runner = f"http://127.0.0.1:{stack_settings.job_runner_port}"
+    assert httpx.get(f"{runner}/readyz").status_code == 200
+    metrics = httpx.get(f"{runner}/metrics").text
+    assert 'cvloop_job_runs_total{kind="processing",status="succeeded"} 2.0' in metrics
+    assert 'cvloop_job_run_duration_seconds_count{kind="processing"} 2.0' in metrics
+    assert 'cvloop_job_runs_active{kind="processing"} 0.0' in metrics

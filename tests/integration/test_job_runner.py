@@ -38,6 +38,7 @@ from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
 from services.pipeline.runner.backends import Exit
 from services.pipeline.runner.finish import finish
+from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from tests.digits import digit_images, png
 from tests.integration.scoring_fixtures import classification_deployment
@@ -477,7 +478,7 @@ async def test_the_pods_workspace_steps_stage_in_and_stage_out_on_sigterm(
     assert await asyncio.to_thread(store.get_bytes, recorded.object_key) == b"trained in a pod"
 
     # What the runner does once the Job completed.
-    finished = await finish(pool, job, run, Exit(True), lambda _: None)
+    finished = await finish(pool, job, run, Exit(True), RunLog(pool, reg.project_id, run.id))
     assert finished.status is RunStatus.SUCCEEDED
     done = await experiments.get_experiment(pool, reg.project_id, experiment.id)
     assert done is not None and [a.name for a in done.artifacts] == ["model.onnx"]

@@ -75,10 +75,10 @@ class Executor:
         base: ModelVersion | None = None
         processing = None
         if job.kind is JobKind.TRAINING:
-            await experiments.set_status(self.pool, job.project_id, job.target_id, "running")
             experiment = await experiments.get_experiment(self.pool, job.project_id, job.target_id)
             if experiment is None:
                 raise JobRefused(f"experiment {job.target_id} does not exist")
+            await experiments.set_status(self.pool, job.project_id, job.target_id, "running")
             if experiment.base_model_version_id is not None:
                 base = await registry.get_model_version(
                     self.pool, job.project_id, experiment.base_model_version_id
@@ -96,10 +96,6 @@ class Executor:
     async def _finish(self, job: Job, run: JobRun, ended: Exit, log: RunLog) -> JobRun:
         try:
             finished = await finish(self.pool, job, run, ended, log)
-            if finished.reason:
-                log(f"failed: {finished.reason}")
-            else:
-                log("succeeded")
         finally:
             await log.close()
         self.on_finished()

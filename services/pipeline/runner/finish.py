@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
 from uuid import UUID
 
 import asyncpg
@@ -18,18 +18,17 @@ import asyncpg
 from schemas.events import JobKind, TrainingFinished, TrainingStatus
 from schemas.topics import Topic
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
-from services.common.db.repositories.base import transaction
+from services.common.db.repositories.base import NotFound, transaction
 from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus
 from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
 from services.common.db.repositories.training_references import fail_reference
 
 from .backends import Exit
+from .run_log import RunLog
 
 FINISHED_NAMESPACE = UUID("0b6f3e52-8a1d-4c7e-9f24-6d5a3b8c1e07")  # TrainingFinished ids derive from the run
 NO_DEPLOYMENT = UUID(int=0)
 VERSION_LIMIT = 64  # model_versions.version
-
-Log = Callable[[str], None]
 
 
 class OutcomeRefused(Exception):
@@ -110,18 +109,20 @@ async def _new_version(
     raise OutcomeRefused(f"model version {name} already exists")
 
 
-async def finish(pool: asyncpg.Pool, job: Job, run: JobRun, ended: Exit, log: Log) -> JobRun:
-    """Finish the run as `ended` says, unless what it left cannot be used; answers the finished run."""
+async def finish(pool: asyncpg.Pool, job: Job, run: JobRun, ended: Exit, log: RunLog) -> JobRun:
+    """Finish the run as `ended` says, unless what it left cannot be used; answers the finished run. Its
+    last log lines (what it made, how it ended) are written with it."""
+    await log.close()
     if ended.succeeded:
         try:
             return await _succeed(pool, job, run, log)
         except OutcomeRefused as exc:
             ended = Exit(False, str(exc))
     assert ended.reason is not None
-    return await _fail(pool, job, run, ended.reason)
+    return await _fail(pool, job, run, ended.reason, log)
 
 
-async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: Log) -> JobRun:
+async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: RunLog) -> JobRun:
     files = await jobs.run_outputs(pool, job.project_id, run.id) or []
     if job.kind is JobKind.TRAINING and not files:
         raise OutcomeRefused("the training wrote no files to outputs/")
@@ -132,20 +133,25 @@ async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: Log) -> JobRu
             await experiments.set_status(conn, job.project_id, job.target_id, "succeeded")
         elif job.kind is JobKind.PROCESSING and files:
             created = await _new_version(conn, job, run, files)
-            log(f"created model version {created.version} ({created.id}) of model {created.model_id}")
+            await log.write(
+                conn, f"created model version {created.version} ({created.id}) of model {created.model_id}"
+            )
         finished = await jobs.finish_run(conn, job.project_id, run.id, RunStatus.SUCCEEDED)
+        await log.write(conn, "succeeded")
         await _report(conn, job, finished)
     return finished
 
 
-async def _fail(pool: asyncpg.Pool, job: Job, run: JobRun, reason: str) -> JobRun:
+async def _fail(pool: asyncpg.Pool, job: Job, run: JobRun, reason: str, log: RunLog) -> JobRun:
     async with transaction(pool) as conn:
         if job.kind is JobKind.TRAINING:
-            await experiments.set_status(conn, job.project_id, job.target_id, "failed")
+            with contextlib.suppress(NotFound):  # an experiment deleted meanwhile has no status to follow
+                await experiments.set_status(conn, job.project_id, job.target_id, "failed")
         elif job.kind is JobKind.REFERENCE and "dataset_version_id" in job.parameters:
             dataset_version_id = UUID(str(job.parameters["dataset_version_id"]))
             await fail_reference(conn, job.project_id, job.target_id, dataset_version_id, reason)
         finished = await jobs.finish_run(conn, job.project_id, run.id, RunStatus.FAILED, reason=reason)
+        await log.write(conn, f"failed: {reason}")
         await _report(conn, job, finished)
     return finished
 

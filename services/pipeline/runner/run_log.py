@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.common.db.repositories import jobs
+from services.common.db.repositories.base import Db
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ class RunLog:
             # Kept for the next round: a line is stored once under its number, whenever it gets there.
             self._pending = batch + self._pending
             logger.warning("job log lines not written yet", extra={"run_id": str(self.run_id)}, exc_info=True)
+
+    async def write(self, db: Db, line: str) -> None:
+        """Write a line at once, on `db` (a transaction finishing the run: a follower that sees the run
+        finished has seen its last line too). Call it after `close`."""
+        await jobs.append_logs(db, self.project_id, self.run_id, [(self._next, line[:MAX_LINE])])
+        self._next += 1
 
     async def close(self) -> None:
         """Write what is left."""
