@@ -33,6 +33,8 @@ if mode == "fail":
     print("Traceback (most recent call last): ...", file=sys.stderr)
     print("ValueError: learning rate missing", file=sys.stderr)
     sys.exit(3)
+if mode == "empty":
+    sys.exit(0)  # succeeds, having written nothing
 if mode == "sleep":
     print("trainer: sleeping", flush=True)
     time.sleep(600)

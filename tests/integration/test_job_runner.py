@@ -269,6 +269,16 @@ async def test_a_run_past_its_time_limit_is_stopped_and_failed(
     assert "trainer: sleeping" in await _log_lines(pool, reg.project_id, run.id)
 
 
+async def test_a_training_that_writes_nothing_fails(
+    pool: asyncpg.Pool, producer: EventProducer, reg: Registry
+) -> None:
+    job, run, _ = await _training(pool, producer, reg, {"mode": "empty"})
+    finished = await _finished(pool, reg.project_id, run.id)
+    assert (finished.status, finished.reason) == (RunStatus.FAILED, "the training wrote no files to outputs/")
+    experiment = await experiments.get_experiment(pool, reg.project_id, job.target_id)
+    assert experiment is not None and experiment.status == "failed"
+
+
 async def test_log_lines_are_readable_while_the_run_goes_on(
     pool: asyncpg.Pool, producer: EventProducer, reg: Registry
 ) -> None:

@@ -123,7 +123,10 @@ async def finish(pool: asyncpg.Pool, job: Job, run: JobRun, ended: Exit, log: Ru
 
 
 async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: RunLog) -> JobRun:
-    files = await jobs.run_outputs(pool, job.project_id, run.id) or []
+    staged = await jobs.run_outputs(pool, job.project_id, run.id)
+    if staged is None and job.kind is not JobKind.REFERENCE:
+        raise OutcomeRefused("the outputs were not staged out (see the stage-out step's log)")
+    files = staged or []
     if job.kind is JobKind.TRAINING and not files:
         raise OutcomeRefused("the training wrote no files to outputs/")
     async with transaction(pool) as conn:
