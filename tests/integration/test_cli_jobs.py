@@ -16,7 +16,7 @@ from cvloop.sdk import Client
 from cvloop.stack.service import Api, JobRunner
 from services.common.settings import Settings
 from tests.job_scripts import STEPS_SCRIPT
-from tests.sdk_support import invoke, new_project, running
+from tests.sdk_support import eventually, invoke, new_project, running
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,13 @@ def test_a_processing_runs_in_the_runner_and_cvloop_follows_it(
 
     runner = f"http://127.0.0.1:{stack_settings.job_runner_port}"
     assert httpx.get(f"{runner}/readyz").status_code == 200
-    metrics = httpx.get(f"{runner}/metrics").text
-    assert 'cvloop_job_runs_total{kind="processing",status="succeeded"} 2.0' in metrics
+
+    def counted() -> str | None:
+        """The metrics once both runs are counted: just after their finish commits, which the CLI may
+        see first."""
+        text = httpx.get(f"{runner}/metrics").text
+        return text if 'cvloop_job_runs_total{kind="processing",status="succeeded"} 2.0' in text else None
+
+    metrics = eventually(counted, timeout_s=30)
     assert 'cvloop_job_run_duration_seconds_count{kind="processing"} 2.0' in metrics
     assert 'cvloop_job_runs_active{kind="processing"} 0.0' in metrics

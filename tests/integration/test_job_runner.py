@@ -474,11 +474,26 @@ async def test_the_pods_workspace_steps_stage_in_and_stage_out_on_sigterm(
     assert (workspace / "base_model" / "model.onnx").read_bytes() == BASE_MODEL
     assert len(list((workspace / "datasets" / "train" / "images").iterdir())) == 3
 
+    ready = tmp_path / "stage-out-ready"
     stage_out = await _step(
-        job_runner_settings, "stage-out", "--run-id", str(run.id), "--dir", str(workspace), "--on-sigterm"
+        job_runner_settings,
+        *(
+            "stage-out",
+            "--run-id",
+            str(run.id),
+            "--dir",
+            str(workspace),
+            "--on-sigterm",
+            "--ready-file",
+            str(ready),
+        ),
     )
     (workspace / "outputs" / "model.onnx").write_bytes(b"trained in a pod")
-    await asyncio.sleep(1.0)  # the sidecar waits for the pod to stop it: nothing staged out yet
+    for _ in range(int(WAIT_S / 0.1)):  # what the pod's startup probe waits for before the job starts
+        if ready.exists():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the sidecar waits for the pod to stop it: nothing staged out yet
     assert await jobs.run_outputs(pool, reg.project_id, run.id) is None
     stage_out.send_signal(signal.SIGTERM)
     out, err = await stage_out.communicate()
