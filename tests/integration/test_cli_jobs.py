@@ -23,9 +23,9 @@ from tests.sdk_support import eventually, invoke, new_project, running
 def stack_settings(
     postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
 ) -> Iterator[Settings]:
-    # The runner looks for pending runs on its own only every 10 minutes: here a run starts because its
-    # JobRequested woke the runner.
-    runner_settings = postgres_settings.model_copy(update={"jobs_poll_s": 600.0})
+    # The runner looks for pending runs on its own only every minute: a run starts at once because its
+    # JobRequested wakes the runner.
+    runner_settings = postgres_settings.model_copy(update={"jobs_poll_s": 60.0})
     with running(Api(postgres_settings), JobRunner(runner_settings)):
         yield postgres_settings
 

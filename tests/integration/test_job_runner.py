@@ -263,9 +263,9 @@ async def test_a_failing_command_fails_the_run_and_the_experiment_with_its_reaso
 async def test_a_run_past_its_time_limit_is_stopped_and_failed(
     pool: asyncpg.Pool, producer: EventProducer, reg: Registry
 ) -> None:
-    _, run, _ = await _training(pool, producer, reg, {"mode": "sleep", "timeout_s": 2})
+    _, run, _ = await _training(pool, producer, reg, {"mode": "sleep", "timeout_s": 5})
     finished = await _finished(pool, reg.project_id, run.id)
-    assert (finished.status, finished.reason) == (RunStatus.FAILED, "timed out after 2 s")
+    assert (finished.status, finished.reason) == (RunStatus.FAILED, "timed out after 5 s")
     assert "trainer: sleeping" in await _log_lines(pool, reg.project_id, run.id)
 
 
