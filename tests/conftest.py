@@ -8,7 +8,7 @@ import random
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,11 @@ import pytest
 from cvloop.stack import stack
 from cvloop.stack.process import port_open
 from services.common.settings import LOCAL_HOST, Settings
+from services.pipeline.runner.service import JobRunnerService
 from tests.promtool import tools_dir
 
-PORTS_PER_STACK = 10  # see CVLOOP_PORT_BASE
+PORTS_PER_STACK = 11  # see CVLOOP_PORT_BASE: +0 to +10
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bindable(port: int) -> bool:
@@ -37,8 +39,8 @@ def _bindable(port: int) -> bool:
 def free_port_base(start: int | None = None) -> int:
     # A random start keeps two test sessions on one machine from picking the same block; below the
     # ephemeral range (32768-60999), so client sockets do not take a port between the check and the start.
-    start = start or 20320 + 10 * random.randrange(1000)
-    for base in range(start, start + 2000, 10):
+    start = start or 20320 + PORTS_PER_STACK * random.randrange(1000)
+    for base in range(start, start + 2000, PORTS_PER_STACK):
         if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
             return base
     raise RuntimeError("no free block of loopback ports for the test stack")
@@ -93,3 +95,24 @@ def pipeline_settings(
     Per module: the local broker takes one member per consumer group, so it leaves before another
     module's pipeline worker joins."""
     yield from _component(postgres_settings, "pipeline")
+
+
+@pytest.fixture(scope="session")
+def job_runner_settings(
+    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
+) -> Settings:
+    """The job runner's settings in tests: it looks for pending runs often, and runs a few at once."""
+    return postgres_settings.model_copy(
+        update={"jobs_poll_s": 0.5, "jobs_max_concurrent": 4, "jobs_timeout_s": 120.0}
+    )
+
+
+@pytest.fixture(scope="module")
+async def job_runner(job_runner_settings: Settings) -> AsyncIterator[JobRunnerService]:
+    """The job runner (local backend) in the test session's event loop, for the module that asks for it
+    (tests elsewhere play the runner's part by hand on runs it would claim); `stop()` and `start()` again
+    restart it."""
+    service = JobRunnerService(job_runner_settings)
+    await service.start()
+    yield service
+    await service.stop()

@@ -64,3 +64,8 @@ class Scoring(PythonService):
 class Pipeline(PythonService):
     name = "pipeline"
     module = "services.pipeline"
+
+
+class JobRunner(PythonService):
+    name = "job_runner"
+    module = "services.pipeline.runner"

@@ -11,7 +11,7 @@ from .demo import DemoDeployment
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api, Ingest, Pipeline, Scoring, Serving
+from .service import Api, Ingest, JobRunner, Pipeline, Scoring, Serving
 from .triton import TritonServer
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
@@ -23,6 +23,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Api,
     Scoring,
     Pipeline,
+    JobRunner,
     Serving,
     DemoDeployment,  # seeded last: it needs the services up
 )

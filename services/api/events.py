@@ -13,7 +13,7 @@ NO_DEPLOYMENT = UUID(int=0)
 
 
 def job_requested(job: Job, run: JobRun) -> JobRequested:
-    """What the job runner (or, for references, the scoring stream) needs to start `run` of `job`."""
+    """What wakes the job runner to start `run` of `job`."""
     target = {job.target_type: job.target_id}
     parameters = dict(job.parameters)
     dataset_version_id = target.get(TargetType.DATASET_VERSION)

@@ -315,12 +315,6 @@ class Settings(BaseSettings):
         validation_alias=_env("SCORING_LATENCY_WINDOW"),
         description="Most recent predictions the latency percentiles by role are taken over.",
     )
-    scoring_run_reference_jobs: bool = Field(
-        True,
-        validation_alias=_env("SCORING_RUN_REFERENCE_JOBS"),
-        description="Whether the scoring service runs `reference` jobs from the jobs topic itself (until "
-        "the job runner does).",
-    )
 
     # --- pipeline (services/pipeline) ---
     pipeline_outbox_retry_s: float = Field(
@@ -332,6 +326,69 @@ class Settings(BaseSettings):
     )
 
     # --- job runner (services/pipeline/runner) ---
+    jobs_backend: Literal["local", "kubernetes"] = Field(
+        "local",
+        validation_alias=_env("JOBS_BACKEND"),
+        description="Where jobs run: `local` (subprocesses of the runner, each in a folder under "
+        "JOBS_WORK_DIR) or `kubernetes` (a batch/v1 Job each, from JOBS_KUBERNETES_TEMPLATE).",
+    )
+    jobs_work_dir_setting: Path | None = Field(
+        None,
+        validation_alias=_env("JOBS_WORK_DIR"),
+        description="Folder holding the local backend's job workspaces, one per run. "
+        "Unset: <state dir>/jobs.",
+    )
+    jobs_max_concurrent: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        validation_alias=_env("JOBS_MAX_CONCURRENT"),
+        description="Runs one runner has going at once; more pending runs wait their turn.",
+    )
+    jobs_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=_env("JOBS_TIMEOUT_S"),
+        description="Longest a run may take before it is stopped and failed; a job's `timeout_s` parameter "
+        "overrides it.",
+    )
+    jobs_poll_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("JOBS_POLL_S"),
+        description="How often the runner looks for pending runs besides the JobRequested wake-ups.",
+    )
+    jobs_keep_workspaces: bool = Field(
+        False,
+        validation_alias=_env("JOBS_KEEP_WORKSPACES"),
+        description="Keep a local run's folder after it finished (to look at what a job wrote).",
+    )
+    jobs_kubernetes_namespace: str = Field(
+        "cvloop",
+        validation_alias=_env("JOBS_KUBERNETES_NAMESPACE"),
+        description="Namespace the runner creates its Kubernetes Jobs in.",
+    )
+    jobs_kubernetes_api: str | None = Field(
+        None,
+        validation_alias=_env("JOBS_KUBERNETES_API"),
+        description="Kubernetes API server URL. Unset: the in-cluster one (KUBERNETES_SERVICE_HOST), with "
+        "the pod's service-account token and CA.",
+    )
+    jobs_image: str = Field(
+        "cvloop:latest",
+        validation_alias=_env("JOBS_IMAGE"),
+        description="Image of a Kubernetes Job's workspace steps and of jobs run as commands (the cvloop "
+        "image); a processing registered with an image runs that image.",
+    )
+    jobs_kubernetes_template: Path = Field(
+        Path("deploy/k8s/jobs/job.yaml"),
+        validation_alias=_env("JOBS_KUBERNETES_TEMPLATE"),
+        description="The batch/v1 Job template the kubernetes backend fills in for each run.",
+    )
+
+    @property
+    def jobs_work_dir(self) -> Path:
+        return (self.jobs_work_dir_setting or self.state_path / "jobs").resolve()
 
     @property
     def state_path(self) -> Path:

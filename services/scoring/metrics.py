@@ -49,6 +49,3 @@ CONSUMER_LAG = Gauge(
     "Messages behind the partition's end after the last batch.",
     ["topic", "partition"],
 )
-REFERENCE_JOBS = Counter(
-    "cvloop_scoring_reference_jobs_total", "Reference jobs run, by outcome.", ["outcome"]
-)

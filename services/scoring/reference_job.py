@@ -1,25 +1,30 @@
-"""The `reference` job: the image features of every asset of the deployment's training dataset version,
-read from the object store, the outlier model fitted on them, and the reference stored as one object.
-The deployment's reference status moves computing -> ready, or failed with the reason; the job run
-pending -> running -> succeeded or failed. Runs again harmlessly: the object is content-addressed, the
-reference id derives from the run, and a finished run is not run twice."""
+"""The `reference` job's command, `python -m services.scoring.reference_job`, which the job runner runs in a
+job workspace with the platform's settings: the image features of every asset of the deployment's
+training dataset version, read from the object store, the outlier model fitted on them, the reference
+stored as one object, and the deployment's reference status moved computing -> ready, or failed with the
+reason (printed as the last line, exit code 1). The runner owns the job run's status and log.
+
+Runs again harmlessly: the object is content-addressed and the reference id derives from the run."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
+import sys
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 import numpy as np
 from minio.error import S3Error
+from pydantic import BaseModel, ConfigDict
 
-from schemas.events import JobRequested
 from schemas.features import IMAGE_FEATURES, image_features
 from schemas.object_keys import ObjectKind
-from services.common.db.repositories import jobs, registry
-from services.common.db.repositories.base import Conflict
+from services.common.db.pool import create_pool
+from services.common.db.repositories import registry
 from services.common.db.repositories.deployments import project_of
 from services.common.db.repositories.training_references import (
     TrainingReference,
@@ -27,21 +32,31 @@ from services.common.db.repositories.training_references import (
     make_reference_ready,
 )
 from services.common.images import InvalidImage, decode_image
+from services.common.settings import Settings, load_settings
 from services.common.storage import ObjectStore
 
-from .metrics import REFERENCE_JOBS
 from .outlier import FloatVector
 from .reference import build_reference
-
-logger = logging.getLogger(__name__)
 
 DETECTOR = "mahalanobis-ledoit-wolf"
 REFERENCE_NAMESPACE = UUID("9d3c2a41-5b7e-4f08-8c6d-2e1f0a9b7c35")
 PAGE = 500
 
+Log = Callable[[str], None]
+
 
 class ReferenceFailed(Exception):
     """The training data cannot give a reference; the message is the reason people see."""
+
+
+class ReferenceRequest(BaseModel):
+    """What the command reads from the workspace's job.json."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: UUID
+    deployment_id: UUID
+    dataset_version_id: UUID
 
 
 def asset_features(data: bytes, max_bytes: int) -> FloatVector:
@@ -75,65 +90,74 @@ async def _training_features(
     return np.array(rows)
 
 
-async def _start(pool: asyncpg.Pool, project_id: UUID, job: JobRequested) -> bool:
-    """Move the run to running; False when it already finished (a replayed request)."""
-    try:
-        await jobs.start_run(pool, project_id, job.run_id)
-    except Conflict:
-        runs = await jobs.list_runs(pool, project_id, job.job_id)
-        run = next((r for r in runs if r.id == job.run_id), None)
-        return run is not None and run.status is jobs.RunStatus.RUNNING  # interrupted before: redo it
-    return True
-
-
-async def run_reference_job(
-    pool: asyncpg.Pool, store: ObjectStore, job: JobRequested, *, sample_size: int, max_bytes: int
+async def compute_reference(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    request: ReferenceRequest,
+    *,
+    sample_size: int,
+    max_bytes: int,
+    log: Log,
 ) -> None:
-    if job.dataset_version_id is None:
-        raise ValueError("dataset_version_id: a reference job needs the training dataset version")
-    project_id = await project_of(pool, job.deployment_id)
+    """Make the deployment's reference ready; ReferenceFailed (the deployment's reference marked failed
+    with the reason) when its training data cannot give one."""
+    project_id = await project_of(pool, request.deployment_id)
     if project_id is None:
-        raise LookupError(f"deployment {job.deployment_id} does not exist")
-    if not await _start(pool, project_id, job):
-        return
-    log: list[tuple[int, str]] = []
+        raise ReferenceFailed(f"deployment {request.deployment_id} does not exist")
     try:
-        features = await _training_features(pool, store, project_id, job.dataset_version_id, max_bytes)
-        log.append((len(log), f"features of {len(features)} training images computed"))
+        features = await _training_features(pool, store, project_id, request.dataset_version_id, max_bytes)
+        log(f"features of {len(features)} training images computed")
         try:
             reference = await asyncio.to_thread(build_reference, features, sample_size)
         except ValueError as exc:
             raise ReferenceFailed(str(exc)) from None
-        stored = await asyncio.to_thread(store.put_bytes, ObjectKind.REFERENCES, reference.to_bytes())
-        log.append((len(log), f"{DETECTOR} fitted; reference stored as {stored.key}"))
-        row = TrainingReference(
-            id=uuid.uuid5(REFERENCE_NAMESPACE, str(job.run_id)),
-            project_id=project_id,
-            deployment_id=job.deployment_id,
-            dataset_version_id=job.dataset_version_id,
-            job_run_id=job.run_id,
-            object_key=stored.key,
-            detector=DETECTOR,
-            feature_names=list(reference.feature_names),
-            training_size=reference.training_size,
-            sample_size=len(reference.sample),
-        )
-        if not await make_reference_ready(pool, row):
-            log.append((len(log), "the deployment's training data changed meanwhile: reference not used"))
     except ReferenceFailed as exc:
-        await _fail(pool, project_id, job, str(exc), log)
-        return
-    await jobs.append_logs(pool, project_id, job.run_id, log)
-    await jobs.finish_run(pool, project_id, job.run_id, jobs.RunStatus.SUCCEEDED)
-    REFERENCE_JOBS.labels("succeeded").inc()
+        await fail_reference(pool, project_id, request.deployment_id, request.dataset_version_id, str(exc))
+        raise
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.REFERENCES, reference.to_bytes())
+    log(f"{DETECTOR} fitted; reference stored as {stored.key}")
+    row = TrainingReference(
+        id=uuid.uuid5(REFERENCE_NAMESPACE, str(request.run_id)),
+        project_id=project_id,
+        deployment_id=request.deployment_id,
+        dataset_version_id=request.dataset_version_id,
+        job_run_id=request.run_id,
+        object_key=stored.key,
+        detector=DETECTOR,
+        feature_names=list(reference.feature_names),
+        training_size=reference.training_size,
+        sample_size=len(reference.sample),
+    )
+    if await make_reference_ready(pool, row):
+        log("the deployment's reference is ready")
+    else:
+        log("the deployment's training data changed meanwhile, or this run's reference is stored: not used")
 
 
-async def _fail(
-    pool: asyncpg.Pool, project_id: UUID, job: JobRequested, reason: str, log: list[tuple[int, str]]
-) -> None:
-    assert job.dataset_version_id is not None
-    logger.warning("reference job failed", extra={"job_id": str(job.job_id), "reason": reason})
-    await fail_reference(pool, project_id, job.deployment_id, job.dataset_version_id, reason)
-    await jobs.append_logs(pool, project_id, job.run_id, [*log, (len(log), f"failed: {reason}")])
-    await jobs.finish_run(pool, project_id, job.run_id, jobs.RunStatus.FAILED, reason=reason)
-    REFERENCE_JOBS.labels("failed").inc()
+async def _main(settings: Settings, request: ReferenceRequest) -> None:
+    pool = await create_pool(settings.database_url, max_size=4)
+    try:
+        await compute_reference(
+            pool,
+            ObjectStore.from_settings(settings),
+            request,
+            sample_size=settings.scoring_reference_sample_size,
+            max_bytes=settings.max_image_bytes,
+            log=lambda line: print(line, flush=True),
+        )
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    job_file = Path(os.environ["CVLOOP_JOB_DIR"]) / "job.json"
+    try:
+        request = ReferenceRequest.model_validate_json(job_file.read_text())
+        asyncio.run(_main(load_settings(), request))
+    except (ReferenceFailed, ValueError) as exc:
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """The scoring stream (faust): `predictions` -> outlier scores and drift reports (to `scores` and
-Postgres), `reviews` -> champion and shadow quality, `jobs` -> reference jobs (until the job runner
-exists). Batches are taken with `take_events` and scored with one matrix product per deployment.
+Postgres), `reviews` -> champion and shadow quality; reference jobs are commands the job runner runs
+(`reference_job.py`). Batches are taken with `take_events` and scored with one matrix product per
+deployment.
 
 State: each deployment's drift window is a faust table (`drift-windows`, changelogged, so a restarted
 worker resumes its windows); latency windows live in memory (metrics only); quality is recomputed from
@@ -24,7 +25,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from schemas.codec import decode
-from schemas.events import JobKind, JobRequested, OutlierScored, PredictionLogged, PredictionReviewed
+from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
 from schemas.predictions import Prediction
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
@@ -39,7 +40,6 @@ from services.common.storage import ObjectStore
 from . import metrics
 from .drift import DriftWindow, drift_report, slide
 from .quality import LatencyWindows, Reviewed, Role, role_quality
-from .reference_job import run_reference_job
 from .references import LoadedReference, ReferenceCache
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,6 @@ class ScoringStream:
             self._guard(self._predictions)
         )
         app.agent(registry_topic(app, Topic.REVIEWS), name="measure-quality")(self._guard(self._reviews))
-        if settings.scoring_run_reference_jobs:
-            app.agent(registry_topic(app, Topic.JOBS), name="reference-jobs")(self._guard(self._jobs))
         app.timer(min(1.0, settings.scoring_drift_interval_s))(self._report_overdue_drift)
 
     def _guard(
@@ -304,28 +302,6 @@ class ScoringStream:
             for metric, value in values.items():
                 metrics.QUALITY.labels(str(deployment_id), role.value, metric).set(value)
         return measured
-
-    # --- jobs --------------------------------------------------------------------------------------
-
-    async def _jobs(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                job: JobRequested = decode(Topic.JOBS, event.message.value)
-            except Exception as exc:  # whatever the bytes are, failing to read them is the message's fault
-                await self._dead_letter(event.message, exc)
-                continue
-            if job.kind is not JobKind.REFERENCE:
-                continue
-            try:
-                await run_reference_job(
-                    self.pool,
-                    self.store,
-                    job,
-                    sample_size=self.settings.scoring_reference_sample_size,
-                    max_bytes=self.settings.max_image_bytes,
-                )
-            except MESSAGE_ERRORS as exc:
-                await self._dead_letter(event.message, exc)
 
     # --- shared ------------------------------------------------------------------------------------
 

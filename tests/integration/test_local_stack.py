@@ -12,9 +12,21 @@ from pathlib import Path
 import pytest
 
 from services.common.settings import LOCAL_HOST, Settings
-from tests.conftest import free_port_base
+from tests.conftest import PORTS_PER_STACK, free_port_base
 
-COMPONENTS = ("postgres", "kafka", "s3", "triton", "ingest", "api", "scoring", "pipeline", "serving", "demo")
+COMPONENTS = (
+    "postgres",
+    "kafka",
+    "s3",
+    "triton",
+    "ingest",
+    "api",
+    "scoring",
+    "pipeline",
+    "job_runner",
+    "serving",
+    "demo",
+)
 
 
 class Cli:
@@ -40,7 +52,7 @@ def cli(tmp_path: Path, settings: Settings) -> Iterator[Cli]:
     }
     env |= {
         "CVLOOP_STATE_DIR": str(tmp_path / "state"),
-        "CVLOOP_PORT_BASE": str(free_port_base(settings.port_base + 10)),
+        "CVLOOP_PORT_BASE": str(free_port_base(settings.port_base + PORTS_PER_STACK)),
         "CVLOOP_TOOLS_DIR": str(settings.tools_path),
     }
     runner = Cli(env)

@@ -1,7 +1,7 @@
-"""The scoring stream through the real broker, Postgres and S3: a reference job over digit images, then
-predictions of held-out digits (low scores, no drift) and of noisy or darkened digits (high scores, a
-drift report that flags them); malformed events are dead-lettered, replays change nothing, reviews give
-champion and shadow quality."""
+"""The scoring stream through the real broker, Postgres and S3: a training-data reference computed from
+digit images (what the reference job's command does), then predictions of held-out digits (low scores, no
+drift) and of noisy or darkened digits (high scores, a drift report that flags them); malformed events
+are dead-lettered, replays change nothing, reviews give champion and shadow quality."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from prometheus_client import REGISTRY
 from schemas.deadletter import DeadLetter
 from schemas.events import (
     JobKind,
-    JobRequested,
     MultipleTestingCorrection,
     PredictionLogged,
     PredictionReviewed,
@@ -35,6 +34,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
+from services.scoring.reference_job import ReferenceFailed, ReferenceRequest, compute_reference
 from services.scoring.service import ScoringService
 from tests.digits import darkened, digit_images, noisy, png
 from tests.integration.scoring_fixtures import Deployment, answer, classification_deployment, prediction_of
@@ -160,42 +160,43 @@ async def ready(
 
     for start in range(0, TRAINING, 100):
         await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
-    job_id = await _request_reference(pool, producer, d)
-
-    async def is_ready() -> bool | None:
-        deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
-        assert deployment is not None and deployment.reference_status != "failed", deployment
-        return True if deployment.reference_status == "ready" else None
-
-    await _until(is_ready, "the reference to be ready")
-    (finished,) = await jobs.list_runs(pool, d.project_id, job_id)
-    assert finished.status is jobs.RunStatus.SUCCEEDED
+    lines = await _compute_reference(pool, store, scoring_settings, d)
+    assert lines[0] == f"features of {TRAINING} training images computed"
+    deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
+    assert deployment is not None and deployment.reference_status == "ready", deployment
     return d
 
 
-async def _request_reference(pool: asyncpg.Pool, producer: EventProducer, d: Deployment) -> UUID:
+async def _compute_reference(
+    pool: asyncpg.Pool, store: ObjectStore, settings: Settings, d: Deployment
+) -> list[str]:
+    """What the reference job's command does for a run of the deployment's reference job (the job runner
+    runs it: tests/integration/test_job_runner.py); the lines it logs."""
     await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
-    job, run, _ = await jobs.create_job(
+    _, run, _ = await jobs.create_job(
         pool, d.project_id, JobKind.REFERENCE, target_type=TargetType.DEPLOYMENT, target_id=d.deployment_id
     )
-    await producer.publish(
-        Topic.JOBS,
-        JobRequested(
-            deployment_id=d.deployment_id,
-            job_id=job.id,
-            run_id=run.id,
-            kind=JobKind.REFERENCE,
-            dataset_version_id=d.dataset_version_id,
-        ),
+    lines: list[str] = []
+    request = ReferenceRequest(
+        run_id=run.id, deployment_id=d.deployment_id, dataset_version_id=d.dataset_version_id
     )
-    return job.id
+    await compute_reference(
+        pool,
+        store,
+        request,
+        sample_size=settings.scoring_reference_sample_size,
+        max_bytes=settings.max_image_bytes,
+        log=lines.append,
+    )
+    return lines
 
 
-async def test_a_reference_job_fails_with_the_reason_when_an_image_is_not_one(
-    service: ScoringService, pool: asyncpg.Pool, producer: EventProducer, scoring_settings: Settings
+async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
+    pool: asyncpg.Pool, scoring_settings: Settings
 ) -> None:
     d = await classification_deployment(pool)
     store = ObjectStore.from_settings(scoring_settings)
+    await asyncio.to_thread(store.ensure_bucket)
     for data in (b"not an image", b"not an image either"):
         stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
         await registry.add_asset(
@@ -207,17 +208,13 @@ async def test_a_reference_job_fails_with_the_reason_when_an_image_is_not_one(
             width=8,
             height=8,
         )
-    job_id = await _request_reference(pool, producer, d)
-
-    async def failed() -> str | None:
-        deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
-        assert deployment is not None
-        return deployment.reference_reason if deployment.reference_status == "failed" else None
-
-    reason = await _until(failed, "the reference to fail")
+    with pytest.raises(ReferenceFailed) as failed:
+        await _compute_reference(pool, store, scoring_settings, d)
+    deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
+    assert deployment is not None and deployment.reference_status == "failed"
+    reason = deployment.reference_reason
+    assert reason == str(failed.value)
     assert reason.startswith("asset images/") and "not a JPEG, PNG or WebP image" in reason
-    (run,) = await jobs.list_runs(pool, d.project_id, job_id)
-    assert run.status is jobs.RunStatus.FAILED and run.reason == reason
 
 
 async def test_training_like_digits_score_low_and_do_not_drift(

@@ -143,3 +143,17 @@ async def add_artifact(
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"experiment {experiment_id} is not in this project") from exc
     return Artifact.model_validate(dict(row))
+
+
+async def set_status(db: Db, project_id: UUID, experiment_id: UUID, status: str) -> None:
+    """Move the experiment with its training run: running, then succeeded or failed (finished_at set)."""
+    updated = await db.execute(
+        """UPDATE experiments SET status = $3,
+               finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END
+           WHERE project_id = $1 AND id = $2""",
+        project_id,
+        experiment_id,
+        status,
+    )
+    if updated == "UPDATE 0":
+        raise NotFound(f"experiment {experiment_id} is not in this project")

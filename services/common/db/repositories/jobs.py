@@ -256,3 +256,83 @@ async def latest_job(db: Db, project_id: UUID, kind: JobKind, target_id: UUID) -
         target_id,
     )
     return Job.model_validate(dict(row)) if row else None
+
+
+# The job runner's side: claiming runs, finding those a stopped runner left, the files a run staged out.
+
+
+async def claim_pending(db: Db, limit: int) -> list[tuple[Job, JobRun]]:
+    """Up to `limit` pending runs, oldest first, moved to running together; a run another runner is
+    claiming at the same moment is skipped (it takes it)."""
+    if limit <= 0:
+        return []
+    async with transaction(db) as conn:
+        rows = await conn.fetch(
+            """UPDATE job_runs SET status = 'running', started_at = now()
+               WHERE id IN (SELECT id FROM job_runs WHERE status = 'pending'
+                            ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+               RETURNING *""",
+            limit,
+        )
+        claimed = [JobRun.model_validate(dict(r)) for r in rows]
+        found = await conn.fetch(
+            "SELECT * FROM jobs WHERE id = ANY($1::uuid[])", [run.job_id for run in claimed]
+        )
+    by_id = {row["id"]: Job.model_validate(dict(row)) for row in found}
+    return sorted(((by_id[run.job_id], run) for run in claimed), key=lambda pair: pair[1].created_at)
+
+
+async def running_runs(db: Db) -> list[tuple[Job, JobRun]]:
+    """Every run marked running, in every project, with its job."""
+    rows = await db.fetch(
+        """SELECT to_jsonb(j.*) AS job, to_jsonb(r.*) AS run FROM job_runs r JOIN jobs j ON j.id = r.job_id
+           WHERE r.status = 'running' ORDER BY r.started_at, r.id"""
+    )
+    return [(Job.model_validate(row["job"]), JobRun.model_validate(row["run"])) for row in rows]
+
+
+async def get_run(db: Db, project_id: UUID, run_id: UUID) -> tuple[Job, JobRun] | None:
+    row = await db.fetchrow(
+        """SELECT to_jsonb(j.*) AS job, to_jsonb(r.*) AS run FROM job_runs r JOIN jobs j ON j.id = r.job_id
+           WHERE r.project_id = $1 AND r.id = $2""",
+        project_id,
+        run_id,
+    )
+    return (Job.model_validate(row["job"]), JobRun.model_validate(row["run"])) if row else None
+
+
+async def find_run(db: Db, run_id: UUID) -> tuple[Job, JobRun] | None:
+    """A run by its id alone (a job's workspace step knows only its run)."""
+    project_id = await db.fetchval("SELECT project_id FROM job_runs WHERE id = $1", run_id)
+    return await get_run(db, project_id, run_id) if project_id else None
+
+
+class OutputFile(BaseModel):
+    """A file a run staged out, stored in the object store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    object_key: str
+    sha256: str
+    size_bytes: int
+
+
+async def record_outputs(db: Db, project_id: UUID, run_id: UUID, files: list[OutputFile]) -> None:
+    """What the stage-out step uploaded; staging out again replaces it."""
+    updated = await db.execute(
+        "UPDATE job_runs SET outputs = $3 WHERE project_id = $1 AND id = $2",
+        project_id,
+        run_id,
+        [f.model_dump() for f in files],
+    )
+    if updated == "UPDATE 0":
+        raise NotFound(f"run {run_id} is not in this project")
+
+
+async def run_outputs(db: Db, project_id: UUID, run_id: UUID) -> list[OutputFile] | None:
+    """The files the run staged out; None when it staged out nothing (not even an empty folder)."""
+    value = await db.fetchval(
+        "SELECT outputs FROM job_runs WHERE project_id = $1 AND id = $2", project_id, run_id
+    )
+    return None if value is None else [OutputFile.model_validate(f) for f in value]

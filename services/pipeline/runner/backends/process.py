@@ -1,0 +1,92 @@
+"""One command as a subprocess: its stdout and stderr lines streamed to the run's log as they come, a time
+limit, and the whole process group stopped (SIGTERM, then SIGKILL) when it is exceeded or the run is
+cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import Exit, Log, process_exit
+
+LINE_LIMIT = 1 << 20  # a longer line is cut into pieces
+STOP_GRACE_S = 5.0  # between SIGTERM and SIGKILL
+DRAIN_S = 5.0  # how long the pipes may stay open after the command exited (a child it left behind)
+
+
+async def _pump(stream: asyncio.StreamReader, log: Log, last: list[str] | None) -> None:
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # longer than LINE_LIMIT: what was read is dropped, the rest goes on
+            continue
+        if not line:
+            return
+        text = line.decode(errors="replace").rstrip("\r\n")
+        log(text)
+        if last is not None and text.strip():
+            last[:] = [text.strip()]
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    _signal_group(process, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(STOP_GRACE_S):
+            await process.wait()
+    except TimeoutError:
+        _signal_group(process, signal.SIGKILL)
+        await process.wait()
+    _signal_group(process, signal.SIGKILL)  # whatever it started and left running
+
+
+async def run_process(
+    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout_s: float, log: Log
+) -> Exit:
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group, stopped as a whole
+            limit=LINE_LIMIT,
+        )
+    except OSError as exc:
+        return Exit(False, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+    assert process.stdout is not None and process.stderr is not None
+    last_stderr: list[str] = []
+    pumps = asyncio.gather(_pump(process.stdout, log, None), _pump(process.stderr, log, last_stderr))
+    timed_out = False
+    try:
+        async with asyncio.timeout(timeout_s):
+            await process.wait()
+    except TimeoutError:
+        timed_out = True
+        await _stop(process)
+    except asyncio.CancelledError:
+        await _stop(process)
+        pumps.cancel()
+        raise
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            await pumps
+    except TimeoutError:
+        pumps.cancel()
+    assert process.returncode is not None
+    return process_exit(
+        process.returncode,
+        timed_out=timed_out,
+        timeout_s=timeout_s,
+        last_stderr=last_stderr[0] if last_stderr else None,
+    )

@@ -1,0 +1,92 @@
+"""What a job runs (pure): its command or image, whether it gets the platform's settings, its time limit."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.events import JobKind
+from services.common.db.repositories.processings import Processing
+from services.common.db.repositories.registry import ModelVersion
+
+REFERENCE_TRAINER = ("python", "-m", "cvloop.trainers.classification")
+REFERENCE_JOB = ("python", "-m", "services.scoring.reference_job")
+TIMEOUT_PARAMETER = "timeout_s"
+RESOURCES_PARAMETER = "resources"
+RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER, RESOURCES_PARAMETER})  # read by the runner, not the job
+
+
+class JobRefused(Exception):
+    """The job cannot run as it is; the message is the reason its run fails with."""
+
+
+class JobCommand(BaseModel):
+    """`command` None: the image's own entrypoint (an image-only processing)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: tuple[str, ...] | None
+    image: str | None = None
+    platform_env: bool = False  # the platform's settings (Postgres, S3...) in its environment
+
+
+def training_command(base: ModelVersion | None) -> JobCommand:
+    """The base model version's training entrypoint, or the reference trainer."""
+    entrypoint = base.training_entrypoint if base else None
+    if entrypoint and entrypoint.strip():
+        try:
+            command = tuple(shlex.split(entrypoint))
+        except ValueError as exc:
+            raise JobRefused(f"training_entrypoint {entrypoint!r} is not a command line: {exc}") from None
+    else:
+        command = REFERENCE_TRAINER
+    return JobCommand(command=command, image=base.training_image if base else None)
+
+
+def processing_command(processing: Processing) -> JobCommand:
+    return JobCommand(
+        command=tuple(processing.command) if processing.command else None, image=processing.image
+    )
+
+
+def job_command(
+    kind: JobKind, *, base: ModelVersion | None = None, processing: Processing | None = None
+) -> JobCommand:
+    if kind is JobKind.TRAINING:
+        return training_command(base)
+    if kind is JobKind.PROCESSING:
+        if processing is None:
+            raise JobRefused("the job's processing does not exist")
+        return processing_command(processing)
+    return JobCommand(command=REFERENCE_JOB, platform_env=True)
+
+
+def local_command(job: JobCommand, processing_name: str | None) -> tuple[str, ...]:
+    """The command the local backend runs: a container image cannot run as a subprocess."""
+    if job.command is None:
+        raise JobRefused(
+            f"processing {processing_name!r} runs as the image {job.image!r}, which the local backend cannot "
+            "run: register it with a command, or run jobs on Kubernetes (JOBS_BACKEND=kubernetes)"
+        )
+    return job.command
+
+
+def timeout_of(parameters: dict[str, Any], default_s: float) -> float:
+    """The job's `timeout_s` parameter, else JOBS_TIMEOUT_S (for a training, the pipeline gives the job the
+    experiment's parameters)."""
+    value = parameters.get(TIMEOUT_PARAMETER)
+    if value is None:
+        return default_s
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise JobRefused(
+            f"parameters.{TIMEOUT_PARAMETER} must be a positive number of seconds, not {value!r}"
+        )
+    return float(value)
