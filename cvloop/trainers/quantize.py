@@ -30,7 +30,7 @@ class QuantizationParameters(BaseModel):
 
 def quantize(workspace: Workspace) -> dict[str, float]:
     parameters = workspace.parameters(QuantizationParameters)
-    original = workspace.base_model_onnx()
+    original = workspace.base_model_bytes()
     try:
         converted = quantize_weights(original, **parameters.model_dump())
     except QuantizationError as exc:
