@@ -52,7 +52,7 @@ for epoch in range(1, epochs + 1):
     if mode == "slow":
         time.sleep(0.4)
 (outputs / "model.onnx").write_bytes(base + b" fine-tuned")
-(outputs / "labels.json").write_text(json.dumps(described["labels"]))
+(outputs / "labels.json").write_text(json.dumps(described.labels))
 (outputs / "metrics.json").write_text(json.dumps({"accuracy_before": 0.5, "accuracy_after": 0.75}))
 (outputs / "logs").mkdir()
 (outputs / "logs" / "epochs.txt").write_text(f"{epochs}\n")
