@@ -20,7 +20,7 @@ from uuid import UUID
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.job_workspace import TEST_ALIAS
+from schemas.job_workspace import METRICS_FILE, TEST_ALIAS
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from services.common.images import InvalidImage, decode_image
@@ -221,7 +221,7 @@ def train(workspace: Workspace) -> dict[str, float]:
         "model.onnx", dense_classifier(layers, base.model.input_shape, softmax=base.model.softmax)
     )
     workspace.write_json_output("labels.json", base.labels)
-    workspace.write_json_output("metrics.json", metrics)
+    workspace.write_json_output(METRICS_FILE, metrics)
     logger.info("model written", extra=metrics)
     return metrics
 
