@@ -1,4 +1,5 @@
-"""The contract between cvloop's services and its producers: events, predictions, topics."""
+"""The contract between cvloop's services and its producers: events, predictions, topics; and between the
+job runner and trainers: the job workspace (`job_workspace`)."""
 
 from .codec import TOPIC_EVENTS, decode, describe
 from .deadletter import DeadLetter

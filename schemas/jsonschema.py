@@ -1,4 +1,5 @@
-"""JSON Schema files generated from the models, for producers written in other languages.
+"""JSON Schema files generated from the models, for producers written in other languages, and for
+trainers written in them: the files of the job workspace.
 
 `python -m schemas.jsonschema` rewrites `schemas/json/`; a test fails when the files are stale.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .codec import TOPIC_EVENTS
+from .job_workspace import FILE_MODELS
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -19,7 +21,8 @@ def _file_name(model_type: str) -> str:
 
 
 def generate() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema of every event, in the order of the topic registry."""
+    """File name -> JSON Schema of every event, in the order of the topic registry, then of every file
+    of the job workspace (as the runner writes them: every field present)."""
     schemas: dict[str, dict[str, Any]] = {}
     for topic, models in TOPIC_EVENTS.items():
         for model in models:
@@ -28,6 +31,10 @@ def generate() -> dict[str, dict[str, Any]]:
             schema["$id"] = f"urn:cvloop:event:{event_type}:v{model.model_fields['schema_version'].default}"
             schema["x-cvloop-topic"] = topic.value
             schemas[_file_name(event_type)] = schema
+    for name, file_model in FILE_MODELS.items():
+        schema = file_model.model_json_schema(mode="serialization")
+        schema["$id"] = f"urn:cvloop:{name}"
+        schemas[_file_name(name)] = schema
     return schemas
 
 

@@ -1,4 +1,4 @@
-"""Job workspaces built the way the job runner stages them (README, "Job workspace"), for the trainer's
+"""Job workspaces built the way the job runner stages them (`schemas.job_workspace`), for the trainer's
 tests and benchmark: a base model version, parameters and dataset aliases of real digit images."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from cvloop.demo.digits import TrainedModel, split_indices
+from schemas.events import JobKind
 from schemas.features import RgbImage
+from schemas.job_workspace import AssetLine, JobFile, JobWorkspace, ModelVersionFile, image_file
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from tests.digits import darkened, digit_images, png, rotated
 
@@ -34,37 +36,40 @@ def build_workspace(
     root: Path, base: TrainedModel, parameters: dict[str, Any], datasets: dict[str, Sequence[Asset]]
 ) -> Path:
     """A training job's workspace in `root`: job.json, parameters.json, base_model/, datasets/<alias>/."""
+    workspace = JobWorkspace(root)
     root.mkdir(parents=True, exist_ok=True)
-    version_id = str(uuid.uuid4())
-    job = {"job_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()), "attempt": 1, "kind": "training"}
-    (root / "job.json").write_text(
-        json.dumps(job | {"parameters": parameters, "model_version_id": version_id})
+    version_id = uuid.uuid4()
+    job = JobFile(
+        job_id=uuid.uuid4(),
+        run_id=uuid.uuid4(),
+        attempt=1,
+        kind=JobKind.TRAINING,
+        parameters=parameters,
+        model_version_id=version_id,
     )
-    (root / "parameters.json").write_text(json.dumps(parameters))
-    (root / "base_model").mkdir(parents=True)
-    (root / "base_model" / "model.onnx").write_bytes(base.onnx)
-    version = {
-        "id": version_id,
-        "version": "1",
-        "detection_type": DetectionType.CLASSIFICATION,
-        "labels": base.labels,
-        "io": base.io.model_dump(mode="json"),
-        "training_parameters": {},
-    }
-    (root / "base_model" / "model_version.json").write_text(json.dumps(version))
+    workspace.job_file.write_text(job.model_dump_json())
+    workspace.parameters_file.write_text(json.dumps(parameters))
+    workspace.base_model.mkdir(parents=True)
+    workspace.base_model_onnx.write_bytes(base.onnx)
+    version = ModelVersionFile(
+        id=version_id,
+        version="1",
+        detection_type=DetectionType.CLASSIFICATION,
+        labels=base.labels,
+        io=base.io,
+        training_parameters={},
+    )
+    workspace.model_version_file.write_text(version.model_dump_json())
     for alias, assets in datasets.items():
-        folder = root / "datasets" / alias
-        (folder / "images").mkdir(parents=True)
+        workspace.images(alias).mkdir(parents=True)
         lines = []
         for asset in assets:
-            asset_id = str(uuid.uuid4())
-            (folder / "images" / f"{asset_id}.png").write_bytes(png(asset.pixels))
-            annotation = asset.annotation.model_dump(mode="json") if asset.annotation else None
-            lines.append(
-                json.dumps({"asset_id": asset_id, "file": f"images/{asset_id}.png", "annotation": annotation})
-            )
-        (folder / "assets.jsonl").write_text("\n".join(lines) + "\n")
-        (folder / "labels.json").write_text(json.dumps(base.labels))
+            asset_id = uuid.uuid4()
+            line = AssetLine(asset_id=asset_id, file=image_file(asset_id, "png"), annotation=asset.annotation)
+            (workspace.dataset(alias) / line.file).write_bytes(png(asset.pixels))
+            lines.append(line.model_dump_json())
+        workspace.assets_file(alias).write_text("\n".join(lines) + "\n")
+        workspace.labels_file(alias).write_text(json.dumps(base.labels))
     return root
 
 

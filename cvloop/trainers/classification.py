@@ -15,10 +15,12 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from uuid import UUID
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.job_workspace import METRICS_FILE, TEST_ALIAS
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from services.common.images import InvalidImage, decode_image
@@ -32,7 +34,7 @@ from services.common.onnx_graphs import (
 from services.common.preprocess import preprocess
 
 from . import dense
-from .workspace import TEST_ALIAS, JobInputError, Workspace
+from .workspace import JobInputError, Workspace
 
 logger = logging.getLogger("cvloop.trainers.classification")
 
@@ -111,13 +113,13 @@ def load_examples(workspace: Workspace, aliases: list[str], io: ModelIO, labels:
     for alias in aliases:
         before = len(rows)
         for asset in workspace.assets(alias):
-            label = label_of(asset.asset_id, asset.annotation)
+            label = label_of(str(asset.asset_id), asset.annotation)
             if label is None:
                 unlabelled += 1
                 continue
             if label not in index:
                 unknown[label] += 1
-                unknown_example.setdefault(label, asset.asset_id)
+                unknown_example.setdefault(label, str(asset.asset_id))
                 continue
             try:
                 pixels = decode_image(workspace.asset_bytes(alias, asset), MAX_IMAGE_BYTES).pixels
@@ -136,7 +138,7 @@ def load_examples(workspace: Workspace, aliases: list[str], io: ModelIO, labels:
 class Base:
     """The base model version, checked: its graph's layers, its io and its labelmap."""
 
-    version_id: str
+    version_id: UUID
     model: DenseClassifier
     io: ModelIO
     labels: list[str]
@@ -153,7 +155,7 @@ def load_base(workspace: Workspace) -> Base:
     if not version.labels:
         raise JobInputError("the base model version has no labelmap: nothing names the classes it scores")
     try:
-        model = read_dense_classifier(workspace.base_model_onnx())
+        model = read_dense_classifier(workspace.base_model_bytes())
     except UnsupportedGraph as exc:
         raise JobInputError(f"base_model/model.onnx: {exc}") from None
     check_compatible(model, version.io, version.labels)
@@ -167,7 +169,7 @@ def train(workspace: Workspace) -> dict[str, float]:
     logger.info(
         "fine-tuning",
         extra={
-            "base_model_version": base.version_id,
+            "base_model_version": str(base.version_id),
             "layers": [w.shape for w, _ in base.model.layers],
             **parameters.model_dump(),
         },
@@ -219,7 +221,7 @@ def train(workspace: Workspace) -> dict[str, float]:
         "model.onnx", dense_classifier(layers, base.model.input_shape, softmax=base.model.softmax)
     )
     workspace.write_json_output("labels.json", base.labels)
-    workspace.write_json_output("metrics.json", metrics)
+    workspace.write_json_output(METRICS_FILE, metrics)
     logger.info("model written", extra=metrics)
     return metrics
 

@@ -13,6 +13,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.job_workspace import METRICS_FILE
 from services.common.logs import configure_logging
 
 from .weight_quantization import QuantizationError, quantize_weights
@@ -30,7 +31,7 @@ class QuantizationParameters(BaseModel):
 
 def quantize(workspace: Workspace) -> dict[str, float]:
     parameters = workspace.parameters(QuantizationParameters)
-    original = workspace.base_model_onnx()
+    original = workspace.base_model_bytes()
     try:
         converted = quantize_weights(original, **parameters.model_dump())
     except QuantizationError as exc:
@@ -45,7 +46,7 @@ def quantize(workspace: Workspace) -> dict[str, float]:
         "size_after_bytes": len(converted.onnx),
         "tensors_quantized": len(converted.tensors),
     }
-    workspace.write_json_output("metrics.json", metrics)
+    workspace.write_json_output(METRICS_FILE, metrics)
     logger.info("model quantized", extra={"tensors": converted.tensors, **metrics})
     return metrics
 

@@ -1,6 +1,6 @@
-"""The job workspace a training job or a processing runs in (README, "Job workspace"): reading what the
-runner staged in `$CVLOOP_JOB_DIR` and writing `outputs/`. Every problem raises JobInputError with the
-message people see as the run's failure reason."""
+"""Reading the job workspace a training job or a processing runs in (its layout and files:
+`schemas.job_workspace`) as the runner staged it in `$CVLOOP_JOB_DIR`, and writing `outputs/`. Every
+problem raises JobInputError with the message people see as the run's failure reason."""
 
 from __future__ import annotations
 
@@ -11,42 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas.model_io import ModelIO
-from schemas.predictions import DetectionType, Prediction
-
-JOB_DIR_ENV = "CVLOOP_JOB_DIR"
-TEST_ALIAS = "test"  # the alias a trainer evaluates on and never trains on
+from schemas.job_workspace import (
+    BASE_MODEL_ONNX,
+    JOB_DIR_ENV,
+    MODEL_VERSION_FILE,
+    PARAMETERS_FILE,
+    AssetLine,
+    JobWorkspace,
+    ModelVersionFile,
+)
 
 P = TypeVar("P", bound=BaseModel)
 
 
 class JobInputError(Exception):
     """The workspace does not hold what the job needs; the message names what and where."""
-
-
-class BaseModelVersion(BaseModel):
-    """base_model/model_version.json: what the job needs of the model version it starts from."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    version: str
-    detection_type: DetectionType
-    labels: list[str] | None = None  # None: the version has no labelmap
-    io: ModelIO | None = None
-    training_parameters: dict[str, Any] = {}
-
-
-class AssetLine(BaseModel):
-    """One line of datasets/<alias>/assets.jsonl."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    asset_id: str
-    file: str  # relative to the alias folder
-    annotation: Prediction | None = None
 
 
 def describe(error: ValidationError) -> str:
@@ -60,8 +41,8 @@ def describe(error: ValidationError) -> str:
 
 
 @dataclass(frozen=True)
-class Workspace:
-    root: Path
+class Workspace(JobWorkspace):
+    """A workspace's reader: every problem raises JobInputError."""
 
     @classmethod
     def from_env(cls) -> Workspace:
@@ -86,25 +67,25 @@ class Workspace:
 
     def parameters(self, model: type[P]) -> P:
         try:
-            return model.model_validate(self._json("parameters.json"))
+            return model.model_validate(self._json(PARAMETERS_FILE))
         except ValidationError as exc:
-            raise JobInputError(f"parameters.json: {describe(exc)}") from None
+            raise JobInputError(f"{PARAMETERS_FILE}: {describe(exc)}") from None
 
-    def base_model_version(self) -> BaseModelVersion:
+    def base_model_version(self) -> ModelVersionFile:
         try:
-            return BaseModelVersion.model_validate(self._json("base_model/model_version.json"))
+            return ModelVersionFile.model_validate(self._json(MODEL_VERSION_FILE))
         except ValidationError as exc:
-            raise JobInputError(f"base_model/model_version.json: {describe(exc)}") from None
+            raise JobInputError(f"{MODEL_VERSION_FILE}: {describe(exc)}") from None
 
-    def base_model_onnx(self) -> bytes:
-        return self._read("base_model/model.onnx")
+    def base_model_bytes(self) -> bytes:
+        return self._read(BASE_MODEL_ONNX)
 
     def aliases(self) -> list[str]:
-        datasets = self.root / "datasets"
+        datasets = self.datasets
         return sorted(p.name for p in datasets.iterdir() if p.is_dir()) if datasets.is_dir() else []
 
     def assets(self, alias: str) -> Iterator[AssetLine]:
-        relative = f"datasets/{alias}/assets.jsonl"
+        relative = self.relative(self.assets_file(alias))
         for number, line in enumerate(self._read(relative).decode().splitlines(), start=1):
             if not line.strip():
                 continue
@@ -114,7 +95,7 @@ class Workspace:
                 raise JobInputError(f"{relative} line {number}: {describe(exc)}") from None
 
     def asset_bytes(self, alias: str, asset: AssetLine) -> bytes:
-        folder = (self.root / "datasets" / alias).resolve()
+        folder = self.dataset(alias).resolve()
         path = (folder / asset.file).resolve()
         if not path.is_relative_to(folder):
             raise JobInputError(
@@ -123,12 +104,11 @@ class Workspace:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise JobInputError(
-                f"asset {asset.asset_id} of {alias}: datasets/{alias}/{asset.file} is missing"
-            ) from None
+            where = self.relative(self.dataset(alias) / asset.file)
+            raise JobInputError(f"asset {asset.asset_id} of {alias}: {where} is missing") from None
 
     def write_output(self, name: str, data: bytes) -> Path:
-        path = self.root / "outputs" / name
+        path = self.outputs / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         return path

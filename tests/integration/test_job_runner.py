@@ -18,9 +18,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from pydantic import BaseModel, ConfigDict
 
+from cvloop.trainers.workspace import Workspace as TrainerWorkspace
 from schemas.codec import decode
 from schemas.events import JobKind, TrainingFinished, TrainingStatus
+from schemas.job_workspace import JobFile
 from schemas.model_io import ModelIO
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
@@ -40,6 +43,7 @@ from services.pipeline.runner.backends import Exit
 from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
+from services.pipeline.runner.workspace.stage_in import stage_in
 from tests.digits import digit_images, png
 from tests.integration.scoring_fixtures import classification_deployment
 from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
@@ -47,6 +51,15 @@ from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
 WAIT_S = 120.0
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
 LABELS = ["zero", "one", "two"]
+
+
+class Parameters(BaseModel):
+    """What a trainer reading parameters.json expects: no field the runner keeps for itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -507,6 +520,44 @@ async def test_the_pods_workspace_steps_stage_in_and_stage_out_on_sigterm(
     assert finished.status is RunStatus.SUCCEEDED
     done = await experiments.get_experiment(pool, reg.project_id, experiment.id)
     assert done is not None and [a.name for a in done.artifacts] == ["model.onnx"]
+
+
+async def test_the_runners_stage_in_writes_what_the_trainers_reader_reads(
+    pool: asyncpg.Pool, store: ObjectStore, reg: Registry, tmp_path: Path
+) -> None:
+    """Both sides of the job workspace contract: the runner's stage-in writes a workspace, the reference
+    trainer's reader (cvloop.trainers.workspace) reads every file of it back as it was registered."""
+    parameters = {"learning_rate": 0.05, "epochs": 2}
+    experiment = await experiments.create_experiment(
+        pool,
+        reg.project_id,
+        f"read-back-{uuid4().hex[:8]}",
+        base_model_version_id=reg.base.id,
+        dataset_versions={"train": reg.dataset_version_id},
+        parameters=parameters | {"timeout_s": 60},
+    )
+    async with pool.acquire() as conn, conn.transaction():  # running at once: the runner here leaves it
+        job, run, _ = await jobs.create_job(
+            conn, reg.project_id, JobKind.TRAINING, target_type=TargetType.EXPERIMENT, target_id=experiment.id
+        )
+        run = await jobs.start_run(conn, reg.project_id, run.id)
+    reader = TrainerWorkspace(tmp_path / "workspace")
+    written = await stage_in(pool, store, job, run, reader, lambda _: None)
+
+    described = JobFile.model_validate_json(reader.job_file.read_text())
+    assert described == written and (described.run_id, described.experiment_id) == (run.id, experiment.id)
+    assert reader.parameters(Parameters).model_dump() == parameters  # the runner's timeout_s left out
+    version = reader.base_model_version()
+    assert (version.id, version.version, version.labels) == (reg.base.id, "v1", LABELS)
+    assert (version.io, version.training_parameters) == (ModelIO(width=32, height=32), {"epochs": 3})
+    assert reader.base_model_bytes() == BASE_MODEL
+    assert reader.aliases() == ["train"]
+    assets = list(reader.assets("train"))
+    assert sorted(a.annotation.classes[0] for a in assets if a.annotation) == sorted(LABELS)
+    stored = [png(pixels) for pixels in digit_images()[:3]]
+    assert sorted(reader.asset_bytes("train", a) for a in assets) == sorted(stored)
+    assert json.loads(reader.labels_file("train").read_text()) == LABELS
+    assert reader.outputs.is_dir() and not any(reader.outputs.iterdir())
 
 
 async def test_a_workspace_step_for_an_unknown_run_fails_with_the_reason(

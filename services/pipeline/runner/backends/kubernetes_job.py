@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from schemas.job_workspace import JobWorkspace
+
 from ..commands import RESOURCES_PARAMETER, JobRefused
-from ..workspace import Workspace
 from . import Launch
 
 JOB_CONTAINER = "job"
@@ -82,7 +83,7 @@ def render_job(template: Manifest, launch: Launch, *, namespace: str, image: str
         container.pop("command", None)
     container.pop("args", None)
     mount = _workspace_mount(container)
-    env = Workspace(Path(mount)).job_env(job.id, run.id, job.kind)
+    env = JobWorkspace(Path(mount)).job_env(job.id, run.id, job.kind)
     container["env"] = [{"name": name, "value": value} for name, value in env.items()]
     if command.platform_env:
         container["envFrom"] = copy.deepcopy(_named(pod_spec["initContainers"], STEPS[0]).get("envFrom", []))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import asyncpg
 
+from schemas.job_workspace import JobWorkspace
 from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
 
 from ..commands import local_command
-from ..workspace import Workspace
 from ..workspace.stage_in import stage_in
 from ..workspace.stage_out import stage_out
 from . import Exit, Launch, Log
@@ -25,7 +25,7 @@ from .process import run_process
 SETTINGS_ENV = frozenset(field.validation_alias.choices[0] for field in Settings.model_fields.values())
 
 
-def command_env(settings: Settings, workspace: Workspace, launch: Launch) -> dict[str, str]:
+def command_env(settings: Settings, workspace: JobWorkspace, launch: Launch) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS_ENV}
     env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
     if launch.command.platform_env:
@@ -47,7 +47,7 @@ class LocalBackend:
 
     async def run(self, launch: Launch, log: Log) -> Exit:
         argv = local_command(launch.command, launch.processing_name)
-        workspace = Workspace(self.settings.jobs_work_dir / str(launch.run.id))
+        workspace = JobWorkspace(self.settings.jobs_work_dir / str(launch.run.id))
         shutil.rmtree(workspace.root, ignore_errors=True)  # a run is staged in once, from scratch
         workspace.root.mkdir(parents=True)
         job, run = launch.job, launch.run

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
+from schemas.job_workspace import JobWorkspace
 from services.common.db.pool import create_pool
 from services.common.db.repositories import jobs
 from services.common.settings import load_settings
 from services.common.storage import ObjectStore
 
-from . import Workspace
 from .stage_in import stage_in
 from .stage_out import stage_out
 
@@ -48,7 +48,7 @@ async def _step(step: str, run_id: UUID, root: Path, on_sigterm: bool, ready_fil
             raise LookupError(f"run {run_id} does not exist")
         job, run = found
         store = ObjectStore.from_settings(settings)
-        workspace = Workspace(root)
+        workspace = JobWorkspace(root)
         if step == "stage-in":
             await stage_in(pool, store, job, run, workspace, _log)
         else:

@@ -14,6 +14,7 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from schemas.events import JobKind
+from schemas.job_workspace import AssetLine, JobFile, JobWorkspace, ModelVersionFile, image_file
 from schemas.object_keys import parse_key, validate_key
 from schemas.predictions import Prediction
 from services.common.db.repositories import experiments, registry
@@ -21,7 +22,6 @@ from services.common.db.repositories.jobs import Job, JobRun, TargetType
 from services.common.storage import ObjectStore
 
 from ..commands import RUNNER_PARAMETERS
-from . import AssetLine, JobFile, ModelVersionFile, Workspace
 
 PAGE = 500
 DOWNLOADS_AT_ONCE = 16
@@ -60,7 +60,7 @@ def job_file(job: Job, run: JobRun, parameters: dict[str, Any]) -> JobFile:
 
 
 async def stage_in(
-    pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, workspace: Workspace, log: Log
+    pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, workspace: JobWorkspace, log: Log
 ) -> JobFile:
     """Write job.json, parameters.json, the base model and the datasets a job of this kind needs."""
     parameters = job.parameters
@@ -101,7 +101,7 @@ async def _stage_model(
     store: ObjectStore,
     project_id: UUID,
     model_version_id: UUID,
-    workspace: Workspace,
+    workspace: JobWorkspace,
     log: Log,
 ) -> None:
     version = await registry.get_model_version(pool, project_id, model_version_id)
@@ -135,7 +135,7 @@ async def _stage_dataset(
     project_id: UUID,
     alias: str,
     dataset_version_id: UUID,
-    workspace: Workspace,
+    workspace: JobWorkspace,
     log: Log,
 ) -> None:
     if not _SAFE_NAME.fullmatch(alias):
@@ -144,21 +144,20 @@ async def _stage_dataset(
     if version is None:
         raise StageError(f"dataset version {dataset_version_id} ({alias}) does not exist")
     folder = workspace.dataset(alias)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
+    workspace.images(alias).mkdir(parents=True, exist_ok=True)
     if version.labelmap_id is not None:
         labelmap = await registry.get_labelmap(pool, project_id, version.labelmap_id)
         if labelmap is not None:
-            (folder / "labels.json").write_text(json.dumps(labelmap.labels))
+            workspace.labels_file(alias).write_text(json.dumps(labelmap.labels))
     count = 0
-    with (folder / "assets.jsonl").open("w") as lines:
+    with workspace.assets_file(alias).open("w") as lines:
         while page := await registry.list_assets(
             pool, project_id, dataset_version_id, limit=PAGE, offset=count
         ):
             annotations = await registry.annotations_of(pool, project_id, [a.id for a in page])
             pairs = []
             for asset in page:
-                extension = parse_key(asset.object_key).extension
-                name = f"images/{asset.id}{'.' + extension if extension else ''}"
+                name = image_file(asset.id, parse_key(asset.object_key).extension)
                 pairs.append((asset.object_key, folder / name))
                 latest = annotations[asset.id][-1] if annotations[asset.id] else None
                 line = AssetLine(

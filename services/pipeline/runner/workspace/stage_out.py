@@ -13,12 +13,11 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import JobKind
+from schemas.job_workspace import JobWorkspace
 from schemas.object_keys import ObjectKind
 from services.common.db.repositories import jobs
 from services.common.db.repositories.jobs import OutputFile
 from services.common.storage import ObjectStore
-
-from . import Workspace
 
 MAX_NAME = 256  # experiment_artifacts.name and model_files.name
 CONTENT_TYPES = {
@@ -61,7 +60,7 @@ async def stage_out(
     project_id: UUID,
     run_id: UUID,
     kind: JobKind,
-    workspace: Workspace,
+    workspace: JobWorkspace,
     log: Log,
 ) -> list[OutputFile]:
     """Upload outputs/ and record it on the run (an empty list when the job wrote nothing)."""
