@@ -22,6 +22,7 @@ from minio.error import S3Error
 from pydantic import BaseModel, ConfigDict
 
 from schemas.features import IMAGE_FEATURES, image_features
+from schemas.job_workspace import JOB_DIR_ENV, JobFile, JobWorkspace
 from schemas.object_keys import ObjectKind
 from services.common.db.pool import create_pool
 from services.common.db.repositories import registry
@@ -50,7 +51,7 @@ class ReferenceFailed(Exception):
 
 
 class ReferenceRequest(BaseModel):
-    """What the command reads from the workspace's job.json."""
+    """What a reference job needs of the workspace's job.json (schemas.job_workspace.JobFile)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -150,9 +151,10 @@ async def _main(settings: Settings, request: ReferenceRequest) -> None:
 
 
 def main() -> None:
-    job_file = Path(os.environ["CVLOOP_JOB_DIR"]) / "job.json"
+    job_file = JobWorkspace(Path(os.environ[JOB_DIR_ENV])).job_file
     try:
-        request = ReferenceRequest.model_validate_json(job_file.read_text())
+        job = JobFile.model_validate_json(job_file.read_text())
+        request = ReferenceRequest.model_validate(job.model_dump())
         asyncio.run(_main(load_settings(), request))
     except (ReferenceFailed, ValueError) as exc:
         print(exc, file=sys.stderr, flush=True)
