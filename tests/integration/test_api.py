@@ -4,12 +4,10 @@ submission, jobs, and the outbox that keeps a committed change's events when the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 
 from schemas.events import (
@@ -29,41 +27,9 @@ from services.common.db.repositories.base import Conflict
 from services.common.db.repositories.deployments import ContinuousTraining, ReferenceStatus
 from services.common.db.repositories.jobs import RunStatus
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
-from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published, running_app
+from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
-
-
-@pytest.fixture(scope="module")
-async def dsn(postgres_settings: Settings) -> AsyncIterator[str]:
-    name = f"api_{uuid4().hex}"
-    root = f"{postgres_settings.database_url.rsplit('/', 1)[0]}"
-    admin = await asyncpg.connect(f"{root}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{root}/{name}"
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-async def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, dsn: str
-) -> AsyncIterator[Running]:
-    async for app in running_app(s3_settings, dsn):
-        yield app
-
-
-@pytest.fixture
-async def project(running: Running) -> Project:
-    return await new_project(running.pool)
-
-
-@pytest.fixture
-def api(running: Running, project: Project) -> Api:
-    return running.as_key(project.write)
 
 
 # --- a small world built through the API ------------------------------------------------------------

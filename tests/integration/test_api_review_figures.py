@@ -4,49 +4,20 @@ and the image URL of each listed predicted asset."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import httpx
 import pytest
 
 from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.predictions import DetectionPrediction
 from services.common.db.repositories import experiments, predicted_assets
-from services.common.settings import Settings
-from tests.api_support import Api, Project, Running, new_project, running_app
+from tests.api_support import Api, Project, Running
 from tests.integration.test_api import BOX, dataset_version, deployment, model_version, upload_image
 
 SHIFTED = BOX | {"boxes": [[1, 2, 30, 21]]}  # half of BOX: IoU 0.5
-
-
-@pytest.fixture(scope="module")
-async def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
-) -> AsyncIterator[Running]:
-    name = f"figures_{uuid4().hex}"
-    root = postgres_settings.database_url.rsplit("/", 1)[0]
-    admin = await asyncpg.connect(f"{root}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        async for app in running_app(s3_settings, f"{root}/{name}"):
-            yield app
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def project(running: Running) -> Project:
-    return await new_project(running.pool)
-
-
-@pytest.fixture
-def api(running: Running, project: Project) -> Api:
-    return running.as_key(project.write)
 
 
 async def logged(

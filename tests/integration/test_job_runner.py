@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
 from services.api.events import job_requested
-from services.common.db.pool import create_pool
 from services.common.db.repositories import deployments, experiments, jobs, processings, projects, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
@@ -41,10 +39,10 @@ from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from tests.digits import digit_images, png
-from tests.integration.scoring_fixtures import classification_deployment
+from tests.integration.scoring_fixtures import Deployment, classification_deployment
 from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
+from tests.polling import WAIT_S, until
 
-WAIT_S = 120.0
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
 LABELS = ["zero", "one", "two"]
 
@@ -59,23 +57,8 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-async def pool(job_runner_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(job_runner_settings.database_url)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(job_runner_settings: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer.from_settings(job_runner_settings) as events:
-        yield events
-
-
-@pytest.fixture(scope="module")
-def store(job_runner_settings: Settings) -> ObjectStore:
-    store = ObjectStore.from_settings(job_runner_settings)
-    store.ensure_bucket()
-    return store
+def module_settings(job_runner_settings: Settings) -> Settings:
+    return job_runner_settings
 
 
 @pytest.fixture(scope="module")
@@ -170,13 +153,12 @@ async def _training(
 
 
 async def _finished(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> JobRun:
-    for _ in range(int(WAIT_S / 0.2)):
+    async def finished() -> JobRun | None:
         found = await jobs.get_run(pool, project_id, run_id)
         assert found is not None
-        if found[1].status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-            return found[1]
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
+        return found[1] if found[1].status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else None
+
+    return await until(finished, f"run {run_id} to finish")
 
 
 async def _log_lines(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> list[str]:
@@ -378,15 +360,8 @@ async def test_an_image_only_processing_fails_locally_with_a_clear_reason(
     assert "the local backend cannot run" in finished.reason
 
 
-async def test_a_reference_job_makes_the_deployments_reference_ready(
-    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore, job_runner_settings: Settings
-) -> None:
-    d = await classification_deployment(pool)
-    for pixels in digit_images()[:60]:
-        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
-        await registry.add_asset(
-            pool, d.project_id, d.dataset_version_id, object_key=key, sha256=sha, width=width, height=height
-        )
+async def _reference_job(pool: asyncpg.Pool, producer: EventProducer, d: Deployment) -> JobRun:
+    """The deployment's reference job on its dataset version (its training data), run to its end."""
     await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
     job, run, _ = await jobs.create_job(
         pool,
@@ -397,8 +372,20 @@ async def test_a_reference_job_makes_the_deployments_reference_ready(
         parameters={"dataset_version_id": str(d.dataset_version_id)},
     )
     await _request(pool, producer, job, run)
-    finished = await _finished(pool, d.project_id, run.id)
-    lines = await _log_lines(pool, d.project_id, run.id)
+    return await _finished(pool, d.project_id, run.id)
+
+
+async def test_a_reference_job_makes_the_deployments_reference_ready(
+    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore, job_runner_settings: Settings
+) -> None:
+    d = await classification_deployment(pool)
+    for pixels in digit_images()[:60]:
+        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
+        await registry.add_asset(
+            pool, d.project_id, d.dataset_version_id, object_key=key, sha256=sha, width=width, height=height
+        )
+    finished = await _reference_job(pool, producer, d)
+    lines = await _log_lines(pool, d.project_id, finished.id)
     assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
     assert "features of 60 training images computed" in lines
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
@@ -419,17 +406,7 @@ async def test_a_reference_job_whose_command_fails_marks_the_reference_failed(
         width=8,
         height=8,
     )
-    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
-    job, run, _ = await jobs.create_job(
-        pool,
-        d.project_id,
-        JobKind.REFERENCE,
-        target_type=TargetType.DEPLOYMENT,
-        target_id=d.deployment_id,
-        parameters={"dataset_version_id": str(d.dataset_version_id)},
-    )
-    await _request(pool, producer, job, run)
-    finished = await _finished(pool, d.project_id, run.id)
+    finished = await _reference_job(pool, producer, d)
     assert finished.status is RunStatus.FAILED and finished.reason is not None
     assert finished.reason.startswith("exit code 1: asset images/")
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
