@@ -96,9 +96,7 @@ async def running_app(settings: Settings, dsn: str) -> AsyncIterator[Running]:
             await pool.close()
 
 
-async def running_app_on_new_database(
-    settings: Settings, postgres_url: str, prefix: str
-) -> AsyncIterator[Running]:
+async def running_app_on_new_database(settings: Settings, postgres_url: str) -> AsyncIterator[Running]:
     """The api on a database of its own on the server of `postgres_url`, dropped afterwards."""
     name = f"api_{uuid4().hex}"
     root = postgres_url.rsplit("/", 1)[0]

@@ -28,18 +28,21 @@ from services.api.events import job_requested
 from services.common.db.repositories import deployments, experiments, jobs, processings, projects, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
-from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
-from services.common.storage.images import store_image
 from services.pipeline.runner.backends import Exit
 from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from tests.digits import digit_images, png
-from tests.integration.scoring_fixtures import Deployment, classification_deployment
+from tests.integration.scoring_fixtures import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    classification_deployment,
+)
 from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
 from tests.polling import WAIT_S, until
 
@@ -70,11 +73,6 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return written
 
 
-async def _store_image(store: ObjectStore, settings: Settings, data: bytes) -> tuple[str, str, int, int]:
-    ref = await store_image(store, data, decode_image(data, settings.max_image_bytes))
-    return ref.object_key, ref.sha256, ref.width, ref.height
-
-
 @pytest.fixture(scope="module")
 async def reg(
     job_runner: JobRunnerService,
@@ -90,10 +88,7 @@ async def reg(
         pool, project.id, dataset.id, "v1", DetectionType.CLASSIFICATION, labelmap_id=labelmap.id
     )
     for digit, pixels in enumerate(digit_images()[:3]):
-        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
-        asset = await registry.add_asset(
-            pool, project.id, version.id, object_key=key, sha256=sha, width=width, height=height
-        )
+        asset = await add_image(pool, store, job_runner_settings, project.id, version.id, png(pixels))
         annotation = ClassificationPrediction(classes=[LABELS[digit]], scores=[1.0])
         await registry.add_annotation(pool, project.id, asset.id, annotation.model_dump(mode="json"))
     stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, BASE_MODEL, "application/onnx")
@@ -380,10 +375,7 @@ async def test_a_reference_job_makes_the_deployments_reference_ready(
 ) -> None:
     d = await classification_deployment(pool)
     for pixels in digit_images()[:60]:
-        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
-        await registry.add_asset(
-            pool, d.project_id, d.dataset_version_id, object_key=key, sha256=sha, width=width, height=height
-        )
+        await add_image(pool, store, job_runner_settings, d.project_id, d.dataset_version_id, png(pixels))
     finished = await _reference_job(pool, producer, d)
     lines = await _log_lines(pool, d.project_id, finished.id)
     assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
@@ -396,16 +388,7 @@ async def test_a_reference_job_whose_command_fails_marks_the_reference_failed(
     pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
 ) -> None:
     d = await classification_deployment(pool)
-    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, b"not an image", "image/png")
-    await registry.add_asset(
-        pool,
-        d.project_id,
-        d.dataset_version_id,
-        object_key=stored.key,
-        sha256=stored.sha256,
-        width=8,
-        height=8,
-    )
+    await add_unreadable_image(pool, store, d, b"not an image")
     finished = await _reference_job(pool, producer, d)
     assert finished.status is RunStatus.FAILED and finished.reason is not None
     assert finished.reason.startswith("exit code 1: asset images/")

@@ -22,21 +22,25 @@ from schemas.events import (
     PredictionLogged,
     PredictionReviewed,
 )
-from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
-from services.common.db.repositories import deployments, jobs, predicted_assets, registry
+from services.common.db.repositories import deployments, jobs, predicted_assets
 from services.common.db.repositories.drift_reports import DriftReport, list_drift_reports
 from services.common.db.repositories.jobs import TargetType
-from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from services.common.storage.images import store_image
 from services.scoring.reference_job import ReferenceFailed, ReferenceRequest, compute_reference
 from services.scoring.service import ScoringService
 from tests.digits import darkened, digit_images, noisy, png
-from tests.integration.scoring_fixtures import Deployment, answer, classification_deployment, prediction_of
+from tests.integration.scoring_fixtures import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    answer,
+    classification_deployment,
+    prediction_of,
+)
 from tests.polling import WAIT_S, until
 
 TRAINING = 1000
@@ -110,26 +114,15 @@ async def ready(
     service: ScoringService,
     pool: asyncpg.Pool,
     producer: EventProducer,
+    store: ObjectStore,
     module_settings: Settings,
     digits: dict[str, list[tuple[np.ndarray, int]]],
 ) -> Deployment:
     """A deployment whose reference was computed by a reference job from the training digits."""
     d = await classification_deployment(pool)
-    store = ObjectStore.from_settings(module_settings)
-    await asyncio.to_thread(store.ensure_bucket)
 
     async def upload(pixels: np.ndarray) -> None:
-        data = png(pixels)
-        ref = await store_image(store, data, decode_image(data, module_settings.max_image_bytes))
-        await registry.add_asset(
-            pool,
-            d.project_id,
-            d.dataset_version_id,
-            object_key=ref.object_key,
-            sha256=ref.sha256,
-            width=ref.width,
-            height=ref.height,
-        )
+        await add_image(pool, store, module_settings, d.project_id, d.dataset_version_id, png(pixels))
 
     for start in range(0, TRAINING, 100):
         await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
@@ -165,22 +158,11 @@ async def _compute_reference(
 
 
 async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
-    pool: asyncpg.Pool, module_settings: Settings
+    pool: asyncpg.Pool, store: ObjectStore, module_settings: Settings
 ) -> None:
     d = await classification_deployment(pool)
-    store = ObjectStore.from_settings(module_settings)
-    await asyncio.to_thread(store.ensure_bucket)
     for data in (b"not an image", b"not an image either"):
-        stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
-        await registry.add_asset(
-            pool,
-            d.project_id,
-            d.dataset_version_id,
-            object_key=stored.key,
-            sha256=stored.sha256,
-            width=8,
-            height=8,
-        )
+        await add_unreadable_image(pool, store, d, data)
     with pytest.raises(ReferenceFailed) as failed:
         await _compute_reference(pool, store, module_settings, d)
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
