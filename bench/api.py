@@ -18,21 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import random
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 
-from cvloop.stack import stack
-from cvloop.stack.process import port_open
+from bench.local_stack import local_stack
 from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.predictions import DetectionPrediction, DetectionType
 from services.common.db.pool import open_pool
@@ -43,14 +38,6 @@ CONCURRENCY = 16
 SUBMIT_BATCH = 500
 PREDICTION = DetectionPrediction(boxes=[(4.0, 4.0, 30.0, 40.0)], classes=["car"], scores=[0.9])
 REVIEW = DetectionPrediction(boxes=[(5.0, 4.0, 30.0, 41.0)], classes=["car"], scores=[1.0])
-
-
-def free_port_base() -> int:
-    start = 59320 + 10 * random.randrange(200)  # random: other stacks on this machine pick blocks too
-    for base in range(start, start + 2000, 10):
-        if not any(port_open(LOCAL_HOST, base + i) for i in range(10)):
-            return base
-    raise RuntimeError("no free block of loopback ports")
 
 
 async def world(pool: asyncpg.Pool, predictions: int) -> tuple[UUID, str, UUID, UUID, list[UUID]]:
@@ -185,18 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=2000)
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-api-"))
-    settings = Settings(state_dir=state, port_base=free_port_base())
-    names = ["postgres", "kafka", "s3", "api"]
-    try:
-        for health in stack.up(settings, names):
-            if health.state != "healthy":
-                raise SystemExit(f"{health.name} is {health.state}: {health.detail}")
+    with local_stack("api", ["postgres", "kafka", "s3", "api"]) as settings:
         asyncio.run(run(settings, args.predictions))
-    finally:
-        for _ in stack.down(settings, names):
-            pass
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,6 @@ import base64
 import hashlib
 import io
 import os
-import random
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,8 +31,8 @@ import numpy as np
 import orjson
 from PIL import Image
 
-from cvloop.stack import stack
-from cvloop.stack.process import port_open, read_pid
+from bench.local_stack import local_stack
+from cvloop.stack.process import read_pid
 from schemas.events import DeploymentKind, RawPrediction, RoleResult
 from schemas.predictions import DetectionPrediction, DetectionType
 from schemas.topics import Topic
@@ -56,16 +53,6 @@ PREDICTION = DetectionPrediction(
     classes=["car", "person", "sign"],
     scores=[0.92, 0.61, 0.12],
 )
-
-
-def free_port_base() -> int:
-    # Below Linux's ephemeral range (32768+), where the mock brokers' random ports land; random, as other
-    # stacks on this machine pick blocks too.
-    start = 20000 + 10 * random.randrange(1000)
-    for base in range(start, start + 2000, 10):
-        if not any(port_open(LOCAL_HOST, base + i) for i in range(10)):
-            return base
-    raise RuntimeError("no free block of loopback ports")
 
 
 def image_key() -> str:
@@ -318,21 +305,8 @@ def main() -> None:
     parser.add_argument("--with-images", type=int, default=300)
     parser.add_argument("--clients", type=int, default=CONCURRENCY, help="concurrent single-request clients")
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-ingest-"))
-    tools = Path(
-        os.environ.get("CVLOOP_TOOLS_DIR") or Path(__file__).resolve().parents[1] / ".cvloop" / "tools"
-    )
-    settings = Settings(state_dir=state, tools_dir_setting=tools, port_base=free_port_base())
-    names = ["postgres", "kafka", "s3", "ingest"]
-    try:
-        for health in stack.up(settings, names):
-            if not health.ok:
-                raise SystemExit(f"{health.name} is {health.state}: {health.detail}")
+    with local_stack("ingest", ["postgres", "kafka", "s3", "ingest"]) as settings:
         asyncio.run(run(args, settings))
-    finally:
-        for _ in stack.down(settings, names):
-            pass
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from cvloop.stack import stack
-from services.common.db.pool import open_pool
+from bench.local_stack import local_stack
 from services.common.settings import Settings
-from tests.conftest import free_port_base
 from tests.e2e.loop import SERVICES, digit_split, served, set_up
 
 INFRASTRUCTURE = ["postgres", "kafka", "s3", "triton"]
@@ -33,16 +28,10 @@ WAIT_S = 600.0
 
 
 async def run(settings: Settings, threshold: int, test_images: int, epochs: int) -> None:
-    db = await open_pool(settings.database_url)
     training, held_out = digit_split()
-    loop = await set_up(
-        settings,
-        db,
-        threshold=threshold,
-        test_images=held_out[threshold : threshold + test_images],
-        parameters={"epochs": epochs},
-    )
-    try:
+    async with set_up(
+        settings, threshold=threshold, test_images=test_images, parameters={"epochs": epochs}
+    ) as loop:
         await served(loop, training[0], WAIT_S)
         submitted_at = await loop.review_and_submit(held_out[:threshold], WAIT_S)
         started = time.monotonic()
@@ -50,13 +39,10 @@ async def run(settings: Settings, threshold: int, test_images: int, epochs: int)
         deployed_s = time.monotonic() - started
         shadow_at = await loop.first_shadow_answer(new_version, training[1:400], WAIT_S)
         run = await loop.training_run()
-        experiment_id = await db.fetchval(
+        experiment_id = await loop.db.fetchval(
             "SELECT id FROM experiments WHERE training_request_id = $1", loop.request_id
         )
         accuracy = await loop.trainer_metrics(experiment_id)
-    finally:
-        await loop.aclose()
-        await db.close()
     loop_s = (shadow_at - submitted_at).total_seconds()
     trainer_s = (run["finished_at"] - run["started_at"]).total_seconds()
     print(f"threshold N = {threshold}, test images = {test_images}, epochs = {epochs}")
@@ -76,19 +62,10 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-loop-"))
-    settings = Settings(state_dir=state, port_base=free_port_base()).model_copy(
-        update={"pipeline_outbox_retry_s": 0.5, "serving_reconcile_interval_s": 0.5}
-    )
-    names = INFRASTRUCTURE + SERVICES
-    try:
-        for health in stack.up(settings, names):
-            print(f"{health.name:<12} {health.state}", flush=True)
+    components = INFRASTRUCTURE + SERVICES
+    fast = {"pipeline_outbox_retry_s": 0.5, "serving_reconcile_interval_s": 0.5}
+    with local_stack("loop", components, **fast) as settings:
         asyncio.run(run(settings, args.threshold, args.test_images, args.epochs))
-    finally:
-        for _ in stack.down(settings, names):
-            pass
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

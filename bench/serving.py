@@ -23,14 +23,9 @@ import argparse
 import asyncio
 import io
 import itertools
-import os
-import shutil
-import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -39,10 +34,9 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import InferInput, InferRequestedOutput
 
+from bench.local_stack import local_stack
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import digit_png, train_mlp_classifier
-from cvloop.stack import stack
-from cvloop.stack.process import port_open
 from schemas.events import DeploymentChange, DeploymentKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
@@ -112,24 +106,6 @@ def server_side(
     request = mean("cvloop_serving_request_seconds")
     champion = mean("cvloop_serving_inference_seconds", "champion")
     return f"(inside serving: {request:.3f} ms per request, of which the champion call {champion:.3f} ms)"
-
-
-def free_port_base() -> int:
-    def free(port: int) -> bool:
-        if port_open(LOCAL_HOST, port):
-            return False
-        with socket.socket() as probe:
-            try:
-                probe.bind((LOCAL_HOST, port))
-            except OSError:
-                return False
-        return True
-
-    start = 59320 + 10 * (os.getpid() % 100)
-    for base in range(start, start + 2000, 10):
-        if all(free(base + i) for i in range(10)):
-            return base
-    raise RuntimeError("no free block of loopback ports")
 
 
 async def measure(call: Callable[[int], Awaitable[None]], requests: int, concurrency: int) -> Figures:
@@ -306,19 +282,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--unique", action="store_true", help="a new image for every request")
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="cvloop-bench-serving-"))
-    tools = Path(
-        os.environ.get("CVLOOP_TOOLS_DIR") or Path(__file__).resolve().parent.parent / ".cvloop" / "tools"
-    )
-    settings = Settings(state_dir=state, tools_dir_setting=tools, port_base=free_port_base())
-    try:
-        for health in stack.up(settings, COMPONENTS):
-            print(f"{health.name:<10} {health.state}", flush=True)
+    with local_stack("serving", COMPONENTS) as settings:
         asyncio.run(run(settings, args.requests, args.warmup, args.unique))
-    finally:
-        for _ in stack.down(settings, COMPONENTS):
-            pass
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

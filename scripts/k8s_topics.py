@@ -7,7 +7,6 @@ Run `python scripts/k8s_topics.py` after changing the registry; `--check` exits 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: the registry is the repo's own
 
 from schemas.topics import TopicSpec  # noqa: E402
+from scripts.generated_file import write_or_check  # noqa: E402
 from services.common.kafka.faust_topics import all_topic_specs  # noqa: E402
 
 TOPICS_YAML = REPO / "deploy" / "k8s" / "base" / "kafka-topics" / "topics.yaml"
@@ -59,20 +59,8 @@ def render(specs: list[TopicSpec]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale")
-    args = parser.parse_args()
-    wanted = render(all_topic_specs())
-    if args.check:
-        if TOPICS_YAML.read_text() != wanted:
-            print(
-                f"{TOPICS_YAML.relative_to(REPO)} is stale: run python scripts/k8s_topics.py", file=sys.stderr
-            )
-            return 1
-        return 0
-    TOPICS_YAML.write_text(wanted)
-    print(f"wrote {len(all_topic_specs())} KafkaTopics to {TOPICS_YAML.relative_to(REPO)}")
-    return 0
+    specs = all_topic_specs()
+    return write_or_check(__doc__.splitlines()[0], TOPICS_YAML, render(specs), f"{len(specs)} KafkaTopics")
 
 
 if __name__ == "__main__":

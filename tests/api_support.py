@@ -96,6 +96,20 @@ async def running_app(settings: Settings, dsn: str) -> AsyncIterator[Running]:
             await pool.close()
 
 
+async def running_app_on_new_database(settings: Settings, postgres_url: str) -> AsyncIterator[Running]:
+    """The api on a database of its own on the server of `postgres_url`, dropped afterwards."""
+    name = f"api_{uuid4().hex}"
+    root = postgres_url.rsplit("/", 1)[0]
+    admin = await asyncpg.connect(f"{root}/postgres")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        async for app in running_app(settings, f"{root}/{name}"):
+            yield app
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 async def published(
     settings: Settings, topics: list[str], keep: Callable[[Any], bool], count: int, *, settle_s: float = 0.0
 ) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
@@ -35,6 +36,7 @@ from schemas import (
     TrainingStatus,
 )
 from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
+from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 
 DEPLOYMENT = UUID("6f1c3a52-6a38-4c1e-9a0e-4d1b8f4e2a10")
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -190,3 +192,35 @@ def deployment_record(
         created_at=NOW,
         updated_at=NOW,
     )
+
+
+def job_and_run(
+    kind: JobKind,
+    target_type: TargetType = TargetType.EXPERIMENT,
+    parameters: dict[str, Any] | None = None,
+    status: RunStatus = RunStatus.PENDING,
+) -> tuple[Job, JobRun]:
+    """A job and its first run as the repository answers them (started when the run is running)."""
+    job = Job(
+        id=uuid4(),
+        project_id=uuid4(),
+        kind=kind,
+        target_type=target_type,
+        target_id=uuid4(),
+        processing_id=uuid4() if kind is JobKind.PROCESSING else None,
+        parameters=parameters or {},
+        request_id=None,
+        created_at=NOW,
+    )
+    run = JobRun(
+        id=uuid4(),
+        project_id=job.project_id,
+        job_id=job.id,
+        attempt=1,
+        status=status,
+        reason=None,
+        created_at=NOW,
+        started_at=NOW if status is RunStatus.RUNNING else None,
+        finished_at=None,
+    )
+    return job, run

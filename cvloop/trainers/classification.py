@@ -24,7 +24,6 @@ from schemas.job_workspace import METRICS_FILE, TEST_ALIAS
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from services.common.images import InvalidImage, decode_image
-from services.common.logs import configure_logging
 from services.common.onnx_graphs import (
     DenseClassifier,
     UnsupportedGraph,
@@ -34,6 +33,7 @@ from services.common.onnx_graphs import (
 from services.common.preprocess import preprocess
 
 from . import dense
+from .entrypoint import run_in_workspace
 from .workspace import JobInputError, Workspace
 
 logger = logging.getLogger("cvloop.trainers.classification")
@@ -227,11 +227,7 @@ def train(workspace: Workspace) -> dict[str, float]:
 
 
 def main() -> None:
-    configure_logging("INFO")  # the job's log is what people watch while it trains
-    try:
-        train(Workspace.from_env())
-    except JobInputError as exc:
-        raise SystemExit(f"training failed: {exc}") from None
+    run_in_workspace(train, "training")
 
 
 if __name__ == "__main__":

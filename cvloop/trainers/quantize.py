@@ -14,8 +14,8 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.job_workspace import METRICS_FILE
-from services.common.logs import configure_logging
 
+from .entrypoint import run_in_workspace
 from .weight_quantization import QuantizationError, quantize_weights
 from .workspace import JobInputError, Workspace
 
@@ -52,11 +52,7 @@ def quantize(workspace: Workspace) -> dict[str, float]:
 
 
 def main() -> None:
-    configure_logging("INFO")
-    try:
-        quantize(Workspace.from_env())
-    except JobInputError as exc:
-        raise SystemExit(f"quantization failed: {exc}") from None
+    run_in_workspace(quantize, "quantization")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ submission finds its prediction and is not counted again. Every prediction ever 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import asyncpg
@@ -28,6 +26,7 @@ from services.common.db.repositories import deployments
 from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
 from services.common.kafka.faust_app import registry_topic
+from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
@@ -62,43 +61,22 @@ class PipelineStream:
         store: ObjectStore,
         producer: EventProducer,
         outbox_wake: asyncio.Event,
-        on_failure: Callable[[BaseException], None],
+        guard: AgentGuard,
     ) -> None:
         self.app = app
         self.pool = pool
         self.store = store
         self.producer = producer
         self.outbox_wake = outbox_wake
-        self.on_failure = on_failure
-        self.failure: BaseException | None = None
         self.counts = app.Table(
             COUNTS_TABLE,
             partitions=TOPICS[Topic.FEEDBACK].partitions,
             key_type=bytes,
             value_type=bytes,
         )
-        app.agent(registry_topic(app, Topic.FEEDBACK), name="count-submissions")(self._guard(self._feedback))
-        app.agent(registry_topic(app, Topic.TRAINING), name="train-and-export")(self._guard(self._training))
+        app.agent(registry_topic(app, Topic.FEEDBACK), name="count-submissions")(guard(self._feedback))
+        app.agent(registry_topic(app, Topic.TRAINING), name="train-and-export")(guard(self._training))
         app.timer(GAUGE_REFRESH_S)(self._refresh_gauges)
-
-    def _guard(
-        self, agent: Callable[[faust.StreamT], Awaitable[None]]
-    ) -> Callable[[faust.StreamT], Awaitable[None]]:
-        """An agent that fails for a reason outside the message (Postgres down, say) stops with its event
-        unacknowledged; the service is then not ready and `on_failure` runs (the process stops), so the
-        event is read again after the restart instead of being skipped."""
-
-        @functools.wraps(agent)
-        async def guarded(stream: faust.StreamT) -> None:
-            try:
-                await agent(stream)
-            except Exception as exc:
-                logger.exception("pipeline agent failed", extra={"agent": agent.__name__})
-                self.failure = exc
-                self.on_failure(exc)
-                raise
-
-        return guarded
 
     # --- feedback ----------------------------------------------------------------------------------
 

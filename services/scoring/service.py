@@ -1,65 +1,25 @@
-"""The scoring service's parts, started and stopped together: Postgres pool (schema migrated), object
-store, event producer, and the faust app running the stream."""
+"""The scoring service's parts, started and stopped together (services.common.kafka.faust_service):
+Postgres pool (schema migrated), object store, event producer, and the faust app running the stream."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Any
 
-import asyncpg
-import faust
-
-from services.common.db.pool import open_pool
-from services.common.kafka.faust_app import create_app
+from services.common.kafka.faust_service import FaustService, StreamParts
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
-from services.common.storage import ObjectStore
 
 from .stream import APP_ID, ScoringStream
 
 
-class ScoringService:
-    def __init__(
-        self, settings: Settings, on_failure: Callable[[BaseException], None] = lambda _: None
-    ) -> None:
-        """`on_failure` runs when an agent stops on an error outside its messages."""
-        self.settings = settings
-        self.on_failure = on_failure
-        self.pool: asyncpg.Pool | None = None
-        self.producer: EventProducer | None = None
-        self.app: faust.App | None = None
-        self.stream: ScoringStream | None = None
+class ScoringService(FaustService[ScoringStream]):
+    app_id = APP_ID
+    description = "the scoring stream"
 
-    async def start(self) -> None:
-        self.pool = await open_pool(self.settings.database_url)
-        store = ObjectStore.from_settings(self.settings)
-        await asyncio.to_thread(store.ensure_bucket)
+    def _producer(self) -> EventProducer:
         # Scores go out a batch at a time: large producer batches carry a whole take() of them.
-        self.producer = EventProducer.from_settings(self.settings, max_batch_size=1 << 20, linger_ms=10)
-        await self.producer.start()
-        # faust keeps its table folder under the state folder rather than the working directory.
-        self.app = create_app(APP_ID, self.settings, datadir=str(self.settings.state_path / APP_ID))
-        self.stream = ScoringStream(self.app, self.settings, self.pool, store, self.producer, self.on_failure)
-        await self.app.start()
+        return EventProducer.from_settings(self.settings, max_batch_size=1 << 20, linger_ms=10)
 
-    async def stop(self) -> None:
-        app, producer, pool = self.app, self.producer, self.pool
-        self.app = self.producer = self.pool = self.stream = None
-        if app is not None:
-            await app.stop()
-        if producer is not None:
-            await producer.stop()
-        if pool is not None:
-            await pool.close()
-
-    async def ready(self) -> str | None:
-        """None once the stream runs and Postgres answers, else why not."""
-        if self.app is None or self.pool is None or self.stream is None or not self.app.started:
-            return "the scoring stream is not started"
-        if self.stream.failure is not None:
-            return f"the scoring stream stopped: {self.stream.failure!r}"
-        try:
-            await self.pool.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError) as exc:
-            return f"Postgres does not answer: {exc}"
-        return None
+    def _attach(self, parts: StreamParts) -> tuple[ScoringStream, list[Coroutine[Any, Any, None]]]:
+        stream = ScoringStream(parts.app, self.settings, parts.pool, parts.store, parts.producer, parts.guard)
+        return stream, []

@@ -10,12 +10,10 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +31,7 @@ from services.common.db.repositories.prediction_scores import Score, recent_revi
 from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
 from services.common.kafka.faust_app import registry_topic
+from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
@@ -60,11 +59,9 @@ class ScoringStream:
         pool: asyncpg.Pool,
         store: ObjectStore,
         producer: EventProducer,
-        on_failure: Callable[[BaseException], None],
+        guard: AgentGuard,
     ) -> None:
         self.app = app
-        self.on_failure = on_failure
-        self.failure: BaseException | None = None
         self.settings = settings
         self.pool = pool
         self.store = store
@@ -78,30 +75,9 @@ class ScoringStream:
             value_type=bytes,
         )
         self._reported: dict[UUID, tuple[int, float]] = {}  # window total and time of the last report
-        app.agent(registry_topic(app, Topic.PREDICTIONS), name="score-predictions")(
-            self._guard(self._predictions)
-        )
-        app.agent(registry_topic(app, Topic.REVIEWS), name="measure-quality")(self._guard(self._reviews))
+        app.agent(registry_topic(app, Topic.PREDICTIONS), name="score-predictions")(guard(self._predictions))
+        app.agent(registry_topic(app, Topic.REVIEWS), name="measure-quality")(guard(self._reviews))
         app.timer(min(1.0, settings.scoring_drift_interval_s))(self._report_overdue_drift)
-
-    def _guard(
-        self, agent: Callable[[faust.StreamT], Awaitable[None]]
-    ) -> Callable[[faust.StreamT], Awaitable[None]]:
-        """An agent that fails for a reason outside the message (Postgres down, say) stops with its batch
-        unacknowledged; the service is then not ready and `on_failure` runs (the process stops), so the
-        batch is read again after the restart instead of being skipped."""
-
-        @functools.wraps(agent)
-        async def guarded(stream: faust.StreamT) -> None:
-            try:
-                await agent(stream)
-            except Exception as exc:
-                logger.exception("scoring agent failed", extra={"agent": agent.__name__})
-                self.failure = exc
-                self.on_failure(exc)
-                raise
-
-        return guarded
 
     # --- predictions -------------------------------------------------------------------------------
 

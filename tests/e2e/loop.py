@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -29,13 +29,14 @@ from schemas.codec import decode
 from schemas.events import PredictionLogged
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from services.common.db.pool import open_pool
 from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
+from tests.polling import until
 
 SERVICES = ["ingest", "api", "pipeline", "job_runner", "serving"]
-T = TypeVar("T")
 
 
 def digit_split() -> tuple[list[int], list[int]]:
@@ -43,17 +44,6 @@ def digit_split() -> tuple[list[int], list[int]]:
     set use the held-out ones, the probes that only watch serving use the others."""
     learnt, held_out = split_indices()
     return [int(i) for i in learnt], [int(i) for i in held_out]
-
-
-async def until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float) -> T:
-    """Poll until `check` answers something other than None."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = await check()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @dataclass(frozen=True)
@@ -173,13 +163,28 @@ class Loop:
         await self.serving.aclose()
 
 
+@asynccontextmanager
 async def set_up(
-    settings: Settings,
-    db: asyncpg.Pool,
-    *,
-    threshold: int,
-    test_images: list[int],
-    parameters: dict[str, Any],
+    settings: Settings, *, threshold: int, test_images: int, parameters: dict[str, Any]
+) -> AsyncIterator[Loop]:
+    """The loop (`_build`) on a pool of its own: `threshold` held-out digits are for the reviews, the
+    next `test_images` make the `test` dataset version."""
+    db = await open_pool(settings.database_url)
+    _, held_out = digit_split()
+    try:
+        loop = await _build(
+            settings, db, threshold, held_out[threshold : threshold + test_images], parameters
+        )
+        try:
+            yield loop
+        finally:
+            await loop.aclose()
+    finally:
+        await db.close()
+
+
+async def _build(
+    settings: Settings, db: asyncpg.Pool, threshold: int, test_images: list[int], parameters: dict[str, Any]
 ) -> Loop:
     """The project (its key made as `cvloop projects create` makes it), the demo champion, the datasets,
     the deployment and its pipeline settings, the last through the api as a user sets them."""

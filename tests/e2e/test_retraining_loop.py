@@ -20,7 +20,6 @@ from cvloop.stack.service import PythonService
 from schemas.codec import decode
 from schemas.events import TrainingRequested
 from schemas.topics import TOPICS, Topic
-from services.common.db.pool import open_pool
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
@@ -28,7 +27,8 @@ from services.common.settings import Settings
 # The loop needs the job runner and the reference trainer (and the demo's split_indices that came with it).
 pytest.importorskip("services.pipeline.runner", reason="needs the job runner")
 pytest.importorskip("cvloop.trainers.classification", reason="needs the reference trainer")
-from tests.e2e.loop import SERVICES, Loop, digit_split, served, set_up, until
+from tests.e2e.loop import SERVICES, Loop, digit_split, served, set_up
+from tests.polling import until
 
 THRESHOLD = 12
 TEST_IMAGES = 120
@@ -55,20 +55,10 @@ def running(
 
 @pytest.fixture(scope="module")
 async def loop(running: Settings) -> AsyncIterator[Loop]:
-    db = await open_pool(running.database_url)
-    _, held_out = digit_split()
-    built = await set_up(
-        running,
-        db,
-        threshold=THRESHOLD,
-        test_images=held_out[THRESHOLD : THRESHOLD + TEST_IMAGES],
-        parameters={"epochs": 10},
-    )
-    try:
+    async with set_up(
+        running, threshold=THRESHOLD, test_images=TEST_IMAGES, parameters={"epochs": 10}
+    ) as built:
         yield built
-    finally:
-        await built.aclose()
-        await db.close()
 
 
 async def _pipeline_experiments(db: asyncpg.Pool, deployment_id: UUID) -> list[asyncpg.Record]:

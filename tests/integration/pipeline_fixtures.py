@@ -4,9 +4,9 @@ training configured, submissions, and reading a topic's events for one deploymen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -20,11 +20,10 @@ from services.common.db.repositories import deployments, projects, registry
 from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
+from tests.polling import WAIT_S
 
-WAIT_S = 120.0
 THRESHOLD = 3
 LABELS = [str(d) for d in range(10)]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,16 +99,6 @@ def submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted
         dataset_version_id=setup.train_id,
         asset_id=uuid4(),
     )
-
-
-async def until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll until `check` answers something other than None."""
-    for _ in range(int(WAIT_S / 0.2)):
-        value = await check()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def events_of(

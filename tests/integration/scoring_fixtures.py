@@ -1,8 +1,10 @@
-"""Rows and events the scoring tests share: a project with a classification deployment, and predictions
-of digit images built with the shared schemas and feature function."""
+"""Rows and events the scoring and job-runner tests share: a project with a classification deployment,
+images (or bytes that are none) in its dataset version, and predictions of digit images built with the
+shared schemas and feature function."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +21,13 @@ from schemas.events import (
     RoleResult,
 )
 from schemas.features import RgbImage, features
+from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from services.common.db.repositories import deployments, projects, registry
+from services.common.images import decode_image
+from services.common.settings import Settings
+from services.common.storage import ObjectStore
+from services.common.storage.images import store_image
 from tests.digits import png
 
 
@@ -78,4 +85,39 @@ def prediction_of(
         features=features(pixels, champion),
         source=PredictionSource.MONITOR_API,
         predicted_at=datetime.now(UTC),
+    )
+
+
+async def add_image(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    settings: Settings,
+    project_id: UUID,
+    version_id: UUID,
+    data: bytes,
+) -> registry.Asset:
+    """An image asset of the dataset version, stored as ingest stores an upload."""
+    ref = await store_image(store, data, decode_image(data, settings.max_image_bytes))
+    return await registry.add_asset(
+        pool,
+        project_id,
+        version_id,
+        object_key=ref.object_key,
+        sha256=ref.sha256,
+        width=ref.width,
+        height=ref.height,
+    )
+
+
+async def add_unreadable_image(pool: asyncpg.Pool, store: ObjectStore, d: Deployment, data: bytes) -> None:
+    """Bytes that are no image, stored and listed as an 8x8 image of the deployment's dataset version."""
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
+    await registry.add_asset(
+        pool,
+        d.project_id,
+        d.dataset_version_id,
+        object_key=stored.key,
+        sha256=stored.sha256,
+        width=8,
+        height=8,
     )

@@ -4,12 +4,10 @@ submission, jobs, and the outbox that keeps a committed change's events when the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 
 from schemas.events import (
@@ -29,41 +27,9 @@ from services.common.db.repositories.base import Conflict
 from services.common.db.repositories.deployments import ContinuousTraining, ReferenceStatus
 from services.common.db.repositories.jobs import RunStatus
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
-from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published, running_app
+from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
-
-
-@pytest.fixture(scope="module")
-async def dsn(postgres_settings: Settings) -> AsyncIterator[str]:
-    name = f"api_{uuid4().hex}"
-    root = f"{postgres_settings.database_url.rsplit('/', 1)[0]}"
-    admin = await asyncpg.connect(f"{root}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"{root}/{name}"
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-async def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, dsn: str
-) -> AsyncIterator[Running]:
-    async for app in running_app(s3_settings, dsn):
-        yield app
-
-
-@pytest.fixture
-async def project(running: Running) -> Project:
-    return await new_project(running.pool)
-
-
-@pytest.fixture
-def api(running: Running, project: Project) -> Api:
-    return running.as_key(project.write)
 
 
 # --- a small world built through the API ------------------------------------------------------------
@@ -107,11 +73,18 @@ async def deployment(api: Api, version: dict[str, Any], **extra: Any) -> dict[st
 
 
 async def logged_prediction(
-    running: Running, project: Project, deployment_id: str, upload: dict[str, Any]
+    running: Running,
+    project: Project,
+    dep: dict[str, Any],
+    upload: dict[str, Any],
+    *,
+    shadow: dict[str, Any] | None = None,
+    latency_ms: float = 3.0,
 ) -> UUID:
-    """A prediction as ingest's persistence consumer records it."""
+    """A prediction as ingest's persistence consumer records it, with the deployment's shadow answer if
+    given (which takes twice as long)."""
     event = PredictionLogged(
-        deployment_id=UUID(deployment_id),
+        deployment_id=UUID(dep["id"]),
         prediction_id=uuid4(),
         detection_type="detection",
         image=ImageRef(
@@ -121,7 +94,18 @@ async def logged_prediction(
             height=48,
             content_type="image/png",
         ),
-        champion=RoleResult(prediction=DetectionPrediction.model_validate(BOX), latency_ms=3.0),
+        champion=RoleResult(
+            model_version_id=UUID(dep["champion_model_version_id"]),
+            prediction=DetectionPrediction.model_validate(BOX),
+            latency_ms=latency_ms,
+        ),
+        shadow=RoleResult(
+            model_version_id=UUID(dep["shadow_model_version_id"]),
+            prediction=DetectionPrediction.model_validate(shadow),
+            latency_ms=2 * latency_ms,
+        )
+        if shadow
+        else None,
         source=PredictionSource.MONITOR_API,
         tags=["camera-1"],
         predicted_at=datetime.now(UTC),
@@ -169,7 +153,7 @@ async def test_another_projects_resources_answer_404_like_missing_ones(
     version = await model_version(mine)
     dep = await deployment(mine, version)
     dv = await dataset_version(mine, version["labelmap_id"])
-    prediction = await logged_prediction(running, project, dep["id"], await upload_image(mine, 1))
+    prediction = await logged_prediction(running, project, dep, await upload_image(mine, 1))
 
     other = await new_project(running.pool)
     theirs = running.as_key(other.write)
@@ -538,7 +522,7 @@ async def _review_world(
     dv = await dataset_version(api, version["labelmap_id"])
     await api("PUT", f"/v1/deployments/{dep['id']}/feedback-loop/{dv['id']}", 200)
     uploads = [await upload_image(api, seed) for seed in range(100, 100 + images)]
-    return dep, dv, [await logged_prediction(running, project, dep["id"], u) for u in uploads]
+    return dep, dv, [await logged_prediction(running, project, dep, u) for u in uploads]
 
 
 async def test_review_states_move_one_way(running: Running, project: Project, api: Api) -> None:

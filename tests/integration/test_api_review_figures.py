@@ -4,49 +4,24 @@ and the image URL of each listed predicted asset."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import httpx
 import pytest
 
-from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
-from schemas.predictions import DetectionPrediction
-from services.common.db.repositories import experiments, predicted_assets
-from services.common.settings import Settings
-from tests.api_support import Api, Project, Running, new_project, running_app
-from tests.integration.test_api import BOX, dataset_version, deployment, model_version, upload_image
+from services.common.db.repositories import experiments
+from tests.api_support import Api, Project, Running
+from tests.integration.test_api import (
+    BOX,
+    dataset_version,
+    deployment,
+    logged_prediction,
+    model_version,
+    upload_image,
+)
 
 SHIFTED = BOX | {"boxes": [[1, 2, 30, 21]]}  # half of BOX: IoU 0.5
-
-
-@pytest.fixture(scope="module")
-async def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
-) -> AsyncIterator[Running]:
-    name = f"figures_{uuid4().hex}"
-    root = postgres_settings.database_url.rsplit("/", 1)[0]
-    admin = await asyncpg.connect(f"{root}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        async for app in running_app(s3_settings, f"{root}/{name}"):
-            yield app
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def project(running: Running) -> Project:
-    return await new_project(running.pool)
-
-
-@pytest.fixture
-def api(running: Running, project: Project) -> Api:
-    return running.as_key(project.write)
 
 
 async def logged(
@@ -58,36 +33,9 @@ async def logged(
     shadow: dict[str, Any] | None = None,
     latency_ms: float = 10.0,
 ) -> UUID:
-    """A prediction as ingest's persistence records it, with the deployment's shadow answer if given."""
+    """`logged_prediction` of a new image."""
     upload = await upload_image(running.as_key(project.write), seed)
-    event = PredictionLogged(
-        deployment_id=UUID(dep["id"]),
-        prediction_id=uuid4(),
-        detection_type="detection",
-        image=ImageRef(
-            object_key=upload["object_key"],
-            sha256=upload["sha256"],
-            width=64,
-            height=48,
-            content_type="image/png",
-        ),
-        champion=RoleResult(
-            model_version_id=UUID(dep["champion_model_version_id"]),
-            prediction=DetectionPrediction.model_validate(BOX),
-            latency_ms=latency_ms,
-        ),
-        shadow=RoleResult(
-            model_version_id=UUID(dep["shadow_model_version_id"]),
-            prediction=DetectionPrediction.model_validate(shadow),
-            latency_ms=2 * latency_ms,
-        )
-        if shadow
-        else None,
-        source=PredictionSource.MONITOR_API,
-        predicted_at=datetime.now(UTC),
-    )
-    assert await predicted_assets.insert_prediction(running.pool, project.id, event)
-    return event.prediction_id
+    return await logged_prediction(running, project, dep, upload, shadow=shadow, latency_ms=latency_ms)
 
 
 async def submitted_since_training(api: Api, deployment_id: str) -> int:

@@ -25,7 +25,6 @@ from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from services.common import outbox as relay
-from services.common.db.pool import create_pool
 from services.common.db.repositories import deployments, outbox, predicted_assets, projects, registry
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
@@ -51,16 +50,8 @@ def ingest_settings(
 
 
 @pytest.fixture(scope="module")
-async def pool(ingest_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    db = await create_pool(ingest_settings.database_url, max_size=4)
-    yield db
-    await db.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(ingest_settings: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer.from_settings(ingest_settings) as events:
-        yield events
+def module_settings(ingest_settings: Settings) -> Settings:
+    return ingest_settings
 
 
 @dataclass(frozen=True)

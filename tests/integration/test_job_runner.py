@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,26 +28,28 @@ from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
 from services.api.events import job_requested
-from services.common.db.pool import create_pool
 from services.common.db.repositories import deployments, experiments, jobs, processings, projects, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
-from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
-from services.common.storage.images import store_image
 from services.pipeline.runner.backends import Exit
 from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from services.pipeline.runner.workspace.stage_in import stage_in
 from tests.digits import digit_images, png
-from tests.integration.scoring_fixtures import classification_deployment
+from tests.integration.scoring_fixtures import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    classification_deployment,
+)
 from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
+from tests.polling import WAIT_S, until
 
-WAIT_S = 120.0
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
 LABELS = ["zero", "one", "two"]
 
@@ -72,23 +73,8 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-async def pool(job_runner_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(job_runner_settings.database_url)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(job_runner_settings: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer.from_settings(job_runner_settings) as events:
-        yield events
-
-
-@pytest.fixture(scope="module")
-def store(job_runner_settings: Settings) -> ObjectStore:
-    store = ObjectStore.from_settings(job_runner_settings)
-    store.ensure_bucket()
-    return store
+def module_settings(job_runner_settings: Settings) -> Settings:
+    return job_runner_settings
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +84,6 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     written["trainer"].write_text(TRAINER_SCRIPT)
     written["processing"].write_text(PROCESSING_SCRIPT)
     return written
-
-
-async def _store_image(store: ObjectStore, settings: Settings, data: bytes) -> tuple[str, str, int, int]:
-    ref = await store_image(store, data, decode_image(data, settings.max_image_bytes))
-    return ref.object_key, ref.sha256, ref.width, ref.height
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +101,7 @@ async def reg(
         pool, project.id, dataset.id, "v1", DetectionType.CLASSIFICATION, labelmap_id=labelmap.id
     )
     for digit, pixels in enumerate(digit_images()[:3]):
-        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
-        asset = await registry.add_asset(
-            pool, project.id, version.id, object_key=key, sha256=sha, width=width, height=height
-        )
+        asset = await add_image(pool, store, job_runner_settings, project.id, version.id, png(pixels))
         annotation = ClassificationPrediction(classes=[LABELS[digit]], scores=[1.0])
         await registry.add_annotation(pool, project.id, asset.id, annotation.model_dump(mode="json"))
     stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, BASE_MODEL, "application/onnx")
@@ -183,13 +161,12 @@ async def _training(
 
 
 async def _finished(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> JobRun:
-    for _ in range(int(WAIT_S / 0.2)):
+    async def finished() -> JobRun | None:
         found = await jobs.get_run(pool, project_id, run_id)
         assert found is not None
-        if found[1].status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-            return found[1]
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
+        return found[1] if found[1].status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else None
+
+    return await until(finished, f"run {run_id} to finish")
 
 
 async def _log_lines(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> list[str]:
@@ -391,15 +368,8 @@ async def test_an_image_only_processing_fails_locally_with_a_clear_reason(
     assert "the local backend cannot run" in finished.reason
 
 
-async def test_a_reference_job_makes_the_deployments_reference_ready(
-    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore, job_runner_settings: Settings
-) -> None:
-    d = await classification_deployment(pool)
-    for pixels in digit_images()[:60]:
-        key, sha, width, height = await _store_image(store, job_runner_settings, png(pixels))
-        await registry.add_asset(
-            pool, d.project_id, d.dataset_version_id, object_key=key, sha256=sha, width=width, height=height
-        )
+async def _reference_job(pool: asyncpg.Pool, producer: EventProducer, d: Deployment) -> JobRun:
+    """The deployment's reference job on its dataset version (its training data), run to its end."""
     await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
     job, run, _ = await jobs.create_job(
         pool,
@@ -410,8 +380,17 @@ async def test_a_reference_job_makes_the_deployments_reference_ready(
         parameters={"dataset_version_id": str(d.dataset_version_id)},
     )
     await _request(pool, producer, job, run)
-    finished = await _finished(pool, d.project_id, run.id)
-    lines = await _log_lines(pool, d.project_id, run.id)
+    return await _finished(pool, d.project_id, run.id)
+
+
+async def test_a_reference_job_makes_the_deployments_reference_ready(
+    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore, job_runner_settings: Settings
+) -> None:
+    d = await classification_deployment(pool)
+    for pixels in digit_images()[:60]:
+        await add_image(pool, store, job_runner_settings, d.project_id, d.dataset_version_id, png(pixels))
+    finished = await _reference_job(pool, producer, d)
+    lines = await _log_lines(pool, d.project_id, finished.id)
     assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
     assert "features of 60 training images computed" in lines
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
@@ -422,27 +401,8 @@ async def test_a_reference_job_whose_command_fails_marks_the_reference_failed(
     pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
 ) -> None:
     d = await classification_deployment(pool)
-    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, b"not an image", "image/png")
-    await registry.add_asset(
-        pool,
-        d.project_id,
-        d.dataset_version_id,
-        object_key=stored.key,
-        sha256=stored.sha256,
-        width=8,
-        height=8,
-    )
-    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
-    job, run, _ = await jobs.create_job(
-        pool,
-        d.project_id,
-        JobKind.REFERENCE,
-        target_type=TargetType.DEPLOYMENT,
-        target_id=d.deployment_id,
-        parameters={"dataset_version_id": str(d.dataset_version_id)},
-    )
-    await _request(pool, producer, job, run)
-    finished = await _finished(pool, d.project_id, run.id)
+    await add_unreadable_image(pool, store, d, b"not an image")
+    finished = await _reference_job(pool, producer, d)
     assert finished.status is RunStatus.FAILED and finished.reason is not None
     assert finished.reason.startswith("exit code 1: asset images/")
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)

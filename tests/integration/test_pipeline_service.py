@@ -12,7 +12,8 @@ from services.common.db.pool import open_pool
 from services.common.db.repositories import experiments
 from services.common.kafka.producer import EventProducer
 from services.common.settings import LOCAL_HOST, Settings
-from tests.integration.pipeline_fixtures import WAIT_S, events_of, pipeline_deployment, until
+from tests.integration.pipeline_fixtures import events_of, pipeline_deployment
+from tests.polling import WAIT_S, until
 
 
 def _get(settings: Settings, path: str) -> tuple[int, str]:

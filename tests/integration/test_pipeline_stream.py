@@ -29,7 +29,6 @@ from schemas.events import (
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import TOPICS, Topic
-from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, experiments, jobs, registry
 from services.common.db.repositories.deployments import DeploymentPolicy
 from services.common.db.repositories.experiments import Experiment
@@ -49,38 +48,18 @@ from tests.integration.pipeline_fixtures import (
     pipeline_deployment,
     read_to_end,
     submitted,
-    until,
 )
+from tests.polling import until
 
 
 @pytest.fixture(scope="module")
-def pipeline_env(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Settings:
+def module_settings(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Settings:
     return postgres_settings.model_copy(update={"pipeline_outbox_retry_s": 0.5})
 
 
 @pytest.fixture(scope="module")
-async def pool(pipeline_env: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_pool(pipeline_env.database_url)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(pipeline_env: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer.from_settings(pipeline_env) as events:
-        yield events
-
-
-@pytest.fixture(scope="module")
-def store(pipeline_env: Settings) -> ObjectStore:
-    store = ObjectStore.from_settings(pipeline_env)
-    store.ensure_bucket()
-    return store
-
-
-@pytest.fixture(scope="module")
-async def service(pipeline_env: Settings) -> AsyncIterator[PipelineService]:
-    service = PipelineService(pipeline_env)
+async def service(module_settings: Settings) -> AsyncIterator[PipelineService]:
+    service = PipelineService(module_settings)
     await service.start()
     yield service
     await service.stop()
@@ -115,7 +94,7 @@ def _metric(name: str, **labels: str) -> float:
 
 
 async def test_threshold_submissions_request_one_training_with_its_experiment_and_job(
-    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
 ) -> None:
     setup = await pipeline_deployment(pool)
     deployment = str(setup.deployment_id)
@@ -152,7 +131,7 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     (run,) = await jobs.list_runs(pool, setup.project_id, job.id)
 
     async def job_requested() -> list[JobRequested] | None:
-        found = await events_of(pipeline_env, Topic.JOBS, setup.deployment_id, settle_s=0.3)
+        found = await events_of(module_settings, Topic.JOBS, setup.deployment_id, settle_s=0.3)
         return found or None
 
     (requested,) = await until(job_requested, "JobRequested on jobs")
@@ -161,7 +140,7 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     assert requested.model_version_id == setup.champion_id
     assert requested.parameters == {"epochs": 2}
 
-    trainings = await _training_requests(pipeline_env, setup.deployment_id)
+    trainings = await _training_requests(module_settings, setup.deployment_id)
     assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
@@ -193,7 +172,7 @@ async def test_training_off_stops_triggers_and_keeps_the_count(
 
 
 async def test_bad_messages_are_dead_lettered(
-    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
 ) -> None:
     setup = await pipeline_deployment(pool)
     key = str(setup.deployment_id).encode()
@@ -208,7 +187,7 @@ async def test_bad_messages_are_dead_lettered(
     )
 
     async def letters(key: bytes) -> list[DeadLetter] | None:
-        return await _dead_letters(pipeline_env, key) or None
+        return await _dead_letters(module_settings, key) or None
 
     (letter,) = await until(lambda: letters(key), "the feedback dead letter")
     assert letter.source_topic == Topic.FEEDBACK
@@ -281,7 +260,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     pool: asyncpg.Pool,
     producer: EventProducer,
     store: ObjectStore,
-    pipeline_env: Settings,
+    module_settings: Settings,
 ) -> None:
     setup = await pipeline_deployment(pool, policy=policy)
     experiment = await _requested_experiment(setup, pool, producer)
@@ -347,7 +326,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     assert count == 1
     updates = [
         u
-        for u in await events_of(pipeline_env, Topic.DEPLOYMENTS, setup.deployment_id)
+        for u in await events_of(module_settings, Topic.DEPLOYMENTS, setup.deployment_id)
         if isinstance(u, DeploymentUpdated)
     ]
     changes = [u.change for u in updates]
@@ -364,7 +343,7 @@ async def test_a_failed_training_deploys_nothing(
     pool: asyncpg.Pool,
     producer: EventProducer,
     store: ObjectStore,
-    pipeline_env: Settings,
+    module_settings: Settings,
 ) -> None:
     setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION)
     experiment = await _requested_experiment(setup, pool, producer)
@@ -390,7 +369,7 @@ async def test_a_failed_training_deploys_nothing(
     )
     await until(lambda: _experiment(pool, later), "the experiment behind the finished trainings")
     assert _metric("cvloop_pipeline_exports_total", **labels) >= failed_before + 2
-    assert await _dead_letters(pipeline_env, str(setup.deployment_id).encode()) == []
+    assert await _dead_letters(module_settings, str(setup.deployment_id).encode()) == []
     assert await registry.exported_from(pool, setup.project_id, experiment.id) is None
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
     assert deployment is not None
@@ -401,7 +380,7 @@ async def test_a_failed_training_deploys_nothing(
 
 
 async def test_replay_and_restart_create_no_second_experiment(
-    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, pipeline_env: Settings
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
 ) -> None:
     setup = await pipeline_deployment(pool)
     for _ in range(THRESHOLD):
@@ -410,7 +389,7 @@ async def test_replay_and_restart_create_no_second_experiment(
 
     # Replay: the deployment's feedback records, as they are in its partition, published again.
     partition = _partition(setup.deployment_id)
-    consumer = create_consumer(pipeline_env, f"test-{uuid4()}", enable_auto_commit=False)
+    consumer = create_consumer(module_settings, f"test-{uuid4()}", enable_auto_commit=False)
     await consumer.start()
     consumer.assign([TopicPartition(Topic.FEEDBACK, partition)])
     await consumer.seek_to_beginning()
@@ -421,7 +400,7 @@ async def test_replay_and_restart_create_no_second_experiment(
         await consumer.stop()
     mine = [r for r in records if r.key == str(setup.deployment_id).encode()]
     assert len(mine) == THRESHOLD
-    (requested,) = await _training_requests(pipeline_env, setup.deployment_id)
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
     assert service.stream is not None
     assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
         cycle=2, submitted=0, total=THRESHOLD
@@ -434,7 +413,7 @@ async def test_replay_and_restart_create_no_second_experiment(
     for record in mine:
         await producer.publish_bytes(Topic.FEEDBACK, record.value, key=record.key)
     await producer.publish(Topic.TRAINING, requested)
-    restarted = PipelineService(pipeline_env)
+    restarted = PipelineService(module_settings)
     await restarted.start()
     try:
         await producer.publish(Topic.FEEDBACK, submitted(setup))

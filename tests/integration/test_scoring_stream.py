@@ -6,8 +6,8 @@ are dead-lettered, replays change nothing, reviews give champion and shadow qual
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -22,34 +22,34 @@ from schemas.events import (
     PredictionLogged,
     PredictionReviewed,
 )
-from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
-from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, jobs, predicted_assets, registry
+from services.common.db.repositories import deployments, jobs, predicted_assets
 from services.common.db.repositories.drift_reports import DriftReport, list_drift_reports
 from services.common.db.repositories.jobs import TargetType
-from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from services.common.storage.images import store_image
 from services.scoring.reference_job import ReferenceFailed, ReferenceRequest, compute_reference
 from services.scoring.service import ScoringService
 from tests.digits import darkened, digit_images, noisy, png
-from tests.integration.scoring_fixtures import Deployment, answer, classification_deployment, prediction_of
+from tests.integration.scoring_fixtures import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    answer,
+    classification_deployment,
+    prediction_of,
+)
+from tests.polling import WAIT_S, until
 
-WAIT_S = 120.0
 TRAINING = 1000
 HELD_OUT = 300
 DRIFT_EVERY = 100
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def scoring_settings(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
-) -> Settings:
+def module_settings(postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings) -> Settings:
     return postgres_settings.model_copy(
         update={
             "scoring_drift_every": DRIFT_EVERY,
@@ -66,21 +66,8 @@ def scoring_settings(
 
 
 @pytest.fixture(scope="module")
-async def pool(scoring_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_pool(scoring_settings.database_url)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(scoring_settings: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer.from_settings(scoring_settings) as events:
-        yield events
-
-
-@pytest.fixture(scope="module")
-async def service(scoring_settings: Settings) -> AsyncIterator[ScoringService]:
-    service = ScoringService(scoring_settings)
+async def service(module_settings: Settings) -> AsyncIterator[ScoringService]:
+    service = ScoringService(module_settings)
     await service.start()
     yield service
     await service.stop()
@@ -102,16 +89,6 @@ def digits() -> dict[str, list[tuple[np.ndarray, int]]]:
         "held_out": held_out,
         "shifted": [(shift(i, p), label) for i, (p, label) in enumerate(shifted_source)],
     }
-
-
-async def _until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll until `check` answers something other than None."""
-    for _ in range(int(WAIT_S / 0.2)):
-        value = await check()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _scores(pool: asyncpg.Pool, ids: list[UUID]) -> dict[UUID, float] | None:
@@ -137,30 +114,19 @@ async def ready(
     service: ScoringService,
     pool: asyncpg.Pool,
     producer: EventProducer,
-    scoring_settings: Settings,
+    store: ObjectStore,
+    module_settings: Settings,
     digits: dict[str, list[tuple[np.ndarray, int]]],
 ) -> Deployment:
     """A deployment whose reference was computed by a reference job from the training digits."""
     d = await classification_deployment(pool)
-    store = ObjectStore.from_settings(scoring_settings)
-    await asyncio.to_thread(store.ensure_bucket)
 
     async def upload(pixels: np.ndarray) -> None:
-        data = png(pixels)
-        ref = await store_image(store, data, decode_image(data, scoring_settings.max_image_bytes))
-        await registry.add_asset(
-            pool,
-            d.project_id,
-            d.dataset_version_id,
-            object_key=ref.object_key,
-            sha256=ref.sha256,
-            width=ref.width,
-            height=ref.height,
-        )
+        await add_image(pool, store, module_settings, d.project_id, d.dataset_version_id, png(pixels))
 
     for start in range(0, TRAINING, 100):
         await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
-    lines = await _compute_reference(pool, store, scoring_settings, d)
+    lines = await _compute_reference(pool, store, module_settings, d)
     assert lines[0] == f"features of {TRAINING} training images computed"
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
     assert deployment is not None and deployment.reference_status == "ready", deployment
@@ -192,24 +158,13 @@ async def _compute_reference(
 
 
 async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
-    pool: asyncpg.Pool, scoring_settings: Settings
+    pool: asyncpg.Pool, store: ObjectStore, module_settings: Settings
 ) -> None:
     d = await classification_deployment(pool)
-    store = ObjectStore.from_settings(scoring_settings)
-    await asyncio.to_thread(store.ensure_bucket)
     for data in (b"not an image", b"not an image either"):
-        stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, data, "image/png")
-        await registry.add_asset(
-            pool,
-            d.project_id,
-            d.dataset_version_id,
-            object_key=stored.key,
-            sha256=stored.sha256,
-            width=8,
-            height=8,
-        )
+        await add_unreadable_image(pool, store, d, data)
     with pytest.raises(ReferenceFailed) as failed:
-        await _compute_reference(pool, store, scoring_settings, d)
+        await _compute_reference(pool, store, module_settings, d)
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
     assert deployment is not None and deployment.reference_status == "failed"
     reason = deployment.reference_reason
@@ -223,13 +178,13 @@ async def test_training_like_digits_score_low_and_do_not_drift(
     events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"]]
     await _publish(producer, events)
 
-    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "held-out scores")
+    scores = await until(lambda: _scores(pool, [e.prediction_id for e in events]), "held-out scores")
     values = np.array(list(scores.values()))
     assert 0.0 <= values.min() and values.max() <= 1.0
     assert np.median(values) < 0.7  # calibrated: about uniform on data like the training data
     assert np.mean(values >= 0.99) < 0.05
 
-    reports = await _until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "drift reports")
+    reports = await until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "drift reports")
     assert [r.window_size for r in reports] == [100, 200, 200]
     assert not any(r.drift_detected for r in reports)
     assert all(r.reference_size == TRAINING for r in reports)
@@ -238,15 +193,15 @@ async def test_training_like_digits_score_low_and_do_not_drift(
 async def test_shifted_digits_score_high_and_drift(
     ready: Deployment, pool: asyncpg.Pool, producer: EventProducer, digits: dict[str, Any]
 ) -> None:
-    await _until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "the held-out reports first")
+    await until(lambda: _reports(pool, ready, HELD_OUT // DRIFT_EVERY), "the held-out reports first")
     events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["shifted"]]
     await _publish(producer, events)
 
-    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "shifted scores")
+    scores = await until(lambda: _scores(pool, [e.prediction_id for e in events]), "shifted scores")
     values = np.array(list(scores.values()))
     assert np.median(values) > 0.95
 
-    reports = await _until(lambda: _reports(pool, ready, 2 * HELD_OUT // DRIFT_EVERY), "drift reports")
+    reports = await until(lambda: _reports(pool, ready, 2 * HELD_OUT // DRIFT_EVERY), "drift reports")
     last = reports[-1]
     assert last.drift_detected and last.window_size == 200
     drifted = {f.feature for f in last.features if f.drifted}
@@ -259,7 +214,7 @@ async def test_replayed_predictions_keep_their_scores_and_rows(
 ) -> None:
     events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][:50]]
     await _publish(producer, events)
-    first = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
+    first = await until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
     count = await pool.fetchval(
         "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", ready.deployment_id
     )
@@ -267,7 +222,7 @@ async def test_replayed_predictions_keep_their_scores_and_rows(
     await _publish(producer, events)  # redelivered: same event and prediction ids
     marker = prediction_of(ready.deployment_id, digits["held_out"][60][0], 1)
     await _publish(producer, [marker])  # once the marker is scored, the replay before it was handled
-    await _until(lambda: _scores(pool, [marker.prediction_id]), "the marker's score")
+    await until(lambda: _scores(pool, [marker.prediction_id]), "the marker's score")
 
     assert await _scores(pool, [e.prediction_id for e in events]) == first
     after = await pool.fetchval(
@@ -280,7 +235,7 @@ async def test_malformed_events_are_dead_lettered_and_the_stream_goes_on(
     ready: Deployment,
     pool: asyncpg.Pool,
     producer: EventProducer,
-    scoring_settings: Settings,
+    module_settings: Settings,
     digits: dict[str, Any],
 ) -> None:
     key = str(ready.deployment_id).encode()
@@ -291,8 +246,8 @@ async def test_malformed_events_are_dead_lettered_and_the_stream_goes_on(
     await producer.publish(Topic.PREDICTIONS, lacking)
     await producer.publish(Topic.PREDICTIONS, after)
 
-    await _until(lambda: _scores(pool, [after.prediction_id]), "the next valid prediction's score")
-    letters = await _dead_letters(scoring_settings, ready.deployment_id, 2)
+    await until(lambda: _scores(pool, [after.prediction_id]), "the next valid prediction's score")
+    letters = await _dead_letters(module_settings, ready.deployment_id, 2)
     errors = sorted(letter.error for letter in letters)
     assert any("features.contrast is missing" in e for e in errors), errors
     assert any(letter.error_type == "validation" for letter in letters), errors
@@ -313,7 +268,7 @@ async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
     ]
     await predicted_assets.insert_prediction(pool, ready.project_id, events[0])
     await _publish(producer, events)
-    scores = await _until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
+    scores = await until(lambda: _scores(pool, [e.prediction_id for e in events]), "scores")
     for event in events[1:]:
         await predicted_assets.insert_prediction(pool, ready.project_id, event)
     for event in events:
@@ -340,7 +295,7 @@ async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
     async def all_measured() -> bool | None:
         return True if _metric("cvloop_scoring_quality", role="champion", **labels) == 10 else None
 
-    await _until(all_measured, "quality over the ten reviews")
+    await until(all_measured, "quality over the ten reviews")
     deployment = str(ready.deployment_id)
     assert _metric("cvloop_scoring_quality", deployment=deployment, role="champion", metric="accuracy") == 1.0
     assert _metric("cvloop_scoring_quality", deployment=deployment, role="shadow", metric="accuracy") == 0.5
@@ -353,17 +308,17 @@ async def test_a_restarted_worker_resumes_its_drift_windows(
     pool: asyncpg.Pool,
     producer: EventProducer,
     service: ScoringService,
-    scoring_settings: Settings,
+    module_settings: Settings,
     digits: dict[str, Any],
 ) -> None:
     reported = len(await list_drift_reports(pool, ready.project_id, ready.deployment_id))
     await service.stop()
-    restarted = ScoringService(scoring_settings)
+    restarted = ScoringService(module_settings)
     await restarted.start()
     try:
         events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][150:250]]
         await _publish(producer, events)
-        reports = await _until(lambda: _reports(pool, ready, reported + 1), "a report after the restart")
+        reports = await until(lambda: _reports(pool, ready, reported + 1), "a report after the restart")
     finally:
         await restarted.stop()
     # The window was recovered from its changelog: it still holds the predictions before the restart.

@@ -18,10 +18,10 @@ from services.api.rules import (
     unknown_parameters,
 )
 from services.common.db.repositories.experiments import Artifact, Experiment
-from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
+from services.common.db.repositories.jobs import TargetType
 from services.common.db.repositories.registry import DatasetVersion, ModelVersion
 from services.common.model_export import exported_version
-from tests.samples import deployment_record
+from tests.samples import deployment_record, job_and_run
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SHA = "a" * 64
@@ -124,35 +124,11 @@ def test_export_inherits_from_the_experiment_and_its_base_version() -> None:
     assert exported_version(experiment, base, version="3", description="", io=other_io).io == other_io
 
 
-def _job(kind: JobKind, target_type: TargetType, parameters: dict[str, object]) -> tuple[Job, JobRun]:
-    job = Job(
-        id=uuid4(),
-        project_id=uuid4(),
-        kind=kind,
-        target_type=target_type,
-        target_id=uuid4(),
-        processing_id=uuid4() if kind is JobKind.PROCESSING else None,
-        parameters=parameters,
-        request_id=None,
-        created_at=NOW,
-    )
-    run = JobRun(
-        id=uuid4(),
-        project_id=job.project_id,
-        job_id=job.id,
-        attempt=1,
-        status=RunStatus.PENDING,
-        reason=None,
-        created_at=NOW,
-        started_at=None,
-        finished_at=None,
-    )
-    return job, run
-
-
 def test_job_requests_name_their_target() -> None:
     dataset_version = uuid4()
-    job, run = _job(JobKind.REFERENCE, TargetType.DEPLOYMENT, {"dataset_version_id": str(dataset_version)})
+    job, run = job_and_run(
+        JobKind.REFERENCE, TargetType.DEPLOYMENT, {"dataset_version_id": str(dataset_version)}
+    )
     event = job_requested(job, run)
     assert (event.deployment_id, event.dataset_version_id, event.parameters) == (
         job.target_id,
@@ -161,7 +137,7 @@ def test_job_requests_name_their_target() -> None:
     )
     assert (event.job_id, event.run_id, event.kind) == (job.id, run.id, JobKind.REFERENCE)
 
-    job, run = _job(JobKind.PROCESSING, TargetType.MODEL_VERSION, {"bits": 8})
+    job, run = job_and_run(JobKind.PROCESSING, TargetType.MODEL_VERSION, {"bits": 8})
     event = job_requested(job, run)
     assert (event.deployment_id, event.model_version_id, event.parameters) == (
         NO_DEPLOYMENT,

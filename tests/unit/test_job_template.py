@@ -13,51 +13,28 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
 
 from schemas.events import JobKind
-from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
+from services.common.db.repositories.jobs import RunStatus
 from services.pipeline.runner.backends import Launch
 from services.pipeline.runner.backends.kubernetes import KubernetesBackend, failure_reason
 from services.pipeline.runner.backends.kubernetes_job import job_name, load_template, render_job, to_yaml
 from services.pipeline.runner.commands import JobCommand, JobRefused, job_command
+from tests.samples import job_and_run
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "jobs" / "job.yaml"
-NOW = datetime(2026, 11, 21, tzinfo=UTC)
 IMAGE = "registry.example/cvloop:0.1.0"
 
 
 def _launch(
     kind: JobKind, command: JobCommand, parameters: dict[str, Any] | None = None, timeout_s: float = 90.5
 ) -> Launch:
-    job = Job(
-        id=uuid4(),
-        project_id=uuid4(),
-        kind=kind,
-        target_type=TargetType.EXPERIMENT,
-        target_id=uuid4(),
-        processing_id=uuid4() if kind is JobKind.PROCESSING else None,
-        parameters=parameters or {},
-        request_id=None,
-        created_at=NOW,
-    )
-    run = JobRun(
-        id=uuid4(),
-        project_id=job.project_id,
-        job_id=job.id,
-        attempt=1,
-        status=RunStatus.RUNNING,
-        reason=None,
-        created_at=NOW,
-        started_at=NOW,
-        finished_at=None,
-    )
+    job, run = job_and_run(kind, parameters=parameters, status=RunStatus.RUNNING)
     return Launch(job=job, run=run, command=command, processing_name="convert", timeout_s=timeout_s)
 
 
