@@ -17,14 +17,17 @@ from playwright.sync_api import Browser, Page, expect
 from cvloop.sdk import Client
 from services.common.settings import Settings
 from tests.browser.world import (
+    COMPARED,
     DIGIT_AT,
     LOGGED,
+    PROBES,
     REVIEWED_BEFORE,
     SERVED,
     SERVED_THRESHOLD,
     SHIFTED,
     THRESHOLD,
     World,
+    predict_and_review,
     shadow_answers,
     training_job,
 )
@@ -260,11 +263,17 @@ def test_compare_then_train_a_new_shadow_and_promote_it(
     assert job is not None and job["latest_run"]["status"] == "succeeded"
     new = client.get_model_version_by_id(shadow_id)
     assert new.data["source_experiment_id"] == job["target_id"]
-    images = iter(png(pixels) for pixels in digit_images()[1000:1200])
+    images = iter(png(pixels) for pixels in digit_images()[PROBES.start : PROBES.stop])
     eventually(lambda: shadow_answers(deployment, shadow_id, next(images)), interval_s=0.5, timeout_s=100)
+    predict_and_review(deployment, COMPARED)
 
+    compared = client.api.get(f"/v1/deployments/{world.served.id}/comparison")
+    assert compared["shadow"]["predictions"] > len(COMPARED)
     page.goto(f"/review/deployments/{world.served.id}/pipeline")
     expect(versions).to_contain_text(f"digits-classifier {new.version}")
+    accuracy = f"{compared['shadow']['quality']['accuracy']:.3f}"
+    expect(table.locator("tr", has_text="Accuracy")).to_contain_text(accuracy)
+    expect(page.locator("#agreement")).to_have_text(f"{compared['agreement']:.3f}")
     expect(page.locator("#submitted-since-training")).to_have_text("0")
     page.screenshot(path=screenshots / "05-pipeline.png", full_page=True)
     page.click("#promote")
@@ -279,8 +288,8 @@ def test_compare_then_train_a_new_shadow_and_promote_it(
 
 
 def test_jobs_and_their_logs(page: Page, world: World, client: Client, screenshots: Path) -> None:
-    """The training jobs the pipeline requested beside the training data's reference jobs; the trained
-    classifier's job page with the trainer's log."""
+    """The training jobs the pipeline requested beside the training data's reference jobs; a training's
+    page with the trainer's log (the served deployment's, which measures accuracy on `test`)."""
     job = world.classifier.training_data_job()
     assert job is not None
     page.click("header >> text=Jobs")
@@ -299,14 +308,15 @@ def test_jobs_and_their_logs(page: Page, world: World, client: Client, screensho
     expect(training_rows).to_have_count(2)
     page.screenshot(path=screenshots / "06-jobs.png", full_page=True)
 
-    trained = trainings[0]
+    trained = trainings[1]
     assert trained is not None
     page.goto(f"/review/jobs/{trained['id']}")
     expect(page.locator("#log-state")).to_have_text("finished", timeout=TRAINING_S * 1000)
     expect(page.locator("#runs .badge")).to_have_text(["succeeded"])
     lines = client.api.get(f"/v1/jobs/{trained['id']}/logs")["lines"]
     assert any('"msg":"epoch"' in line["text"] for line in lines)
-    assert any('"msg":"model written"' in line["text"] for line in lines)
+    written = [line["text"] for line in lines if '"msg":"model written"' in line["text"]]
+    assert len(written) == 1 and '"accuracy_before"' in written[0] and '"accuracy_after"' in written[0]
     expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
     page.screenshot(path=screenshots / "07-job-logs.png", full_page=True)
 

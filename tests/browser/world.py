@@ -53,6 +53,9 @@ THRESHOLD = REVIEWED_BEFORE + 1
 WARM_UP = range(1600, 1720)  # digits predicted through serving until both models answer
 SERVED = range(1500, 1510)  # then these; the odd ones reviewed
 SERVED_THRESHOLD = len(SERVED) // 2  # its reviewed predictions, submitted together, start a training
+SERVED_TEST = range(1100, 1160)  # its trainings' `test` alias: accuracy before and after
+PROBES = range(1000, 1100)  # predicted until a new shadow answers
+COMPARED = range(1730, 1740)  # then these, the odd ones reviewed: the new shadow's figures
 CANVAS = (64, 48)  # the detection deployment's images (width, height)
 DIGIT_AT = (4, 8)  # where the 32x32 digit sits on them
 
@@ -224,14 +227,21 @@ def _served_deployment(
 ) -> tuple[Deployment, str]:
     """The same two classifiers served by cvloop through Triton; serving logs both answers. A warm-up
     digit is predicted until both models answer, then the digits the comparison is made on. Its own
-    feedback dataset version trains the next version, deployed as shadow."""
+    feedback dataset version trains the next version (fine-tuned gently), measured on held-out digits
+    and deployed as shadow."""
     deployment = client.create_deployment("digits-served", champion, kind="served")
     deployment.set_shadow_model(shadow)
-    feedback = client.create_dataset("digits-served", "reviewed served digits").create_version(
-        "feedback-1", "classification", labelmap=labelmap
-    )
+    dataset = client.create_dataset("digits-served", "reviewed served digits")
+    feedback = dataset.create_version("feedback-1", "classification", labelmap=labelmap)
+    test = dataset.create_version("test", "classification", labelmap=labelmap)
+    for index in SERVED_TEST:
+        test.add_asset(png(images[index]), _truth(index))
     deployment.attach_dataset_version_to_feedback_loop(feedback)
-    deployment.setup_continuous_training(dataset_versions={"train": feedback}, threshold=SERVED_THRESHOLD)
+    deployment.setup_continuous_training(
+        dataset_versions={"train": feedback, "test": test},
+        training_parameters={"epochs": 10, "learning_rate": 0.001},
+        threshold=SERVED_THRESHOLD,
+    )
     deployment.setup_continuous_deployment(DeploymentPolicy.DEPLOY_SHADOW)
     # A new digit each time: serving's events of an image already recorded are not recorded again.
     warm_up = iter(images[WARM_UP.start : WARM_UP.stop])
@@ -239,8 +249,21 @@ def _served_deployment(
     for index in SERVED:
         asset = _recorded(deployment, deployment.predict(png(images[index])).prediction_id)
         if index % 2:  # reviewed: the quality compared on the pipeline page
-            asset.add_review({"type": "classification", "classes": [digit_label(index)], "scores": [1.0]})
+            asset.add_review(_truth(index))
     return deployment, str(feedback.id)
+
+
+def _truth(index: int) -> dict:
+    return {"type": "classification", "classes": [digit_label(index)], "scores": [1.0]}
+
+
+def predict_and_review(deployment: Deployment, indices: range) -> None:
+    """Each digit predicted through serving; the odd ones reviewed with their true digit."""
+    images = digit_images()
+    for index in indices:
+        asset = _recorded(deployment, deployment.predict(png(images[index])).prediction_id)
+        if index % 2:
+            asset.add_review(_truth(index))
 
 
 def shadow_answers(deployment: Deployment, version_id: str, image: bytes) -> bool:
