@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Photograph every page of the review page into docs/screenshots/: runs the browser tests (which start
-their own api, ingest, scoring, Postgres, broker and S3 and fill them with the digits data) with
-CVLOOP_SCREENSHOTS_DIR pointing there. Run it after scripts/test.sh has installed .venv and chromium;
+their own api, ingest, scoring, serving, pipeline and job runner on Postgres, the broker, S3 and
+tritonserver, fill them with the digits data and let the pipeline train) with CVLOOP_SCREENSHOTS_DIR
+pointing there. Run it after scripts/test.sh has installed .venv and chromium;
 extra arguments go to pytest."""
 
 from __future__ import annotations

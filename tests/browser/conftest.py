@@ -1,6 +1,8 @@
 """Browser tests of the review page: Playwright drives Debian's chromium (scripts/test.sh installs it;
 Playwright's own browser download is never used) against the real api, ingest, scoring and serving
-processes, on the real Postgres, broker, S3 and tritonserver, with the data of tests/browser/world.py.
+processes with the pipeline stream and the job runner (so a submission reaching the threshold really
+trains, with the reference trainer, and deploys), on the real Postgres, broker, S3 and tritonserver, with
+the data of tests/browser/world.py.
 
 Everything here lives for the module: the services stop after it, so later tests can start their own on
 the same ports. Screenshots go to $CVLOOP_SCREENSHOTS_DIR when it is set (scripts/screenshots.py sets
@@ -32,19 +34,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Reference jobs (the training data's outlier model) are run by the job runner where it exists, else by
-# scoring itself.
-JOB_RUNNER = getattr(service, "JobRunner", None)
+# The whole loop: the pipeline counts submissions and requests trainings, the job runner runs them (and
+# the training data's reference jobs), serving follows the deployments the pipeline changes.
 SERVICES = [service.Api, service.Ingest, service.Scoring, service.Serving]
-SERVICES += [JOB_RUNNER] if JOB_RUNNER else []
+SERVICES += [service.Pipeline, service.JobRunner]
+# A deployment the pipeline changed reaches serving (and a failed publish its outbox) within a second.
+PROMPT = {"pipeline_outbox_retry_s": 0.5, "serving_reconcile_interval_s": 0.5}
 
 
 @pytest.fixture(scope="module")
 def platform(
     postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, triton_settings: Settings
 ) -> Iterator[Settings]:
-    with running(*(kind(postgres_settings) for kind in SERVICES)):
-        yield postgres_settings
+    settings = postgres_settings.model_copy(update=PROMPT)
+    with running(*(kind(settings) for kind in SERVICES)):
+        yield settings
 
 
 @pytest.fixture(scope="module")

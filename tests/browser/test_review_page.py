@@ -1,7 +1,10 @@
 """The review page in a real browser, on real data (tests/browser/world.py): the deployments and their
 badges, the grid's filters and order, an asset reviewed (class changed) and submitted to the feedback
-loop with its state and the pipeline's count moving, champion and shadow toggled, boxes edited, the
-shadow promoted, jobs with their logs. Each page is photographed (see conftest.py)."""
+loop with its state changing, the submission reaching the threshold so the pipeline trains (its count
+reset, the training job on the pipeline and jobs pages with the trainer's log), champion and shadow
+toggled, boxes edited, the served deployment's comparison, its own submission trained and deployed as the
+new shadow by deploy_shadow, that shadow promoted, jobs with their logs. Each page is photographed (see
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +16,26 @@ from playwright.sync_api import Browser, Page, expect
 
 from cvloop.sdk import Client
 from services.common.settings import Settings
-from tests.browser.world import DIGIT_AT, LOGGED, REVIEWED_BEFORE, SERVED, SHIFTED, World
+from tests.browser.world import (
+    COMPARED,
+    DIGIT_AT,
+    LOGGED,
+    PROBES,
+    REVIEWED_BEFORE,
+    SERVED,
+    SERVED_THRESHOLD,
+    SHIFTED,
+    THRESHOLD,
+    World,
+    predict_and_review,
+    shadow_answers,
+    training_job,
+)
 from tests.digits import digit_images, png
-from tests.sdk_support import eventually, needs
+from tests.sdk_support import eventually
 
 SHOWN = len(LOGGED) + len(SHIFTED)  # every logged prediction fits one grid page
+TRAINING_S = 300  # a training requested, run by the job runner and exported, on a loaded machine
 
 
 def top_class(prediction: dict) -> str:
@@ -97,11 +115,11 @@ def test_toggle_champion_and_shadow(page: Page, world: World, client: Client, sc
     expect(page.locator("#shown-caption")).to_contain_text(f"champion: {champion} (")
 
 
-def test_review_an_asset_submit_it_and_see_the_count_move(
+def test_review_an_asset_submit_it_and_see_the_pipeline_train(
     page: Page, world: World, client: Client, screenshots: Path
 ) -> None:
     deployment = client.get_deployment_by_id(world.classifier.id)
-    before = deployment.data["continuous_training"]["submitted_since_training"]
+    assert deployment.data["continuous_training"]["submitted_since_training"] == 0
     asset = _disagreeing(client, world)
     corrected = next(
         label
@@ -142,10 +160,18 @@ def test_review_an_asset_submit_it_and_see_the_count_move(
     assert submitted["status"] == "SUBMITTED"
     assert submitted["submitted_dataset_version_id"] == world.feedback_version_id
 
+    # The submission reached the threshold: the pipeline requested a training, so the count starts again.
+    assert len(reviewed_ids) == THRESHOLD
+    job = eventually(lambda: training_job(client, world.feedback_version_id), timeout_s=120)
     page.click("text=Pipeline settings")
-    expect(page.locator("#submitted-since-training")).to_have_text(str(before + len(reviewed_ids)))
+    expect(page.locator("#submitted-since-training")).to_have_text("0")
     expect(page.locator("#comparison tr", has_text="Reviewed")).to_contain_text(str(len(reviewed_ids)))
-    page.screenshot(path=screenshots / "05-pipeline.png", full_page=True)
+    training = page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{job['id']}']"))
+    expect(training).to_contain_text("training")
+
+    # Its job's page: the reference trainer's lines, while it runs or once it has finished.
+    training.locator("a").click()
+    expect(page.locator("#logs")).to_contain_text('"msg":"epoch"', timeout=TRAINING_S * 1000)
 
 
 def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, screenshots: Path) -> None:
@@ -196,9 +222,13 @@ def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, scr
     assert [round(v) for v in review["boxes"][1]] == [left, 10, left + 12, 26]
 
 
-def test_compare_and_promote_the_shadow(page: Page, world: World, client: Client) -> None:
-    """On the served deployment: the comparison of what Triton answered, then the promotion, which
-    serving follows: its next answer comes from the former shadow."""
+def test_compare_then_train_a_new_shadow_and_promote_it(
+    page: Page, world: World, client: Client, screenshots: Path
+) -> None:
+    """On the served deployment: the comparison of what Triton answered; its reviewed predictions
+    submitted from the page reach the threshold, the pipeline trains and deploy_shadow makes the new
+    version the shadow, which serving then runs; the comparison shows it, and its promotion is followed
+    by serving: its next answer comes from the new version."""
     compared = client.api.get(f"/v1/deployments/{world.served.id}/comparison")
     assert compared["champion"]["predictions"] > len(SERVED) // 2 and compared["shadow"]["predictions"] > 0
     page.goto(f"/review/deployments/{world.served.id}/pipeline")
@@ -213,17 +243,53 @@ def test_compare_and_promote_the_shadow(page: Page, world: World, client: Client
     p50 = f"{compared['shadow']['latency_p50_ms']:.2f} ms"
     expect(table.locator("tr", has_text="Latency p50")).to_contain_text(p50)
 
+    page.goto(f"/review/deployments/{world.served.id}")
+    page.click("#select-reviewed")
+    expect(page.locator(".card:has(.pick:checked)")).to_have_count(SERVED_THRESHOLD)
+    page.select_option("#dataset-version", world.served_feedback_version_id)
+    page.click("#submit-selected")
+    expect(page.locator("#message")).to_have_text(f"Submitted {SERVED_THRESHOLD} to the feedback loop.")
+
+    deployment = client.get_deployment_by_id(world.served.id)
+    shadow_id = eventually(
+        lambda: (
+            (shadow := client.get_deployment_by_id(world.served.id).shadow_model_version_id)
+            and str(shadow) != world.shadow_id
+            and str(shadow)
+        ),
+        timeout_s=TRAINING_S,
+    )
+    job = training_job(client, world.served_feedback_version_id)
+    assert job is not None and job["latest_run"]["status"] == "succeeded"
+    new = client.get_model_version_by_id(shadow_id)
+    assert new.data["source_experiment_id"] == job["target_id"]
+    images = iter(png(pixels) for pixels in digit_images()[PROBES.start : PROBES.stop])
+    eventually(lambda: shadow_answers(deployment, shadow_id, next(images)), interval_s=0.5, timeout_s=100)
+    predict_and_review(deployment, COMPARED)
+
+    compared = client.api.get(f"/v1/deployments/{world.served.id}/comparison")
+    assert compared["shadow"]["predictions"] > len(COMPARED)
+    page.goto(f"/review/deployments/{world.served.id}/pipeline")
+    expect(versions).to_contain_text(f"digits-classifier {new.version}")
+    accuracy = f"{compared['shadow']['quality']['accuracy']:.3f}"
+    expect(table.locator("tr", has_text="Accuracy")).to_contain_text(accuracy)
+    expect(page.locator("#agreement")).to_have_text(f"{compared['agreement']:.3f}")
+    expect(page.locator("#submitted-since-training")).to_have_text("0")
+    page.screenshot(path=screenshots / "05-pipeline.png", full_page=True)
     page.click("#promote")
-    expect(page.locator("#message")).to_have_text("Promoted: digits-classifier 2 is the champion.")
+    promoted = f"Promoted: digits-classifier {new.version} is the champion."
+    expect(page.locator("#message")).to_have_text(promoted)
     expect(page.locator("#promote")).to_be_disabled()
     deployment = client.get_deployment_by_id(world.served.id)
-    assert str(deployment.champion_model_version_id) == world.shadow_id
+    assert str(deployment.champion_model_version_id) == shadow_id
     assert deployment.shadow_model_version_id is None
     image = png(digit_images()[SERVED[0]])
-    eventually(lambda: str(deployment.predict(image).model_version_id) == world.shadow_id, timeout_s=60)
+    eventually(lambda: str(deployment.predict(image).model_version_id) == shadow_id, timeout_s=60)
 
 
 def test_jobs_and_their_logs(page: Page, world: World, client: Client, screenshots: Path) -> None:
+    """The training jobs the pipeline requested beside the training data's reference jobs; a training's
+    page with the trainer's log (the served deployment's, which measures accuracy on `test`)."""
     job = world.classifier.training_data_job()
     assert job is not None
     page.click("header >> text=Jobs")
@@ -234,15 +300,31 @@ def test_jobs_and_their_logs(page: Page, world: World, client: Client, screensho
     failed_row = page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{failed.id}']"))
     expect(failed_row.locator(".badge")).to_have_text("failed")
     expect(failed_row).to_contain_text("at least 2 are needed")
+    trainings = [
+        training_job(client, v) for v in (world.feedback_version_id, world.served_feedback_version_id)
+    ]
+    assert all(trainings)
+    training_rows = page.locator("#jobs tr", has=page.get_by_role("link", name="training", exact=True))
+    expect(training_rows).to_have_count(2)
     page.screenshot(path=screenshots / "06-jobs.png", full_page=True)
 
-    row.locator("a").click()
-    expect(page.locator("#log-state")).to_have_text("finished")
-    lines = client.api.get(f"/v1/jobs/{job.id}/logs")["lines"]
-    assert lines
-    expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
+    trained = trainings[1]
+    assert trained is not None
+    page.goto(f"/review/jobs/{trained['id']}")
+    expect(page.locator("#log-state")).to_have_text("finished", timeout=TRAINING_S * 1000)
     expect(page.locator("#runs .badge")).to_have_text(["succeeded"])
+    lines = client.api.get(f"/v1/jobs/{trained['id']}/logs")["lines"]
+    assert any('"msg":"epoch"' in line["text"] for line in lines)
+    written = [line["text"] for line in lines if '"msg":"model written"' in line["text"]]
+    assert len(written) == 1 and '"accuracy_before"' in written[0] and '"accuracy_after"' in written[0]
+    expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in lines))
     page.screenshot(path=screenshots / "07-job-logs.png", full_page=True)
+
+    page.goto(f"/review/jobs/{job.id}")  # a reference job's log too
+    expect(page.locator("#log-state")).to_have_text("finished")
+    reference = client.api.get(f"/v1/jobs/{job.id}/logs")["lines"]
+    assert reference
+    expect(page.locator("#logs")).to_have_text("".join(f"{line['text']}\n" for line in reference))
 
 
 STEPS = 4
@@ -254,7 +336,6 @@ SLOW_COMMAND = [
 ]
 
 
-@needs("services/pipeline/runner/__main__.py")
 def test_a_running_jobs_logs_arrive_live(page: Page, world: World, client: Client) -> None:
     processing = client.create_processing("count-slowly", command=SLOW_COMMAND, description="a line a second")
     job = client.get_model_version_by_id(world.champion_id).launch_processing(processing)

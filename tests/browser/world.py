@@ -2,7 +2,9 @@
 scikit-learn's bundled digits, two ONNX classifiers trained on them (champion and shadow) run here with
 onnxruntime as a producer outside cvloop would, their predictions logged to a monitoring-only
 deployment through ingest; the same two served through serving and Triton; a detection deployment
-whose boxes are measured on the digits' ink."""
+whose boxes are measured on the digits' ink. Both classifier deployments have continuous training
+(the reference trainer, run by the job runner) and continuous deployment deploy_shadow: a submission from
+the page that reaches the threshold trains and deploys a new version."""
 
 from __future__ import annotations
 
@@ -26,7 +28,16 @@ from cvloop.demo.digits import (
     train_linear_classifier,
     train_mlp_classifier,
 )
-from cvloop.sdk import ApiError, Client, Deployment, DeploymentPolicy, ModelVersion, NotFound, PredictedAsset
+from cvloop.sdk import (
+    ApiError,
+    Client,
+    Deployment,
+    DeploymentPolicy,
+    Labelmap,
+    ModelVersion,
+    NotFound,
+    PredictedAsset,
+)
 from schemas.features import RgbImage
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 from tests.digits import SHIFTS, digit_images, png
@@ -35,10 +46,16 @@ from tests.sdk_support import eventually
 TRAINING_IMAGES = 80  # the training data's reference is computed on these
 LOGGED = range(1200, 1218)  # held-out digits logged as predictions
 SHIFTED = {"rotated": 1300, "darkened": 1301, "noisy": 1302}  # odd images: high outlier scores
-THRESHOLD = 3  # submissions that start a training
 REVIEWED_BEFORE = 5  # predictions reviewed through the SDK before the browser comes
+# Those and the one reviewed in the browser, submitted together, start exactly one training (a submission
+# counts one toward the threshold: twice the threshold would start two).
+THRESHOLD = REVIEWED_BEFORE + 1
 WARM_UP = range(1600, 1720)  # digits predicted through serving until both models answer
-SERVED = range(1500, 1510)  # then these
+SERVED = range(1500, 1510)  # then these; the odd ones reviewed
+SERVED_THRESHOLD = len(SERVED) // 2  # its reviewed predictions, submitted together, start a training
+SERVED_TEST = range(1100, 1160)  # its trainings' `test` alias: accuracy before and after
+PROBES = range(1000, 1100)  # predicted until a new shadow answers
+COMPARED = range(1730, 1740)  # then these, the odd ones reviewed: the new shadow's figures
 CANVAS = (64, 48)  # the detection deployment's images (width, height)
 DIGIT_AT = (4, 8)  # where the 32x32 digit sits on them
 
@@ -49,6 +66,7 @@ class World:
     detector: Deployment  # monitoring-only, boxes
     served: Deployment  # served through Triton, champion and shadow
     feedback_version_id: str
+    served_feedback_version_id: str
     champion_id: str
     shadow_id: str
 
@@ -85,7 +103,7 @@ def on_canvas(pixels: RgbImage) -> RgbImage:
 
 def _classification_deployment(
     client: Client, images: list[RgbImage]
-) -> tuple[Deployment, str, ModelVersion, ModelVersion]:
+) -> tuple[Deployment, str, Labelmap, ModelVersion, ModelVersion]:
     labelmap = client.create_labelmap("digits", LABELS)
     model = client.create_model("digits-classifier", "handwritten digits, 0 to 9")
     linear, mlp = train_linear_classifier(), train_mlp_classifier()
@@ -145,7 +163,7 @@ def _classification_deployment(
         deployment.add_review(
             prediction_id, {"type": "classification", "classes": [digit_label(index)], "scores": [1.0]}
         )
-    return deployment, str(feedback.id), champion, shadow
+    return deployment, str(feedback.id), labelmap, champion, shadow
 
 
 def _detection_deployment(client: Client, images: list[RgbImage]) -> Deployment:
@@ -205,30 +223,76 @@ def _recorded(deployment: Deployment, prediction_id: UUID) -> PredictedAsset:
 
 
 def _served_deployment(
-    client: Client, images: list[RgbImage], champion: ModelVersion, shadow: ModelVersion
-) -> Deployment:
+    client: Client, images: list[RgbImage], labelmap: Labelmap, champion: ModelVersion, shadow: ModelVersion
+) -> tuple[Deployment, str]:
     """The same two classifiers served by cvloop through Triton; serving logs both answers. A warm-up
-    digit is predicted until both models answer, then the digits the comparison is made on."""
+    digit is predicted until both models answer, then the digits the comparison is made on. Its own
+    feedback dataset version trains the next version (fine-tuned gently), measured on held-out digits
+    and deployed as shadow."""
     deployment = client.create_deployment("digits-served", champion, kind="served")
     deployment.set_shadow_model(shadow)
+    dataset = client.create_dataset("digits-served", "reviewed served digits")
+    feedback = dataset.create_version("feedback-1", "classification", labelmap=labelmap)
+    test = dataset.create_version("test", "classification", labelmap=labelmap)
+    for index in SERVED_TEST:
+        test.add_asset(png(images[index]), _truth(index))
+    deployment.attach_dataset_version_to_feedback_loop(feedback)
+    deployment.setup_continuous_training(
+        dataset_versions={"train": feedback, "test": test},
+        training_parameters={"epochs": 10, "learning_rate": 0.001},
+        threshold=SERVED_THRESHOLD,
+    )
+    deployment.setup_continuous_deployment(DeploymentPolicy.DEPLOY_SHADOW)
     # A new digit each time: serving's events of an image already recorded are not recorded again.
     warm_up = iter(images[WARM_UP.start : WARM_UP.stop])
     eventually(lambda: _shadow_answered(deployment, png(next(warm_up))), interval_s=1.0, timeout_s=100)
     for index in SERVED:
         asset = _recorded(deployment, deployment.predict(png(images[index])).prediction_id)
         if index % 2:  # reviewed: the quality compared on the pipeline page
-            asset.add_review({"type": "classification", "classes": [digit_label(index)], "scores": [1.0]})
-    return deployment
+            asset.add_review(_truth(index))
+    return deployment, str(feedback.id)
+
+
+def _truth(index: int) -> dict:
+    return {"type": "classification", "classes": [digit_label(index)], "scores": [1.0]}
+
+
+def predict_and_review(deployment: Deployment, indices: range) -> None:
+    """Each digit predicted through serving; the odd ones reviewed with their true digit."""
+    images = digit_images()
+    for index in indices:
+        asset = _recorded(deployment, deployment.predict(png(images[index])).prediction_id)
+        if index % 2:
+            asset.add_review(_truth(index))
+
+
+def shadow_answers(deployment: Deployment, version_id: str, image: bytes) -> bool:
+    """One prediction through serving, and whether `version_id` answered it as shadow."""
+    answer = deployment.predict(image)
+    return str(_recorded(deployment, answer.prediction_id).data["shadow_model_version_id"]) == version_id
+
+
+def training_job(client: Client, feedback_version_id: str) -> dict | None:
+    """The training job the pipeline requested for the deployment whose continuous training learns from
+    `feedback_version_id` (each deployment here its own), or None before it did."""
+    for job in client.api.get("/v1/jobs", params={"kind": "training"})["items"]:
+        experiment = client.api.get(f"/v1/experiments/{job['target_id']}")
+        if feedback_version_id in {str(v) for v in experiment["dataset_versions"].values()}:
+            return job
+    return None
 
 
 def build(client: Client) -> World:
     images = digit_images()
-    classifier, feedback_id, champion, shadow = _classification_deployment(client, images)
+    classifier, feedback_id, labelmap, champion, shadow = _classification_deployment(client, images)
+    detector = _detection_deployment(client, images)
+    served, served_feedback_id = _served_deployment(client, images, labelmap, champion, shadow)
     return World(
         classifier,
-        _detection_deployment(client, images),
-        _served_deployment(client, images, champion, shadow),
+        detector,
+        served,
         feedback_id,
+        served_feedback_id,
         str(champion.id),
         str(shadow.id),
     )
