@@ -384,7 +384,11 @@ async def _reference_job(pool: asyncpg.Pool, producer: EventProducer, d: Deploym
 
 
 async def test_a_reference_job_makes_the_deployments_reference_ready(
-    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore, job_runner_settings: Settings
+    job_runner: JobRunnerService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    job_runner_settings: Settings,
 ) -> None:
     d = await classification_deployment(pool)
     for pixels in digit_images()[:60]:
@@ -398,7 +402,7 @@ async def test_a_reference_job_makes_the_deployments_reference_ready(
 
 
 async def test_a_reference_job_whose_command_fails_marks_the_reference_failed(
-    pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
+    job_runner: JobRunnerService, pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
 ) -> None:
     d = await classification_deployment(pool)
     await add_unreadable_image(pool, store, d, b"not an image")
