@@ -40,6 +40,9 @@ class ExperimentOut(Answer):
     parameters: dict[str, Any]
     status: str
     dataset_versions: dict[str, UUID]
+    training_request_id: str | None = Field(
+        None, description="The pipeline's training request (`<deployment id>:<cycle>`) that made it, if any."
+    )
     artifacts: list[ArtifactOut] = Field(default_factory=list)
     created_at: datetime
     finished_at: datetime | None

@@ -100,6 +100,8 @@ async def test_submissions_retrain_once_and_the_new_version_goes_shadow_then_cha
     experiment = experiments[0]
     assert experiment["status"] == "succeeded"
     assert experiment["base_model_version_id"] == loop.champion_id
+    listed = (await loop.api.get(f"/v1/experiments/{experiment['id']}")).json()
+    assert listed["training_request_id"] == loop.request_id
     run = await loop.training_run()
     assert run["status"] == "succeeded"
     requests = [
