@@ -244,6 +244,8 @@ def test_compare_then_train_a_new_shadow_and_promote_it(
     expect(table.locator("tr", has_text="Latency p50")).to_contain_text(p50)
 
     page.goto(f"/review/deployments/{world.served.id}")
+    # The grid is filled by a fetch after the page loads: select once its reviewed cards are there.
+    expect(page.locator(".card[data-status='REVIEWED']")).to_have_count(SERVED_THRESHOLD)
     page.click("#select-reviewed")
     expect(page.locator(".card:has(.pick:checked)")).to_have_count(SERVED_THRESHOLD)
     page.select_option("#dataset-version", world.served_feedback_version_id)

@@ -80,6 +80,8 @@ async function load() {
     total ? `${offset + 1}-${offset + items.length} of ${total}` : "no predicted assets match";
   document.getElementById("previous").disabled = offset === 0;
   document.getElementById("next").disabled = offset + items.length >= total;
+  // Enabled once the grid holds this page's cards: a click before would select nothing.
+  document.getElementById("select-reviewed").disabled = items.length === 0;
   updateSubmit();
 }
 
