@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from schemas.predictions import Prediction
 
@@ -17,12 +17,14 @@ PredictionOrder = Literal["newest", "oldest", "most_outlying", "least_outlying"]
 MAX_SUBMIT = 10_000
 
 
-class PredictedAssetOut(Answer):
+class PredictedAssetFields(BaseModel):
+    """What a predicted asset holds, as the api shows it; the repository's record adds its project and
+    the api's answer a presigned image URL, so the two cannot drift apart."""
+
     prediction_id: UUID
     deployment_id: UUID
     image_object_key: str
     image_sha256: str
-    image_url: str | None = Field(None, description="Presigned GET of the image (GET answers).")
     width: int
     height: int
     source: str
@@ -46,6 +48,10 @@ class PredictedAssetOut(Answer):
     submitted_dataset_version_id: UUID | None
     submitted_asset_id: UUID | None
     submitted_at: datetime | None
+
+
+class PredictedAssetOut(Answer, PredictedAssetFields):
+    image_url: str | None = Field(None, description="Presigned GET of the image (GET answers).")
 
 
 class ReviewRequest(Body):

@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.api.predictions import PredictedAssetFields
 from schemas.events import PredictionLogged
 from schemas.predictions import Prediction
 from services.common.review_state import ReviewStatus, check_transition
@@ -25,37 +26,11 @@ from .base import Db, NotFound, transaction
 from .registry import add_annotation, add_asset
 
 
-class PredictedAsset(BaseModel):
+class PredictedAsset(PredictedAssetFields):
     model_config = ConfigDict(frozen=True)
 
-    prediction_id: UUID
     project_id: UUID
-    deployment_id: UUID
-    image_object_key: str
-    image_sha256: str
-    width: int
-    height: int
-    source: str
-    tags: list[str]
-    metadata: dict[str, Any]
-    champion_prediction: dict[str, Any]
-    champion_latency_ms: float
-    champion_model_version_id: UUID | None
-    shadow_prediction: dict[str, Any] | None
-    shadow_latency_ms: float | None
-    shadow_model_version_id: UUID | None
-    shadow_error: str | None
-    features: dict[str, float]
-    outlier_score: float | None
-    predicted_at: datetime
-    created_at: datetime
     status: ReviewStatus
-    review: dict[str, Any] | None
-    reviewed_by: str | None
-    reviewed_at: datetime | None
-    submitted_dataset_version_id: UUID | None
-    submitted_asset_id: UUID | None
-    submitted_at: datetime | None
 
 
 class PredictionOrder(StrEnum):
