@@ -27,8 +27,8 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 
-from bench.local_stack import local_stack
-from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
+from bench.local_stack import detection_deployment, local_stack
+from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.predictions import DetectionPrediction, DetectionType
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, predicted_assets, projects, registry
@@ -42,33 +42,17 @@ REVIEW = DetectionPrediction(boxes=[(5.0, 4.0, 30.0, 41.0)], classes=["car"], sc
 
 async def world(pool: asyncpg.Pool, predictions: int) -> tuple[UUID, str, UUID, UUID, list[UUID]]:
     """A project and its key, a deployment with a feedback-loop dataset version, and logged predictions."""
-    project = await projects.create_project(pool, f"bench-{uuid4().hex[:8]}")
-    _, secret = await projects.create_api_key(pool, project.id, "bench", list(projects.Scope))
-    model = await registry.create_model(pool, project.id, "m")
-    version = await registry.create_model_version(
-        pool,
-        project.id,
-        model.id,
-        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
-    )
-    deployment = await deployments.create_deployment(
-        pool,
-        project.id,
-        f"d-{uuid4().hex[:6]}",
-        kind=DeploymentKind.MONITORING_ONLY,
-        detection_type=DetectionType.DETECTION,
-        champion_model_version_id=version.id,
-    )
-    dataset = await registry.create_dataset(pool, project.id, f"ds-{uuid4().hex[:6]}")
+    project_id, secret, deployment_id = await detection_deployment(pool, list(projects.Scope))
+    dataset = await registry.create_dataset(pool, project_id, f"ds-{uuid4().hex[:6]}")
     dataset_version = await registry.create_dataset_version(
-        pool, project.id, dataset.id, "v1", DetectionType.DETECTION
+        pool, project_id, dataset.id, "v1", DetectionType.DETECTION
     )
-    await deployments.set_feedback_loop(pool, project.id, deployment.id, [dataset_version.id])
+    await deployments.set_feedback_loop(pool, project_id, deployment_id, [dataset_version.id])
     ids = []
     for _ in range(predictions):
         sha = hashlib.sha256(uuid4().bytes).hexdigest()
         event = PredictionLogged(
-            deployment_id=deployment.id,
+            deployment_id=deployment_id,
             prediction_id=uuid4(),
             detection_type=DetectionType.DETECTION,
             image=ImageRef(
@@ -82,9 +66,9 @@ async def world(pool: asyncpg.Pool, predictions: int) -> tuple[UUID, str, UUID, 
             source=PredictionSource.MONITOR_API,
             predicted_at=datetime.now(UTC),
         )
-        await predicted_assets.insert_prediction(pool, project.id, event)
+        await predicted_assets.insert_prediction(pool, project_id, event)
         ids.append(event.prediction_id)
-    return project.id, secret, deployment.id, dataset_version.id, ids
+    return project_id, secret, deployment_id, dataset_version.id, ids
 
 
 async def timed(work: Callable[[], Awaitable[Any]]) -> float:

@@ -31,13 +31,13 @@ import numpy as np
 import orjson
 from PIL import Image
 
-from bench.local_stack import local_stack
+from bench.local_stack import detection_deployment, local_stack
 from cvloop.stack.process import read_pid
-from schemas.events import DeploymentKind, RawPrediction, RoleResult
-from schemas.predictions import DetectionPrediction, DetectionType
+from schemas.events import RawPrediction, RoleResult
+from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import create_producer
 from services.common.settings import LOCAL_HOST, Settings
@@ -82,27 +82,12 @@ def fields(**image: str) -> dict[str, Any]:
 async def setup(settings: Settings) -> tuple[str, UUID]:
     pool = await open_pool(settings.database_url)
     try:
-        project = await projects.create_project(pool, f"bench-{uuid4().hex[:8]}")
-        _, key = await projects.create_api_key(pool, project.id, "bench", [projects.Scope.WRITE])
-        model = await registry.create_model(pool, project.id, "bench")
-        version = await registry.create_model_version(
-            pool,
-            project.id,
-            model.id,
-            registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
-        )
-        deployment = await deployments.create_deployment(
-            pool,
-            project.id,
-            "bench",
-            kind=DeploymentKind.MONITORING_ONLY,
-            detection_type=DetectionType.DETECTION,
-            champion_model_version_id=version.id,
-            confidence_threshold=0.5,
+        _, key, deployment_id = await detection_deployment(
+            pool, [projects.Scope.WRITE], confidence_threshold=0.5
         )
     finally:
         await pool.close()
-    return key, deployment.id
+    return key, deployment_id
 
 
 async def producer_baseline(settings: Settings, count: int, size: int) -> float:

@@ -1,5 +1,6 @@
 """The local stack a bench runs on: its components on free ports in a temporary state folder, with
-tritonserver from the tools folder (CVLOOP_TOOLS_DIR, else the checkout's .cvloop/tools)."""
+tritonserver from the tools folder (CVLOOP_TOOLS_DIR, else the checkout's .cvloop/tools); and the
+monitoring-only deployment the benches log predictions to."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
 
 from cvloop.stack import stack
+from schemas.events import DeploymentKind
+from schemas.predictions import DetectionType
+from services.common.db.repositories import deployments, projects, registry
 from services.common.settings import Settings
 from tests.conftest import free_port_base
 from tests.promtool import tools_dir
@@ -33,3 +40,29 @@ def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[
         for _ in stack.down(settings, components):
             pass
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def detection_deployment(
+    pool: asyncpg.Pool, scopes: list[projects.Scope], *, confidence_threshold: float = 0.0
+) -> tuple[UUID, str, UUID]:
+    """A new project, an API key with `scopes`, and a monitoring-only detection deployment whose champion
+    is a model version without files: (project id, key, deployment id)."""
+    project = await projects.create_project(pool, f"bench-{uuid4().hex[:8]}")
+    _, key = await projects.create_api_key(pool, project.id, "bench", scopes)
+    model = await registry.create_model(pool, project.id, "bench")
+    version = await registry.create_model_version(
+        pool,
+        project.id,
+        model.id,
+        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+    )
+    deployment = await deployments.create_deployment(
+        pool,
+        project.id,
+        f"bench-{uuid4().hex[:6]}",
+        kind=DeploymentKind.MONITORING_ONLY,
+        detection_type=DetectionType.DETECTION,
+        champion_model_version_id=version.id,
+        confidence_threshold=confidence_threshold,
+    )
+    return project.id, key, deployment.id
