@@ -188,10 +188,30 @@ class AssetSubmitted(Event):
 # --- training -------------------------------------------------------------------------------------
 
 
+def training_request_prefix(deployment_id: UUID) -> str:
+    """What every training request id of the deployment starts with."""
+    return f"{deployment_id}:"
+
+
+def training_request_id(deployment_id: UUID, cycle: int) -> str:
+    """The pipeline's request id for a deployment's cycle: `<deployment id>:<cycle>`, the same however
+    often the decision is replayed."""
+    return f"{training_request_prefix(deployment_id)}{cycle}"
+
+
+def parse_training_request_id(value: str) -> tuple[UUID, int]:
+    """(deployment id, cycle) of a training request id; ValueError when it is not one."""
+    deployment, _, cycle = value.rpartition(":")
+    if not deployment or not cycle.isdigit() or int(cycle) < 1:
+        raise ValueError(f"request_id {value!r} is not '<deployment_id>:<cycle>'")
+    return UUID(deployment), int(cycle)
+
+
 class TrainingRequested(Event):
     type: Literal["training.requested"] = "training.requested"
     request_id: str = Field(
-        description="Deterministic: the deployment and its cycle number, so a replay is a no-op."
+        description="Deterministic: the deployment and its cycle number (`training_request_id`), so a "
+        "replay is a no-op."
     )
     cycle: int = Field(ge=1)
     submitted_count: int = Field(ge=0, description="Submissions counted in this cycle when it triggered.")

@@ -54,17 +54,5 @@ def count_submission(state: CycleCount, settings: TrainingSettings) -> tuple[Cyc
     )
 
 
-def request_id(deployment_id: UUID, cycle: int) -> str:
-    return f"{deployment_id}:{cycle}"
-
-
-def parse_request_id(value: str) -> tuple[UUID, int]:
-    """(deployment id, cycle) of a request id; ValueError when it is not one."""
-    deployment, _, cycle = value.rpartition(":")
-    if not deployment or not cycle.isdigit() or int(cycle) < 1:
-        raise ValueError(f"request_id {value!r} is not '<deployment_id>:<cycle>'")
-    return UUID(deployment), int(cycle)
-
-
 def request_event_id(request: str) -> UUID:
     return uuid.uuid5(REQUEST_NAMESPACE, request)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from schemas.events import DeploymentChange, TrainingFinished, TrainingStatus
+from schemas.events import DeploymentChange, TrainingFinished, TrainingStatus, parse_training_request_id
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, outbox, registry
 from services.common.db.repositories.base import NotFound, transaction
@@ -18,7 +18,6 @@ from services.common.db.repositories.registry import ModelVersion
 from services.common.model_export import exported_version
 from services.common.storage import ObjectStore
 
-from .counting import parse_request_id
 from .rollout import (
     LABELS_ARTIFACT,
     Outcome,
@@ -42,7 +41,7 @@ async def finish_training(
     before (a replay), or it is not a pipeline training (a training job someone started by hand).
     NotFound when the event names a deployment or experiment that does not exist (a message error)."""
     try:
-        _, cycle = parse_request_id(finished.request_id)
+        _, cycle = parse_training_request_id(finished.request_id)
     except ValueError:
         return None
     deployment = await deployments.find_deployment(pool, finished.deployment_id)

@@ -20,7 +20,7 @@ import asyncpg
 import faust
 
 from schemas.codec import decode
-from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested
+from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories import deployments
 from services.common.kafka.consumer import MESSAGE_ERRORS
@@ -31,7 +31,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
 from . import metrics
-from .counting import CycleCount, TrainingSettings, count_submission, request_event_id, request_id
+from .counting import CycleCount, TrainingSettings, count_submission, request_event_id
 from .export import finish_training
 from .rollout import Outcome
 from .training import create_training
@@ -104,7 +104,7 @@ class PipelineStream:
         if trigger is not None:
             # Published before the count moves on: a crash in between replays the same request id,
             # whose experiment is created once.
-            request = request_id(submitted.deployment_id, trigger.cycle)
+            request = training_request_id(submitted.deployment_id, trigger.cycle)
             await self.producer.publish(
                 Topic.TRAINING,
                 TrainingRequested(

@@ -7,14 +7,13 @@ from typing import NamedTuple
 
 import asyncpg
 
-from schemas.events import JobKind, JobRequested, TrainingRequested
+from schemas.events import JobKind, JobRequested, TrainingRequested, parse_training_request_id
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, jobs, outbox
 from services.common.db.repositories.base import NotFound, transaction
 from services.common.db.repositories.experiments import Experiment
 from services.common.db.repositories.jobs import Job, JobRun, TargetType
 
-from .counting import parse_request_id
 from .requests import experiment_spec
 
 
@@ -28,7 +27,7 @@ async def create_training(pool: asyncpg.Pool, request: TrainingRequested) -> Cre
     """The request's experiment, job and first run; None when the request already has its experiment.
     NotFound or ValueError when the request cannot be answered (a message error: its deployment is gone,
     has no champion, or names dataset versions that are gone)."""
-    deployment_id, _ = parse_request_id(request.request_id)
+    deployment_id, _ = parse_training_request_id(request.request_id)
     if deployment_id != request.deployment_id:
         raise ValueError(f"request_id {request.request_id!r} names another deployment than deployment_id")
     async with transaction(pool) as conn:

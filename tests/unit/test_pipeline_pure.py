@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from schemas.events import DeploymentChange, TrainingRequested
+from schemas.events import DeploymentChange, TrainingRequested, parse_training_request_id, training_request_id
 from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
 from services.common.db.repositories.experiments import Artifact
 from services.pipeline.counting import (
@@ -17,9 +17,7 @@ from services.pipeline.counting import (
     TrainingSettings,
     Trigger,
     count_submission,
-    parse_request_id,
     request_event_id,
-    request_id,
 )
 from services.pipeline.requests import experiment_name, experiment_spec
 from services.pipeline.rollout import (
@@ -71,13 +69,14 @@ def test_no_threshold_never_triggers() -> None:
 
 def test_request_ids_name_the_deployment_and_cycle() -> None:
     deployment_id = uuid4()
-    rid = request_id(deployment_id, 7)
+    rid = training_request_id(deployment_id, 7)
     assert rid == f"{deployment_id}:7"
-    assert parse_request_id(rid) == (deployment_id, 7)
-    assert request_event_id(rid) == request_event_id(rid) != request_event_id(request_id(deployment_id, 8))
+    assert parse_training_request_id(rid) == (deployment_id, 7)
+    next_rid = training_request_id(deployment_id, 8)
+    assert request_event_id(rid) == request_event_id(rid) != request_event_id(next_rid)
     for bad in ("x", f"{deployment_id}:0", f"{deployment_id}:", ":3", f"{deployment_id}:-1"):
         with pytest.raises(ValueError):
-            parse_request_id(bad)
+            parse_training_request_id(bad)
 
 
 def test_a_request_becomes_the_configured_experiment_on_the_champion() -> None:
@@ -96,7 +95,7 @@ def test_a_request_becomes_the_configured_experiment_on_the_champion() -> None:
     at = datetime(2026, 11, 21, 23, 30, 5, tzinfo=timezone(timedelta(hours=2)))
     request = TrainingRequested(
         deployment_id=deployment.id,
-        request_id=request_id(deployment.id, 2),
+        request_id=training_request_id(deployment.id, 2),
         cycle=2,
         submitted_count=5,
         occurred_at=at,

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import JobKind, TrainingFinished, TrainingStatus
+from schemas.events import JobKind, TrainingFinished, TrainingStatus, parse_training_request_id
 from schemas.topics import Topic
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
 from services.common.db.repositories.base import NotFound, transaction
@@ -38,7 +38,7 @@ class OutcomeRefused(Exception):
 def request_deployment(request_id: str | None) -> UUID:
     """The deployment a pipeline training request is for: its id is `<deployment id>:<cycle>`."""
     try:
-        return UUID(request_id.split(":", 1)[0]) if request_id else NO_DEPLOYMENT
+        return parse_training_request_id(request_id)[0] if request_id else NO_DEPLOYMENT
     except ValueError:
         return NO_DEPLOYMENT
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from schemas.events import training_request_prefix
+
 from .base import Db
 
 
@@ -22,7 +24,7 @@ async def submitted_since_training(db: Db, project_id: UUID, deployment_id: UUID
                  '-infinity')""",
         project_id,
         deployment_id,
-        f"{deployment_id}:",
+        training_request_prefix(deployment_id),
     )
 
 
