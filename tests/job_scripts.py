@@ -1,7 +1,8 @@
-"""Small programs following the job-workspace contract (`schemas.job_workspace`, README "Bring your own
-trainer"), written to a temporary folder by the job-runner tests and run by the runner as a training
-entrypoint and a processing command. They read only the workspace, through the contract's models (so a
-file the runner writes that the contract does not describe fails them), and write only outputs/."""
+"""Small programs following the job-workspace contract (`schemas.job_workspace`, docs/job-runner.md
+"Bring your own trainer"), written to a temporary folder by the job-runner tests and run by the runner as
+a training entrypoint and a processing command. They read only the workspace, through the contract's
+models (so a file the runner writes that the contract does not describe fails them), and write only
+outputs/."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The job workspace contract (schemas.job_workspace): its generated JSON Schema files, its readers'
-tolerance, its layout, and the README's description of that layout."""
+tolerance, its layout, and docs/job-runner.md's description of that layout."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from schemas.job_workspace import (
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+JOB_RUNNER_DOC = Path(__file__).resolve().parents[2] / "docs" / "job-runner.md"
 ASSET_ID = uuid4()
 
 
@@ -123,8 +123,8 @@ def test_the_layout_of_a_workspace() -> None:
     }
 
 
-def test_the_readme_describes_the_layout_of_the_module() -> None:
-    block = README.read_text().split("$CVLOOP_JOB_DIR/\n", 1)[1].split("```", 1)[0]
+def test_the_docs_describe_the_layout_of_the_module() -> None:
+    block = JOB_RUNNER_DOC.read_text().split("$CVLOOP_JOB_DIR/\n", 1)[1].split("```", 1)[0]
     documented = {match.group(1) for match in re.finditer(r"^  (\S+)", block, re.MULTILINE)}
     alias = f"{DATASETS_DIR}/<alias>"
     assert documented == {
