@@ -11,7 +11,7 @@ Kafka-protocol mock broker, moto S3, and the api and ingest services as processe
 Images are named by content-addressed object keys (ingest trusts such a key and does not fetch it), so
 the figure measures the client, not the image store.
 
-Usage: python bench/sdk.py [--predictions 600] [--rounds 3] [--upload-mib 32]
+Usage: .venv/bin/python -m bench.sdk [--predictions 600] [--rounds 3] [--upload-mib 32]
 """
 
 from __future__ import annotations
