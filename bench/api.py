@@ -10,7 +10,7 @@ Kafka-protocol mock broker, moto S3, and the api as `python -m services.api`):
 
 Figures are per second and as a ratio to the baseline measured in the same run.
 
-Usage: python bench/api.py [--predictions 2000]
+Usage: .venv/bin/python -m bench.api [--predictions 2000]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Predictions name their image by object key (ingest trusts a content-addressed ke
 it), so the figures measure ingest, not the image store; one more figure sends the image bytes, which
 ingest decodes, describes and stores in moto's S3 (a stand-in bound to a few hundred writes/s).
 
-Usage: python bench/ingest.py [--raw 20000] [--single 3000] [--batch 20000] [--with-images 300]
+Usage: .venv/bin/python -m bench.ingest [--raw 20000] [--single 3000] [--batch 20000] [--with-images 300]
 """
 
 from __future__ import annotations

@@ -15,12 +15,11 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cvloop.stack import stack
+from cvloop.stack.scratch import scratch_settings
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
 from services.common.db.repositories import deployments, projects, registry
 from services.common.settings import Settings
-from tests.conftest import free_port_base
-from tests.promtool import tools_dir
 
 
 @contextmanager
@@ -28,8 +27,7 @@ def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[
     """The components started (each one's state printed) with the settings `overrides` change; stopped
     and their state folder removed afterwards."""
     state = Path(tempfile.mkdtemp(prefix=f"cvloop-bench-{name}-"))
-    settings = Settings(state_dir=state, tools_dir_setting=tools_dir(), port_base=free_port_base())
-    settings = settings.model_copy(update=overrides)
+    settings = scratch_settings(state).model_copy(update=overrides)
     try:
         for health in stack.up(settings, components):
             print(f"{health.name:<12} {health.state}", flush=True)

@@ -16,8 +16,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
+from cvloop.demo.digits import SHIFTS, digit_images, feature_matrix
 from services.scoring.outlier import FloatMatrix, FloatVector, fit_outlier_model
-from tests.digits import SHIFTS, digit_images, feature_matrix
 
 Scorer = Callable[[FloatMatrix], FloatVector]
 

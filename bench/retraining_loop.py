@@ -20,8 +20,9 @@ import asyncio
 import time
 
 from bench.local_stack import local_stack
+from cvloop.demo.loop import SERVICES, digit_split, served, set_up
+from services.common.db.repositories import experiments
 from services.common.settings import Settings
-from tests.e2e.loop import SERVICES, digit_split, served, set_up
 
 INFRASTRUCTURE = ["postgres", "kafka", "s3", "triton"]
 WAIT_S = 600.0
@@ -39,10 +40,9 @@ async def run(settings: Settings, threshold: int, test_images: int, epochs: int)
         deployed_s = time.monotonic() - started
         shadow_at = await loop.first_shadow_answer(new_version, training[1:400], WAIT_S)
         run = await loop.training_run()
-        experiment_id = await loop.db.fetchval(
-            "SELECT id FROM experiments WHERE training_request_id = $1", loop.request_id
-        )
-        accuracy = await loop.trainer_metrics(experiment_id)
+        experiment = await experiments.requested_experiment(loop.db, loop.request_id)
+        assert experiment is not None  # the pipeline made it before the version it became
+        accuracy = await loop.trainer_metrics(experiment.id)
     loop_s = (shadow_at - submitted_at).total_seconds()
     trainer_s = (run["finished_at"] - run["started_at"]).total_seconds()
     print(f"threshold N = {threshold}, test images = {test_images}, epochs = {epochs}")

@@ -29,15 +29,18 @@ from uuid import UUID
 import numpy as np
 from scipy.stats import ks_2samp
 
+from cvloop.demo.digits import darkened, digit_images, feature_matrix
+from cvloop.demo.scoring import classification_deployment, prediction_of
 from cvloop.stack import stack
 from cvloop.stack.process import StackError
+from cvloop.stack.scratch import free_port_base
 from schemas.codec import decode
 from schemas.events import MultipleTestingCorrection, PredictionLogged
 from schemas.features import IMAGE_FEATURES
 from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments
+from services.common.db.repositories import deployments, prediction_scores
 from services.common.db.repositories.training_references import TrainingReference, make_reference_ready
 from services.common.kafka.faust_app import create_app, registry_topic
 from services.common.kafka.producer import EventProducer
@@ -47,9 +50,6 @@ from services.scoring import ks
 from services.scoring.drift import DriftWindow, drift_report, slide
 from services.scoring.reference import Reference, build_reference
 from services.scoring.service import ScoringService
-from tests.conftest import free_port_base
-from tests.digits import darkened, digit_images, feature_matrix
-from tests.integration.scoring_fixtures import classification_deployment, prediction_of
 
 COMPONENTS = ["postgres", "kafka", "s3"]
 WINDOW = 1000
@@ -130,9 +130,7 @@ async def through_the_stream(settings: Settings, count: int) -> tuple[float, flo
     try:
         first = last = None
         while True:
-            scored = await pool.fetchval(
-                "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", d.deployment_id
-            )
+            scored = await prediction_scores.count_scores(pool, d.deployment_id)
             now = time.perf_counter()
             if scored and first is None:
                 first, first_count = now, scored

@@ -11,7 +11,7 @@ Kafka-protocol mock broker, moto S3, and the api and ingest services as processe
 Images are named by content-addressed object keys (ingest trusts such a key and does not fetch it), so
 the figure measures the client, not the image store.
 
-Usage: python bench/sdk.py [--predictions 600] [--rounds 3] [--upload-mib 32]
+Usage: .venv/bin/python -m bench.sdk [--predictions 600] [--rounds 3] [--upload-mib 32]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cvloop.stack.kafka import KafkaBroker
 from cvloop.stack.postgres import Postgres
 from cvloop.stack.s3 import S3Server
 from cvloop.stack.service import Api, Ingest
+from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind, object_key
 from schemas.predictions import ClassificationPrediction
 from services.common.settings import Settings
@@ -102,7 +103,7 @@ def bench_upload(client: Client, key: str, size: int, rounds: int) -> tuple[floa
     raw_rates, sdk_rates = [], []
     for _ in range(rounds):
         # New bytes for each upload: uploads are content-addressed, a repeat would store nothing.
-        files = {"file": ("model.onnx", io.BytesIO(os.urandom(size)), "application/octet-stream")}
+        files = {"file": (MODEL_FILE, io.BytesIO(os.urandom(size)), "application/octet-stream")}
         started = time.perf_counter()
         raw.post("/v1/uploads", params={"kind": "models"}, files=files).raise_for_status()
         raw_rates.append(mib / (time.perf_counter() - started))

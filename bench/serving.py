@@ -14,7 +14,7 @@ first pass is sent before measuring, so no measured request writes to S3. With -
 sends an image never seen before (a digit with two pixels changed), so every request also stores its
 image (in moto, a Python stand-in sharing the two cores).
 
-Usage: python bench/serving.py [--requests 2000] [--warmup 200] [--unique]
+Usage: .venv/bin/python -m bench.serving [--requests 2000] [--warmup 200] [--unique]
 """
 
 from __future__ import annotations

@@ -39,20 +39,22 @@ from sklearn.neural_network import MLPClassifier
 
 from cvloop.demo.digits import (
     TrainedModel,
+    digit_images,
     digit_label,
     digit_png,
     split_indices,
     train_linear_classifier,
     train_mlp_classifier,
 )
+from cvloop.demo.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 from cvloop.trainers import dense
 from cvloop.trainers.classification import TrainingParameters, load_examples
 from cvloop.trainers.weight_quantization import quantize_weights
 from cvloop.trainers.workspace import Workspace
+from schemas.job_workspace import JobWorkspace
+from schemas.model_version import MODEL_FILE
 from services.common.images import decode_image
 from services.common.onnx_graphs import read_dense_classifier
-from tests.digits import digit_images
-from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +81,7 @@ def small_feedback_without_shift(folder: Path) -> None:
             folder / f"small-{n}", base, parameters, {"feedback": clean[:20], "test": clean[20:220]}
         )
         run_trainer(workspace)
-        metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
+        metrics = json.loads(JobWorkspace(workspace).metrics_file.read_text())
         print(
             f"small feedback without shift, {parameters or 'defaults'}: accuracy before "
             f"{metrics['accuracy_before']:.4f}, after {metrics['accuracy_after']:.4f}"
@@ -126,8 +128,8 @@ def main() -> None:
             Path(folder) / "job", base, parameters, shifted_digits_datasets(base.labels, args.feedback)
         )
         run_seconds = [run_trainer(workspace) for _ in range(args.repeats)]
-        metrics = json.loads((workspace / "outputs" / "metrics.json").read_text())
-        tuned = (workspace / "outputs" / "model.onnx").read_bytes()
+        metrics = json.loads(JobWorkspace(workspace).metrics_file.read_text())
+        tuned = (JobWorkspace(workspace).outputs / MODEL_FILE).read_bytes()
         small_feedback_without_shift(Path(folder))
         clean_at = build_workspace(Path(folder) / "clean", base, parameters, clean_held_out(base))
 

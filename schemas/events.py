@@ -272,6 +272,11 @@ class JobKind(StrEnum):
     REFERENCE = "reference"
 
 
+# Job events and TrainingFinished are keyed by deployment; one of a job on no deployment (a processing on a
+# model version, a training started by hand) by this nil id, so such jobs share a partition and stay in order.
+NO_DEPLOYMENT = UUID(int=0)
+
+
 class JobRequested(Event):
     type: Literal["job.requested"] = "job.requested"
     job_id: UUID

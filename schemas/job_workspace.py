@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .events import JobKind
 from .model_io import ModelIO
+from .model_version import LABELS_FILE, METRICS_FILE, MODEL_FILE
 from .predictions import DetectionType, Prediction
 
 # The environment a job's command gets besides its own.
@@ -44,13 +45,11 @@ JOB_FILE = "job.json"
 PARAMETERS_FILE = "parameters.json"
 BASE_MODEL_DIR = "base_model"
 MODEL_VERSION_FILE = f"{BASE_MODEL_DIR}/model_version.json"
-BASE_MODEL_ONNX = f"{BASE_MODEL_DIR}/model.onnx"
+BASE_MODEL_ONNX = f"{BASE_MODEL_DIR}/{MODEL_FILE}"
 DATASETS_DIR = "datasets"
 ASSETS_FILE = "assets.jsonl"
 IMAGES_DIR = "images"
-LABELS_FILE = "labels.json"
 OUTPUTS_DIR = "outputs"
-METRICS_FILE = "metrics.json"
 
 
 class _File(BaseModel):

@@ -4,9 +4,7 @@ KAFKA_BOOTSTRAP_SERVERS, S3_ENDPOINT, TRITON_URL) is used as it is and not start
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,36 +12,11 @@ from pathlib import Path
 import pytest
 
 from cvloop.stack import stack
-from cvloop.stack.process import port_open
-from services.common.settings import LOCAL_HOST, Settings
+from cvloop.stack.scratch import scratch_settings
+from services.common.settings import Settings
 from services.pipeline.runner.service import JobRunnerService
-from tests.promtool import tools_dir
 
-PORTS_PER_STACK = 11  # see CVLOOP_PORT_BASE: +0 to +10
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bindable(port: int) -> bool:
-    """Nothing listens there, and no connection (one in TIME_WAIT included) holds it as its local port:
-    servers that bind without SO_REUSEADDR, like tritonserver's HTTP endpoint, fail on those."""
-    if port_open(LOCAL_HOST, port):
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOCAL_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base(start: int | None = None) -> int:
-    # A random start keeps two test sessions on one machine from picking the same block; below the
-    # ephemeral range (32768-60999), so client sockets do not take a port between the check and the start.
-    start = start or 20320 + PORTS_PER_STACK * random.randrange(1000)
-    for base in range(start, start + 2000, PORTS_PER_STACK):
-        if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
-            return base
-    raise RuntimeError("no free block of loopback ports for the test stack")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +26,7 @@ def settings() -> Iterator[Settings]:
     The state folder is not under pytest's tmp_path: pytest prunes old basetemp folders when another
     session starts, which would pull the data folder from under a server still running."""
     state_dir = Path(tempfile.mkdtemp(prefix="cvloop-test-state-"))
-    yield Settings(state_dir=state_dir, tools_dir_setting=tools_dir(), port_base=free_port_base())
+    yield scratch_settings(state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
 
 

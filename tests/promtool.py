@@ -3,7 +3,6 @@ already on PATH): the suite checks the rules and every service's /metrics with i
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,13 +10,10 @@ from subprocess import CompletedProcess
 
 import pytest
 
+from cvloop.stack.scratch import tools_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
-
-
-def tools_dir() -> Path:
-    """Where the suite's binaries live: CVLOOP_TOOLS_DIR, else the checkout's .cvloop/tools."""
-    return Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
 
 
 def promtool_path() -> Path:

@@ -1,12 +1,14 @@
 """Small ONNX models for scikit-learn's bundled digits (8x8 grey images, 1797 of them), trained in
 seconds on the CPU: the demo deployment's champion, a different shadow, a detector for box
-predictions, and the digits rendered as PNG files (real images for the tests and the benchmark).
+predictions; the digits rendered as PNG files (real images for the tests and the benchmark), and as
+RGB images with the shifts production may bring, for scoring.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
+from schemas.features import IMAGE_FEATURES, RgbImage, image_features
 from schemas.model_io import ModelIO
 from services.common.onnx_graphs import box_detector, dense_classifier
 
@@ -116,3 +119,51 @@ def box_detector_model() -> TrainedModel:
     """Not trained: fixed boxes scored by the image's brightness (see onnx_graphs.box_detector)."""
     onnx_bytes = box_detector(DETECTOR_BOXES, DETECTOR_CLASSES, DETECTOR_WEIGHTS, (3, 32, 32))
     return TrainedModel(onnx_bytes, DETECTOR_IO, DETECTOR_LABELS, accuracy=float("nan"))
+
+
+# The digits as RGB images for scoring (tests and benches), and the shifts production may bring (rotated,
+# darkened, noisy).
+IMAGE_SIDE = 32  # the 8x8 digits upscaled, so rotation and noise act on more than a handful of pixels
+
+
+def digit_images() -> list[RgbImage]:
+    """The 1,797 digits as 32x32 RGB uint8 images, white strokes on black."""
+    pixels, _ = _digits()
+    return [
+        np.asarray(
+            Image.fromarray(gray).resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BILINEAR).convert("RGB")
+        )
+        for gray in pixels
+    ]
+
+
+def rotated(pixels: RgbImage, rng: np.random.Generator) -> RgbImage:
+    angle = float(rng.uniform(10.0, 20.0) * rng.choice([-1.0, 1.0]))
+    return np.asarray(Image.fromarray(pixels).rotate(angle, resample=Image.Resampling.BILINEAR))
+
+
+def darkened(pixels: RgbImage, rng: np.random.Generator) -> RgbImage:
+    return np.rint(pixels * rng.uniform(0.75, 0.9)).astype(np.uint8)
+
+
+def noisy(pixels: RgbImage, rng: np.random.Generator) -> RgbImage:
+    noise = rng.normal(0.0, 8.0, size=pixels.shape[:2])[..., None]
+    return np.clip(pixels + noise, 0, 255).astype(np.uint8)
+
+
+SHIFTS: dict[str, Callable[[RgbImage, np.random.Generator], RgbImage]] = {
+    "rotated": rotated,
+    "darkened": darkened,
+    "noisy": noisy,
+}
+
+
+def feature_matrix(images: list[RgbImage]) -> np.ndarray:
+    """One row of IMAGE_FEATURES per image, with the shared feature function."""
+    return np.array([[image_features(p)[name] for name in IMAGE_FEATURES] for p in images])
+
+
+def png(pixels: RgbImage) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()

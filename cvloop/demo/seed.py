@@ -11,6 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 from schemas.events import DeploymentChange, DeploymentKind
+from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
@@ -39,10 +40,8 @@ class Demo:
 
 
 async def find_or_create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> UUID:
-    found = await db.fetchval(
-        "SELECT id FROM labelmaps WHERE project_id = $1 AND name = $2", project_id, name
-    )
-    return found or (await registry.create_labelmap(db, project_id, name, labels)).id
+    found = await registry.find_labelmap(db, project_id, name)
+    return (found or await registry.create_labelmap(db, project_id, name, labels)).id
 
 
 async def register_onnx_model(
@@ -56,10 +55,8 @@ async def register_onnx_model(
     labelmap_id: UUID | None,
 ) -> UUID:
     """The model version holding `trained` as model.onnx (stored content-addressed); created once."""
-    model_id = (
-        await db.fetchval("SELECT id FROM models WHERE project_id = $1 AND name = $2", project_id, model_name)
-        or (await registry.create_model(db, project_id, model_name)).id
-    )
+    found, _ = await registry.list_models(db, project_id, name=model_name, limit=1)
+    model_id = (found[0] if found else await registry.create_model(db, project_id, model_name)).id
     # Stored first, every time: a local stack's object store forgets its objects when it restarts,
     # and training is deterministic, so the same bytes land under the key the version names.
     stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, trained.onnx, "application/onnx")
@@ -77,7 +74,7 @@ async def register_onnx_model(
             io=trained.io,
             files=[
                 registry.ModelFile(
-                    name="model.onnx", object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size
+                    name=MODEL_FILE, object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size
                 )
             ],
         ),
@@ -110,9 +107,8 @@ async def seed(settings: Settings) -> Demo:
     try:
         store = ObjectStore.from_settings(settings)
         await asyncio.to_thread(store.ensure_bucket)
-        project_id = await db.fetchval("SELECT id FROM projects WHERE name = $1", PROJECT) or (
-            (await projects.create_project(db, PROJECT)).id
-        )
+        found = await projects.find_project(db, PROJECT)
+        project_id = (found or await projects.create_project(db, PROJECT)).id
         api_key = await _api_key(db, settings, project_id)
         labelmap_id = await find_or_create_labelmap(db, project_id, LABELMAP, LABELS)
         model_version_id = await register_onnx_model(

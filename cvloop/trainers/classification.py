@@ -20,8 +20,9 @@ from uuid import UUID
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.job_workspace import METRICS_FILE, TEST_ALIAS
+from schemas.job_workspace import TEST_ALIAS
 from schemas.model_io import ModelIO
+from schemas.model_version import LABELS_FILE, METRICS_FILE, MODEL_FILE
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from services.common.images import InvalidImage, decode_image
 from services.common.onnx_graphs import (
@@ -218,9 +219,9 @@ def train(workspace: Workspace) -> dict[str, float]:
         metrics["accuracy_after"] = dense.accuracy(layers, test.x, test.y)
 
     workspace.write_output(
-        "model.onnx", dense_classifier(layers, base.model.input_shape, softmax=base.model.softmax)
+        MODEL_FILE, dense_classifier(layers, base.model.input_shape, softmax=base.model.softmax)
     )
-    workspace.write_json_output("labels.json", base.labels)
+    workspace.write_json_output(LABELS_FILE, base.labels)
     workspace.write_json_output(METRICS_FILE, metrics)
     logger.info("model written", extra=metrics)
     return metrics

@@ -13,7 +13,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.job_workspace import METRICS_FILE
+from schemas.model_version import METRICS_FILE, MODEL_FILE
 
 from .entrypoint import run_in_workspace
 from .weight_quantization import QuantizationError, quantize_weights
@@ -40,7 +40,7 @@ def quantize(workspace: Workspace) -> dict[str, float]:
         raise JobInputError(
             "base_model/model.onnx has no weight matrix of a Gemm, MatMul or Conv to quantize"
         )
-    workspace.write_output("model.onnx", converted.onnx)
+    workspace.write_output(MODEL_FILE, converted.onnx)
     metrics = {
         "size_before_bytes": len(original),
         "size_after_bytes": len(converted.onnx),

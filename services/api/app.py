@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from schemas.topics import Topic
-from services.common.db.pool import open_pool
+from services.common.db.pool import open_pool, ping
 from services.common.http import create_app
 from services.common.kafka.producer import EventProducer
 from services.common.outbox import Relay
@@ -59,7 +59,7 @@ def build_app(settings: Settings) -> FastAPI:
             return "starting"
         try:
             async with asyncio.timeout(READY_TIMEOUT_S):
-                await context.pool.fetchval("SELECT 1")
+                await ping(context.pool)
                 await context.producer.producer.partitions_for(Topic.DEPLOYMENTS)
         except (TimeoutError, OSError) as exc:
             return f"postgres or kafka unreachable: {exc.__class__.__name__}"

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from schemas.codec import decode
 from schemas.topics import Topic
 from services.common.auth import RequireScope
-from services.common.db.pool import open_pool
+from services.common.db.pool import open_pool, ping
 from services.common.db.repositories.projects import Scope
 from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
@@ -128,7 +128,7 @@ def create_ingest_app(settings: Settings) -> FastAPI:
 
             async def check() -> str | None:
                 try:
-                    await pool.fetchval("SELECT 1")
+                    await ping(pool)
                 except Exception as exc:
                     return f"postgres: {exc!r}"
                 return None

@@ -23,7 +23,11 @@ from aiokafka.errors import KafkaError
 
 from schemas.events import PredictionLogged
 from schemas.topics import Topic
-from services.common.db.repositories.predicted_assets import insert_predictions, predictions_of_images
+from services.common.db.repositories.predicted_assets import (
+    insert_predictions,
+    insert_predictions_with_events,
+    predictions_of_images,
+)
 from services.common.kafka.producer import EventProducer
 
 from . import outbox
@@ -58,7 +62,9 @@ async def record(
         return []
     async with pool.acquire() as conn:
         if acknowledged is not None:
-            inserted = await outbox.record(conn, rows, acknowledged.relay_after_s)
+            inserted = await insert_predictions_with_events(
+                conn, rows, Topic.PREDICTIONS, acknowledged.relay_after_s
+            )
         else:
             inserted = await insert_predictions(conn, rows)
         others = [event for _, event in rows if event.prediction_id not in inserted]

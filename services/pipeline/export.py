@@ -10,6 +10,7 @@ from typing import NamedTuple
 import asyncpg
 
 from schemas.events import DeploymentChange, TrainingFinished, TrainingStatus, parse_training_request_id
+from schemas.model_version import LABELS_FILE
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, outbox, registry
 from services.common.db.repositories.base import NotFound, transaction
@@ -19,7 +20,6 @@ from services.common.model_export import exported_version
 from services.common.storage import ObjectStore
 
 from .rollout import (
-    LABELS_ARTIFACT,
     Outcome,
     exported_version_names,
     labels_problem,
@@ -67,16 +67,9 @@ async def finish_training(
         locked = await deployments.lock_deployment(conn, deployment.project_id, deployment.id)
         if await registry.exported_from(conn, project_id, experiment.id) is not None:
             return None
-        for version_name in names:  # each insert a savepoint: a taken name leaves the transaction usable
-            try:
-                new = exported_version(
-                    experiment, base, version=version_name, description=description, io=None
-                )
-                version = await registry.create_model_version(conn, project_id, base.model_id, new)
-                break
-            except asyncpg.UniqueViolationError:
-                continue
-        else:
+        new = exported_version(experiment, base, version=names[0], description=description, io=None)
+        version = await registry.create_model_version_named(conn, project_id, base.model_id, new, names)
+        if version is None:
             return Exported(Outcome.FAILED, None, f"model versions {' and '.join(names)} already exist")
         outcome, change = rollout(locked.cd_policy, locked.cd_active)
         if change is DeploymentChange.CHAMPION_SET:
@@ -101,9 +94,9 @@ async def _exportable(
     if not base:
         return None, f"experiment {experiment.id} has no base model version to export into"
     labelmap = base.labelmap_id and await registry.get_labelmap(pool, experiment.project_id, base.labelmap_id)
-    labels_file = next(a for a in experiment.artifacts if a.name == LABELS_ARTIFACT)
+    labels_file = next(a for a in experiment.artifacts if a.name == LABELS_FILE)
     if not await asyncio.to_thread(store.exists, labels_file.object_key):
-        return None, f"artifact {LABELS_ARTIFACT} of experiment {experiment.id} is not in the object store"
+        return None, f"artifact {LABELS_FILE} of experiment {experiment.id} is not in the object store"
     labels_json = await asyncio.to_thread(store.get_bytes, labels_file.object_key)
     problem = labels_problem(labels_json, labelmap.labels if labelmap else None)
     return (None, problem) if problem else (base, None)

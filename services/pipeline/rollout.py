@@ -9,12 +9,9 @@ from enum import StrEnum
 from uuid import UUID
 
 from schemas.events import DeploymentChange
+from schemas.model_version import LABELS_FILE, MODEL_FILE, version_names
 from services.common.db.repositories.deployments import DeploymentPolicy
 from services.common.db.repositories.experiments import Artifact
-
-MODEL_ARTIFACT = "model.onnx"
-LABELS_ARTIFACT = "labels.json"
-VERSION_LIMIT = 64  # model_versions.version
 
 
 class Outcome(StrEnum):
@@ -38,7 +35,7 @@ def rollout(policy: DeploymentPolicy, active: bool) -> tuple[Outcome, Deployment
 def missing_artifacts(artifacts: list[Artifact]) -> list[str]:
     """The artifacts an export needs that the experiment lacks."""
     names = {a.name for a in artifacts}
-    return [name for name in (MODEL_ARTIFACT, LABELS_ARTIFACT) if name not in names]
+    return [name for name in (MODEL_FILE, LABELS_FILE) if name not in names]
 
 
 def labels_problem(labels_json: bytes, labelmap: list[str] | None) -> str | None:
@@ -47,13 +44,11 @@ def labels_problem(labels_json: bytes, labelmap: list[str] | None) -> str | None
     try:
         labels = json.loads(labels_json)
     except ValueError as exc:
-        return f"{LABELS_ARTIFACT} is not JSON: {exc}"
+        return f"{LABELS_FILE} is not JSON: {exc}"
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        return f"{LABELS_ARTIFACT} is not a list of labels"
+        return f"{LABELS_FILE} is not a list of labels"
     if labelmap is not None and labels != labelmap:
-        return (
-            f"{LABELS_ARTIFACT} ({', '.join(labels)}) differs from the base labelmap ({', '.join(labelmap)})"
-        )
+        return f"{LABELS_FILE} ({', '.join(labels)}) differs from the base labelmap ({', '.join(labelmap)})"
     return None
 
 
@@ -61,5 +56,4 @@ def exported_version_names(cycle: int, created_at: datetime, experiment_id: UUID
     """The new version's name: the cycle and the UTC time its experiment was created; and, should that
     one be taken (made by hand, or by another deployment's pipeline on the same model in the same
     second), the same with the experiment's id."""
-    name = f"ct{cycle}-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:VERSION_LIMIT]
-    return name, f"{name[: VERSION_LIMIT - 9]}-{experiment_id.hex[:8]}"
+    return version_names(f"ct{cycle}-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}", experiment_id)

@@ -7,12 +7,13 @@ from typing import NamedTuple
 
 import asyncpg
 
-from schemas.events import JobKind, JobRequested, TrainingRequested, parse_training_request_id
+from schemas.events import JobKind, TrainingRequested, parse_training_request_id
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, jobs, outbox
 from services.common.db.repositories.base import NotFound, transaction
 from services.common.db.repositories.experiments import Experiment
 from services.common.db.repositories.jobs import Job, JobRun, TargetType
+from services.common.job_events import job_requested
 
 from .requests import experiment_spec
 
@@ -55,14 +56,8 @@ async def create_training(pool: asyncpg.Pool, request: TrainingRequested) -> Cre
             parameters=experiment.parameters,
             request_id=request.request_id,
         )
-        requested = JobRequested(
-            deployment_id=deployment.id,
-            job_id=job.id,
-            run_id=run.id,
-            kind=JobKind.TRAINING,
-            model_version_id=spec.base_model_version_id,
-            experiment_id=experiment.id,
-            parameters=experiment.parameters,
+        requested = job_requested(
+            job, run, deployment_id=deployment.id, base_model_version_id=spec.base_model_version_id
         )
         await outbox.enqueue(conn, [(Topic.JOBS, requested)])
     return CreatedTraining(experiment, job, run)

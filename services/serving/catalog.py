@@ -5,35 +5,27 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from schemas.events import DeploymentKind
-from schemas.predictions import DetectionType
+from services.common.db.repositories import deployments, registry
 from services.common.db.repositories.base import Db
 
 from .routing import DeploymentState
 
 
 async def deployment_states(db: Db) -> list[DeploymentState]:
-    rows = await db.fetch(
-        """SELECT id, project_id, kind, detection_type, confidence_threshold,
-                  champion_model_version_id, shadow_model_version_id
-           FROM deployments ORDER BY created_at, id"""
-    )
     return [
         DeploymentState(
-            deployment_id=row["id"],
-            project_id=row["project_id"],
-            kind=DeploymentKind(row["kind"]),
-            detection_type=DetectionType(row["detection_type"]),
-            confidence_threshold=row["confidence_threshold"],
-            champion_id=row["champion_model_version_id"],
-            shadow_id=row["shadow_model_version_id"],
+            deployment_id=d.id,
+            project_id=d.project_id,
+            kind=d.kind,
+            detection_type=d.detection_type,
+            confidence_threshold=d.confidence_threshold,
+            champion_id=d.champion_model_version_id,
+            shadow_id=d.shadow_model_version_id,
         )
-        for row in rows
+        for d in await deployments.all_deployments(db)
     ]
 
 
 async def labels(db: Db, project_id: UUID, labelmap_id: UUID) -> tuple[str, ...] | None:
-    found = await db.fetchval(
-        "SELECT labels FROM labelmaps WHERE project_id = $1 AND id = $2", project_id, labelmap_id
-    )
-    return tuple(found) if found is not None else None
+    labelmap = await registry.get_labelmap(db, project_id, labelmap_id)
+    return tuple(labelmap.labels) if labelmap is not None else None

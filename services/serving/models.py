@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from schemas.model_io import ModelIO
+from schemas.model_version import MODEL_FILE
 from schemas.predictions import DetectionType
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.registry import ModelFile, get_model_version
@@ -18,8 +19,6 @@ from .model_config import Backend, Signature, read_signature, triton_config, tri
 from .postprocess import output_names
 from .routing import ServedModel
 from .triton import Triton, TritonUnavailable
-
-MODEL_FILE = "model.onnx"
 
 
 class Unservable(ValueError):

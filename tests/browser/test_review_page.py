@@ -14,6 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
+from cvloop.demo.digits import digit_images, png
 from cvloop.sdk import Client
 from services.common.settings import Settings
 from tests.browser.world import (
@@ -31,7 +32,6 @@ from tests.browser.world import (
     shadow_answers,
     training_job,
 )
-from tests.digits import digit_images, png
 from tests.sdk_support import eventually
 
 SHOWN = len(LOGGED) + len(SHIFTED)  # every logged prediction fits one grid page

@@ -21,10 +21,13 @@ from cvloop.demo.digits import (
     DETECTOR_LABELS,
     DIGITS_IO,
     LABELS,
+    SHIFTS,
     SIDE,
     TrainedModel,
     box_detector_model,
+    digit_images,
     digit_label,
+    png,
     train_linear_classifier,
     train_mlp_classifier,
 )
@@ -40,7 +43,6 @@ from cvloop.sdk import (
 )
 from schemas.features import RgbImage
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
-from tests.digits import SHIFTS, digit_images, png
 from tests.sdk_support import eventually
 
 TRAINING_IMAGES = 80  # the training data's reference is computed on these

@@ -27,8 +27,8 @@ from services.common.settings import Settings
 # The loop needs the job runner and the reference trainer (and the demo's split_indices that came with it).
 pytest.importorskip("services.pipeline.runner", reason="needs the job runner")
 pytest.importorskip("cvloop.trainers.classification", reason="needs the reference trainer")
-from tests.e2e.loop import SERVICES, Loop, digit_split, served, set_up
-from tests.polling import until
+from cvloop.demo.loop import SERVICES, Loop, digit_split, served, set_up
+from cvloop.demo.polling import until
 
 THRESHOLD = 12
 TEST_IMAGES = 120

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from cvloop.demo.polling import WAIT_S
 from schemas.codec import decode
 from schemas.events import AssetSubmitted, DeploymentKind
 from schemas.predictions import DetectionType
@@ -20,7 +21,6 @@ from services.common.db.repositories import deployments, projects, registry
 from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
-from tests.polling import WAIT_S
 
 THRESHOLD = 3
 LABELS = [str(d) for d in range(10)]

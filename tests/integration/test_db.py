@@ -164,6 +164,26 @@ async def test_an_edited_applied_migration_is_refused(empty_dsn: str, tmp_path: 
         await conn.close()
 
 
+async def test_a_renumbered_migration_is_not_applied_again(empty_dsn: str, tmp_path: Path) -> None:
+    # The numbering before the gap was closed: 0001-0004, then 0006_job_runner.
+    old_numbering = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6}
+    for migration in discover()[:5]:
+        (tmp_path / f"{old_numbering[migration.version]:04d}_{migration.name}.sql").write_text(migration.sql)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await migrate(conn, tmp_path) == [1, 2, 3, 4, 6]
+        records = "SELECT checksum, version, applied_at FROM schema_migrations"
+        before = {r["checksum"]: r["applied_at"] for r in await conn.fetch(records)}
+        # Only migrations newer than 0005 run: 0005_job_runner again would fail on its existing index.
+        assert await migrate(conn) == [m.version for m in discover()[5:]]
+        after = {r["checksum"]: (r["version"], r["applied_at"]) for r in await conn.fetch(records)}
+        assert {m.checksum: m.version for m in discover()} == {c: v for c, (v, _) in after.items()}
+        assert before == {c: at for c, (_, at) in after.items() if c in before}
+        assert await migrate(conn) == []
+    finally:
+        await conn.close()
+
+
 def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_initial.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match=r"NNNN_lowercase_name\.sql"):

@@ -19,6 +19,14 @@ import asyncpg
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from cvloop.demo.digits import digit_images, png
+from cvloop.demo.polling import WAIT_S, until
+from cvloop.demo.scoring import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    classification_deployment,
+)
 from cvloop.trainers.workspace import Workspace as TrainerWorkspace
 from schemas.codec import decode
 from schemas.events import JobKind, TrainingFinished, TrainingStatus
@@ -27,10 +35,10 @@ from schemas.model_io import ModelIO
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
-from services.api.events import job_requested
 from services.common.db.repositories import deployments, experiments, jobs, processings, projects, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
+from services.common.job_events import job_requested
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings, settings_env
@@ -40,15 +48,7 @@ from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from services.pipeline.runner.workspace.stage_in import stage_in
-from tests.digits import digit_images, png
-from tests.integration.scoring_fixtures import (
-    Deployment,
-    add_image,
-    add_unreadable_image,
-    classification_deployment,
-)
 from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
-from tests.polling import WAIT_S, until
 
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
 LABELS = ["zero", "one", "two"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cvloop.stack.scratch import PORTS_PER_STACK, free_port_base
 from services.common.settings import LOCAL_HOST, Settings
-from tests.conftest import PORTS_PER_STACK, free_port_base
 
 COMPONENTS = (
     "postgres",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
+from cvloop.demo.polling import WAIT_S, until
 from schemas.events import JobRequested, TrainingRequested
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
@@ -13,7 +14,6 @@ from services.common.db.repositories import experiments
 from services.common.kafka.producer import EventProducer
 from services.common.settings import LOCAL_HOST, Settings
 from tests.integration.pipeline_fixtures import events_of, pipeline_deployment
-from tests.polling import WAIT_S, until
 
 
 def _get(settings: Settings, path: str) -> tuple[int, str]:

@@ -16,6 +16,7 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from cvloop.demo.polling import until
 from schemas.deadletter import DeadLetter
 from schemas.events import (
     DeploymentChange,
@@ -49,7 +50,6 @@ from tests.integration.pipeline_fixtures import (
     read_to_end,
     submitted,
 )
-from tests.polling import until
 
 
 @pytest.fixture(scope="module")

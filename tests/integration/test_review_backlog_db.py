@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from cvloop.demo.scoring import answer, classification_deployment, prediction_of
 from services.api.review_backlog import ShownBacklog
 from services.common.db.pool import open_pool
 from services.common.db.repositories import predicted_assets
 from services.common.settings import Settings
-from tests.integration.scoring_fixtures import answer, classification_deployment, prediction_of
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import asyncpg
 import numpy as np
 import pytest
 
+from cvloop.demo.scoring import classification_deployment, prediction_of
 from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrection
 from services.common.db.pool import open_pool
 from services.common.db.repositories import predicted_assets
 from services.common.db.repositories.drift_reports import insert_drift_report, list_drift_reports
 from services.common.db.repositories.prediction_scores import Score, StoredScore, record_outlier_scores
 from services.common.settings import Settings
-from tests.integration.scoring_fixtures import classification_deployment, prediction_of
 
 
 @pytest.fixture(scope="module")

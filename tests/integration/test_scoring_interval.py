@@ -13,6 +13,8 @@ import asyncpg
 import numpy as np
 import pytest
 
+from cvloop.demo.digits import digit_images, feature_matrix
+from cvloop.demo.scoring import classification_deployment, prediction_of
 from schemas.features import IMAGE_FEATURES
 from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
@@ -25,8 +27,6 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.scoring.reference import build_reference
 from services.scoring.service import ScoringService
-from tests.digits import digit_images, feature_matrix
-from tests.integration.scoring_fixtures import classification_deployment, prediction_of
 
 WAIT_S = 120.0
 

@@ -15,6 +15,16 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from cvloop.demo.digits import darkened, digit_images, noisy, png
+from cvloop.demo.polling import WAIT_S, until
+from cvloop.demo.scoring import (
+    Deployment,
+    add_image,
+    add_unreadable_image,
+    answer,
+    classification_deployment,
+    prediction_of,
+)
 from schemas.deadletter import DeadLetter
 from schemas.events import (
     JobKind,
@@ -32,16 +42,6 @@ from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.scoring.reference_job import ReferenceFailed, ReferenceRequest, compute_reference
 from services.scoring.service import ScoringService
-from tests.digits import darkened, digit_images, noisy, png
-from tests.integration.scoring_fixtures import (
-    Deployment,
-    add_image,
-    add_unreadable_image,
-    answer,
-    classification_deployment,
-    prediction_of,
-)
-from tests.polling import WAIT_S, until
 
 TRAINING = 1000
 HELD_OUT = 300

@@ -36,6 +36,7 @@ from cvloop.demo.digits import (
     train_mlp_classifier,
 )
 from cvloop.stack.process import wait_until
+from cvloop.stack.scratch import free_port_base
 from cvloop.stack.service import Serving
 from cvloop.stack.triton import TritonServer
 from schemas.codec import decode
@@ -52,7 +53,6 @@ from services.common.preprocess import preprocess
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
-from tests.conftest import free_port_base
 
 WAIT_S = 60.0
 MAX_IMAGE_BYTES = 200_000

@@ -15,10 +15,10 @@ import onnxruntime
 import pytest
 
 from cvloop.demo.digits import TrainedModel, box_detector_model, train_linear_classifier, train_mlp_classifier
+from cvloop.demo.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 from services.common.images import decode_image
 from services.common.preprocess import preprocess
 from tests.conftest import REPO_ROOT
-from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 
 
 def run_job(module: str, workspace: Path, kind: str = "training") -> subprocess.CompletedProcess[str]:

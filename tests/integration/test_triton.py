@@ -14,9 +14,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from cvloop.stack.process import StackError, wait_until
+from cvloop.stack.scratch import free_port_base
 from cvloop.stack.triton import STUB_ENV, TritonServer
 from services.common.settings import LOCAL_HOST, Settings
-from tests.conftest import free_port_base
 
 MODEL = "double_and_sum"
 

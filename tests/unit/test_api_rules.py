@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from schemas.events import DeploymentChange, DeploymentKind, JobKind
+from schemas.events import NO_DEPLOYMENT, DeploymentChange, DeploymentKind, JobKind
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.api.errors import unique_field
-from services.api.events import NO_DEPLOYMENT, job_requested
 from services.api.rules import (
     annotation_problem,
     feedback_mismatch,
@@ -20,6 +19,7 @@ from services.api.rules import (
 from services.common.db.repositories.experiments import Artifact, Experiment
 from services.common.db.repositories.jobs import TargetType
 from services.common.db.repositories.registry import DatasetVersion, ModelVersion
+from services.common.job_events import job_requested
 from services.common.model_export import exported_version
 from tests.samples import deployment_record, job_and_run
 

@@ -10,7 +10,8 @@ from uuid import uuid4
 
 import pytest
 
-from schemas.events import JobKind, TrainingStatus
+from schemas.events import NO_DEPLOYMENT, JobKind, TrainingStatus
+from schemas.model_version import VERSION_LIMIT
 from schemas.predictions import DetectionType
 from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus, TargetType
 from services.common.db.repositories.processings import Processing
@@ -25,8 +26,6 @@ from services.pipeline.runner.commands import (
     timeout_of,
 )
 from services.pipeline.runner.finish import (
-    NO_DEPLOYMENT,
-    VERSION_LIMIT,
     processed_version,
     processed_version_name,
     request_deployment,

@@ -20,8 +20,6 @@ from schemas.job_workspace import (
     FILE_MODELS,
     IMAGES_DIR,
     JOB_FILE,
-    LABELS_FILE,
-    METRICS_FILE,
     MODEL_VERSION_FILE,
     OUTPUTS_DIR,
     PARAMETERS_FILE,
@@ -32,6 +30,7 @@ from schemas.job_workspace import (
     image_file,
 )
 from schemas.model_io import ModelIO
+from schemas.model_version import LABELS_FILE, METRICS_FILE
 from schemas.predictions import ClassificationPrediction, DetectionType
 
 JOB_RUNNER_DOC = Path(__file__).resolve().parents[2] / "docs" / "job-runner.md"

@@ -23,10 +23,10 @@ from schemas.topics import Topic
 from services.common.db.repositories import jobs, processings, registry
 from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
 from services.common.http import ApiError
+from services.common.job_events import job_requested
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
-from ..events import job_requested
 from ..outbox import change
 from ..rules import missing_parameters, unknown_parameters
 

@@ -25,10 +25,10 @@ from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import ContinuousTraining, Deployment, ReferenceStatus
 from services.common.db.repositories.jobs import TargetType
 from services.common.http import ApiError
+from services.common.job_events import job_requested
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
-from ..events import job_requested
 from ..outbox import change
 from ..rules import feedback_mismatch
 from .deployments import continuous_training_out, deployment_out, existing, labels_of, published

@@ -1,6 +1,8 @@
 """Numbered SQL migrations (migrations/NNNN_name.sql), each applied once, in order, in a transaction.
 
 An advisory lock serialises concurrent starters: the second one waits, then finds nothing to do.
+A migration file renumbered after it was applied (0006_job_runner became 0005 to close a gap) is known
+by its checksum: its record takes the new number, and its SQL does not run again.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS_DIR) -> li
             row["version"]: row["checksum"]
             for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
         }
+        applied = await _renumber(conn, migrations, applied)
         done: list[int] = []
         for migration in migrations:
             if migration.version in applied:
@@ -88,3 +91,37 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS_DIR) -> li
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+
+
+async def _renumber(
+    conn: asyncpg.Connection, migrations: list[Migration], applied: dict[int, str]
+) -> dict[int, str]:
+    """Give the records of renumbered migrations their files' numbers, all in one transaction; the
+    applied versions and checksums after it. A record is renumbered when no file of its version has its
+    checksum and a file that is not recorded under its own version has."""
+    files = {m.version: m.checksum for m in migrations}
+    orphans = {checksum: version for version, checksum in applied.items() if files.get(version) != checksum}
+    moves = [
+        (orphans[m.checksum], m)
+        for m in migrations
+        if applied.get(m.version) != m.checksum and m.checksum in orphans
+    ]
+    if not moves:
+        return applied
+    async with conn.transaction():
+        for old, migration in moves:
+            await conn.execute(
+                "UPDATE schema_migrations SET version = $2, name = $3 WHERE version = $1",
+                old,
+                migration.version,
+                migration.name,
+            )
+            logger.info(
+                "migration renumbered",
+                extra={"version": migration.version, "was": old, "name": migration.name},
+            )
+    renumbered = dict(applied)
+    for old, migration in moves:
+        del renumbered[old]
+        renumbered[migration.version] = migration.checksum
+    return renumbered

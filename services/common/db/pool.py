@@ -34,3 +34,8 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
         await pool.close()
         raise
     return pool
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """A round trip to Postgres, for readiness checks; raises what the connection raises."""
+    await pool.fetchval("SELECT 1")

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import faust
 
-from services.common.db.pool import open_pool
+from services.common.db.pool import open_pool, ping
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
@@ -125,7 +125,7 @@ class FaustService(ABC, Generic[StreamT]):
         if self.guard.failure is not None:
             return f"{self.description} stopped: {self.guard.failure!r}"
         try:
-            await self.pool.fetchval("SELECT 1")
+            await ping(self.pool)
         except (OSError, asyncpg.PostgresError) as exc:
             return f"Postgres does not answer: {exc}"
         return None

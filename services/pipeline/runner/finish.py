@@ -15,7 +15,14 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import JobKind, TrainingFinished, TrainingStatus, parse_training_request_id
+from schemas.events import (
+    NO_DEPLOYMENT,
+    JobKind,
+    TrainingFinished,
+    TrainingStatus,
+    parse_training_request_id,
+)
+from schemas.model_version import VERSION_LIMIT, version_names
 from schemas.topics import Topic
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
 from services.common.db.repositories.base import NotFound, transaction
@@ -27,8 +34,6 @@ from .backends import Exit
 from .run_log import RunLog
 
 FINISHED_NAMESPACE = UUID("0b6f3e52-8a1d-4c7e-9f24-6d5a3b8c1e07")  # TrainingFinished ids derive from the run
-NO_DEPLOYMENT = UUID(int=0)
-VERSION_LIMIT = 64  # model_versions.version
 
 
 class OutcomeRefused(Exception):
@@ -95,18 +100,12 @@ async def _new_version(
     )
     if source is None or not processing:
         raise OutcomeRefused("the processed model version or the processing no longer exists")
-    name = processed_version_name(source.version, processing.name, run.attempt)
-    for version in (name, f"{name[: VERSION_LIMIT - 9]}-{run.id.hex[:8]}"):
-        try:
-            return await registry.create_model_version(
-                conn,
-                job.project_id,
-                source.model_id,
-                processed_version(source, processing.name, job, run, files, version),
-            )
-        except asyncpg.UniqueViolationError:
-            continue  # the name is taken (made by hand, say): the run's own one then
-    raise OutcomeRefused(f"model version {name} already exists")
+    names = version_names(processed_version_name(source.version, processing.name, run.attempt), run.id)
+    new = processed_version(source, processing.name, job, run, files, names[0])
+    created = await registry.create_model_version_named(conn, job.project_id, source.model_id, new, names)
+    if created is None:
+        raise OutcomeRefused(f"model version {names[0]} already exists")
+    return created
 
 
 async def finish(pool: asyncpg.Pool, job: Job, run: JobRun, ended: Exit, log: RunLog) -> JobRun:

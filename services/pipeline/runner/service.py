@@ -15,7 +15,7 @@ import asyncpg
 from schemas.codec import decode
 from schemas.envelope import Event
 from schemas.topics import Topic
-from services.common.db.pool import open_pool
+from services.common.db.pool import open_pool, ping
 from services.common.db.repositories import jobs
 from services.common.kafka.consumer import create_consumer, process
 from services.common.kafka.producer import EventProducer
@@ -127,7 +127,7 @@ class JobRunnerService:
         if not self._consuming:
             return "the jobs consumer is not connected"
         try:
-            await self.pool.fetchval("SELECT 1")
+            await ping(self.pool)
         except (OSError, asyncpg.PostgresError) as exc:
             return f"Postgres does not answer: {exc}"
         return None

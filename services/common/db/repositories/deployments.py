@@ -75,7 +75,7 @@ class Deployment(BaseModel):
         )
 
 
-_SELECT = """
+_FROM = """
     SELECT d.*,
         COALESCE((SELECT array_agg(f.dataset_version_id ORDER BY f.dataset_version_id)
                   FROM deployment_feedback_dataset_versions f WHERE f.deployment_id = d.id), '{}')
@@ -83,7 +83,8 @@ _SELECT = """
         COALESCE((SELECT jsonb_object_agg(c.alias, c.dataset_version_id)
                   FROM deployment_ct_dataset_versions c WHERE c.deployment_id = d.id), '{}')
             AS ct_dataset_versions
-    FROM deployments d WHERE d.project_id = $1"""
+    FROM deployments d"""
+_SELECT = f"{_FROM} WHERE d.project_id = $1"
 
 
 def _deployment(row: asyncpg.Record) -> Deployment:
@@ -105,6 +106,12 @@ async def get_deployment(db: Db, project_id: UUID, deployment_id: UUID) -> Deplo
 
 async def list_deployments(db: Db, project_id: UUID) -> list[Deployment]:
     rows = await db.fetch(f"{_SELECT} ORDER BY d.created_at, d.id", project_id)
+    return [_deployment(r) for r in rows]
+
+
+async def all_deployments(db: Db) -> list[Deployment]:
+    """Every project's deployments, for serving (which routes by deployment id)."""
+    rows = await db.fetch(f"{_FROM} ORDER BY d.created_at, d.id")
     return [_deployment(r) for r in rows]
 
 

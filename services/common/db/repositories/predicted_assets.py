@@ -22,6 +22,7 @@ from schemas.events import PredictionLogged
 from schemas.predictions import Prediction
 from services.common.review_state import ReviewStatus, check_transition
 
+from . import outbox
 from .base import Db, NotFound, transaction
 from .registry import add_annotation, add_asset
 
@@ -77,7 +78,7 @@ _INSERT_COLUMNS = (
 )
 # One statement text for any number of rows (so Postgres prepares it once): a column per array
 # parameter, JSON as text (and tags as a JSON list: unnest would flatten an array of arrays).
-INSERT_MANY = f"""
+_INSERT_MANY = f"""
     INSERT INTO predicted_assets ({_INSERT_COLUMNS})
     SELECT r.prediction_id, r.project_id, r.deployment_id, r.image_object_key, r.image_sha256, r.width,
         r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
@@ -96,8 +97,8 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
-    """The rows as the 19 column arrays `INSERT_MANY` takes ($1 to $19)."""
+def _insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
+    """The rows as the 19 column arrays `_INSERT_MANY` takes ($1 to $19)."""
     columns: list[list[Any]] = [[] for _ in range(19)]
     for project_id, event in rows:
         shadow = event.shadow
@@ -136,10 +137,47 @@ async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -
 async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged]]) -> set[UUID]:
     """Record many logged predictions (project id, event) in one statement; the prediction ids actually
     inserted: the others were already recorded, by prediction id or by image in their deployment."""
-    if not rows:
-        return set()
+    return await _insert(db, _INSERT_MANY, *_insert_columns(rows)) if rows else set()
+
+
+# The predicted assets and the events of those actually inserted, in one statement (atomic without an
+# explicit transaction, and one round trip): $1-$19 the rows, $20-$23 the events, $24 their topic, $25
+# the seconds before the relay may send them.
+_INSERT_MANY_WITH_EVENTS = f"""
+    WITH inserted AS ({_INSERT_MANY}),
+    kept AS (
+        {outbox.INSERT}
+        SELECT o.event_id, $24, o.key, o.value, now() + make_interval(secs => $25)
+        FROM unnest($20::uuid[], $21::uuid[], $22::bytea[], $23::bytea[])
+            AS o(event_id, prediction_id, key, value)
+        WHERE o.prediction_id IN (SELECT prediction_id FROM inserted)
+    )
+    SELECT prediction_id FROM inserted"""
+
+
+async def insert_predictions_with_events(
+    db: Db, rows: Sequence[tuple[UUID, PredictionLogged]], topic: str, relay_after_s: float
+) -> set[UUID]:
+    """`insert_predictions`, with the events of the rows inserted kept in the outbox for `topic`, relayed
+    after `relay_after_s` unless acknowledged (and deleted) first."""
+    events = [event for _, event in rows]
+    return await _insert(
+        db,
+        _INSERT_MANY_WITH_EVENTS,
+        *_insert_columns(rows),
+        [e.event_id for e in events],
+        [e.prediction_id for e in events],
+        [e.key for e in events],
+        [e.to_bytes() for e in events],
+        topic,
+        relay_after_s,
+    )
+
+
+async def _insert(db: Db, statement: str, *args: Any) -> set[UUID]:
+    """The prediction ids `statement` inserted."""
     try:
-        records = await db.fetch(INSERT_MANY, *insert_columns(rows))
+        records = await db.fetch(statement, *args)
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(
             "a deployment or a model version of these predictions is not in the prediction's project"

@@ -27,6 +27,11 @@ class StoredScore:
     new: bool  # recorded by this call (False for a replay)
 
 
+async def count_scores(db: Db, deployment_id: UUID) -> int:
+    """How many of the deployment's predictions have an outlier score."""
+    return await db.fetchval("SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", deployment_id)
+
+
 async def record_outlier_scores(
     db: Db, project_id: UUID, deployment_id: UUID, reference_id: UUID, scores: list[Score]
 ) -> dict[UUID, StoredScore]:

@@ -61,6 +61,12 @@ async def get_project(db: Db, project_id: UUID) -> Project | None:
     return Project.model_validate(dict(row)) if row else None
 
 
+async def find_project(db: Db, name: str) -> Project | None:
+    """The project of that name."""
+    row = await db.fetchrow("SELECT * FROM projects WHERE name = $1", name)
+    return Project.model_validate(dict(row)) if row else None
+
+
 async def create_api_key(db: Db, project_id: UUID, name: str, scopes: list[Scope]) -> tuple[ApiKey, str]:
     """The key's record and its secret, which is shown once and never stored."""
     secret = new_api_key()

@@ -292,6 +292,20 @@ async def create_model_version(
     return version
 
 
+async def create_model_version_named(
+    db: Db, project_id: UUID, model_id: UUID, new: NewModelVersion, names: tuple[str, ...]
+) -> ModelVersion | None:
+    """The version under the first of `names` the model has no version of; None when it has all."""
+    for name in names:
+        try:  # each insert a savepoint: a taken name leaves the caller's transaction usable
+            return await create_model_version(
+                db, project_id, model_id, new.model_copy(update={"version": name})
+            )
+        except asyncpg.UniqueViolationError:
+            continue
+    return None
+
+
 _MODEL_VERSIONS = """
     SELECT v.*,
         COALESCE((SELECT jsonb_agg(jsonb_build_object('name', f.name, 'object_key', f.object_key,
@@ -332,6 +346,12 @@ async def get_labelmap(db: Db, project_id: UUID, labelmap_id: UUID) -> Labelmap 
     row = await db.fetchrow(
         "SELECT * FROM labelmaps WHERE project_id = $1 AND id = $2", project_id, labelmap_id
     )
+    return Labelmap.model_validate(dict(row)) if row else None
+
+
+async def find_labelmap(db: Db, project_id: UUID, name: str) -> Labelmap | None:
+    """The project's labelmap of that name."""
+    row = await db.fetchrow("SELECT * FROM labelmaps WHERE project_id = $1 AND name = $2", project_id, name)
     return Labelmap.model_validate(dict(row)) if row else None
 
 

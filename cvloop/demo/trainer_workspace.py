@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_digits
 
-from cvloop.demo.digits import TrainedModel, split_indices
+from cvloop.demo.digits import TrainedModel, darkened, digit_images, png, rotated, split_indices
 from schemas.events import JobKind
 from schemas.features import RgbImage
 from schemas.job_workspace import AssetLine, JobFile, JobWorkspace, ModelVersionFile, image_file
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
-from tests.digits import darkened, digit_images, png, rotated
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Waiting in tests for what a service does in the background."""
+"""Waiting, in tests and benches, for what a service does in the background."""
 
 from __future__ import annotations
 

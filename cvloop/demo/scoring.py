@@ -1,6 +1,6 @@
-"""Rows and events the scoring and job-runner tests share: a project with a classification deployment,
-images (or bytes that are none) in its dataset version, and predictions of digit images built with the
-shared schemas and feature function."""
+"""Rows and events the scoring and job-runner tests and bench/scoring.py share: a project with a
+classification deployment, images (or bytes that are none) in its dataset version, and predictions of
+digit images built with the shared schemas and feature function."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import numpy as np
 
+from cvloop.demo.digits import png
 from schemas.events import (
     DeploymentKind,
     ImageRef,
@@ -28,7 +29,6 @@ from services.common.images import decode_image
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
-from tests.digits import png
 
 
 @dataclass(frozen=True)

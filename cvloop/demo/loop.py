@@ -25,6 +25,7 @@ import httpx
 
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import LABELS, digit_label, digit_png, split_indices, train_linear_classifier
+from cvloop.demo.polling import until
 from schemas.codec import decode
 from schemas.events import PredictionLogged
 from schemas.predictions import DetectionType
@@ -34,7 +35,6 @@ from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from tests.polling import until
 
 SERVICES = ["ingest", "api", "pipeline", "job_runner", "serving"]
 
