@@ -15,20 +15,20 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cvloop.stack import stack
+from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
 from services.common.db.repositories import deployments, projects, registry
-from services.common.settings import Settings
 from tests.conftest import free_port_base
 from tests.promtool import tools_dir
 
 
 @contextmanager
-def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[Settings]:
+def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[StackSettings]:
     """The components started (each one's state printed) with the settings `overrides` change; stopped
     and their state folder removed afterwards."""
     state = Path(tempfile.mkdtemp(prefix=f"cvloop-bench-{name}-"))
-    settings = Settings(state_dir=state, tools_dir_setting=tools_dir(), port_base=free_port_base())
+    settings = StackSettings(state_dir=state, tools_dir_setting=tools_dir(), port_base=free_port_base())
     settings = settings.model_copy(update=overrides)
     try:
         for health in stack.up(settings, components):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import LOCAL_HOST, Settings
+from schemas.local_stack import LOCAL_HOST
+from services.common.settings import Settings
 from tests.conftest import PORTS_PER_STACK, free_port_base
 
 COMPONENTS = (

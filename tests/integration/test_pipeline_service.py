@@ -7,11 +7,12 @@ import asyncio
 import urllib.request
 
 from schemas.events import JobRequested, TrainingRequested
+from schemas.local_stack import LOCAL_HOST
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import experiments
 from services.common.kafka.producer import EventProducer
-from services.common.settings import LOCAL_HOST, Settings
+from services.common.settings import Settings
 from tests.integration.pipeline_fixtures import events_of, pipeline_deployment
 from tests.polling import WAIT_S, until
 
