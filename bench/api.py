@@ -29,10 +29,11 @@ import httpx
 
 from bench.local_stack import detection_deployment, local_stack
 from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
+from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import DetectionPrediction, DetectionType
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, predicted_assets, projects, registry
-from services.common.settings import LOCAL_HOST, Settings
+from services.common.settings import Settings
 
 CONCURRENCY = 16
 SUBMIT_BATCH = 500

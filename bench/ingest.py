@@ -34,13 +34,14 @@ from PIL import Image
 from bench.local_stack import detection_deployment, local_stack
 from cvloop.stack.process import read_pid
 from schemas.events import RawPrediction, RoleResult
+from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import create_producer
-from services.common.settings import LOCAL_HOST, Settings
+from services.common.settings import Settings
 
 CONCURRENCY = 16
 BATCH_ITEMS = 500

@@ -16,14 +16,14 @@ import asyncpg
 
 from cvloop.stack import stack
 from cvloop.stack.scratch import scratch_settings
+from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
 from services.common.db.repositories import deployments, projects, registry
-from services.common.settings import Settings
 
 
 @contextmanager
-def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[Settings]:
+def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[StackSettings]:
     """The components started (each one's state printed) with the settings `overrides` change; stopped
     and their state folder removed afterwards."""
     state = Path(tempfile.mkdtemp(prefix=f"cvloop-bench-{name}-"))

@@ -34,6 +34,7 @@ from cvloop.demo.scoring import classification_deployment, prediction_of
 from cvloop.stack import stack
 from cvloop.stack.process import StackError
 from cvloop.stack.scratch import free_port_base
+from cvloop.stack.settings import StackSettings
 from schemas.codec import decode
 from schemas.events import MultipleTestingCorrection, PredictionLogged
 from schemas.features import IMAGE_FEATURES
@@ -44,7 +45,6 @@ from services.common.db.repositories import deployments, prediction_scores
 from services.common.db.repositories.training_references import TrainingReference, make_reference_ready
 from services.common.kafka.faust_app import create_app, registry_topic
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.scoring import ks
 from services.scoring.drift import DriftWindow, drift_report, slide
@@ -87,7 +87,7 @@ def ceiling(payloads: list[bytes], reference: Reference, reference_id: UUID, dep
     return len(payloads) / (time.perf_counter() - start)
 
 
-async def through_the_stream(settings: Settings, count: int) -> tuple[float, float, float]:
+async def through_the_stream(settings: StackSettings, count: int) -> tuple[float, float, float]:
     """(stream, bare faust, plain numpy) predictions/s on the same events."""
     pool = await open_pool(settings.database_url)
     store = ObjectStore.from_settings(settings)
@@ -150,7 +150,7 @@ async def through_the_stream(settings: Settings, count: int) -> tuple[float, flo
     )
 
 
-async def bare_faust(settings: Settings, count: int) -> float:
+async def bare_faust(settings: StackSettings, count: int) -> float:
     """Events/s faust delivers to a `take_events` agent that does nothing, on the same topic."""
     app = create_app(f"bench-bare-{uuid.uuid4()}", settings, datadir=str(settings.state_path / "bare"))
     seen, first, done = 0, 0.0, asyncio.Event()
@@ -205,11 +205,11 @@ def drift_report_latency() -> None:
         )
 
 
-def start_stack(state: Path, attempts: int = 3) -> Settings:
+def start_stack(state: Path, attempts: int = 3) -> StackSettings:
     """Postgres, broker and S3 on free ports; another block of ports when one was taken meanwhile (the
     machine is shared)."""
     for attempt in range(attempts):
-        settings = Settings(
+        settings = StackSettings(
             state_dir=state,
             port_base=free_port_base(),
             scoring_drift_window=WINDOW,

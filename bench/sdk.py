@@ -33,14 +33,15 @@ import httpx
 
 from cvloop.commands.projects import create_project_with_admin_key
 from cvloop.sdk import Client, Deployment
+from cvloop.sdk.settings import SdkSettings
 from cvloop.stack.kafka import KafkaBroker
 from cvloop.stack.postgres import Postgres
 from cvloop.stack.s3 import S3Server
 from cvloop.stack.service import Api, Ingest
+from cvloop.stack.settings import StackSettings, sdk_settings
 from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind, object_key
 from schemas.predictions import ClassificationPrediction
-from services.common.settings import Settings
 
 PREDICTION = ClassificationPrediction(classes=["cat", "dog"], scores=[0.8, 0.2])
 
@@ -124,7 +125,7 @@ def bench_client_side(n: int, rounds: int) -> tuple[float, float]:
         return httpx.Response(201, json={"prediction_id": str(uuid4())})
 
     transport = httpx.MockTransport(accept)
-    with Client("cvl_bench", settings=Settings(), http_transport=transport) as client:
+    with Client("cvl_bench", settings=SdkSettings(), http_transport=transport) as client:
         deployment = Deployment(client, {"id": str(uuid4()), "name": "bench"})
         return bench_monitor(client, deployment, "cvl_bench", n, rounds, transport)
 
@@ -140,7 +141,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="cvloop-bench-sdk-"))
     repo = Path(__file__).resolve().parent.parent
     tools = Path(os.environ.get("CVLOOP_TOOLS_DIR") or repo / ".cvloop" / "tools")
-    settings = Settings(
+    settings = StackSettings(
         state_dir=state,
         tools_dir_setting=tools,
         port_base=int(os.environ.get("CVLOOP_PORT_BASE", "21320")),
@@ -150,7 +151,7 @@ def main() -> None:
         for component in components:
             component.start()
         _, _, key = asyncio.run(create_project_with_admin_key(settings.database_url, "bench"))
-        with Client(key, settings=settings) as client:
+        with Client(key, settings=sdk_settings(settings)) as client:
             version = client.create_model("bench").create_version("v1", "classification")
             deployment = client.create_deployment("bench", version, kind="monitoring_only")
             raw_monitor, sdk_monitor = bench_monitor(client, deployment, key, args.predictions, args.rounds)

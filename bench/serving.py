@@ -38,6 +38,7 @@ from bench.local_stack import local_stack
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import digit_png, train_mlp_classifier
 from schemas.events import DeploymentChange, DeploymentKind
+from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
@@ -45,7 +46,7 @@ from services.common.db.repositories import deployments
 from services.common.images import decode_image
 from services.common.kafka.producer import EventProducer
 from services.common.preprocess import preprocess
-from services.common.settings import LOCAL_HOST, Settings
+from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
 

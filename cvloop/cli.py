@@ -7,7 +7,6 @@ import sys
 import click
 
 from services.common.logs import configure_logging
-from services.common.settings import Settings, load_settings
 
 from .commands.deployments import deployments
 from .commands.jobs import jobs
@@ -16,6 +15,7 @@ from .commands.registry import models, project, upload
 from .stack import stack
 from .stack.component import Health
 from .stack.process import StackError
+from .stack.settings import StackSettings
 
 
 def _print_health(health: Health) -> None:
@@ -28,14 +28,14 @@ def _print_health(health: Health) -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """cvloop: keep computer-vision models good in production."""
-    ctx.obj = load_settings()
+    ctx.obj = StackSettings()
     configure_logging(ctx.obj.log_level)
 
 
 @main.command()
 @click.option("--only", multiple=True, help="Start only these components (repeatable).")
 @click.pass_obj
-def up(settings: Settings, only: tuple[str, ...]) -> None:
+def up(settings: StackSettings, only: tuple[str, ...]) -> None:
     """Install what is missing and start the local stack; stops at the first component that fails."""
     click.echo(f"local stack in {settings.state_path}")
     try:
@@ -48,7 +48,7 @@ def up(settings: Settings, only: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--only", multiple=True, help="Stop only these components (repeatable).")
 @click.pass_obj
-def down(settings: Settings, only: tuple[str, ...]) -> None:
+def down(settings: StackSettings, only: tuple[str, ...]) -> None:
     """Stop the local stack (its data stays in the state folder)."""
     for name in stack.down(settings, list(only) or None):
         click.echo(f"{name:<10} stopped")
@@ -56,7 +56,7 @@ def down(settings: Settings, only: tuple[str, ...]) -> None:
 
 @main.command()
 @click.pass_obj
-def status(settings: Settings) -> None:
+def status(settings: StackSettings) -> None:
     """Show each component's health; exits 1 unless every one is healthy."""
     healths = stack.status(settings)
     for health in healths:
@@ -72,7 +72,7 @@ def topics() -> None:
 
 @topics.command("create")
 @click.pass_obj
-def topics_create(settings: Settings) -> None:
+def topics_create(settings: StackSettings) -> None:
     """Create every registry topic on KAFKA_BOOTSTRAP_SERVERS (a real Kafka) through the admin API;
     exits 1 when one could not be created. On the local broker, checks the topics it made at start."""
     from aiokafka.errors import KafkaError

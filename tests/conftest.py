@@ -13,14 +13,14 @@ import pytest
 
 from cvloop.stack import stack
 from cvloop.stack.scratch import scratch_settings
-from services.common.settings import Settings
+from cvloop.stack.settings import StackSettings
 from services.pipeline.runner.service import JobRunnerService
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def settings() -> Iterator[Settings]:
+def settings() -> Iterator[StackSettings]:
     """The test stack's settings. Triton's install is shared across runs (it is large and read-only).
 
     The state folder is not under pytest's tmp_path: pytest prunes old basetemp folders when another
@@ -30,7 +30,7 @@ def settings() -> Iterator[Settings]:
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _component(settings: Settings, name: str) -> Iterator[Settings]:
+def _component(settings: StackSettings, name: str) -> Iterator[StackSettings]:
     for _ in stack.up(settings, [name]):
         pass
     try:
@@ -41,29 +41,29 @@ def _component(settings: Settings, name: str) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def s3_settings(settings: Settings) -> Iterator[Settings]:
+def s3_settings(settings: StackSettings) -> Iterator[StackSettings]:
     yield from _component(settings, "s3")
 
 
 @pytest.fixture(scope="session")
-def postgres_settings(settings: Settings) -> Iterator[Settings]:
+def postgres_settings(settings: StackSettings) -> Iterator[StackSettings]:
     yield from _component(settings, "postgres")
 
 
 @pytest.fixture(scope="session")
-def kafka_settings(settings: Settings) -> Iterator[Settings]:
+def kafka_settings(settings: StackSettings) -> Iterator[StackSettings]:
     yield from _component(settings, "kafka")
 
 
 @pytest.fixture(scope="session")
-def triton_settings(settings: Settings) -> Iterator[Settings]:
+def triton_settings(settings: StackSettings) -> Iterator[StackSettings]:
     yield from _component(settings, "triton")
 
 
 @pytest.fixture(scope="module")
 def pipeline_settings(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
-) -> Iterator[Settings]:
+    postgres_settings: StackSettings, kafka_settings: StackSettings, s3_settings: StackSettings
+) -> Iterator[StackSettings]:
     """The pipeline stream as `cvloop up` runs it (`python -m services.pipeline`), on the servers it needs.
     Per module: the local broker takes one member per consumer group, so it leaves before another
     module's pipeline worker joins."""
@@ -72,8 +72,8 @@ def pipeline_settings(
 
 @pytest.fixture(scope="session")
 def job_runner_settings(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings
-) -> Settings:
+    postgres_settings: StackSettings, kafka_settings: StackSettings, s3_settings: StackSettings
+) -> StackSettings:
     """The job runner's settings in tests: it looks for pending runs often, and runs a few at once."""
     return postgres_settings.model_copy(
         update={"jobs_poll_s": 0.5, "jobs_max_concurrent": 4, "jobs_timeout_s": 120.0}
@@ -81,7 +81,7 @@ def job_runner_settings(
 
 
 @pytest.fixture(scope="module")
-async def job_runner(job_runner_settings: Settings) -> AsyncIterator[JobRunnerService]:
+async def job_runner(job_runner_settings: StackSettings) -> AsyncIterator[JobRunnerService]:
     """The job runner (local backend) in the test session's event loop, for the module that asks for it
     (tests elsewhere play the runner's part by hand on runs it would claim); `stop()` and `start()` again
     restart it."""

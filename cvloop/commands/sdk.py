@@ -13,14 +13,12 @@ import click
 
 from cvloop.sdk import Client, CvloopError, Job, JobTimeout, UploadedFile
 from cvloop.sdk.client import UploadKind
-from services.common.settings import Settings
 
 T = TypeVar("T")
 
 
 def client_from(ctx: click.Context) -> Client:
-    settings: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
-    client = Client(settings=settings)
+    client = Client()  # the SDK's settings, from the environment
     ctx.call_on_close(client.close)
     return client
 

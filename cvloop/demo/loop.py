@@ -26,6 +26,7 @@ import httpx
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import LABELS, digit_label, digit_png, split_indices, train_linear_classifier
 from cvloop.demo.polling import until
+from cvloop.stack.settings import sdk_settings
 from schemas.codec import decode
 from schemas.events import PredictionLogged
 from schemas.predictions import DetectionType
@@ -206,8 +207,8 @@ async def _build(
         labelmap_id,
     )
     headers = {"Authorization": f"Bearer {key}"}
-    api = httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=60)
-    serving = httpx.AsyncClient(base_url=settings.serving_url, headers=headers, timeout=60)
+    api = httpx.AsyncClient(base_url=sdk_settings(settings).api_url, headers=headers, timeout=60)
+    serving = httpx.AsyncClient(base_url=sdk_settings(settings).serving_url, headers=headers, timeout=60)
 
     async def call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         answer = await api.request(method, path, **kwargs)

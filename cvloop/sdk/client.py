@@ -14,8 +14,6 @@ from uuid import UUID
 
 import httpx
 
-from services.common.settings import Settings, load_settings
-
 from . import errors
 from .deployments import Deployment
 from .experiments import Experiment
@@ -24,6 +22,7 @@ from .pagination import FetchPage, paginate
 from .registry import Dataset, DatasetVersion, Labelmap, Model, ModelVersion, Processing
 from .resource import Record, Ref, ids_by_alias, ref_id
 from .retry import RetryPolicy
+from .settings import SdkSettings
 from .transport import Transport
 from .uploads import FileSource, Progress, ProgressReader, UploadedFile, content_type, open_source
 
@@ -39,14 +38,14 @@ class Client:
         api_url: str | None = None,
         ingest_url: str | None = None,
         serving_url: str | None = None,
-        settings: Settings | None = None,
+        settings: SdkSettings | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         http_transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Arguments override the settings (the environment). `http_transport` replaces the network,
         for tests of the SDK's own logic."""
-        settings = settings or load_settings()
+        settings = settings or SdkSettings()
         key = api_key or settings.api_key
         if not key:
             raise errors.CvloopError("no API key: pass api_key or set CVLOOP_API_KEY")

@@ -7,9 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import Settings
-
 from .process import StackError, log_tail, running_pid, terminate, wait_until
+from .settings import StackSettings
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Component(ABC):
     start_timeout: float = 30.0
     stop_signal: signal.Signals = signal.SIGTERM
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from services.common.settings import LOCAL_HOST
+from schemas.local_stack import LOCAL_HOST
 
 from .component import Component, Health
 

@@ -15,7 +15,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER, LOCAL_HOST
+from schemas.local_stack import LOCAL_HOST
+from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER
 
 from .component import Component
 from .process import StackError, ensure_port_free, spawn

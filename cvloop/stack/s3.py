@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from services.common.settings import LOCAL_HOST
+from schemas.local_stack import LOCAL_HOST
 
 from .component import Component
 from .process import StackError, ensure_port_free, http_status, spawn

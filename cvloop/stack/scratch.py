@@ -8,11 +8,12 @@ import random
 import socket
 from pathlib import Path
 
-from services.common.settings import LOCAL_HOST, Settings
+from schemas.local_stack import LOCAL_HOST, PortOffset
 
 from .process import port_open
+from .settings import StackSettings
 
-PORTS_PER_STACK = 11  # see CVLOOP_PORT_BASE: +0 to +10
+PORTS_PER_STACK = len(PortOffset)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,6 +45,6 @@ def free_port_base(start: int | None = None) -> int:
     raise RuntimeError("no free block of loopback ports for the stack")
 
 
-def scratch_settings(state_dir: Path) -> Settings:
+def scratch_settings(state_dir: Path) -> StackSettings:
     """A stack's settings with its state in `state_dir`, on free ports, with the shared tools."""
-    return Settings(state_dir=state_dir, tools_dir_setting=tools_dir(), port_base=free_port_base())
+    return StackSettings(state_dir=state_dir, tools_dir_setting=tools_dir(), port_base=free_port_base())

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import sys
 
-from services.common.settings import LOCAL_HOST, settings_env
+from schemas.local_stack import LOCAL_HOST
+from services.api.settings import ApiSettings
+from services.common.settings import Settings, settings_env
+from services.ingest.settings import IngestSettings
+from services.pipeline.settings import PipelineSettings
+from services.scoring.settings import ScoringSettings
+from services.serving.settings import ServingSettings
 
 from .component import Component
 from .process import ensure_port_free, http_status, spawn
 
 
 class PythonService(Component):
-    """A service answering /healthz on its local-stack port; it reads the stack's settings from its env."""
+    """A service answering /healthz on its local-stack port; it reads its settings model from its env."""
 
     module: str
+    settings_model: type[Settings]
     start_timeout = 60.0
 
     @property
@@ -33,7 +40,7 @@ class PythonService(Component):
 
     def launch(self) -> None:
         ensure_port_free(LOCAL_HOST, self.port, self.name)
-        env = settings_env(self.settings) | {"CVLOOP_BIND_HOST": LOCAL_HOST}
+        env = settings_env(self.settings, self.settings_model) | {"CVLOOP_BIND_HOST": LOCAL_HOST}
         env.pop("CVLOOP_HTTP_PORT", None)  # each service on its own local port
         spawn([sys.executable, "-m", self.module], workdir=self.workdir, env=env)
 
@@ -44,28 +51,34 @@ class PythonService(Component):
 class Serving(PythonService):
     name = "serving"
     module = "services.serving"
+    settings_model = ServingSettings
 
 
 class Ingest(PythonService):
     name = "ingest"
     module = "services.ingest"
+    settings_model = IngestSettings
 
 
 class Api(PythonService):
     name = "api"
     module = "services.api"
+    settings_model = ApiSettings
 
 
 class Scoring(PythonService):
     name = "scoring"
     module = "services.scoring"
+    settings_model = ScoringSettings
 
 
 class Pipeline(PythonService):
     name = "pipeline"
     module = "services.pipeline"
+    settings_model = PipelineSettings
 
 
 class JobRunner(PythonService):
     name = "job_runner"
     module = "services.pipeline.runner"
+    settings_model = PipelineSettings

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from services.common.settings import Settings
-
 from .component import Component, Health
 from .demo import DemoDeployment
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
 from .service import Api, Ingest, JobRunner, Pipeline, Scoring, Serving
+from .settings import StackSettings
 from .triton import TritonServer
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
@@ -29,7 +28,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 )
 
 
-def components(settings: Settings, names: list[str] | None = None) -> list[Component]:
+def components(settings: StackSettings, names: list[str] | None = None) -> list[Component]:
     chosen = [cls(settings) for cls in COMPONENT_TYPES]
     if names:
         unknown = set(names) - {c.name for c in chosen}
@@ -39,18 +38,18 @@ def components(settings: Settings, names: list[str] | None = None) -> list[Compo
     return chosen
 
 
-def up(settings: Settings, names: list[str] | None = None) -> Iterator[Health]:
+def up(settings: StackSettings, names: list[str] | None = None) -> Iterator[Health]:
     """Start each component (skipping external and running ones) and yield its health."""
     for component in components(settings, names):
         component.start()
         yield component.health()
 
 
-def down(settings: Settings, names: list[str] | None = None) -> Iterator[str]:
+def down(settings: StackSettings, names: list[str] | None = None) -> Iterator[str]:
     for component in reversed(components(settings, names)):
         component.stop()
         yield component.name
 
 
-def status(settings: Settings) -> list[Health]:
+def status(settings: StackSettings) -> list[Health]:
     return [component.health() for component in components(settings)]

@@ -21,7 +21,8 @@ import venv
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.common.settings import LOCAL_HOST, Settings
+from schemas.local_stack import LOCAL_HOST
+from services.common.settings import Settings
 
 from .component import Component
 from .process import StackError, ensure_port_free, http_status, spawn

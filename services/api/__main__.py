@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from services.common.http import serve
 from services.common.logs import configure_logging
-from services.common.settings import load_settings
 
 from .app import build_app
+from .settings import ApiSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = ApiSettings()
     configure_logging(settings.log_level)
     serve(build_app(settings), settings, settings.api_port)
 

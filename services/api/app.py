@@ -13,19 +13,19 @@ from services.common.db.pool import open_pool, ping
 from services.common.http import create_app
 from services.common.kafka.producer import EventProducer
 from services.common.outbox import Relay
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import errors, metrics
 from .context import Context
 from .review_backlog import ShownBacklog
 from .routes import deployments, experiments, jobs, pipeline, predictions, projects, registry
+from .settings import ApiSettings
 from .web import pages
 
 READY_TIMEOUT_S = 2.0
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.database_url, max_size=settings.api_db_pool_size)

@@ -13,15 +13,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.common.auth import RequireScope
 from services.common.db.repositories.projects import ApiKey, Scope
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
+
+from .settings import ApiSettings
 
 MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
 class Context:
-    settings: Settings
+    settings: ApiSettings
     pool: asyncpg.Pool
     store: ObjectStore
     producer: EventProducer

@@ -7,13 +7,15 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 
 from services.common.http import create_app, serve
 from services.common.logs import configure_logging
-from services.common.settings import Settings, load_settings
+from services.common.settings import Settings
+
+SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 class Service(Protocol):
@@ -29,9 +31,11 @@ def stop_this_process(_: BaseException) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_service(title: str, build: Callable[[Settings], Service], port: Callable[[Settings], int]) -> None:
-    """Serve the service `build` makes from the settings, started with the HTTP app and stopped with it."""
-    settings = load_settings()
+def run_service(
+    title: str, settings: SettingsT, build: Callable[[SettingsT], Service], port: Callable[[SettingsT], int]
+) -> None:
+    """Serve the service `build` makes from the service's settings, started with the HTTP app and stopped
+    with it."""
     configure_logging(settings.log_level)
     service = build(settings)
 

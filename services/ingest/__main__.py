@@ -2,10 +2,10 @@
 
 from services.common.http import serve
 from services.common.logs import configure_logging
-from services.common.settings import load_settings
 
 from .app import create_ingest_app
+from .settings import IngestSettings
 
-settings = load_settings()
+settings = IngestSettings()
 configure_logging(settings.log_level)
 serve(create_ingest_app(settings), settings, settings.ingest_port)

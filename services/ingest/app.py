@@ -21,7 +21,6 @@ from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
 from services.common.kafka.producer import EventProducer
 from services.common.outbox import Relay
-from services.common.settings import Settings
 from services.common.storage.object_store import ObjectStore
 
 from . import outbox, persistence, raw_consumer
@@ -29,6 +28,7 @@ from .deployments import RecentDeployments
 from .intake import Refused
 from .recorder import RecordingQueue
 from .routes import Intake, router
+from .settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 RESTART_DELAY_S = 2.0
@@ -40,7 +40,7 @@ BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to th
 
 
 async def _consume(
-    settings: Settings,
+    settings: IngestSettings,
     group: str,
     topic: Topic,
     decoder: Decoder[Any],
@@ -73,7 +73,7 @@ async def _consume(
             await consumer.stop()
 
 
-def create_ingest_app(settings: Settings) -> FastAPI:
+def create_ingest_app(settings: IngestSettings) -> FastAPI:
     state: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
     async def ready() -> str | None:

@@ -10,10 +10,11 @@ from typing import Any
 from services.common.kafka.faust_service import FaustService, StreamParts
 from services.common.outbox import Relay
 
+from .settings import PipelineSettings
 from .stream import APP_ID, PipelineStream
 
 
-class PipelineService(FaustService[PipelineStream]):
+class PipelineService(FaustService[PipelineSettings, PipelineStream]):
     app_id = APP_ID
     description = "the pipeline stream"
 

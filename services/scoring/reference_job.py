@@ -33,11 +33,11 @@ from services.common.db.repositories.training_references import (
     make_reference_ready,
 )
 from services.common.images import InvalidImage, decode_image
-from services.common.settings import Settings, load_settings
 from services.common.storage import ObjectStore
 
 from .outlier import FloatVector
 from .reference import build_reference
+from .settings import ScoringSettings
 
 DETECTOR = "mahalanobis-ledoit-wolf"
 REFERENCE_NAMESPACE = UUID("9d3c2a41-5b7e-4f08-8c6d-2e1f0a9b7c35")
@@ -135,7 +135,7 @@ async def compute_reference(
         log("the deployment's training data changed meanwhile, or this run's reference is stored: not used")
 
 
-async def _main(settings: Settings, request: ReferenceRequest) -> None:
+async def _main(settings: ScoringSettings, request: ReferenceRequest) -> None:
     pool = await create_pool(settings.database_url, max_size=4)
     try:
         await compute_reference(
@@ -155,7 +155,7 @@ def main() -> None:
     try:
         job = JobFile.model_validate_json(job_file.read_text())
         request = ReferenceRequest.model_validate(job.model_dump())
-        asyncio.run(_main(load_settings(), request))
+        asyncio.run(_main(ScoringSettings(), request))
     except (ReferenceFailed, ValueError) as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(1)

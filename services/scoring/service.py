@@ -9,10 +9,11 @@ from typing import Any
 from services.common.kafka.faust_service import FaustService, StreamParts
 from services.common.kafka.producer import EventProducer
 
+from .settings import ScoringSettings
 from .stream import APP_ID, ScoringStream
 
 
-class ScoringService(FaustService[ScoringStream]):
+class ScoringService(FaustService[ScoringSettings, ScoringStream]):
     app_id = APP_ID
     description = "the scoring stream"
 

@@ -33,13 +33,13 @@ from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
 from .drift import DriftWindow, drift_report, slide
 from .quality import LatencyWindows, Reviewed, Role, role_quality
 from .references import LoadedReference, ReferenceCache
+from .settings import ScoringSettings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class ScoringStream:
     def __init__(
         self,
         app: faust.App,
-        settings: Settings,
+        settings: ScoringSettings,
         pool: asyncpg.Pool,
         store: ObjectStore,
         producer: EventProducer,

@@ -2,13 +2,13 @@
 
 from services.common.http import serve
 from services.common.logs import configure_logging
-from services.common.settings import load_settings
 
 from .app import build_app
+from .settings import ServingSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = ServingSettings()
     configure_logging(settings.log_level)
     serve(build_app(settings), settings, settings.serving_port)
 

@@ -25,7 +25,6 @@ from services.common.db.repositories.projects import ApiKey, Scope
 from services.common.http import ApiError, create_app
 from services.common.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.kafka.producer import EventProducer
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
@@ -36,6 +35,7 @@ from .postprocess import OutputError
 from .predict import Predictor
 from .router import Router
 from .routing import Route
+from .settings import ServingSettings
 from .triton import ModelNotLoaded, Triton, TritonError, TritonUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around a multipart
 class Gateway:
     """Everything the routes use, built by the lifespan."""
 
-    settings: Settings
+    settings: ServingSettings
     router: Router
     predictor: Predictor
     passthrough: Passthrough
@@ -127,7 +127,7 @@ def _inference_problem(exc: Exception, deployment: str) -> ApiError:
     return ApiError(502, "", f"the champion failed: {exc}")
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: ServingSettings) -> FastAPI:
     gateway: Gateway | None = None
 
     @contextlib.asynccontextmanager

@@ -21,7 +21,6 @@ from services.common.agreement import agreement
 from services.common.images import DecodedImage
 from services.common.kafka.producer import EventProducer
 from services.common.preprocess import Tensor, preprocess
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from . import metrics
@@ -29,6 +28,7 @@ from .image_store import ImageStore
 from .postprocess import to_prediction
 from .router import Router
 from .routing import Route, ServedModel
+from .settings import ServingSettings
 from .triton import Triton, TritonUnavailable
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,12 @@ class Answer:
 
 class Predictor:
     def __init__(
-        self, router: Router, triton: Triton, store: ObjectStore, producer: EventProducer, settings: Settings
+        self,
+        router: Router,
+        triton: Triton,
+        store: ObjectStore,
+        producer: EventProducer,
+        settings: ServingSettings,
     ) -> None:
         self.router = router
         self.triton = triton

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from cvloop.sdk import Client
 from cvloop.stack import service
+from cvloop.stack.settings import sdk_settings
 from services.common.settings import Settings
 from tests.browser.world import World, build
 from tests.sdk_support import new_project, running
@@ -58,7 +59,7 @@ def api_key(platform: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def client(platform: Settings, api_key: str) -> Iterator[Client]:
-    with Client(api_key, settings=platform) as client:
+    with Client(api_key, settings=sdk_settings(platform)) as client:
         yield client
 
 
@@ -91,7 +92,9 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def page(world: World, api_key: str, platform: Settings, browser: Browser) -> Iterator[Page]:
     """A fresh page on the review page, signed in with the key through the key form. The browser comes
     last: Playwright's synchronous API holds an event loop, and making the project runs one of its own."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=platform.api_url)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, base_url=sdk_settings(platform).api_url
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto("/review")

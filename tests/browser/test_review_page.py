@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from cvloop.demo.digits import digit_images, png
 from cvloop.sdk import Client
+from cvloop.stack.settings import sdk_settings
 from services.common.settings import Settings
 from tests.browser.world import (
     COMPARED,
@@ -354,7 +355,7 @@ def test_a_running_jobs_logs_arrive_live(page: Page, world: World, client: Clien
 
 
 def test_a_wrong_key_gets_the_apis_answer(platform: Settings, browser: Browser) -> None:
-    context = browser.new_context(base_url=platform.api_url)
+    context = browser.new_context(base_url=sdk_settings(platform).api_url)
     page = context.new_page()
     page.goto("/review")
     expect(page.locator("#message")).to_have_text("Enter an API key of your project to see its deployments.")

@@ -14,6 +14,7 @@ import pytest
 
 from cvloop.sdk import Client
 from cvloop.stack.service import Api, JobRunner
+from cvloop.stack.settings import sdk_settings
 from services.common.settings import Settings
 from tests.job_scripts import STEPS_SCRIPT
 from tests.sdk_support import eventually, invoke, new_project, running
@@ -43,7 +44,7 @@ def test_a_processing_runs_in_the_runner_and_cvloop_follows_it(
     script = tmp_path / "steps.py"
     script.write_text(STEPS_SCRIPT)
     name = f"steps-{uuid4().hex[:6]}"
-    with Client(admin_key, settings=stack_settings) as client:
+    with Client(admin_key, settings=sdk_settings(stack_settings)) as client:
         model = client.create_model(f"model-{uuid4().hex[:6]}")
         version = model.create_version("v1", "classification")
         processing = client.create_processing(name, command=["python", str(script)])

@@ -18,7 +18,9 @@ import pytest
 
 from cvloop.stack.postgres import Postgres
 from cvloop.stack.process import StackError, read_pid
+from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind, ImageRef, JobKind, PredictionLogged, PredictionSource, RoleResult
+from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
 from services.common.db.idempotency import claim_event
 from services.common.db.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
@@ -27,18 +29,17 @@ from services.common.db.repositories import deployments, jobs, predicted_assets,
 from services.common.db.repositories.base import Conflict, NotFound
 from services.common.db.repositories.predicted_assets import PredictionFilter, PredictionOrder
 from services.common.review_state import IllegalTransition, ReviewStatus
-from services.common.settings import LOCAL_HOST, Settings
 
 # Unique per session, so two sessions sharing one server (DATABASE_URL) never drop each other's.
 TEMPLATE = f"cvloop_test_template_{uuid4().hex[:12]}"
 
 
-def _dsn(settings: Settings, database: str) -> str:
+def _dsn(settings: StackSettings, database: str) -> str:
     return f"{settings.database_url.rsplit('/', 1)[0]}/{database}"
 
 
 @pytest.fixture(scope="session")
-async def template(postgres_settings: Settings) -> str:
+async def template(postgres_settings: StackSettings) -> str:
     """A database migrated once, copied for each test (CREATE DATABASE ... TEMPLATE is fast)."""
     admin = await asyncpg.connect(_dsn(postgres_settings, "postgres"))
     try:
@@ -54,7 +55,7 @@ async def template(postgres_settings: Settings) -> str:
     return TEMPLATE
 
 
-async def _fresh_database(settings: Settings, template: str) -> AsyncIterator[str]:
+async def _fresh_database(settings: StackSettings, template: str) -> AsyncIterator[str]:
     name = f"test_{uuid4().hex}"
     admin = await asyncpg.connect(_dsn(settings, "postgres"))
     try:
@@ -66,13 +67,13 @@ async def _fresh_database(settings: Settings, template: str) -> AsyncIterator[st
 
 
 @pytest.fixture
-async def empty_dsn(postgres_settings: Settings) -> AsyncIterator[str]:
+async def empty_dsn(postgres_settings: StackSettings) -> AsyncIterator[str]:
     async for dsn in _fresh_database(postgres_settings, "template0"):
         yield dsn
 
 
 @pytest.fixture
-async def pool(postgres_settings: Settings, template: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(postgres_settings: StackSettings, template: str) -> AsyncIterator[asyncpg.Pool]:
     async for dsn in _fresh_database(postgres_settings, template):
         db = await create_pool(dsn, max_size=4)
         try:
@@ -84,7 +85,7 @@ async def pool(postgres_settings: Settings, template: str) -> AsyncIterator[asyn
 # --- the local server ----------------------------------------------------------------------------
 
 
-async def test_local_database(postgres_settings: Settings) -> None:
+async def test_local_database(postgres_settings: StackSettings) -> None:
     if postgres_settings.is_external("postgres"):
         pytest.skip("DATABASE_URL points at an external server")
     conn = await asyncpg.connect(postgres_settings.database_url)
@@ -95,7 +96,7 @@ async def test_local_database(postgres_settings: Settings) -> None:
         await conn.close()
 
 
-def test_local_server_is_the_unprivileged_postmaster(postgres_settings: Settings) -> None:
+def test_local_server_is_the_unprivileged_postmaster(postgres_settings: StackSettings) -> None:
     if postgres_settings.is_external("postgres"):
         pytest.skip("DATABASE_URL points at an external server")
     component = Postgres(postgres_settings)
@@ -110,7 +111,7 @@ def test_taken_port_names_the_fix(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind((LOCAL_HOST, 0))
         squatter.listen()
-        settings = Settings(state_dir=tmp_path, port_base=squatter.getsockname()[1])
+        settings = StackSettings(state_dir=tmp_path, port_base=squatter.getsockname()[1])
         with pytest.raises(StackError, match=f"port {LOCAL_HOST}:{settings.postgres_port} is already taken"):
             Postgres(settings).start()
 
@@ -133,7 +134,7 @@ async def test_migrations_from_empty_then_no_op(empty_dsn: str) -> None:
         await conn.close()
 
 
-async def test_open_pool_migrates(postgres_settings: Settings, empty_dsn: str) -> None:
+async def test_open_pool_migrates(postgres_settings: StackSettings, empty_dsn: str) -> None:
     pool = await open_pool(empty_dsn)
     try:
         assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == discover()[-1].version

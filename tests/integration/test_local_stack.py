@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cvloop.stack.scratch import PORTS_PER_STACK, free_port_base
-from services.common.settings import LOCAL_HOST, Settings
+from schemas.local_stack import LOCAL_HOST
+from services.common.settings import Settings
 
 COMPONENTS = (
     "postgres",

@@ -14,23 +14,26 @@ import pytest
 from cvloop.demo.digits import digit_png
 from cvloop.stack import stack
 from cvloop.stack.service import PythonService
-from services.common.settings import Settings
+from cvloop.stack.settings import StackSettings
 from tests.promtool import promtool
 
 WAIT_S = 90.0
 PREDICTIONS = 5
 
 
-def _services(settings: Settings) -> list[PythonService]:
+def _services(settings: StackSettings) -> list[PythonService]:
     return [c for c in stack.components(settings) if isinstance(c, PythonService)]
 
 
-SERVICE_NAMES = [service.name for service in _services(Settings())]
+SERVICE_NAMES = [service.name for service in _services(StackSettings())]
 
 
 @pytest.fixture(scope="module")
 def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, triton_settings: Settings
+    postgres_settings: StackSettings,
+    kafka_settings: StackSettings,
+    s3_settings: StackSettings,
+    triton_settings: StackSettings,
 ) -> Iterator[dict[str, PythonService]]:
     """Every service plus the demo deployment, on the session's servers, with predictions served."""
     names = [*SERVICE_NAMES, "demo"]
@@ -44,7 +47,7 @@ def running(
             pass
 
 
-def _serve_predictions(settings: Settings) -> None:
+def _serve_predictions(settings: StackSettings) -> None:
     demo_dir = settings.state_path / "demo"
     deployment = (demo_dir / "deployment").read_text().strip()
     key = (demo_dir / "api-key").read_text().strip()

@@ -8,11 +8,12 @@ import urllib.request
 
 from cvloop.demo.polling import WAIT_S, until
 from schemas.events import JobRequested, TrainingRequested
+from schemas.local_stack import LOCAL_HOST
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import experiments
 from services.common.kafka.producer import EventProducer
-from services.common.settings import LOCAL_HOST, Settings
+from services.common.settings import Settings
 from tests.integration.pipeline_fixtures import events_of, pipeline_deployment
 
 

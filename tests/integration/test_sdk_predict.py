@@ -12,6 +12,7 @@ import pytest
 
 from cvloop.sdk import ApiError, Client, Deployment, NotFound, ServedPrediction, UnsupportedMediaType
 from cvloop.stack.service import Api, Serving
+from cvloop.stack.settings import sdk_settings
 from services.common.settings import Settings
 from tests.sdk_support import eventually, needs, new_project, running
 
@@ -39,7 +40,9 @@ def _served(deployment: Deployment, image: Path) -> ServedPrediction | None:
 def test_predict_answers_the_champions_prediction(platform: Settings, tmp_path: Path) -> None:
     from cvloop.demo.digits import digit_label, digit_png, train_linear_classifier  # serving's demo models
 
-    with Client(new_project(platform, f"served-{uuid4().hex[:8]}"), settings=platform) as client:
+    with Client(
+        new_project(platform, f"served-{uuid4().hex[:8]}"), settings=sdk_settings(platform)
+    ) as client:
         trained = train_linear_classifier()
         labelmap = client.create_labelmap("digits", trained.labels)
         version = client.create_model("digits").create_version(

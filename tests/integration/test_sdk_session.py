@@ -23,6 +23,7 @@ from cvloop.sdk import (
     Unprocessable,
 )
 from cvloop.stack.service import Api, Ingest
+from cvloop.stack.settings import sdk_settings
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction
 from services.common.settings import Settings
@@ -51,7 +52,7 @@ def admin_key(platform: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def client(platform: Settings, admin_key: str) -> Iterator[Client]:
-    with Client(admin_key, settings=platform) as client:
+    with Client(admin_key, settings=sdk_settings(platform)) as client:
         yield client
 
 
@@ -200,11 +201,14 @@ def test_an_experiment_exported_as_a_model_inherits_its_base(client: Client) -> 
 
 
 def test_keys_and_projects_are_walls(platform: Settings, client: Client) -> None:
-    other = Client(new_project(platform, f"other-{uuid4().hex[:8]}"), settings=platform)
+    other = Client(new_project(platform, f"other-{uuid4().hex[:8]}"), settings=sdk_settings(platform))
     mine = client.create_model(f"private-{uuid4().hex[:6]}")
     with other, pytest.raises(NotFound):
         other.get_model_by_id(mine.id)
-    with Client("cvl_wrong", settings=platform) as stranger, pytest.raises(Unauthorized) as caught:
+    with (
+        Client("cvl_wrong", settings=sdk_settings(platform)) as stranger,
+        pytest.raises(Unauthorized) as caught,
+    ):
         stranger.list_models()
     assert caught.value.detail
 
@@ -284,7 +288,7 @@ def test_training_data_batches_and_deployment_settings(client: Client) -> None:
 def test_scopes_of_keys_made_through_the_sdk(platform: Settings, client: Client) -> None:
     made = client.create_api_key("viewer", ["read"])
     assert made["scopes"] == ["read"] and made["secret"]
-    with Client(made["secret"], settings=platform) as viewer:
+    with Client(made["secret"], settings=sdk_settings(platform)) as viewer:
         assert viewer.get_project()["id"] == client.get_project()["id"]
         with pytest.raises(Forbidden):
             viewer.create_model("not-allowed")
@@ -292,5 +296,5 @@ def test_scopes_of_keys_made_through_the_sdk(platform: Settings, client: Client)
             viewer.list_api_keys()
     assert "viewer" in {key["name"] for key in client.list_api_keys()}
     client.revoke_api_key(made["id"])
-    with Client(made["secret"], settings=platform) as revoked, pytest.raises(Unauthorized):
+    with Client(made["secret"], settings=sdk_settings(platform)) as revoked, pytest.raises(Unauthorized):
         revoked.get_project()

@@ -38,6 +38,7 @@ from cvloop.demo.digits import (
 from cvloop.stack.process import wait_until
 from cvloop.stack.scratch import free_port_base
 from cvloop.stack.service import Serving
+from cvloop.stack.settings import StackSettings
 from cvloop.stack.triton import TritonServer
 from schemas.codec import decode
 from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged
@@ -50,7 +51,6 @@ from services.common.images import decode_image
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.preprocess import preprocess
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
 
@@ -61,7 +61,7 @@ SHADOW_BUDGET_MS = 1000
 
 @dataclass
 class World:
-    settings: Settings  # the serving process's
+    settings: StackSettings  # the serving process's
     db: asyncpg.Pool
     store: ObjectStore
     producer: EventProducer
@@ -142,7 +142,7 @@ class TritonPythonModel:
 """
 
 
-def _preload_python_model(settings: Settings, model_version_id: UUID, source: str) -> None:
+def _preload_python_model(settings: StackSettings, model_version_id: UUID, source: str) -> None:
     name = triton_model_name(model_version_id)
     config = {
         "name": name,
@@ -160,10 +160,10 @@ def _preload_python_model(settings: Settings, model_version_id: UUID, source: st
 
 @pytest.fixture(scope="module")
 async def world(
-    postgres_settings: Settings,
-    kafka_settings: Settings,
-    s3_settings: Settings,
-    triton_settings: Settings,
+    postgres_settings: StackSettings,
+    kafka_settings: StackSettings,
+    s3_settings: StackSettings,
+    triton_settings: StackSettings,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[World]:
     if triton_settings.is_external("triton"):
@@ -245,7 +245,7 @@ def _decoded(records: list[ConsumerRecord[bytes, bytes]]) -> Iterator[Prediction
             continue
 
 
-async def _events(settings: Settings, prediction_ids: set[UUID]) -> dict[UUID, PredictionLogged]:
+async def _events(settings: StackSettings, prediction_ids: set[UUID]) -> dict[UUID, PredictionLogged]:
     """The `predictions` events of these prediction ids (waits until all have arrived)."""
     consumer = create_consumer(settings, f"test-{uuid4()}", Topic.PREDICTIONS)
     await consumer.start()
@@ -262,7 +262,7 @@ async def _events(settings: Settings, prediction_ids: set[UUID]) -> dict[UUID, P
     return found
 
 
-async def _events_of(settings: Settings, deployment_id: UUID, until: UUID) -> list[PredictionLogged]:
+async def _events_of(settings: StackSettings, deployment_id: UUID, until: UUID) -> list[PredictionLogged]:
     """Every event of the deployment published before the one of prediction `until` (included)."""
     consumer = create_consumer(settings, f"test-{uuid4()}", Topic.PREDICTIONS)
     await consumer.start()
@@ -550,9 +550,9 @@ async def test_demo_seeding_is_idempotent_and_served(world: World) -> None:
 
 
 @pytest.fixture
-def outage(world: World, tmp_path: Path) -> Iterator[tuple[Settings, TritonServer]]:
+def outage(world: World, tmp_path: Path) -> Iterator[tuple[StackSettings, TritonServer]]:
     """A second serving process with a Triton of its own, which the test starts and stops."""
-    triton_settings = Settings(
+    triton_settings = StackSettings(
         state_dir=tmp_path / "triton", tools_dir_setting=world.settings.tools_path, port_base=free_port_base()
     )
     settings = world.settings.model_copy(
@@ -576,7 +576,7 @@ def outage(world: World, tmp_path: Path) -> Iterator[tuple[Settings, TritonServe
 
 
 async def test_triton_outage_answers_503_and_recovers(
-    world: World, outage: tuple[Settings, TritonServer]
+    world: World, outage: tuple[StackSettings, TritonServer]
 ) -> None:
     settings, triton = outage
     deployment = world.deployment_ids["champion-and-shadow"]

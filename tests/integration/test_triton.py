@@ -15,8 +15,9 @@ import tritonclient.http as httpclient
 
 from cvloop.stack.process import StackError, wait_until
 from cvloop.stack.scratch import free_port_base
+from cvloop.stack.settings import StackSettings
 from cvloop.stack.triton import STUB_ENV, TritonServer
-from services.common.settings import LOCAL_HOST, Settings
+from schemas.local_stack import LOCAL_HOST
 
 MODEL = "double_and_sum"
 
@@ -59,7 +60,7 @@ X = np.array([1.5, -2.0, 3.25, 0.0], dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
-def triton(triton_settings: Settings) -> Iterator[httpclient.InferenceServerClient]:
+def triton(triton_settings: StackSettings) -> Iterator[httpclient.InferenceServerClient]:
     if triton_settings.is_external("triton"):
         pytest.skip("TRITON_URL points at an external server, whose model repository is not ours")
     folder = TritonServer(triton_settings).model_repository / MODEL
@@ -71,12 +72,12 @@ def triton(triton_settings: Settings) -> Iterator[httpclient.InferenceServerClie
     client.close()
 
 
-def test_server_is_healthy(triton_settings: Settings) -> None:
+def test_server_is_healthy(triton_settings: StackSettings) -> None:
     assert TritonServer(triton_settings).health().state == "healthy"
 
 
 def test_load_infer_over_http_and_grpc_then_unload(
-    triton: httpclient.InferenceServerClient, triton_settings: Settings
+    triton: httpclient.InferenceServerClient, triton_settings: StackSettings
 ) -> None:
     assert not triton.is_model_ready(MODEL)
     triton.load_model(MODEL)
@@ -101,7 +102,7 @@ def test_load_infer_over_http_and_grpc_then_unload(
 
 
 def test_stub_runs_in_its_own_environment(
-    triton: httpclient.InferenceServerClient, triton_settings: Settings
+    triton: httpclient.InferenceServerClient, triton_settings: StackSettings
 ) -> None:
     # The stubs need numpy 1 (the app has numpy 2), so they run in the venv installed beside the server.
     triton.load_model(MODEL)
@@ -117,8 +118,10 @@ def _unload(triton: httpclient.InferenceServerClient) -> None:
     assert wait_until(lambda: not triton.is_model_ready(MODEL), timeout=30)
 
 
-def _settings_for(tmp_path: Path, tools: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state", tools_dir_setting=tools, port_base=free_port_base(56320))
+def _settings_for(tmp_path: Path, tools: Path) -> StackSettings:
+    return StackSettings(
+        state_dir=tmp_path / "state", tools_dir_setting=tools, port_base=free_port_base(56320)
+    )
 
 
 def test_missing_binary_names_the_fix(tmp_path: Path) -> None:
@@ -127,7 +130,7 @@ def test_missing_binary_names_the_fix(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("triton")  # the local install, not an external server
-def test_taken_port_names_the_fix(tmp_path: Path, triton_settings: Settings) -> None:
+def test_taken_port_names_the_fix(tmp_path: Path, triton_settings: StackSettings) -> None:
     settings = _settings_for(tmp_path, triton_settings.tools_path)
     with socket.socket() as taken:
         taken.bind((LOCAL_HOST, settings.triton_grpc_port))

@@ -10,7 +10,7 @@ from uuid import uuid4
 from fastapi.testclient import TestClient
 
 from services.api.app import build_app
-from services.common.settings import Settings
+from services.api.settings import ApiSettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 OTHER_SERVICES = ("Ingest", "Serving")
@@ -32,14 +32,14 @@ def documented_routes() -> set[tuple[str, str]]:
 
 
 def test_the_api_answers_exactly_the_documented_routes() -> None:
-    spec = build_app(Settings()).openapi()
+    spec = build_app(ApiSettings()).openapi()
     served = {(method.upper(), _template(path)) for path, item in spec["paths"].items() for method in item}
     assert len(documented_routes()) > 40
     assert served == documented_routes()
 
 
 def test_every_v1_route_requires_a_bearer_key() -> None:
-    spec = build_app(Settings()).openapi()
+    spec = build_app(ApiSettings()).openapi()
     unguarded = [
         (method, path)
         for path, item in spec["paths"].items()
@@ -50,7 +50,7 @@ def test_every_v1_route_requires_a_bearer_key() -> None:
 
 
 def test_every_v1_route_answers_401_without_a_key() -> None:
-    app = build_app(Settings())
+    app = build_app(ApiSettings())
     app.state.context = object()  # never reached: the key is checked first
     client = TestClient(app, raise_server_exceptions=False)  # no lifespan: no servers needed
     for path, item in app.openapi()["paths"].items():

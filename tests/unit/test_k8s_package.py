@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from cvloop.settings import every_env_name
 from schemas.topics import TOPICS, Topic
 from services.common.kafka.faust_topics import all_topic_specs
-from services.common.settings import Settings
 from tests.k8s import K8S, PACKAGES, render_documents
 from tests.k8s_model import (
     SERVICE_MODULES,
@@ -38,7 +38,7 @@ JOB_RUNNER_ENV = {
     "JOBS_KUBERNETES_TEMPLATE",
 }
 SECRET_ENV = {"DATABASE_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY"}
-SETTINGS_ENV = {field.validation_alias.choices[0] for field in Settings.model_fields.values()}
+SETTINGS_ENV = every_env_name()
 
 
 @pytest.fixture(scope="module", params=sorted(PACKAGES))

@@ -9,14 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import build_app
-from services.common.settings import Settings
+from services.api.settings import ApiSettings
 
 ID = uuid4()
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(build_app(Settings()))  # no lifespan: the pages need neither Postgres nor Kafka
+    return TestClient(build_app(ApiSettings()))  # no lifespan: the pages need neither Postgres nor Kafka
 
 
 @pytest.mark.parametrize(

@@ -29,10 +29,10 @@ from cvloop.sdk import (
 )
 from cvloop.sdk.pagination import paginate
 from cvloop.sdk.retry import should_retry_error, should_retry_status
+from cvloop.sdk.settings import SdkSettings
 from cvloop.sdk.transport import Transport
 from cvloop.sdk.uploads import ProgressReader
 from schemas.predictions import ClassificationPrediction
-from services.common.settings import Settings
 
 Handler = Callable[[httpx.Request], httpx.Response]
 FAST = RetryPolicy(attempts=4, backoff=0.1, multiplier=2.0, max_delay=0.3, jitter=0.0)
@@ -185,7 +185,7 @@ def _client(handler: Handler) -> Client:
         api_url="http://api.test",
         ingest_url="http://ingest.test",
         serving_url="http://serving.test",
-        settings=Settings(),
+        settings=SdkSettings(),
         retry=RetryPolicy(attempts=3, backoff=0.0, jitter=0.0),
         http_transport=httpx.MockTransport(handler),
     )

@@ -6,14 +6,14 @@ import pytest
 
 from cvloop.stack import postgres
 from cvloop.stack.process import StackError
-from services.common.settings import Settings
+from cvloop.stack.settings import StackSettings
 
 
 def test_missing_postgres_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(postgres, "DEBIAN_VERSIONS", tmp_path / "no-postgresql")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"`initdb` is not installed; run `apt-get install -y postgresql`"):
-        postgres.Postgres(Settings(state_dir=tmp_path)).install()
+        postgres.Postgres(StackSettings(state_dir=tmp_path)).install()
 
 
 def test_newest_debian_version_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

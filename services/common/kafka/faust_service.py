@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 Agent = Callable[[faust.StreamT], Awaitable[None]]
 StreamT = TypeVar("StreamT")
+SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 class AgentGuard:
@@ -64,14 +65,14 @@ class StreamParts:
     guard: AgentGuard
 
 
-class FaustService(ABC, Generic[StreamT]):
+class FaustService(ABC, Generic[SettingsT, StreamT]):
     """A faust app's service: subclasses name it and build its stream on the started parts."""
 
     app_id: str
     description: str  # what readiness names: "the pipeline stream"
 
     def __init__(
-        self, settings: Settings, on_failure: Callable[[BaseException], None] = lambda _: None
+        self, settings: SettingsT, on_failure: Callable[[BaseException], None] = lambda _: None
     ) -> None:
         """`on_failure` runs when an agent stops on an error outside its messages."""
         self.settings = settings

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from services.common.service_main import run_service
 
+from ..settings import PipelineSettings
 from .service import JobRunnerService
 
 if __name__ == "__main__":
-    run_service("cvloop job runner", JobRunnerService, lambda settings: settings.job_runner_port)
+    run_service(
+        "cvloop job runner", PipelineSettings(), JobRunnerService, lambda settings: settings.job_runner_port
+    )

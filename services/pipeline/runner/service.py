@@ -20,9 +20,9 @@ from services.common.db.repositories import jobs
 from services.common.kafka.consumer import create_consumer, process
 from services.common.kafka.producer import EventProducer
 from services.common.outbox import Relay, flush
-from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
+from ..settings import PipelineSettings
 from .backends import Backend
 from .backends.kubernetes import KubernetesBackend
 from .backends.local import LocalBackend
@@ -38,7 +38,7 @@ RELAY_INTERVAL_S = 5.0
 
 
 class JobRunnerService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PipelineSettings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.producer: EventProducer | None = None

@@ -13,8 +13,7 @@ from typing import Any, Self
 
 import httpx
 
-from services.common.settings import Settings
-
+from ...settings import PipelineSettings
 from . import Exit, Launch, Log, process_exit
 from .kubernetes_job import JOB_CONTAINER, STEPS, Manifest, job_name, load_template, render_job
 
@@ -79,7 +78,7 @@ class KubernetesBackend:
         self.poll_s = poll_s
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
+    def from_settings(cls, settings: PipelineSettings) -> Self:
         base_url = settings.jobs_kubernetes_api or (
             f"https://{os.environ.get('KUBERNETES_SERVICE_HOST', 'kubernetes.default.svc')}:"
             f"{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"

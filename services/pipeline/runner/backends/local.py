@@ -1,7 +1,7 @@
 """The local backend: each run in its own folder under JOBS_WORK_DIR, its command a subprocess of the
 runner. The command gets the runner's environment without the platform's settings (a trainer brought by
 a user sees no database password), the contract's variables, and the runner's Python first on PATH, so
-`python -m ...` finds cvloop; reference jobs get the platform's settings too."""
+`python -m ...` finds cvloop; reference jobs get the runner's whole environment and its settings."""
 
 from __future__ import annotations
 
@@ -13,23 +13,27 @@ from pathlib import Path
 import asyncpg
 
 from schemas.job_workspace import JobWorkspace
-from services.common.settings import Settings, settings_env
+from services.common.settings import env_name, settings_env
 from services.common.storage import ObjectStore
 
+from ...settings import PipelineSettings
 from ..commands import local_command
 from ..workspace.stage_in import stage_in
 from ..workspace.stage_out import stage_out
 from . import Exit, Launch, Log
 from .process import run_process
 
-SETTINGS_ENV = frozenset(field.validation_alias.choices[0] for field in Settings.model_fields.values())
+SETTINGS_ENV = frozenset(env_name(field) for field in PipelineSettings.model_fields.values())
 
 
-def command_env(settings: Settings, workspace: JobWorkspace, launch: Launch) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in SETTINGS_ENV}
+def command_env(settings: PipelineSettings, workspace: JobWorkspace, launch: Launch) -> dict[str, str]:
+    if (
+        launch.command.platform_env
+    ):  # the runner's whole environment: a reference job reads scoring's settings
+        env = dict(os.environ) | settings_env(settings)
+    else:
+        env = {name: value for name, value in os.environ.items() if name not in SETTINGS_ENV}
     env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
-    if launch.command.platform_env:
-        env |= settings_env(settings)
     return env | workspace.job_env(launch.job.id, launch.run.id, launch.job.kind)
 
 
@@ -40,7 +44,7 @@ def _failure(step: str, exc: Exception) -> Exit:
 class LocalBackend:
     resumes_runs = False  # a run's subprocess died with the runner that started it
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, store: ObjectStore) -> None:
+    def __init__(self, settings: PipelineSettings, pool: asyncpg.Pool, store: ObjectStore) -> None:
         self.settings = settings
         self.pool = pool
         self.store = store

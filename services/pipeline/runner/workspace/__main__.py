@@ -16,7 +16,7 @@ from uuid import UUID
 from schemas.job_workspace import JobWorkspace
 from services.common.db.pool import create_pool
 from services.common.db.repositories import jobs
-from services.common.settings import load_settings
+from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
 from .stage_in import stage_in
@@ -40,7 +40,7 @@ async def _until_sigterm(ready_file: Path | None) -> None:
 async def _step(step: str, run_id: UUID, root: Path, on_sigterm: bool, ready_file: Path | None) -> None:
     if on_sigterm:
         await _until_sigterm(ready_file)
-    settings = load_settings()
+    settings = Settings()  # Postgres and S3: the shared settings
     pool = await create_pool(settings.database_url, max_size=2)
     try:
         found = await jobs.find_run(pool, run_id)

@@ -1,0 +1,85 @@
+"""The pipeline stream's and the job runner's settings: the shared ones and their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from services.common.settings import Settings, from_env
+
+
+class PipelineSettings(Settings):
+    pipeline_outbox_retry_s: float = Field(
+        5.0,
+        gt=0.0,
+        validation_alias=from_env("PIPELINE_OUTBOX_RETRY_S"),
+        description="How often the pipeline's outbox relay sends the events that are due besides those "
+        "a change wakes it for (JobRequested and DeploymentUpdated after a failed publish, say).",
+    )
+
+    # --- job runner (services/pipeline/runner) ---
+    jobs_backend: Literal["local", "kubernetes"] = Field(
+        "local",
+        validation_alias=from_env("JOBS_BACKEND"),
+        description="Where jobs run: `local` (subprocesses of the runner, each in a folder under "
+        "JOBS_WORK_DIR) or `kubernetes` (a batch/v1 Job each, from JOBS_KUBERNETES_TEMPLATE).",
+    )
+    jobs_work_dir_setting: Path | None = Field(
+        None,
+        validation_alias=from_env("JOBS_WORK_DIR"),
+        description="Folder holding the local backend's job workspaces, one per run. "
+        "Unset: <state dir>/jobs.",
+    )
+    jobs_max_concurrent: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        validation_alias=from_env("JOBS_MAX_CONCURRENT"),
+        description="Runs one runner has going at once; more pending runs wait their turn.",
+    )
+    jobs_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=from_env("JOBS_TIMEOUT_S"),
+        description="Longest a run may take before it is stopped and failed; a job's `timeout_s` parameter "
+        "overrides it.",
+    )
+    jobs_poll_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=from_env("JOBS_POLL_S"),
+        description="How often the runner looks for pending runs besides the JobRequested wake-ups.",
+    )
+    jobs_keep_workspaces: bool = Field(
+        False,
+        validation_alias=from_env("JOBS_KEEP_WORKSPACES"),
+        description="Keep a local run's folder after it finished (to look at what a job wrote).",
+    )
+    jobs_kubernetes_namespace: str = Field(
+        "cvloop",
+        validation_alias=from_env("JOBS_KUBERNETES_NAMESPACE"),
+        description="Namespace the runner creates its Kubernetes Jobs in.",
+    )
+    jobs_kubernetes_api: str | None = Field(
+        None,
+        validation_alias=from_env("JOBS_KUBERNETES_API"),
+        description="Kubernetes API server URL. Unset: the in-cluster one (KUBERNETES_SERVICE_HOST), with "
+        "the pod's service-account token and CA.",
+    )
+    jobs_image: str = Field(
+        "cvloop:latest",
+        validation_alias=from_env("JOBS_IMAGE"),
+        description="Image of a Kubernetes Job's workspace steps and of jobs run as commands (the cvloop "
+        "image); a processing registered with an image runs that image.",
+    )
+    jobs_kubernetes_template: Path = Field(
+        Path("deploy/k8s/jobs/job.yaml"),
+        validation_alias=from_env("JOBS_KUBERNETES_TEMPLATE"),
+        description="The batch/v1 Job template the kubernetes backend fills in for each run.",
+    )
+
+    @property
+    def jobs_work_dir(self) -> Path:
+        return (self.jobs_work_dir_setting or self.state_path / "jobs").resolve()

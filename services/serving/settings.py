@@ -1,0 +1,53 @@
+"""The serving gateway's settings: the shared ones and its own."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.common.settings import Settings, from_env
+
+
+class ServingSettings(Settings):
+    triton_model_backend: Literal["python", "onnxruntime"] = Field(
+        "python",
+        validation_alias=from_env("TRITON_MODEL_BACKEND"),
+        description="How Triton runs a model version's ONNX file: `python` (a python-backend wrapper around "
+        "onnxruntime, what the local tritonserver can run) or `onnxruntime` (Triton's own backend, on a "
+        "cluster).",
+    )
+
+    serving_shadow_budget_ms: int = Field(
+        1000,
+        gt=0,
+        validation_alias=from_env("CVLOOP_SERVING_SHADOW_BUDGET_MS"),
+        description="How long serving waits for a shadow's answer after the champion's; a later one is "
+        "dropped and the event records why.",
+    )
+    serving_max_shadow_in_flight: int = Field(
+        64,
+        ge=0,
+        validation_alias=from_env("CVLOOP_SERVING_MAX_SHADOW_IN_FLIGHT"),
+        description="Shadow calls one serving process runs at once; beyond it a request's shadow is "
+        "skipped (counted as dropped), so a slow shadow cannot pile up work.",
+    )
+    serving_triton_timeout_ms: int = Field(
+        10000,
+        gt=0,
+        validation_alias=from_env("CVLOOP_SERVING_TRITON_TIMEOUT_MS"),
+        description="Longest champion call to Triton; past it the request answers 503.",
+    )
+    serving_reconcile_interval_s: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=from_env("CVLOOP_SERVING_RECONCILE_INTERVAL_S"),
+        description="How often serving checks that its models are loaded on Triton, reloading what a "
+        "restarted or unreachable Triton lost.",
+    )
+    serving_auth_cache_s: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=from_env("CVLOOP_SERVING_AUTH_CACHE_S"),
+        description="How long serving trusts an API key it checked (a revoked key works at most this long).",
+    )
