@@ -1,5 +1,5 @@
-"""The `python -m services.<name>` entry of a service whose parts start and stop around its HTTP app
-(/healthz, /readyz from its readiness, /metrics)."""
+"""The `python -m services.<name>` entry every service shares: settings read, logging set up, and its HTTP
+app served (/healthz, /readyz, /metrics beside whatever routes it has) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from services.common.http import create_app, serve
 from services.common.logs import configure_logging
 from services.common.settings import Settings, load_settings
 
+AppBuilder = Callable[[Settings], FastAPI]
+
 
 class Service(Protocol):
     async def start(self) -> None: ...
@@ -29,18 +31,28 @@ def stop_this_process(_: BaseException) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_service(title: str, build: Callable[[Settings], Service], port: Callable[[Settings], int]) -> None:
-    """Serve the service `build` makes from the settings, started with the HTTP app and stopped with it."""
+def health_app(title: str, build: Callable[[Settings], Service]) -> AppBuilder:
+    """The app of a service with no routes of its own (a stream, the job runner): health, readiness and
+    metrics, with the service `build` makes started and stopped with it."""
+
+    def build_app(settings: Settings) -> FastAPI:
+        service = build(settings)
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await service.start()
+            try:
+                yield
+            finally:
+                await service.stop()
+
+        return create_app(title, service.ready, lifespan=lifespan)
+
+    return build_app
+
+
+def run_service(build_app: AppBuilder, port: Callable[[Settings], int]) -> None:
+    """Serve the app `build_app` makes from the settings on its local-stack port (or CVLOOP_HTTP_PORT)."""
     settings = load_settings()
     configure_logging(settings.log_level)
-    service = build(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-
-    serve(create_app(title, service.ready, lifespan=lifespan), settings, port(settings))
+    serve(build_app(settings), settings, port(settings))
