@@ -1,18 +1,13 @@
-"""`python -m services.api`: the control plane on its port until SIGTERM."""
+"""`python -m services.api`: the control plane."""
 
-from __future__ import annotations
-
-from services.common.http import serve
-from services.common.logs import configure_logging
+from services.common.service_main import run_service
 
 from .app import build_app
 from .settings import ApiSettings
 
 
 def main() -> None:
-    settings = ApiSettings()
-    configure_logging(settings.log_level)
-    serve(build_app(settings), settings, settings.api_port)
+    run_service(ApiSettings(), build_app, lambda settings: settings.api_port)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The `python -m services.<name>` entry of a service whose parts start and stop around its HTTP app
-(/healthz, /readyz from its readiness, /metrics)."""
+"""The `python -m services.<name>` entry every service shares: settings read, logging set up, and its HTTP
+app served (/healthz, /readyz, /metrics beside whatever routes it has) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -31,20 +31,30 @@ def stop_this_process(_: BaseException) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def health_app(title: str, build: Callable[[SettingsT], Service]) -> Callable[[SettingsT], FastAPI]:
+    """The app of a service with no routes of its own (a stream, the job runner): health, readiness and
+    metrics, with the service `build` makes started and stopped with it."""
+
+    def build_app(settings: SettingsT) -> FastAPI:
+        service = build(settings)
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await service.start()
+            try:
+                yield
+            finally:
+                await service.stop()
+
+        return create_app(title, service.ready, lifespan=lifespan)
+
+    return build_app
+
+
 def run_service(
-    title: str, settings: SettingsT, build: Callable[[SettingsT], Service], port: Callable[[SettingsT], int]
+    settings: SettingsT, build_app: Callable[[SettingsT], FastAPI], port: Callable[[SettingsT], int]
 ) -> None:
-    """Serve the service `build` makes from the service's settings, started with the HTTP app and stopped
-    with it."""
+    """Serve the app `build_app` makes from the service's settings on its local-stack port (or
+    CVLOOP_HTTP_PORT)."""
     configure_logging(settings.log_level)
-    service = build(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-
-    serve(create_app(title, service.ready, lifespan=lifespan), settings, port(settings))
+    serve(build_app(settings), settings, port(settings))

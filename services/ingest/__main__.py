@@ -1,11 +1,14 @@
-"""`python -m services.ingest`: the ingest service on its local-stack port (or CVLOOP_HTTP_PORT)."""
+"""`python -m services.ingest`: the ingest service."""
 
-from services.common.http import serve
-from services.common.logs import configure_logging
+from services.common.service_main import run_service
 
-from .app import create_ingest_app
+from .app import build_app
 from .settings import IngestSettings
 
-settings = IngestSettings()
-configure_logging(settings.log_level)
-serve(create_ingest_app(settings), settings, settings.ingest_port)
+
+def main() -> None:
+    run_service(IngestSettings(), build_app, lambda settings: settings.ingest_port)
+
+
+if __name__ == "__main__":
+    main()

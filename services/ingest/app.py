@@ -4,11 +4,11 @@ and the outbox relay, in one process sharing one Postgres pool and one producer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -18,8 +18,9 @@ from services.common.auth import RequireScope
 from services.common.db.pool import open_pool, ping
 from services.common.db.repositories.projects import Scope
 from services.common.http import create_app, field_error
-from services.common.kafka.consumer import BatchHandler, Decoder, create_consumer, process_batches
+from services.common.kafka.consumer import BatchHandler, Decoder, process_batches, started_consumer
 from services.common.kafka.producer import EventProducer
+from services.common.kafka.supervised import SupervisedConsumer
 from services.common.outbox import Relay
 from services.common.storage.object_store import ObjectStore
 
@@ -30,8 +31,6 @@ from .recorder import RecordingQueue
 from .routes import Intake, router
 from .settings import IngestSettings
 
-logger = logging.getLogger(__name__)
-RESTART_DELAY_S = 2.0
 # Events of a busy deployment share a partition: large producer batches let its readers fetch many
 # at once (a fetch from the local mock broker brings one batch).
 PRODUCER_BATCH_BYTES = 256 * 1024
@@ -48,32 +47,24 @@ async def _consume(
     dead_letters: EventProducer,
     stop: asyncio.Event,
 ) -> None:
-    """Run a consumer group until `stop`; an outage stops it uncommitted and it starts again, so the
-    records it held are handled again (handlers are idempotent)."""
-    while not stop.is_set():
-        consumer = create_consumer(settings, group, str(topic))
-        try:
-            await consumer.start()
-            await process_batches(
-                consumer,
-                decoder,
-                handle,
-                dead_letters,
-                name=group,
-                stop=stop,
-                max_records=settings.ingest_batch_records,
-                fill_ms=BATCH_FILL_MS,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.error("consumer stopped; restarting", extra={"consumer": group, "error": repr(exc)})
-            await asyncio.sleep(RESTART_DELAY_S)
-        finally:
-            await consumer.stop()
+    """Run a consumer group until `stop`, restarted after an outage."""
+
+    async def consume(consumer: AIOKafkaConsumer) -> None:
+        await process_batches(
+            consumer,
+            decoder,
+            handle,
+            dead_letters,
+            name=group,
+            stop=stop,
+            max_records=settings.ingest_batch_records,
+            fill_ms=BATCH_FILL_MS,
+        )
+
+    await SupervisedConsumer(group, lambda: started_consumer(settings, group, str(topic)), consume).run(stop)
 
 
-def create_ingest_app(settings: IngestSettings) -> FastAPI:
+def build_app(settings: IngestSettings) -> FastAPI:
     state: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
     async def ready() -> str | None:

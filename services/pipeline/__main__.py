@@ -1,16 +1,20 @@
-"""`python -m services.pipeline`: the pipeline stream, with /healthz, /readyz and /metrics."""
+"""`python -m services.pipeline`: the pipeline stream."""
 
-from __future__ import annotations
-
-from services.common.service_main import run_service, stop_this_process
+from services.common.service_main import health_app, run_service, stop_this_process
 
 from .service import PipelineService
 from .settings import PipelineSettings
 
-if __name__ == "__main__":
+
+def main() -> None:
     run_service(
-        "cvloop pipeline",
         PipelineSettings(),
-        lambda settings: PipelineService(settings, on_failure=stop_this_process),
+        health_app(
+            "cvloop pipeline", lambda settings: PipelineService(settings, on_failure=stop_this_process)
+        ),
         lambda settings: settings.pipeline_port,
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -19,12 +19,10 @@ from uuid import UUID
 import asyncpg
 import faust
 
-from schemas.codec import decode
 from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories import deployments
-from services.common.kafka.consumer import MESSAGE_ERRORS
-from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
+from services.common.kafka.deadletter import DeadLetters
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -67,6 +65,7 @@ class PipelineStream:
         self.pool = pool
         self.store = store
         self.producer = producer
+        self.dead_letters = DeadLetters(producer, APP_ID)
         self.outbox_wake = outbox_wake
         self.counts = app.Table(
             COUNTS_TABLE,
@@ -82,12 +81,9 @@ class PipelineStream:
 
     async def _feedback(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            try:
-                submitted: AssetSubmitted = decode(Topic.FEEDBACK, event.message.value)
-            except Exception as exc:  # whatever the bytes are, failing to read them is the message's fault
-                await self._dead_letter(event.message, exc)
-                continue
-            await self.count(submitted)
+            submitted: AssetSubmitted | None = await self.dead_letters.decoded(event.message)
+            if submitted is not None:
+                await self.count(submitted)
 
     async def count(self, submitted: AssetSubmitted) -> None:
         """Count a submission once per prediction; request a training when the cycle reaches the
@@ -151,14 +147,14 @@ class PipelineStream:
 
     async def _training(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            try:
-                message = decode(Topic.TRAINING, event.message.value)
+            message = await self.dead_letters.decoded(event.message)
+            if message is None:
+                continue
+            async with self.dead_letters.guard(event.message):
                 if isinstance(message, TrainingRequested):
                     await self.request_training(message)
                 else:
-                    await self.export(message)
-            except MESSAGE_ERRORS as exc:
-                await self._dead_letter(event.message, exc)
+                    await self.export(message)  # a TrainingFinished
 
     async def request_training(self, request: TrainingRequested) -> None:
         created = await create_training(self.pool, request)
@@ -194,13 +190,4 @@ class PipelineStream:
             "training exported",
             extra=context
             | {"model_version_id": str(exported.model_version.id), "outcome": exported.outcome.value},
-        )
-
-    # --- shared ------------------------------------------------------------------------------------
-
-    async def _dead_letter(self, record: SourceRecord, error: BaseException) -> None:
-        await publish_dead_letter(self.producer, record, error, APP_ID)
-        logger.warning(
-            "message dead-lettered",
-            extra={"topic": record.topic, "error": f"{type(error).__name__}: {error}"},
         )

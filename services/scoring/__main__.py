@@ -1,16 +1,18 @@
-"""`python -m services.scoring`: the scoring stream, with /healthz, /readyz and /metrics."""
+"""`python -m services.scoring`: the scoring stream."""
 
-from __future__ import annotations
-
-from services.common.service_main import run_service, stop_this_process
+from services.common.service_main import health_app, run_service, stop_this_process
 
 from .service import ScoringService
 from .settings import ScoringSettings
 
-if __name__ == "__main__":
+
+def main() -> None:
     run_service(
-        "cvloop scoring",
         ScoringSettings(),
-        lambda settings: ScoringService(settings, on_failure=stop_this_process),
+        health_app("cvloop scoring", lambda settings: ScoringService(settings, on_failure=stop_this_process)),
         lambda settings: settings.scoring_port,
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -22,14 +22,12 @@ import faust
 import numpy as np
 from pydantic import TypeAdapter
 
-from schemas.codec import decode
 from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
 from schemas.predictions import Prediction
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import Score, recent_reviewed, record_outlier_scores
-from services.common.kafka.consumer import MESSAGE_ERRORS
-from services.common.kafka.deadletter import SourceRecord, publish_dead_letter
+from services.common.kafka.deadletter import MESSAGE_ERRORS, DeadLetters
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -66,6 +64,9 @@ class ScoringStream:
         self.pool = pool
         self.store = store
         self.producer = producer
+        self.dead_letters = DeadLetters(
+            producer, APP_ID, lambda record: metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
+        )
         self.references = ReferenceCache(pool, store, settings.scoring_reference_refresh_s)
         self.latencies = LatencyWindows(settings.scoring_latency_window)
         self.windows = app.Table(
@@ -91,19 +92,13 @@ class ScoringStream:
     async def score_batch(self, events: list[faust.EventT]) -> None:
         by_deployment: dict[UUID, Batch] = defaultdict(list)
         for event in events:
-            try:
-                logged = decode(Topic.PREDICTIONS, event.message.value)
-            except Exception as exc:  # whatever the bytes are, failing to read them is the message's fault
-                await self._dead_letter(event.message, exc)
-                continue
-            by_deployment[logged.deployment_id].append((event, logged))
+            logged: PredictionLogged | None = await self.dead_letters.decoded(event.message)
+            if logged is not None:
+                by_deployment[logged.deployment_id].append((event, logged))
         for deployment_id, batch in by_deployment.items():
             self._record_latencies(deployment_id, [logged for _, logged in batch])
-            try:
+            async with self.dead_letters.guard(*(event.message for event, _ in batch)):
                 await self._score_deployment(deployment_id, batch)
-            except MESSAGE_ERRORS as exc:
-                for event, _ in batch:
-                    await self._dead_letter(event.message, exc)
 
     async def _score_deployment(self, deployment_id: UUID, batch: Batch) -> None:
         loaded = await self.references.get(deployment_id)
@@ -162,15 +157,12 @@ class ScoringStream:
         rows: list[np.ndarray] = []
         scored: list[PredictionLogged] = []
         for event, logged in eligible:
-            try:
+            async with self.dead_letters.guard(event.message):
                 row = loaded.reference.matrix([logged.features])[0]
                 if not np.isfinite(row).all():
                     raise ValueError("features hold NaN or infinite values")
-            except MESSAGE_ERRORS as exc:
-                await self._dead_letter(event.message, exc)
-                continue
-            rows.append(row)
-            scored.append(logged)
+                rows.append(row)
+                scored.append(logged)
         return np.array(rows), scored
 
     async def _add_to_window(
@@ -257,12 +249,9 @@ class ScoringStream:
         async for events in stream.take_events(100, within=1.0):
             deployments: set[UUID] = set()
             for event in events:
-                try:
-                    reviewed: PredictionReviewed = decode(Topic.REVIEWS, event.message.value)
-                except Exception as exc:
-                    await self._dead_letter(event.message, exc)
-                    continue
-                deployments.add(reviewed.deployment_id)
+                reviewed: PredictionReviewed | None = await self.dead_letters.decoded(event.message)
+                if reviewed is not None:
+                    deployments.add(reviewed.deployment_id)
             for deployment_id in deployments:
                 await self.measure_quality(deployment_id)
             metrics.EVENTS.labels(Topic.REVIEWS.value, "measured").inc(len(events))
@@ -280,10 +269,6 @@ class ScoringStream:
         return measured
 
     # --- shared ------------------------------------------------------------------------------------
-
-    async def _dead_letter(self, record: SourceRecord, error: BaseException) -> None:
-        await publish_dead_letter(self.producer, record, error, APP_ID)
-        metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
 
     def _record_lag(self, events: list[faust.EventT]) -> None:
         last: dict[Any, int] = {}

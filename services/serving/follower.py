@@ -8,7 +8,6 @@ that position, so none is missed."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 
 from aiokafka import AIOKafkaConsumer
@@ -18,15 +17,14 @@ from schemas.events import DeploymentChange, DeploymentUpdated
 from schemas.topics import Topic
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import project_of
-from services.common.kafka.consumer import create_consumer, process
+from services.common.kafka.consumer import process, started_consumer
 from services.common.kafka.producer import EventProducer
+from services.common.kafka.supervised import SupervisedConsumer
 from services.common.settings import Settings
 
 from . import catalog
 from .router import Router
 from .routing import DeploymentState
-
-logger = logging.getLogger(__name__)
 
 CONSUMER = "serving"
 RETRY_S = 1.0
@@ -36,10 +34,11 @@ def consumer_group() -> str:
     return f"cvloop-serving-{uuid.uuid4()}"
 
 
-async def start_consumer(settings: Settings, timeout_s: float = 30.0) -> AIOKafkaConsumer:
+async def consumer_at_end(settings: Settings, timeout_s: float = 30.0) -> AIOKafkaConsumer:
     """A started consumer with its partitions assigned and positioned at their current end."""
-    consumer = create_consumer(settings, consumer_group(), Topic.DEPLOYMENTS, auto_offset_reset="latest")
-    await consumer.start()
+    consumer = await started_consumer(
+        settings, consumer_group(), Topic.DEPLOYMENTS, auto_offset_reset="latest"
+    )
     try:
         async with asyncio.timeout(timeout_s):
             while not consumer.assignment():
@@ -76,7 +75,7 @@ class DeploymentFollower:
 
     async def sync(self) -> AIOKafkaConsumer:
         """A consumer at the topic's end, and every deployment routed as Postgres has it now."""
-        consumer = await start_consumer(self.settings)
+        consumer = await consumer_at_end(self.settings)
         try:
             states = await catalog.deployment_states(self.db)
             for gone in set(self.router.routes) - {state.deployment_id for state in states}:
@@ -90,21 +89,13 @@ class DeploymentFollower:
         return consumer
 
     async def follow(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        """Until `stop`: handle each event; after a failure, wait and `sync` again."""
-        while True:
+        """Until `stop`: handle each event from `consumer` (a `sync`'s); after a failure, wait and `sync`
+        again."""
+
+        async def consume(synced: AIOKafkaConsumer) -> None:
             try:
-                await process(consumer, decode, self.handle, self.dead_letters, name=CONSUMER, stop=stop)
-            except Exception:
-                logger.exception("following the deployments topic failed; starting over")
+                await process(synced, decode, self.handle, self.dead_letters, name=CONSUMER, stop=stop)
             finally:
                 self.following = False
-                await consumer.stop()
-            while not stop.is_set():
-                await asyncio.sleep(RETRY_S)
-                try:
-                    consumer = await self.sync()
-                    break
-                except Exception as exc:
-                    logger.warning("re-reading the routing failed", extra={"error": repr(exc)})
-            if stop.is_set():
-                return
+
+        await SupervisedConsumer(CONSUMER, self.sync, consume, RETRY_S).run(stop, first=consumer)

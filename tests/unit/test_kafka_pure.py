@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -10,10 +11,11 @@ from pydantic import ValidationError
 
 from cvloop.stack.kafka_broker import provisioned_topics
 from schemas import decode
+from schemas.deadletter import DeadLetter
 from schemas.topics import FAUST_APPS, TOPICS, Topic
 from services.common.kafka.admin import existing_outcomes, new_topics, outcome
 from services.common.kafka.consumer import group_timeouts
-from services.common.kafka.deadletter import build_dead_letter, explain
+from services.common.kafka.deadletter import DeadLetters, build_dead_letter, explain
 from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
 from services.common.settings import Settings
 from tests import samples
@@ -68,6 +70,57 @@ def test_dead_letter_keeps_bytes_through_json() -> None:
     again = type(letter).from_bytes(letter.to_bytes())
     assert again.original_value == value
     assert again.source_key is None
+
+
+class _Published:
+    """Stands in for the producer: keeps what a stream dead-letters."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    async def publish(self, topic: Topic, letter: DeadLetter) -> None:
+        assert topic == Topic.DEADLETTER
+        self.letters.append(letter)
+
+
+def _dead_letters() -> tuple[DeadLetters, _Published, list[Any]]:
+    published, counted = _Published(), []
+    return DeadLetters(published, "stream", counted.append), published, counted
+
+
+async def test_an_unreadable_record_is_dead_lettered_and_decodes_to_none() -> None:
+    letters, published, counted = _dead_letters()
+    good, bad = _record(samples.prediction_logged().to_bytes()), _record(_bad_prediction())
+
+    assert (await letters.decoded(good)) == decode(Topic.PREDICTIONS, good.value)
+    assert await letters.decoded(bad) is None
+
+    (letter,) = published.letters
+    assert (letter.consumer, letter.error_type, letter.original_value) == ("stream", "validation", bad.value)
+    assert counted == [bad]
+
+
+async def test_a_message_error_in_the_guard_dead_letters_its_records_and_the_stream_goes_on() -> None:
+    letters, published, _ = _dead_letters()
+    first, second = _record(b"1"), _record(b"2")
+
+    async with letters.guard(first, second):
+        raise LookupError("deployment gone")
+
+    assert [(letter.original_value, letter.error) for letter in published.letters] == [
+        (b"1", "deployment gone"),
+        (b"2", "deployment gone"),
+    ]
+
+
+async def test_an_outage_in_the_guard_propagates_without_dead_letters() -> None:
+    letters, published, _ = _dead_letters()
+
+    with pytest.raises(OSError):
+        async with letters.guard(_record(b"1")):
+            raise OSError("postgres gone")
+
+    assert published.letters == []
 
 
 def test_new_topics_follow_the_registry_capping_replication() -> None:

@@ -15,14 +15,10 @@ from aiokafka.errors import CommitFailedError
 
 from services.common.settings import Settings
 
-from .deadletter import publish_dead_letter
+from .deadletter import MESSAGE_ERRORS, publish_dead_letter
 from .producer import EventProducer
 
 logger = logging.getLogger(__name__)
-
-# Handler errors that belong to the message (invalid, unknown, contradicting the state): they fail
-# the same way on every retry. ValueError covers pydantic's ValidationError and IllegalTransition.
-MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 
 T = TypeVar("T")
 Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
@@ -58,6 +54,19 @@ def create_consumer(settings: Settings, group_id: str, *topics: str, **overrides
         "heartbeat_interval_ms": timeouts.heartbeat_ms,
     }
     return AIOKafkaConsumer(*topics, **(config | overrides))
+
+
+async def started_consumer(
+    settings: Settings, group_id: str, *topics: str, **overrides: Any
+) -> AIOKafkaConsumer:
+    """`create_consumer`'s consumer, started (and stopped again when it fails to start)."""
+    consumer = create_consumer(settings, group_id, *topics, **overrides)
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
 
 
 async def process(

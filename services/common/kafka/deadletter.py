@@ -4,18 +4,24 @@ on the `deadletter` topic, so the stream goes on and the message can be replayed
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError
 
-from schemas.codec import describe
+from schemas.codec import decode, describe
 from schemas.deadletter import DeadLetter
 from schemas.topics import Topic
 
 from .producer import EventProducer
 
 logger = logging.getLogger(__name__)
+
+# Handler errors that belong to the message (invalid, unknown, contradicting the state): they fail
+# the same way on every retry. ValueError covers pydantic's ValidationError and IllegalTransition.
+MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 
 
 class SourceRecord(Protocol):
@@ -82,3 +88,40 @@ async def publish_dead_letter(
         },
     )
     return letter
+
+
+class DeadLetters:
+    """A stream's way past a message it cannot handle: dead-letter it (as `consumer`) and go on."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        consumer: str,
+        on_dead_lettered: Callable[[SourceRecord], None] = lambda _: None,
+    ) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.on_dead_lettered = on_dead_lettered
+
+    async def send(self, record: SourceRecord, error: BaseException) -> None:
+        await publish_dead_letter(self.producer, record, error, self.consumer)
+        self.on_dead_lettered(record)
+
+    async def decoded(self, record: SourceRecord) -> Any | None:
+        """The record's event, or None once it is dead-lettered: whatever the bytes are, failing to read
+        them is the message's fault."""
+        try:
+            return decode(record.topic, record.value or b"")
+        except Exception as exc:
+            await self.send(record, exc)
+            return None
+
+    @asynccontextmanager
+    async def guard(self, *records: SourceRecord) -> AsyncIterator[None]:
+        """Inside it, a message error (MESSAGE_ERRORS) dead-letters `records` and the stream goes on after
+        the block; any other error (an outage) propagates, leaving them unacknowledged."""
+        try:
+            yield
+        except MESSAGE_ERRORS as exc:
+            for record in records:
+                await self.send(record, exc)

@@ -1,13 +1,18 @@
-"""`python -m services.pipeline.runner`: the job runner, with /healthz, /readyz and /metrics."""
+"""`python -m services.pipeline.runner`: the job runner."""
 
-from __future__ import annotations
-
-from services.common.service_main import run_service
+from services.common.service_main import health_app, run_service
 
 from ..settings import PipelineSettings
 from .service import JobRunnerService
 
-if __name__ == "__main__":
+
+def main() -> None:
     run_service(
-        "cvloop job runner", PipelineSettings(), JobRunnerService, lambda settings: settings.job_runner_port
+        PipelineSettings(),
+        health_app("cvloop job runner", JobRunnerService),
+        lambda settings: settings.job_runner_port,
     )
+
+
+if __name__ == "__main__":
+    main()

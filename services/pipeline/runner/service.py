@@ -11,14 +11,16 @@ import contextlib
 import logging
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import decode
 from schemas.envelope import Event
 from schemas.topics import Topic
 from services.common.db.pool import open_pool, ping
 from services.common.db.repositories import jobs
-from services.common.kafka.consumer import create_consumer, process
+from services.common.kafka.consumer import process, started_consumer
 from services.common.kafka.producer import EventProducer
+from services.common.kafka.supervised import SupervisedConsumer
 from services.common.outbox import Relay, flush
 from services.common.storage import ObjectStore
 
@@ -33,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "cvloop-job-runner"
 ORPHANED = "the job runner stopped while this run was running"
-RESTART_DELAY_S = 2.0
 RELAY_INTERVAL_S = 5.0
 
 
@@ -43,8 +44,8 @@ class JobRunnerService:
         self.pool: asyncpg.Pool | None = None
         self.producer: EventProducer | None = None
         self.scheduler: Scheduler | None = None
+        self.jobs_consumer: SupervisedConsumer[AIOKafkaConsumer] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._consuming = False
 
     def _backend(self, pool: asyncpg.Pool, store: ObjectStore) -> Backend:
         if self.settings.jobs_backend == "kubernetes":
@@ -66,6 +67,7 @@ class JobRunnerService:
             max_concurrent=self.settings.jobs_max_concurrent,
             poll_s=self.settings.jobs_poll_s,
         )
+        self.jobs_consumer = self._jobs_consumer(self.scheduler, self.producer)
         for job, run in await jobs.running_runs(pool):
             if backend.resumes_runs:
                 logger.warning("following a run a stopped runner left", extra={"run_id": str(run.id)})
@@ -76,31 +78,24 @@ class JobRunnerService:
         self._tasks = [
             asyncio.create_task(self.scheduler.run()),
             asyncio.create_task(relay.run()),
-            asyncio.create_task(self._consume(self.scheduler)),
+            asyncio.create_task(self.jobs_consumer.run()),
         ]
 
-    async def _consume(self, scheduler: Scheduler) -> None:
-        """JobRequested wakes the scheduler (the run it names is pending in Postgres already); an outage
-        restarts the consumer, and the poll finds what was requested meanwhile."""
-        assert self.producer is not None
+    def _jobs_consumer(
+        self, scheduler: Scheduler, producer: EventProducer
+    ) -> SupervisedConsumer[AIOKafkaConsumer]:
+        """JobRequested wakes the scheduler (the run it names is pending in Postgres already); after an
+        outage the poll finds what was requested meanwhile."""
 
         async def wake(_: Event) -> None:
             scheduler.wake()
 
-        while True:
-            consumer = create_consumer(self.settings, CONSUMER_GROUP, Topic.JOBS.value)
-            try:
-                await consumer.start()
-                self._consuming = True
-                await process(consumer, decode, wake, self.producer, name=CONSUMER_GROUP)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.error("jobs consumer stopped; restarting", extra={"error": repr(exc)})
-                await asyncio.sleep(RESTART_DELAY_S)
-            finally:
-                self._consuming = False
-                await consumer.stop()
+        async def consume(consumer: AIOKafkaConsumer) -> None:
+            await process(consumer, decode, wake, producer, name=CONSUMER_GROUP)
+
+        return SupervisedConsumer(
+            CONSUMER_GROUP, lambda: started_consumer(self.settings, CONSUMER_GROUP, Topic.JOBS.value), consume
+        )
 
     async def stop(self) -> None:
         """Runs in progress are stopped and failed; their events are published before the producer goes."""
@@ -110,7 +105,7 @@ class JobRunnerService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         pool, producer = self.pool, self.producer
-        self.pool = self.producer = self.scheduler = None
+        self.pool = self.producer = self.scheduler = self.jobs_consumer = None
         if pool is not None and producer is not None:
             with contextlib.suppress(Exception):
                 await flush(pool, producer)
@@ -124,7 +119,7 @@ class JobRunnerService:
             return "the job runner is not started"
         if any(task.done() for task in self._tasks):
             return "a part of the job runner stopped"
-        if not self._consuming:
+        if self.jobs_consumer is None or not self.jobs_consumer.connected:
             return "the jobs consumer is not connected"
         try:
             await ping(self.pool)
