@@ -17,7 +17,9 @@ import asyncpg
 from cvloop.stack import stack
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
+from schemas.vocabulary import Scope
 from services.common.db.repositories import deployments, projects, registry
+from services.common.domain.registry import NewModelVersion
 from services.common.settings import Settings
 from tests.conftest import free_port_base
 from tests.promtool import tools_dir
@@ -43,7 +45,7 @@ def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[
 
 
 async def detection_deployment(
-    pool: asyncpg.Pool, scopes: list[projects.Scope], *, confidence_threshold: float = 0.0
+    pool: asyncpg.Pool, scopes: list[Scope], *, confidence_threshold: float = 0.0
 ) -> tuple[UUID, str, UUID]:
     """A new project, an API key with `scopes`, and a monitoring-only detection deployment whose champion
     is a model version without files: (project id, key, deployment id)."""
@@ -54,7 +56,7 @@ async def detection_deployment(
         pool,
         project.id,
         model.id,
-        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+        NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
     )
     deployment = await deployments.create_deployment(
         pool,

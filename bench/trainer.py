@@ -49,8 +49,8 @@ from cvloop.trainers import dense
 from cvloop.trainers.classification import TrainingParameters, load_examples
 from cvloop.trainers.weight_quantization import quantize_weights
 from cvloop.trainers.workspace import Workspace
-from services.common.images import decode_image
-from services.common.onnx_graphs import read_dense_classifier
+from services.common.domain.images import decode_image
+from services.common.domain.onnx_graphs import read_dense_classifier
 from tests.digits import digit_images
 from tests.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
 

@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from PIL import Image
 
 from schemas import decode
+from schemas.vocabulary import Scope
 from services.api.app import build_app
 from services.common.db.pool import create_pool
 from services.common.db.repositories import projects
-from services.common.db.repositories.projects import Scope
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 

@@ -8,6 +8,7 @@ from uuid import UUID
 import click
 
 from cvloop.sdk import Client
+from schemas.events import JobKind
 
 from .sdk import wait_with_bar, with_client
 
@@ -22,7 +23,7 @@ def _line(job_id: object, kind: str, status: str | None) -> str:
 
 
 @jobs.command("list")
-@click.option("--kind", type=click.Choice(["training", "processing", "reference"]), default=None)
+@click.option("--kind", type=click.Choice([k.value for k in JobKind]), default=None)
 @with_client
 def jobs_list(client: Client, kind: str | None) -> None:
     """List jobs with their latest run's status."""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cvloop.sdk import Client, NotFound
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
+from schemas.vocabulary import UploadKind
 
 from .sdk import upload_with_bar, with_client
 
@@ -27,7 +28,12 @@ def project(client: Client) -> None:
 
 @click.command("upload")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["images", "models"]), default="models", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in UploadKind]),
+    default=UploadKind.MODELS.value,
+    show_default=True,
+)
 @with_client
 def upload(client: Client, path: Path, kind: str) -> None:
     """Store a file; prints its object key."""

@@ -4,7 +4,6 @@ from .client import Client
 from .deployments import (
     BatchItemResult,
     Deployment,
-    DeploymentPolicy,
     PredictedAsset,
     ServedPrediction,
     Submission,

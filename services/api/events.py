@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from schemas.events import JobKind, JobRequested
-from services.common.db.repositories.jobs import Job, JobRun, TargetType
+from schemas.vocabulary import TargetType
+from services.common.domain.jobs import Job, JobRun
 
 # JobRequested is keyed by deployment; a job on no deployment (a processing on a model version) is keyed
 # by this nil id, so such jobs share one partition and stay in request order.

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import MultipleTestingCorrection
+from schemas.vocabulary import ModelBackend
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_DATABASE = "cvloop"  # the local Postgres's database and superuser
@@ -85,8 +86,8 @@ class Settings(BaseSettings):
         "port 8001 when TRITON_URL is set.",
     )
 
-    triton_model_backend: Literal["python", "onnxruntime"] = Field(
-        "python",
+    triton_model_backend: ModelBackend = Field(
+        ModelBackend.PYTHON,
         validation_alias=_env("TRITON_MODEL_BACKEND"),
         description="How Triton runs a model version's ONNX file: `python` (a python-backend wrapper around "
         "onnxruntime, what the local tritonserver can run) or `onnxruntime` (Triton's own backend, on a "

@@ -9,8 +9,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from schemas.events import DeploymentChange
-from services.common.db.repositories.deployments import DeploymentPolicy
-from services.common.db.repositories.experiments import Artifact
+from schemas.vocabulary import DeploymentPolicy
+from services.common.domain.experiments import Artifact
 
 MODEL_ARTIFACT = "model.onnx"
 LABELS_ARTIFACT = "labels.json"

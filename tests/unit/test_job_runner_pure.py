@@ -12,9 +12,9 @@ import pytest
 
 from schemas.events import JobKind, TrainingStatus
 from schemas.predictions import DetectionType
-from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus, TargetType
-from services.common.db.repositories.processings import Processing
-from services.common.db.repositories.registry import ModelVersion
+from schemas.vocabulary import RunStatus, TargetType
+from services.common.domain.jobs import Job, JobRun, OutputFile, Processing
+from services.common.domain.registry import ModelVersion
 from services.pipeline.runner.backends import process_exit
 from services.pipeline.runner.commands import (
     REFERENCE_JOB,

@@ -10,8 +10,8 @@ import asyncpg
 
 from schemas.events import JobKind
 from services.common.db.repositories import experiments, processings, registry
-from services.common.db.repositories.jobs import Job, JobRun
-from services.common.db.repositories.registry import ModelVersion
+from services.common.domain.jobs import Job, JobRun
+from services.common.domain.registry import ModelVersion
 
 from . import metrics
 from .backends import Backend, Exit, Launch

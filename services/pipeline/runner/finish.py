@@ -17,11 +17,12 @@ import asyncpg
 
 from schemas.events import JobKind, TrainingFinished, TrainingStatus, parse_training_request_id
 from schemas.topics import Topic
+from schemas.vocabulary import RunStatus
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
 from services.common.db.repositories.base import NotFound, transaction
-from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus
-from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
 from services.common.db.repositories.training_references import fail_reference
+from services.common.domain.jobs import Job, JobRun, OutputFile
+from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 
 from .backends import Exit
 from .run_log import RunLog
