@@ -1,5 +1,7 @@
 """cvloop's Python SDK: `from cvloop.sdk import Client`."""
 
+from schemas.vocabulary import DeploymentPolicy
+
 from .client import Client
 from .deployments import (
     BatchItemResult,
