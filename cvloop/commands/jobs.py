@@ -9,6 +9,7 @@ import click
 
 from cvloop.sdk import Client
 from schemas.events import JobKind
+from schemas.vocabulary import RunStatus
 
 from .sdk import wait_with_bar, with_client
 
@@ -52,7 +53,7 @@ def jobs_wait(client: Client, job_id: UUID, timeout_s: float, poll_s: float) -> 
     """Wait for the job's latest run to finish; exits 1 when it failed."""
     job = wait_with_bar(client.get_job(job_id), timeout_s, poll_s)
     click.echo(_line(job.id, job.kind, job.status))
-    if job.status != "succeeded":
+    if job.status != RunStatus.SUCCEEDED:
         reason = (job.latest_run or {}).get("reason")
         click.echo(f"failed: {reason}", err=True)
         sys.exit(1)

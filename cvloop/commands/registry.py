@@ -113,7 +113,7 @@ def models_push(
         if not create:
             raise
         model = client.create_model(model_name)
-    uploaded = {name: upload_with_bar(client, path, "models") for name, path in named.items()}
+    uploaded = {name: upload_with_bar(client, path, UploadKind.MODELS) for name, path in named.items()}
     model_version = model.create_version(
         version, detection_type, labelmap=labelmap_id, files=uploaded, io=io, description=description
     )

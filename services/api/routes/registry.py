@@ -49,7 +49,7 @@ async def upload(
     file: Annotated[UploadFile, File(description="The image or model file.")],
     kind: Annotated[UploadKind, Query(description="images or models")],
 ) -> UploadOut:
-    if kind == "images":
+    if kind is UploadKind.IMAGES:
         data = await file.read(ctx.settings.max_image_bytes + 1)
         try:
             image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
