@@ -31,8 +31,9 @@ from bench.local_stack import detection_deployment, local_stack
 from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import DetectionPrediction, DetectionType
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, predicted_assets, projects, registry
+from services.common.db.repositories import deployments, predicted_assets, registry
 from services.common.settings import Settings
 
 CONCURRENCY = 16
@@ -43,7 +44,7 @@ REVIEW = DetectionPrediction(boxes=[(5.0, 4.0, 30.0, 41.0)], classes=["car"], sc
 
 async def world(pool: asyncpg.Pool, predictions: int) -> tuple[UUID, str, UUID, UUID, list[UUID]]:
     """A project and its key, a deployment with a feedback-loop dataset version, and logged predictions."""
-    project_id, secret, deployment_id = await detection_deployment(pool, list(projects.Scope))
+    project_id, secret, deployment_id = await detection_deployment(pool, list(Scope))
     dataset = await registry.create_dataset(pool, project_id, f"ds-{uuid4().hex[:6]}")
     dataset_version = await registry.create_dataset_version(
         pool, project_id, dataset.id, "v1", DetectionType.DETECTION

@@ -37,8 +37,8 @@ from schemas.events import RawPrediction, RoleResult
 from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
-from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import create_producer
 from services.common.settings import Settings
@@ -83,9 +83,7 @@ def fields(**image: str) -> dict[str, Any]:
 async def setup(settings: Settings) -> tuple[str, UUID]:
     pool = await open_pool(settings.database_url)
     try:
-        _, key, deployment_id = await detection_deployment(
-            pool, [projects.Scope.WRITE], confidence_threshold=0.5
-        )
+        _, key, deployment_id = await detection_deployment(pool, [Scope.WRITE], confidence_threshold=0.5)
     finally:
         await pool.close()
     return key, deployment_id

@@ -19,7 +19,9 @@ from cvloop.stack.scratch import scratch_settings
 from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
+from schemas.vocabulary import Scope
 from services.common.db.repositories import deployments, projects, registry
+from services.common.domain.registry import NewModelVersion
 
 
 @contextmanager
@@ -41,7 +43,7 @@ def local_stack(name: str, components: list[str], **overrides: Any) -> Iterator[
 
 
 async def detection_deployment(
-    pool: asyncpg.Pool, scopes: list[projects.Scope], *, confidence_threshold: float = 0.0
+    pool: asyncpg.Pool, scopes: list[Scope], *, confidence_threshold: float = 0.0
 ) -> tuple[UUID, str, UUID]:
     """A new project, an API key with `scopes`, and a monitoring-only detection deployment whose champion
     is a model version without files: (project id, key, deployment id)."""
@@ -52,7 +54,7 @@ async def detection_deployment(
         pool,
         project.id,
         model.id,
-        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+        NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
     )
     deployment = await deployments.create_deployment(
         pool,

@@ -42,7 +42,8 @@ from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, prediction_scores
-from services.common.db.repositories.training_references import TrainingReference, make_reference_ready
+from services.common.db.repositories.training_references import make_reference_ready
+from services.common.domain.deployments import TrainingReference
 from services.common.kafka.faust_app import create_app, registry_topic
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore

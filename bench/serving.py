@@ -43,9 +43,9 @@ from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments
-from services.common.images import decode_image
+from services.common.domain.images import decode_image
+from services.common.domain.preprocess import preprocess
 from services.common.kafka.producer import EventProducer
-from services.common.preprocess import preprocess
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name

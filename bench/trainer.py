@@ -53,8 +53,8 @@ from cvloop.trainers.weight_quantization import quantize_weights
 from cvloop.trainers.workspace import Workspace
 from schemas.job_workspace import JobWorkspace
 from schemas.model_version import MODEL_FILE
-from services.common.images import decode_image
-from services.common.onnx_graphs import read_dense_classifier
+from services.common.domain.images import decode_image
+from services.common.domain.onnx_graphs import read_dense_classifier
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,4 +36,5 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports
 exec .venv/bin/pytest "$@"

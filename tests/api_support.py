@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from PIL import Image
 
 from schemas import decode
+from schemas.vocabulary import Scope
 from services.api.app import build_app
 from services.common.db.pool import create_pool
 from services.common.db.repositories import projects
-from services.common.db.repositories.projects import Scope
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 
@@ -96,18 +96,24 @@ async def running_app(settings: Settings, dsn: str) -> AsyncIterator[Running]:
             await pool.close()
 
 
-async def running_app_on_new_database(settings: Settings, postgres_url: str) -> AsyncIterator[Running]:
-    """The api on a database of its own on the server of `postgres_url`, dropped afterwards."""
-    name = f"api_{uuid4().hex}"
+async def new_database(postgres_url: str, prefix: str) -> AsyncIterator[str]:
+    """The address of an empty database of its own on the server of `postgres_url`, dropped afterwards."""
+    name = f"{prefix}_{uuid4().hex}"
     root = postgres_url.rsplit("/", 1)[0]
     admin = await asyncpg.connect(f"{root}/postgres")
     try:
         await admin.execute(f"CREATE DATABASE {name}")
-        async for app in running_app(settings, f"{root}/{name}"):
-            yield app
+        yield f"{root}/{name}"
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+async def running_app_on_new_database(settings: Settings, postgres_url: str) -> AsyncIterator[Running]:
+    """The api on a database of its own on the server of `postgres_url`, dropped afterwards."""
+    async for dsn in new_database(postgres_url, "api"):
+        async for app in running_app(settings, dsn):
+            yield app
 
 
 async def published(

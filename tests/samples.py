@@ -35,8 +35,9 @@ from schemas import (
     TrainingRequested,
     TrainingStatus,
 )
-from services.common.db.repositories.deployments import ContinuousTraining, Deployment, DeploymentPolicy
-from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
+from schemas.vocabulary import DeploymentPolicy, RunStatus, TargetType
+from services.common.domain.deployments import ContinuousTraining, Deployment
+from services.common.domain.jobs import Job, JobRun
 
 DEPLOYMENT = UUID("6f1c3a52-6a38-4c1e-9a0e-4d1b8f4e2a10")
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -7,6 +7,8 @@ from uuid import UUID
 import click
 
 from cvloop.sdk import Client
+from schemas.events import DeploymentKind
+from schemas.vocabulary import PredictionOrder, ReviewStatus
 
 from .sdk import with_client
 
@@ -30,7 +32,10 @@ def deployments_list(client: Client) -> None:
     "--model-version", "model_version_id", type=click.UUID, required=True, help="The champion's id."
 )
 @click.option(
-    "--kind", type=click.Choice(["served", "monitoring_only"]), default="monitoring_only", show_default=True
+    "--kind",
+    type=click.Choice([k.value for k in DeploymentKind]),
+    default=DeploymentKind.MONITORING_ONLY.value,
+    show_default=True,
 )
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True)
 @with_client
@@ -82,11 +87,11 @@ def deployments_promote_shadow(client: Client, name: str) -> None:
 
 @deployments.command("predictions")
 @click.argument("name")
-@click.option("--status", type=click.Choice(["TO_REVIEW", "REVIEWED", "SUBMITTED"]), default=None)
+@click.option("--status", type=click.Choice([s.value for s in ReviewStatus]), default=None)
 @click.option(
     "--order",
-    type=click.Choice(["newest", "oldest", "most_outlying", "least_outlying"]),
-    default="newest",
+    type=click.Choice([o.value for o in PredictionOrder]),
+    default=PredictionOrder.NEWEST.value,
     show_default=True,
 )
 @click.option("--tag", "tags", multiple=True, help="Repeatable: all must match.")

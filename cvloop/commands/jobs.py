@@ -8,6 +8,8 @@ from uuid import UUID
 import click
 
 from cvloop.sdk import Client
+from schemas.events import JobKind
+from schemas.vocabulary import RunStatus
 
 from .sdk import wait_with_bar, with_client
 
@@ -22,7 +24,7 @@ def _line(job_id: object, kind: str, status: str | None) -> str:
 
 
 @jobs.command("list")
-@click.option("--kind", type=click.Choice(["training", "processing", "reference"]), default=None)
+@click.option("--kind", type=click.Choice([k.value for k in JobKind]), default=None)
 @with_client
 def jobs_list(client: Client, kind: str | None) -> None:
     """List jobs with their latest run's status."""
@@ -51,7 +53,7 @@ def jobs_wait(client: Client, job_id: UUID, timeout_s: float, poll_s: float) -> 
     """Wait for the job's latest run to finish; exits 1 when it failed."""
     job = wait_with_bar(client.get_job(job_id), timeout_s, poll_s)
     click.echo(_line(job.id, job.kind, job.status))
-    if job.status != "succeeded":
+    if job.status != RunStatus.SUCCEEDED:
         reason = (job.latest_run or {}).get("reason")
         click.echo(f"failed: {reason}", err=True)
         sys.exit(1)

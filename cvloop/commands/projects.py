@@ -8,9 +8,11 @@ import asyncio
 import asyncpg
 import click
 
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
 from services.common.db.repositories.base import transaction
-from services.common.db.repositories.projects import ApiKey, Project, Scope, create_api_key, create_project
+from services.common.db.repositories.projects import create_api_key, create_project
+from services.common.domain.projects import ApiKey, Project
 from services.common.settings import Settings
 
 FIRST_KEY_NAME = "admin"

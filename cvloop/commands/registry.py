@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cvloop.sdk import Client, NotFound
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
+from schemas.vocabulary import UploadKind
 
 from .sdk import upload_with_bar, with_client
 
@@ -27,7 +28,12 @@ def project(client: Client) -> None:
 
 @click.command("upload")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["images", "models"]), default="models", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in UploadKind]),
+    default=UploadKind.MODELS.value,
+    show_default=True,
+)
 @with_client
 def upload(client: Client, path: Path, kind: str) -> None:
     """Store a file; prints its object key."""
@@ -107,7 +113,7 @@ def models_push(
         if not create:
             raise
         model = client.create_model(model_name)
-    uploaded = {name: upload_with_bar(client, path, "models") for name, path in named.items()}
+    uploaded = {name: upload_with_bar(client, path, UploadKind.MODELS) for name, path in named.items()}
     model_version = model.create_version(
         version, detection_type, labelmap=labelmap_id, files=uploaded, io=io, description=description
     )

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from cvloop.sdk import Client, CvloopError, Job, JobTimeout, UploadedFile
-from cvloop.sdk.client import UploadKind
+from schemas.vocabulary import UploadKind
 
 T = TypeVar("T")
 

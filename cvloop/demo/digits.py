@@ -22,7 +22,7 @@ from sklearn.neural_network import MLPClassifier
 
 from schemas.features import IMAGE_FEATURES, RgbImage, image_features
 from schemas.model_io import ModelIO
-from services.common.onnx_graphs import box_detector, dense_classifier
+from services.common.domain.onnx_graphs import box_detector, dense_classifier
 
 SIDE = 8  # digits are 8x8
 LABELS = [str(digit) for digit in range(10)]

@@ -31,6 +31,7 @@ from schemas.codec import decode
 from schemas.events import PredictionLogged
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
 from services.common.db.repositories import projects
 from services.common.kafka.consumer import create_consumer
@@ -190,9 +191,7 @@ async def _build(
     """The project (its key made as `cvloop projects create` makes it), the demo champion, the datasets,
     the deployment and its pipeline settings, the last through the api as a user sets them."""
     project = await projects.create_project(db, f"loop-{uuid4().hex[:8]}")
-    _, key = await projects.create_api_key(
-        db, project.id, "loop", [projects.Scope.READ, projects.Scope.WRITE, projects.Scope.ADMIN]
-    )
+    _, key = await projects.create_api_key(db, project.id, "loop", [Scope.READ, Scope.WRITE, Scope.ADMIN])
     store = ObjectStore.from_settings(settings)
     await asyncio.to_thread(store.ensure_bucket)
     labelmap_id = await demo.find_or_create_labelmap(db, project.id, demo.LABELMAP, LABELS)

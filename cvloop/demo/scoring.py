@@ -25,7 +25,8 @@ from schemas.features import RgbImage, features
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from services.common.db.repositories import deployments, projects, registry
-from services.common.images import decode_image
+from services.common.domain.images import decode_image
+from services.common.domain.registry import Asset
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
@@ -95,7 +96,7 @@ async def add_image(
     project_id: UUID,
     version_id: UUID,
     data: bytes,
-) -> registry.Asset:
+) -> Asset:
     """An image asset of the dataset version, stored as ingest stores an upload."""
     ref = await store_image(store, data, decode_image(data, settings.max_image_bytes))
     return await registry.add_asset(

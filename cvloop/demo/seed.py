@@ -15,9 +15,11 @@ from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, projects, registry
 from services.common.db.repositories.base import Db
+from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
@@ -67,13 +69,13 @@ async def register_onnx_model(
         db,
         project_id,
         model_id,
-        registry.NewModelVersion(
+        NewModelVersion(
             version=version,
             detection_type=detection_type,
             labelmap_id=labelmap_id,
             io=trained.io,
             files=[
-                registry.ModelFile(
+                ModelFile(
                     name=MODEL_FILE, object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size
                 )
             ],
@@ -93,9 +95,7 @@ async def _api_key(db: Db, settings: Settings, project_id: UUID) -> str:
         secret = path.read_text().strip()
         if await projects.authenticate(db, secret) is not None:
             return secret
-    _, secret = await projects.create_api_key(
-        db, project_id, "demo", [projects.Scope.READ, projects.Scope.WRITE, projects.Scope.ADMIN]
-    )
+    _, secret = await projects.create_api_key(db, project_id, "demo", [Scope.READ, Scope.WRITE, Scope.ADMIN])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(secret + "\n")
     os.chmod(path, 0o600)

@@ -1,10 +1,11 @@
 """cvloop's Python SDK: `from cvloop.sdk import Client`."""
 
+from schemas.vocabulary import DeploymentPolicy
+
 from .client import Client
 from .deployments import (
     BatchItemResult,
     Deployment,
-    DeploymentPolicy,
     PredictedAsset,
     ServedPrediction,
     Submission,

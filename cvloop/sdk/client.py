@@ -9,10 +9,13 @@ CVLOOP_API_KEY (unset URLs: the local stack), and hands out the project's object
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
+
+from schemas.events import DeploymentKind
+from schemas.vocabulary import UploadKind
 
 from . import errors
 from .deployments import Deployment
@@ -26,7 +29,6 @@ from .settings import SdkSettings
 from .transport import Transport
 from .uploads import FileSource, Progress, ProgressReader, UploadedFile, content_type, open_source
 
-UploadKind = Literal["images", "models"]
 R = TypeVar("R", bound=Record)
 
 
@@ -106,7 +108,9 @@ class Client:
 
     # Uploads ----------------------------------------------------------------------------------
 
-    def upload(self, source: FileSource, kind: UploadKind, progress: Progress | None = None) -> UploadedFile:
+    def upload(
+        self, source: FileSource, kind: UploadKind | str, progress: Progress | None = None
+    ) -> UploadedFile:
         """Store a file (images: an image to add or monitor; models: a model or artifact file).
         Content-addressed: the same bytes give the same key, so a retry is safe."""
         raw, name, owned = open_source(source)
@@ -115,7 +119,7 @@ class Client:
             response = self.api.request(
                 "POST",
                 "/v1/uploads",
-                params={"kind": kind},
+                params={"kind": UploadKind(kind).value},
                 files={"file": (name, reader, content_type(name))},
                 idempotent_post=True,
             )
@@ -125,7 +129,7 @@ class Client:
         return UploadedFile.model_validate(response.json())
 
     def ensure_uploaded(
-        self, source: FileSource | UploadedFile, kind: UploadKind, progress: Progress | None = None
+        self, source: FileSource | UploadedFile, kind: UploadKind | str, progress: Progress | None = None
     ) -> UploadedFile:
         return source if isinstance(source, UploadedFile) else self.upload(source, kind, progress)
 
@@ -222,14 +226,14 @@ class Client:
         name: str,
         model_version: Ref,
         *,
-        kind: Literal["served", "monitoring_only"] = "monitoring_only",
+        kind: DeploymentKind | str = DeploymentKind.MONITORING_ONLY,
         confidence_threshold: float = 0.0,
     ) -> Deployment:
         """A deployment whose champion is `model_version`: `served` (cvloop runs it) or
         `monitoring_only` (predictions made elsewhere are logged with Deployment.monitor)."""
         body = {
             "name": name,
-            "kind": kind,
+            "kind": DeploymentKind(kind).value,
             "model_version_id": ref_id(model_version),
             "confidence_threshold": confidence_threshold,
         }

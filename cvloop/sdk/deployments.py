@@ -7,7 +7,6 @@ import base64
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -16,6 +15,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from schemas.predictions import DetectionType, Prediction
+from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus
 
 from .jobs import Job
 from .pagination import paginate
@@ -27,19 +27,13 @@ PredictionLike = BaseModel | Mapping[str, Any]
 _PREDICTION = TypeAdapter(Prediction)
 
 
-class DeploymentPolicy(StrEnum):
-    DEPLOY_CHAMPION = "deploy_champion"
-    DEPLOY_SHADOW = "deploy_shadow"
-    MANUAL = "manual"
-
-
 class TrainingData(BaseModel):
     """The dataset version a deployment's champion learnt from, and its reference's status."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     dataset_version_id: UUID | None
-    status: str | None  # computing, ready, failed
+    status: ReferenceStatus | None
     reason: str | None = None
     job_id: UUID | None = None
 
@@ -361,14 +355,14 @@ class Deployment(Resource):
 
     def list_predicted_assets(
         self,
-        status: str | None = None,
+        status: ReviewStatus | str | None = None,
         *,
         since: datetime | None = None,
         until: datetime | None = None,
         min_outlier_score: float | None = None,
         max_outlier_score: float | None = None,
         tags: Sequence[str] | None = None,
-        order: str = "newest",
+        order: PredictionOrder | str = PredictionOrder.NEWEST,
         limit: int | None = None,
         offset: int = 0,
         page_size: int = 100,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas.model_io import ModelIO
+from schemas.vocabulary import UploadKind
 
 from .registry import ModelVersion
 from .resource import Ref, Resource, as_json, ref_id
@@ -28,7 +29,7 @@ class Experiment(Resource):
         self, name: str, source: FileSource | UploadedFile, progress: Progress | None = None
     ) -> dict[str, Any]:
         """Upload a file (unless already uploaded) and keep it as the artifact `name`."""
-        uploaded = self.client.ensure_uploaded(source, "models", progress)
+        uploaded = self.client.ensure_uploaded(source, UploadKind.MODELS, progress)
         artifact = self.client.api.post(
             f"{self.url}/artifacts", {"name": name, "object_key": uploaded.object_key}
         )

@@ -9,9 +9,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.vocabulary import RunStatus
+
 from .resource import Resource
 
-FINISHED = frozenset({"succeeded", "failed"})
+FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED})
 
 
 class LogLine(BaseModel):

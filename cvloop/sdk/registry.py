@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
+from schemas.vocabulary import UploadKind
 
 from .jobs import Job
 from .pagination import paginate
@@ -59,7 +60,7 @@ class DatasetVersion(Resource):
         progress: Progress | None = None,
     ) -> Asset:
         """Upload the image (unless already uploaded) and add it, with its ground truth if given."""
-        uploaded = self.client.ensure_uploaded(image, "images", progress)
+        uploaded = self.client.ensure_uploaded(image, UploadKind.IMAGES, progress)
         body: dict[str, Any] = {"object_key": uploaded.object_key}
         if annotation is not None:
             body["annotation"] = as_json(annotation)
@@ -160,7 +161,7 @@ class Model(Resource):
     ) -> ModelVersion:
         """A new version; each file (a path, bytes, or an UploadedFile) is uploaded first."""
         uploaded = {
-            name: self.client.ensure_uploaded(source, "models", progress).object_key
+            name: self.client.ensure_uploaded(source, UploadKind.MODELS, progress).object_key
             for name, source in (files or {}).items()
         }
         body = {

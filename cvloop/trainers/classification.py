@@ -2,7 +2,7 @@
 
     CVLOOP_JOB_DIR=<workspace> python -m cvloop.trainers.classification
 
-It fine-tunes the base model version's dense classifier (as `services.common.onnx_graphs` writes it) on
+It fine-tunes the base model version's dense classifier (as `services.common.domain.onnx_graphs` writes it) on
 every dataset alias except `test`, with the images preprocessed exactly as serving does, and evaluates the
 base and the fine-tuned model on `test` when there is one. It writes outputs/model.onnx (same input,
 output and labelmap as the base), outputs/labels.json and outputs/metrics.json. Logs are JSON lines on
@@ -24,14 +24,14 @@ from schemas.job_workspace import TEST_ALIAS
 from schemas.model_io import ModelIO
 from schemas.model_version import LABELS_FILE, METRICS_FILE, MODEL_FILE
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
-from services.common.images import InvalidImage, decode_image
-from services.common.onnx_graphs import (
+from services.common.domain.images import InvalidImage, decode_image
+from services.common.domain.onnx_graphs import (
     DenseClassifier,
     UnsupportedGraph,
     dense_classifier,
     read_dense_classifier,
 )
-from services.common.preprocess import preprocess
+from services.common.domain.preprocess import preprocess
 
 from . import dense
 from .entrypoint import run_in_workspace

@@ -1,7 +1,7 @@
 """Fine-tuning a dense classifier (Flatten -> (Gemm -> Relu)* -> Gemm) in numpy (pure): the forward pass,
 the softmax cross-entropy loss with its gradients by backpropagation, and Adam over shuffled mini-batches.
 
-Layers are (weights (in, out), bias (out,)) as `services.common.onnx_graphs` reads and writes them; the
+Layers are (weights (in, out), bias (out,)) as `services.common.domain.onnx_graphs` reads and writes them; the
 math keeps the dtype it is given (float32 to train, float64 for the numerical gradient check).
 """
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
 from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
+from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
 
 from .common import Alias, Answer, Body, JsonObject, Name
-
-ReferenceStatus = Literal["computing", "ready", "failed"]
-DeploymentPolicy = Literal["deploy_champion", "deploy_shadow", "manual"]
 
 
 class DeploymentCreate(Body):

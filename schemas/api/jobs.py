@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
 from schemas.events import JobKind
+from schemas.vocabulary import RunStatus
 
 from .common import Answer, Body, Description, JsonObject, Name
-
-RunStatus = Literal["pending", "running", "succeeded", "failed"]
 
 
 class JobRunOut(Answer):

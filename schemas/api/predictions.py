@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
 from schemas.predictions import Prediction
+from schemas.vocabulary import ReviewStatus
 
 from .common import Answer, Body
 
-ReviewStatus = Literal["TO_REVIEW", "REVIEWED", "SUBMITTED"]
-PredictionOrder = Literal["newest", "oldest", "most_outlying", "least_outlying"]
 MAX_SUBMIT = 10_000
 
 

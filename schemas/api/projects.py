@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
 
-from .common import Answer, Body, Name
+from schemas.vocabulary import Scope
 
-Scope = Literal["read", "write", "admin"]
+from .common import Answer, Body, Name
 
 
 class ProjectOut(Answer):

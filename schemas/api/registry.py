@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import Field, field_validator
@@ -15,7 +15,6 @@ from schemas.predictions import DetectionType, Prediction
 from .common import Alias, Answer, Body, Description, JsonObject, Name, ObjectKeyText, Version
 
 Label = Annotated[str, Field(min_length=1, max_length=256)]
-UploadKind = Literal["images", "models"]
 
 
 class UploadOut(Answer):

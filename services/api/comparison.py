@@ -10,9 +10,10 @@ from pydantic import TypeAdapter
 
 from schemas.api.deployments import ComparisonOut, RoleFigures
 from schemas.predictions import Prediction
-from services.common.agreement import agreement
-from services.common.db.repositories.deployment_figures import RoleAnswers
-from services.common.quality import Reviewed, Role, role_quality
+from schemas.vocabulary import Role
+from services.common.domain.agreement import agreement
+from services.common.domain.deployments import RoleAnswers
+from services.common.domain.quality import Reviewed, role_quality
 
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 

@@ -10,8 +10,9 @@ import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
-from services.common.db.repositories.projects import ApiKey, Scope
+from services.common.domain.projects import ApiKey
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.db.repositories.base import Conflict, NotFound
+from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError, field_error
-from services.common.review_state import IllegalTransition
 
 # Unique constraints named by Postgres as <table>_<columns>_key: the body field that collided.
 _UNIQUE_FIELDS = {"name": "body.name", "version": "body.version"}

@@ -11,8 +11,8 @@ from uuid import UUID
 import asyncpg
 from prometheus_client import Gauge
 
+from schemas.vocabulary import ReviewStatus
 from services.common.db.repositories import predicted_assets
-from services.common.review_state import ReviewStatus
 
 from . import metrics
 

@@ -1,13 +1,13 @@
 """The control plane's decisions, apart from I/O: what an annotation must fit, which dataset versions a
 feedback loop takes, which parameters a processing accepts (what an exported model version inherits is
-services/common/model_export.py, shared with the pipeline)."""
+services/common/domain/model_export.py, shared with the pipeline)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from schemas.predictions import DetectionType, Prediction
-from services.common.db.repositories.registry import DatasetVersion, ModelVersion
+from services.common.domain.registry import DatasetVersion, ModelVersion
 
 
 def annotation_problem(

@@ -10,8 +10,10 @@ import time
 
 from fastapi import Request
 
+from schemas.vocabulary import Scope
 from services.common.db.repositories.base import Db
-from services.common.db.repositories.projects import ApiKey, Scope, authenticate, hash_api_key
+from services.common.db.repositories.projects import authenticate
+from services.common.domain.projects import ApiKey, hash_api_key
 from services.common.http import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

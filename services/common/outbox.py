@@ -19,6 +19,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.common.db.repositories import outbox
+from services.common.domain.outbox import OutboxRecord
 from services.common.kafka.producer import EventProducer
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ async def flush(pool: asyncpg.Pool, producer: EventProducer, *, limit: int = out
     wait for the next round."""
     async with pool.acquire() as conn, conn.transaction():
         records = await outbox.claim_due(conn, limit=limit)
-        published: list[outbox.OutboxRecord] = []
+        published: list[OutboxRecord] = []
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 kafka = producer.producer  # read now: a test swaps it for one that is down

@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 
 from schemas.codec import decode
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool, ping
-from services.common.db.repositories.projects import Scope
 from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, process_batches, started_consumer
 from services.common.kafka.producer import EventProducer

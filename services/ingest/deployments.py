@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from services.common.db.repositories.base import Db
-from services.common.db.repositories.deployments import Deployment, get_deployment, project_of
+from services.common.db.repositories.deployments import get_deployment, project_of
+from services.common.domain.deployments import Deployment
 
 
 async def deployments_by_id(db: Db, deployment_ids: Iterable[UUID]) -> dict[UUID, Deployment]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from schemas.events import ImageRef
 from schemas.features import RgbImage
 from schemas.object_keys import CONTENT_TYPES, IMAGE_CONTENT_TYPES, parse_key
-from services.common.images import ImageTooLarge, InvalidImage, decode_image
+from services.common.domain.images import ImageTooLarge, InvalidImage, decode_image
 from services.common.storage.images import store_image
 from services.common.storage.object_store import ObjectStore
 

@@ -14,7 +14,7 @@ from uuid import UUID, uuid5
 
 from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.features import RgbImage, features, prediction_features
-from services.common.db.repositories.deployments import Deployment
+from services.common.domain.deployments import Deployment
 
 # Ids of what a `predictions.raw` message becomes are derived from its event id, so a redelivered
 # message is recognised as the same prediction rather than the same image sent twice.

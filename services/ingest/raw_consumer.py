@@ -11,8 +11,8 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import PredictionLogged, PredictionSource, RawPrediction
-from services.common.db.repositories.deployments import Deployment
-from services.common.kafka.deadletter import MESSAGE_ERRORS
+from services.common.domain.deployments import Deployment
+from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 

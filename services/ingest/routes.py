@@ -25,8 +25,8 @@ from schemas.codec import describe
 from schemas.envelope import utcnow
 from schemas.events import PredictionLogged, PredictionSource
 from services.common.auth import RequireScope
-from services.common.db.repositories.deployments import Deployment
-from services.common.db.repositories.projects import ApiKey
+from services.common.domain.deployments import Deployment
+from services.common.domain.projects import ApiKey
 from services.common.http import ApiError
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore

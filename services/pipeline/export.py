@@ -14,9 +14,9 @@ from schemas.model_version import LABELS_FILE
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, outbox, registry
 from services.common.db.repositories.base import NotFound, transaction
-from services.common.db.repositories.experiments import Experiment
-from services.common.db.repositories.registry import ModelVersion
-from services.common.model_export import exported_version
+from services.common.domain.experiments import Experiment
+from services.common.domain.model_export import exported_version
+from services.common.domain.registry import ModelVersion
 from services.common.storage import ObjectStore
 
 from .rollout import (

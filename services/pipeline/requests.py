@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from schemas.events import TrainingRequested
-from services.common.db.repositories.deployments import Deployment
+from services.common.domain.deployments import Deployment
 
 NAME_LIMIT = 128  # experiments.name
 

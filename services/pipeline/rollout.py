@@ -10,8 +10,8 @@ from uuid import UUID
 
 from schemas.events import DeploymentChange
 from schemas.model_version import LABELS_FILE, MODEL_FILE, version_names
-from services.common.db.repositories.deployments import DeploymentPolicy
-from services.common.db.repositories.experiments import Artifact
+from schemas.vocabulary import DeploymentPolicy
+from services.common.domain.experiments import Artifact
 
 
 class Outcome(StrEnum):

@@ -9,11 +9,12 @@ import asyncpg
 
 from schemas.events import JobKind, TrainingRequested, parse_training_request_id
 from schemas.topics import Topic
+from schemas.vocabulary import TargetType
 from services.common.db.repositories import deployments, experiments, jobs, outbox
 from services.common.db.repositories.base import NotFound, transaction
-from services.common.db.repositories.experiments import Experiment
-from services.common.db.repositories.jobs import Job, JobRun, TargetType
-from services.common.job_events import job_requested
+from services.common.domain.experiments import Experiment
+from services.common.domain.job_events import job_requested
+from services.common.domain.jobs import Job, JobRun
 
 from .requests import experiment_spec
 

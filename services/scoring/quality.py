@@ -1,5 +1,5 @@
 """Inference latency percentiles by role; the quality measures themselves are in
-services.common.quality (the api answers them too)."""
+services.common.domain.quality (the api answers them too)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from uuid import UUID
 
 import numpy as np
 
-from services.common.quality import Reviewed, Role, role_quality
+from schemas.vocabulary import Role
+from services.common.domain.quality import Reviewed, role_quality
 
 __all__ = ["LatencyWindows", "Reviewed", "Role", "role_quality"]  # what the stream reads from here
 

@@ -27,12 +27,9 @@ from schemas.object_keys import ObjectKind
 from services.common.db.pool import create_pool
 from services.common.db.repositories import registry
 from services.common.db.repositories.deployments import project_of
-from services.common.db.repositories.training_references import (
-    TrainingReference,
-    fail_reference,
-    make_reference_ready,
-)
-from services.common.images import InvalidImage, decode_image
+from services.common.db.repositories.training_references import fail_reference, make_reference_ready
+from services.common.domain.deployments import TrainingReference
+from services.common.domain.images import InvalidImage, decode_image
 from services.common.storage import ObjectStore
 
 from .outlier import FloatVector

@@ -26,8 +26,10 @@ from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
 from schemas.predictions import Prediction
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
-from services.common.db.repositories.prediction_scores import Score, recent_reviewed, record_outlier_scores
-from services.common.kafka.deadletter import MESSAGE_ERRORS, DeadLetters
+from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
+from services.common.domain.scoring import Score
+from services.common.kafka.consumer import MESSAGE_ERRORS
+from services.common.kafka.deadletter import DeadLetters
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer

@@ -19,11 +19,12 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from schemas.events import DeploymentKind, Tag
+from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
-from services.common.db.repositories.projects import ApiKey, Scope
+from services.common.domain.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
+from services.common.domain.projects import ApiKey
 from services.common.http import ApiError, create_app
-from services.common.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 

@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 from schemas.events import ImageRef
 from schemas.object_keys import ObjectKind, object_key
-from services.common.images import DecodedImage
+from services.common.domain.images import DecodedImage
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
 

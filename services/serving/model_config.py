@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 from uuid import UUID
 
 import onnx
 from pydantic import BaseModel, ConfigDict
 
-Backend = Literal["python", "onnxruntime"]
+from schemas.vocabulary import ModelBackend
 
 # ONNX element types Triton can carry, as Triton's tensor datatypes.
 _DATATYPES = {
@@ -82,7 +81,7 @@ def read_signature(onnx_bytes: bytes) -> Signature:
     return Signature(inputs=inputs, outputs=outputs)
 
 
-def triton_config(name: str, signature: Signature, backend: Backend) -> str:
+def triton_config(name: str, signature: Signature, backend: ModelBackend) -> str:
     """The model config as JSON, for the model-repository extension's load with a config override.
 
     No batching dimension is declared (max_batch_size 0): the graph's own first dimension is the batch."""
@@ -93,14 +92,14 @@ def triton_config(name: str, signature: Signature, backend: Backend) -> str:
         "input": [spec.config_entry() for spec in signature.inputs],
         "output": [spec.config_entry() for spec in signature.outputs],
     }
-    if backend == "python":
+    if backend == ModelBackend.PYTHON:
         config["instance_group"] = [{"kind": "KIND_CPU", "count": 1}]
     return json.dumps(config)
 
 
-def triton_files(onnx_bytes: bytes, backend: Backend) -> dict[str, bytes]:
+def triton_files(onnx_bytes: bytes, backend: ModelBackend) -> dict[str, bytes]:
     """The version folder's files, as the load override names them (`file:<version>/<name>`)."""
     files = {"file:1/model.onnx": onnx_bytes}
-    if backend == "python":
+    if backend == ModelBackend.PYTHON:
         files["file:1/model.py"] = PYTHON_MODEL.read_bytes()
     return files

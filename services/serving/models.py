@@ -10,12 +10,14 @@ from uuid import UUID
 from schemas.model_io import ModelIO
 from schemas.model_version import MODEL_FILE
 from schemas.predictions import DetectionType
+from schemas.vocabulary import ModelBackend
 from services.common.db.repositories.base import Db
-from services.common.db.repositories.registry import ModelFile, get_model_version
+from services.common.db.repositories.registry import get_model_version
+from services.common.domain.registry import ModelFile
 from services.common.storage import ObjectStore
 
 from . import catalog
-from .model_config import Backend, Signature, read_signature, triton_config, triton_files, triton_model_name
+from .model_config import Signature, read_signature, triton_config, triton_files, triton_model_name
 from .postprocess import output_names
 from .routing import ServedModel
 from .triton import Triton, TritonUnavailable
@@ -65,7 +67,7 @@ class _Described:
 class ModelLoader:
     """Describes model versions once (cached) and loads them on Triton whenever Triton lacks them."""
 
-    def __init__(self, db: Db, store: ObjectStore, triton: Triton, backend: Backend) -> None:
+    def __init__(self, db: Db, store: ObjectStore, triton: Triton, backend: ModelBackend) -> None:
         self.db = db
         self.store = store
         self.triton = triton

@@ -14,7 +14,7 @@ from schemas.predictions import (
     DetectionType,
     Prediction,
 )
-from services.common.preprocess import Tensor
+from services.common.domain.preprocess import Tensor
 
 # The output tensors each detection type reads, by role, in the order used when ModelIO.outputs is empty.
 OUTPUT_ROLES: dict[DetectionType, tuple[str, ...]] = {

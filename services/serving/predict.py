@@ -17,10 +17,10 @@ from schemas.features import features
 from schemas.model_io import ModelIO
 from schemas.predictions import Prediction
 from schemas.topics import Topic
-from services.common.agreement import agreement
-from services.common.images import DecodedImage
+from services.common.domain.agreement import agreement
+from services.common.domain.images import DecodedImage
+from services.common.domain.preprocess import Tensor, preprocess
 from services.common.kafka.producer import EventProducer
-from services.common.preprocess import Tensor, preprocess
 from services.common.storage import ObjectStore
 
 from . import metrics

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
+from schemas.vocabulary import ModelBackend
 from services.common.settings import Settings, from_env
 
 
 class ServingSettings(Settings):
-    triton_model_backend: Literal["python", "onnxruntime"] = Field(
-        "python",
+    triton_model_backend: ModelBackend = Field(
+        ModelBackend.PYTHON,
         validation_alias=from_env("TRITON_MODEL_BACKEND"),
         description="How Triton runs a model version's ONNX file: `python` (a python-backend wrapper around "
         "onnxruntime, what the local tritonserver can run) or `onnxruntime` (Triton's own backend, on a "

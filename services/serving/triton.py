@@ -8,7 +8,7 @@ import tritonclient.grpc.aio as grpcaio
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
-from services.common.preprocess import Tensor
+from services.common.domain.preprocess import Tensor
 
 from .routing import ServedModel
 

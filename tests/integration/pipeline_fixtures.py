@@ -17,8 +17,10 @@ from schemas.codec import decode
 from schemas.events import AssetSubmitted, DeploymentKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import DeploymentPolicy
 from services.common.db.repositories import deployments, projects, registry
-from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
+from services.common.domain.deployments import ContinuousTraining
+from services.common.domain.registry import NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.settings import Settings
 
@@ -52,7 +54,7 @@ async def pipeline_deployment(
         pool,
         project.id,
         model.id,
-        registry.NewModelVersion(
+        NewModelVersion(
             version="1",
             detection_type=DetectionType.CLASSIFICATION,
             labelmap_id=labelmap.id,

@@ -22,10 +22,10 @@ from schemas.events import (
 )
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
+from schemas.vocabulary import ReferenceStatus, RunStatus
 from services.common.db.repositories import deployments, jobs, predicted_assets
 from services.common.db.repositories.base import Conflict
-from services.common.db.repositories.deployments import ContinuousTraining, ReferenceStatus
-from services.common.db.repositories.jobs import RunStatus
+from services.common.domain.deployments import ContinuousTraining
 from services.common.kafka.producer import EventProducer
 from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
 

@@ -18,8 +18,8 @@ import pytest
 from cvloop.sdk import Client, Job
 from cvloop.stack.service import Api
 from cvloop.stack.settings import sdk_settings
+from schemas.vocabulary import RunStatus
 from services.common.db.repositories import jobs
-from services.common.db.repositories.jobs import RunStatus
 from services.common.settings import Settings
 from tests.sdk_support import invoke, needs, new_project, png, running
 

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cvloop.cli import main
-from services.common.db.repositories.projects import Scope, authenticate, get_project
+from schemas.vocabulary import Scope
+from services.common.db.repositories.projects import authenticate, get_project
 from services.common.settings import Settings, settings_env
 
 

@@ -22,13 +22,24 @@ from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind, ImageRef, JobKind, PredictionLogged, PredictionSource, RoleResult
 from schemas.local_stack import LOCAL_HOST
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
+from schemas.vocabulary import (
+    DeploymentPolicy,
+    PredictionOrder,
+    ReferenceStatus,
+    ReviewStatus,
+    RunStatus,
+    Scope,
+    TargetType,
+)
 from services.common.db.idempotency import claim_event
 from services.common.db.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
 from services.common.db.pool import create_pool, open_pool
 from services.common.db.repositories import deployments, jobs, predicted_assets, projects, registry
 from services.common.db.repositories.base import Conflict, NotFound
-from services.common.db.repositories.predicted_assets import PredictionFilter, PredictionOrder
-from services.common.review_state import IllegalTransition, ReviewStatus
+from services.common.domain.deployments import ContinuousTraining
+from services.common.domain.predictions import PredictionFilter
+from services.common.domain.registry import ModelFile, NewModelVersion
+from services.common.domain.review_state import IllegalTransition
 
 # Unique per session, so two sessions sharing one server (DATABASE_URL) never drop each other's.
 TEMPLATE = f"cvloop_test_template_{uuid4().hex[:12]}"
@@ -218,14 +229,12 @@ async def _world(db: asyncpg.Pool, name: str = "acme") -> World:
         db,
         project.id,
         model.id,
-        registry.NewModelVersion(
+        NewModelVersion(
             version="1",
             detection_type=DetectionType.DETECTION,
             labelmap_id=labelmap.id,
             training_parameters={"epochs": 10},
-            files=[
-                registry.ModelFile(name="model.onnx", object_key="models/a", sha256="a" * 64, size_bytes=3)
-            ],
+            files=[ModelFile(name="model.onnx", object_key="models/a", sha256="a" * 64, size_bytes=3)],
             dataset_versions={"train": train.id},
         ),
     )
@@ -285,11 +294,9 @@ async def _logged(db: asyncpg.Pool, world: World, image: str, **kwargs: object) 
 
 async def test_api_keys(pool: asyncpg.Pool) -> None:
     project = await projects.create_project(pool, "acme")
-    key, secret = await projects.create_api_key(
-        pool, project.id, "ci", [projects.Scope.WRITE, projects.Scope.READ]
-    )
+    key, secret = await projects.create_api_key(pool, project.id, "ci", [Scope.WRITE, Scope.READ])
     assert secret.startswith("cvl_") and secret.startswith(key.key_prefix)
-    assert key.scopes == [projects.Scope.READ, projects.Scope.WRITE]
+    assert key.scopes == [Scope.READ, Scope.WRITE]
     found = await projects.authenticate(pool, secret)
     assert found is not None and found.id == key.id and found.last_used_at is not None
     assert await projects.authenticate(pool, secret + "x") is None
@@ -356,7 +363,7 @@ async def test_deployment_settings(pool: asyncpg.Pool) -> None:
         pool,
         pid,
         (await registry.get_model_version(pool, pid, world.model_version_id)).model_id,  # type: ignore[union-attr]
-        registry.NewModelVersion(version="2", detection_type=DetectionType.DETECTION),
+        NewModelVersion(version="2", detection_type=DetectionType.DETECTION),
     )
     deployment = await deployments.set_shadow(pool, pid, did, shadow.id)
     assert deployment.shadow_model_version_id == shadow.id
@@ -372,20 +379,20 @@ async def test_deployment_settings(pool: asyncpg.Pool) -> None:
         await deployments.set_shadow(pool, pid, did, other.model_version_id)
 
     deployment = await deployments.set_training_data(pool, pid, did, world.dataset_version_id)
-    assert deployment.reference_status is deployments.ReferenceStatus.COMPUTING
+    assert deployment.reference_status is ReferenceStatus.COMPUTING
     reference = uuid4()
     deployment = await deployments.set_reference_status(
-        pool, pid, did, deployments.ReferenceStatus.READY, reference_id=reference
+        pool, pid, did, ReferenceStatus.READY, reference_id=reference
     )
     assert (deployment.reference_status, deployment.reference_id) == (
-        deployments.ReferenceStatus.READY,
+        ReferenceStatus.READY,
         reference,
     )
     with pytest.raises(Conflict):  # a failure needs its reason
-        await deployments.set_reference_status(pool, pid, did, deployments.ReferenceStatus.FAILED)
+        await deployments.set_reference_status(pool, pid, did, ReferenceStatus.FAILED)
 
     assert deployment.feedback_dataset_version_ids == [world.feedback_version_id]
-    ct = deployments.ContinuousTraining(
+    ct = ContinuousTraining(
         dataset_versions={"train": world.feedback_version_id},
         parameters={"epochs": 3},
         trigger_threshold=5,
@@ -394,14 +401,12 @@ async def test_deployment_settings(pool: asyncpg.Pool) -> None:
     deployment = await deployments.configure_continuous_training(pool, pid, did, ct)
     assert deployment.continuous_training == ct
     with pytest.raises(Conflict):
-        await deployments.configure_continuous_training(
-            pool, pid, did, deployments.ContinuousTraining(active=True)
-        )
+        await deployments.configure_continuous_training(pool, pid, did, ContinuousTraining(active=True))
     assert (await deployments.get_deployment(pool, pid, did)).continuous_training == ct  # type: ignore[union-attr]
     deployment = await deployments.configure_continuous_deployment(
-        pool, pid, did, deployments.DeploymentPolicy.DEPLOY_SHADOW, active=True
+        pool, pid, did, DeploymentPolicy.DEPLOY_SHADOW, active=True
     )
-    assert (deployment.cd_policy, deployment.cd_active) == (deployments.DeploymentPolicy.DEPLOY_SHADOW, True)
+    assert (deployment.cd_policy, deployment.cd_active) == (DeploymentPolicy.DEPLOY_SHADOW, True)
 
     assert await deployments.get_deployment(pool, other.project_id, did) is None
     assert [d.id for d in await deployments.list_deployments(pool, other.project_id)] == [other.deployment_id]
@@ -607,33 +612,33 @@ async def test_jobs_runs_and_logs(pool: asyncpg.Pool) -> None:
         pool,
         pid,
         JobKind.REFERENCE,
-        target_type=jobs.TargetType.DATASET_VERSION,
+        target_type=TargetType.DATASET_VERSION,
         target_id=world.dataset_version_id,
         request_id="reference:1",
     )
-    assert created and run.status is jobs.RunStatus.PENDING and run.attempt == 1
+    assert created and run.status is RunStatus.PENDING and run.attempt == 1
     same, same_run, created = await jobs.create_job(
         pool,
         pid,
         JobKind.REFERENCE,
-        target_type=jobs.TargetType.DATASET_VERSION,
+        target_type=TargetType.DATASET_VERSION,
         target_id=world.dataset_version_id,
         request_id="reference:1",
     )
     assert (same.id, same_run.id, created) == (job.id, run.id, False)
 
     with pytest.raises(Conflict, match="pending"):
-        await jobs.finish_run(pool, pid, run.id, jobs.RunStatus.SUCCEEDED)
+        await jobs.finish_run(pool, pid, run.id, RunStatus.SUCCEEDED)
     running = await jobs.start_run(pool, pid, run.id)
-    assert running.status is jobs.RunStatus.RUNNING and running.started_at is not None
+    assert running.status is RunStatus.RUNNING and running.started_at is not None
     with pytest.raises(Conflict):
         await jobs.rerun(pool, pid, job.id)
     await jobs.append_logs(pool, pid, run.id, [(0, "loading"), (1, "computing")])
     await jobs.append_logs(pool, pid, run.id, [(1, "computing"), (2, "done")])  # a re-sent line
     assert [line.line for line in await jobs.read_logs(pool, pid, run.id)] == ["loading", "computing", "done"]
     assert [line.sequence for line in await jobs.read_logs(pool, pid, run.id, after=0)] == [1, 2]
-    failed = await jobs.finish_run(pool, pid, run.id, jobs.RunStatus.FAILED, reason="out of memory")
-    assert (failed.status, failed.reason) == (jobs.RunStatus.FAILED, "out of memory")
+    failed = await jobs.finish_run(pool, pid, run.id, RunStatus.FAILED, reason="out of memory")
+    assert (failed.status, failed.reason) == (RunStatus.FAILED, "out of memory")
     second = await jobs.rerun(pool, pid, job.id)
     assert second.attempt == 2
     assert [r.id for r in await jobs.list_runs(pool, pid, job.id)] == [run.id, second.id]

@@ -24,8 +24,10 @@ from schemas.events import DeploymentKind, DeploymentUpdated, PredictionSource
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common import outbox as relay
 from services.common.db.repositories import deployments, outbox, predicted_assets, projects, registry
+from services.common.domain.registry import NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
@@ -69,14 +71,14 @@ class World:
 @pytest.fixture(scope="module")
 async def world(pool: asyncpg.Pool) -> World:
     project = await projects.create_project(pool, f"ingest-{uuid4().hex[:8]}")
-    _, key = await projects.create_api_key(pool, project.id, "writer", [projects.Scope.WRITE])
-    _, read_key = await projects.create_api_key(pool, project.id, "reader", [projects.Scope.READ])
+    _, key = await projects.create_api_key(pool, project.id, "writer", [Scope.WRITE])
+    _, read_key = await projects.create_api_key(pool, project.id, "reader", [Scope.READ])
     model = await registry.create_model(pool, project.id, "detector")
     version = await registry.create_model_version(
         pool,
         project.id,
         model.id,
-        registry.NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+        NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
     )
 
     async def deployment(project_id: UUID, kind: DeploymentKind, detection_type: DetectionType) -> UUID:

@@ -35,10 +35,11 @@ from schemas.model_io import ModelIO
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import RunStatus, TargetType
 from services.common.db.repositories import deployments, experiments, jobs, processings, projects, registry
-from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
-from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
-from services.common.job_events import job_requested
+from services.common.domain.job_events import job_requested
+from services.common.domain.jobs import Job, JobRun
+from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings, settings_env

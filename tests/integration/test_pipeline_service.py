@@ -12,6 +12,7 @@ from schemas.local_stack import LOCAL_HOST
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import experiments
+from services.common.domain.experiments import Experiment
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from tests.integration.pipeline_fixtures import events_of, pipeline_deployment
@@ -47,7 +48,7 @@ async def test_the_pipeline_process_answers_and_creates_experiments(pipeline_set
                 ),
             )
 
-        async def created() -> experiments.Experiment | None:
+        async def created() -> Experiment | None:
             return await experiments.requested_experiment(pool, request)
 
         experiment = await until(created, "the experiment")

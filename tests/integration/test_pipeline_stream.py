@@ -30,10 +30,11 @@ from schemas.events import (
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import TOPICS, Topic
+from schemas.vocabulary import DeploymentPolicy, TargetType
 from services.common.db.repositories import deployments, experiments, jobs, registry
-from services.common.db.repositories.deployments import DeploymentPolicy
-from services.common.db.repositories.experiments import Experiment
-from services.common.db.repositories.jobs import TargetType
+from services.common.domain.deployments import Deployment
+from services.common.domain.experiments import Experiment
+from services.common.domain.registry import ModelVersion, NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
@@ -273,12 +274,12 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
             pool,
             setup.project_id,
             setup.model_id,
-            registry.NewModelVersion(version=names[0], detection_type=DetectionType.CLASSIFICATION),
+            NewModelVersion(version=names[0], detection_type=DetectionType.CLASSIFICATION),
         )
     finished = _finished(setup, experiment, TrainingStatus.SUCCEEDED)
     await producer.publish(Topic.TRAINING, finished)
 
-    async def exported() -> registry.ModelVersion | None:
+    async def exported() -> ModelVersion | None:
         return await registry.exported_from(pool, setup.project_id, experiment.id)
 
     version = await until(exported, "the exported model version")
@@ -292,7 +293,7 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
     assert version.dataset_versions == {"train": setup.train_id, "test": setup.test_id}
     assert {f.name for f in version.files} == {"model.onnx", "labels.json", "metrics.json"}
 
-    async def deployed() -> deployments.Deployment | None:
+    async def deployed() -> Deployment | None:
         found = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
         assert found is not None
         if policy is DeploymentPolicy.MANUAL:

@@ -16,7 +16,8 @@ from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrectio
 from services.common.db.pool import open_pool
 from services.common.db.repositories import predicted_assets
 from services.common.db.repositories.drift_reports import insert_drift_report, list_drift_reports
-from services.common.db.repositories.prediction_scores import Score, StoredScore, record_outlier_scores
+from services.common.db.repositories.prediction_scores import record_outlier_scores
+from services.common.domain.scoring import Score, StoredScore
 from services.common.settings import Settings
 
 

@@ -21,7 +21,8 @@ from schemas.topics import Topic
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments
 from services.common.db.repositories.drift_reports import list_drift_reports
-from services.common.db.repositories.training_references import TrainingReference, make_reference_ready
+from services.common.db.repositories.training_references import make_reference_ready
+from services.common.domain.deployments import TrainingReference
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore

@@ -33,9 +33,10 @@ from schemas.events import (
     PredictionReviewed,
 )
 from schemas.topics import Topic
+from schemas.vocabulary import TargetType
 from services.common.db.repositories import deployments, jobs, predicted_assets
-from services.common.db.repositories.drift_reports import DriftReport, list_drift_reports
-from services.common.db.repositories.jobs import TargetType
+from services.common.db.repositories.drift_reports import list_drift_reports
+from services.common.domain.scoring import DriftReport
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings

@@ -45,12 +45,14 @@ from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged
 from schemas.features import CLASSIFICATION_FEATURES, IMAGE_FEATURES
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
+from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, projects
-from services.common.images import decode_image
+from services.common.domain.deployments import Deployment
+from services.common.domain.images import decode_image
+from services.common.domain.preprocess import preprocess
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
-from services.common.preprocess import preprocess
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
 
@@ -113,7 +115,7 @@ class World:
         self.deployment_ids[name] = deployment.id
         return deployment.id
 
-    async def announce(self, deployment: deployments.Deployment, change: DeploymentChange) -> None:
+    async def announce(self, deployment: Deployment, change: DeploymentChange) -> None:
         await self.producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(change))
 
 
@@ -180,9 +182,9 @@ async def world(
     store.ensure_bucket()
     project = await projects.create_project(db, f"serving-{uuid4()}")
     other = await projects.create_project(db, f"serving-other-{uuid4()}")
-    _, key = await projects.create_api_key(db, project.id, "rw", [projects.Scope.READ, projects.Scope.WRITE])
-    _, read_only = await projects.create_api_key(db, project.id, "ro", [projects.Scope.READ])
-    _, other_key = await projects.create_api_key(db, other.id, "rw", [projects.Scope.WRITE])
+    _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
+    _, read_only = await projects.create_api_key(db, project.id, "ro", [Scope.READ])
+    _, other_key = await projects.create_api_key(db, other.id, "rw", [Scope.WRITE])
     digits = await demo.find_or_create_labelmap(db, project.id, "digits", LABELS)
     boxes = await demo.find_or_create_labelmap(db, project.id, "boxes", DETECTOR_LABELS)
     linear, mlp = train_linear_classifier(), train_mlp_classifier()

@@ -16,8 +16,8 @@ import pytest
 
 from cvloop.demo.digits import TrainedModel, box_detector_model, train_linear_classifier, train_mlp_classifier
 from cvloop.demo.trainer_workspace import Asset, build_workspace, reviewed, shifted_digits_datasets
-from services.common.images import decode_image
-from services.common.preprocess import preprocess
+from services.common.domain.images import decode_image
+from services.common.domain.preprocess import preprocess
 from tests.conftest import REPO_ROOT
 
 

@@ -9,6 +9,7 @@ from uuid import uuid4
 from schemas.events import NO_DEPLOYMENT, DeploymentChange, DeploymentKind, JobKind
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
+from schemas.vocabulary import TargetType
 from services.api.errors import unique_field
 from services.api.rules import (
     annotation_problem,
@@ -16,11 +17,10 @@ from services.api.rules import (
     missing_parameters,
     unknown_parameters,
 )
-from services.common.db.repositories.experiments import Artifact, Experiment
-from services.common.db.repositories.jobs import TargetType
-from services.common.db.repositories.registry import DatasetVersion, ModelVersion
-from services.common.job_events import job_requested
-from services.common.model_export import exported_version
+from services.common.domain.experiments import Artifact, Experiment
+from services.common.domain.job_events import job_requested
+from services.common.domain.model_export import exported_version
+from services.common.domain.registry import DatasetVersion, ModelVersion
 from tests.samples import deployment_record, job_and_run
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

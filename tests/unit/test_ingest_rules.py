@@ -18,7 +18,7 @@ from schemas.envelope import Event
 from schemas.events import DeploymentKind, PredictionLogged, PredictionSource, RawPrediction, RoleResult
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
-from services.common.db.repositories.deployments import Deployment
+from services.common.domain.deployments import Deployment
 from services.common.kafka.producer import keyed_partitioner
 from services.ingest import images, intake
 from services.ingest.intake import Refused

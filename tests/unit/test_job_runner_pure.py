@@ -13,9 +13,9 @@ import pytest
 from schemas.events import NO_DEPLOYMENT, JobKind, TrainingStatus
 from schemas.model_version import VERSION_LIMIT
 from schemas.predictions import DetectionType
-from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus, TargetType
-from services.common.db.repositories.processings import Processing
-from services.common.db.repositories.registry import ModelVersion
+from schemas.vocabulary import RunStatus, TargetType
+from services.common.domain.jobs import Job, JobRun, OutputFile, Processing
+from services.common.domain.registry import ModelVersion
 from services.pipeline.runner.backends import process_exit
 from services.pipeline.runner.commands import (
     REFERENCE_JOB,

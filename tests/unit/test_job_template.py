@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from schemas.events import JobKind
-from services.common.db.repositories.jobs import RunStatus
+from schemas.vocabulary import RunStatus
 from services.pipeline.runner.backends import Launch
 from services.pipeline.runner.backends.kubernetes import KubernetesBackend, failure_reason
 from services.pipeline.runner.backends.kubernetes_job import job_name, load_template, render_job, to_yaml

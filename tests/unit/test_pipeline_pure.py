@@ -10,8 +10,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from schemas.events import DeploymentChange, TrainingRequested, parse_training_request_id, training_request_id
-from services.common.db.repositories.deployments import ContinuousTraining, DeploymentPolicy
-from services.common.db.repositories.experiments import Artifact
+from schemas.vocabulary import DeploymentPolicy
+from services.common.domain.deployments import ContinuousTraining
+from services.common.domain.experiments import Artifact
 from services.pipeline.counting import (
     CycleCount,
     TrainingSettings,

@@ -7,8 +7,8 @@ from uuid import uuid4
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from schemas.vocabulary import ReviewStatus
 from services.api.review_backlog import ShownBacklog, backlog_samples
-from services.common.review_state import ReviewStatus
 
 
 def test_every_status_of_a_deployment_is_shown_zero_included() -> None:

@@ -7,7 +7,7 @@ from uuid import uuid4
 import pytest
 
 from services.api.comparison import compare
-from services.common.db.repositories.deployment_figures import RoleAnswers
+from services.common.domain.deployments import RoleAnswers
 
 
 def classes(top: str) -> dict:

@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from services.common.review_state import IllegalTransition, ReviewStatus, allowed, check_transition
+from schemas.vocabulary import ReviewStatus
+from services.common.domain.review_state import IllegalTransition, allowed, check_transition
 
 T, R, S = ReviewStatus.TO_REVIEW, ReviewStatus.REVIEWED, ReviewStatus.SUBMITTED
 LEGAL = {(T, R), (R, R), (R, S)}

@@ -16,8 +16,9 @@ from scipy.stats import false_discovery_control, ks_2samp
 from schemas.events import MultipleTestingCorrection
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
-from services.common.coco import detection_quality
-from services.common.quality import Reviewed, Role, role_quality
+from schemas.vocabulary import Role
+from services.common.domain.coco import detection_quality
+from services.common.domain.quality import Reviewed, role_quality
 from services.scoring.drift import DriftWindow, reject, slide
 from services.scoring.ks import ks_2samp_columns
 from services.scoring.outlier import fit_outlier_model

@@ -12,10 +12,10 @@ import pytest
 from cvloop.demo.digits import DETECTOR_IO, box_detector_model, train_linear_classifier
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
-from services.common.agreement import agreement, box_agreement, iou
-from services.common.db.repositories.registry import ModelFile
-from services.common.onnx_graphs import dense_classifier
-from services.common.preprocess import preprocess
+from services.common.domain.agreement import agreement, box_agreement, iou
+from services.common.domain.onnx_graphs import dense_classifier
+from services.common.domain.preprocess import preprocess
+from services.common.domain.registry import ModelFile
 from services.serving.model_config import read_signature, triton_config, triton_files, triton_model_name
 from services.serving.models import Unservable, check_input, onnx_file
 from services.serving.postprocess import OutputError, classification, detection, output_names, to_prediction

@@ -23,7 +23,7 @@ from cvloop.trainers.classification import (
 from cvloop.trainers.workspace import JobInputError, describe
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
-from services.common.onnx_graphs import UnsupportedGraph, dense_classifier, read_dense_classifier
+from services.common.domain.onnx_graphs import UnsupportedGraph, dense_classifier, read_dense_classifier
 
 
 def tiny_net(rng: np.random.Generator, sizes: list[int], dtype: type = np.float64) -> dense.Layers:

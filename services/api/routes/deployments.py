@@ -22,8 +22,8 @@ from schemas.events import DeploymentChange, JobKind
 from schemas.topics import Topic
 from services.common.db.repositories import deployment_figures, deployments, jobs, registry
 from services.common.db.repositories.base import Db
-from services.common.db.repositories.deployments import Deployment
-from services.common.db.repositories.registry import ModelVersion
+from services.common.domain.deployments import Deployment
+from services.common.domain.registry import ModelVersion
 from services.common.http import ApiError
 
 from ..comparison import compare

@@ -18,8 +18,8 @@ from schemas.api.experiments import (
 from schemas.api.registry import ModelVersionOut
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
+from services.common.domain.model_export import exported_version
 from services.common.http import ApiError
-from services.common.model_export import exported_version
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found

@@ -20,10 +20,11 @@ from schemas.api.jobs import (
 )
 from schemas.events import JobKind
 from schemas.topics import Topic
+from schemas.vocabulary import RunStatus, TargetType
 from services.common.db.repositories import jobs, processings, registry
-from services.common.db.repositories.jobs import Job, JobRun, RunStatus, TargetType
+from services.common.domain.job_events import job_requested
+from services.common.domain.jobs import Job, JobRun
 from services.common.http import ApiError
-from services.common.job_events import job_requested
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found

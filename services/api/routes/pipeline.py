@@ -20,12 +20,12 @@ from schemas.api.deployments import (
 from schemas.api.registry import DatasetVersionOut
 from schemas.events import DeploymentChange, JobKind
 from schemas.topics import Topic
+from schemas.vocabulary import ReferenceStatus, TargetType
 from services.common.db.repositories import deployments, jobs, registry
 from services.common.db.repositories.base import Db
-from services.common.db.repositories.deployments import ContinuousTraining, Deployment, ReferenceStatus
-from services.common.db.repositories.jobs import TargetType
+from services.common.domain.deployments import ContinuousTraining, Deployment
+from services.common.domain.job_events import job_requested
 from services.common.http import ApiError
-from services.common.job_events import job_requested
 
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
@@ -208,7 +208,7 @@ async def set_continuous_deployment(
             current.conn,
             key.project_id,
             deployment_id,
-            deployments.DeploymentPolicy(body.policy),
+            body.policy,
             active=body.active,
         )
         published(current, deployment, DeploymentChange.SETTINGS_CHANGED)

@@ -14,19 +14,18 @@ from schemas.api.common import Page as PageOf
 from schemas.api.predictions import (
     MAX_SUBMIT,
     PredictedAssetOut,
-    PredictionOrder,
     ReviewRequest,
-    ReviewStatus,
     SubmitOut,
     SubmitRequest,
     Submitted,
 )
 from schemas.events import AssetSubmitted, PredictionReviewed
 from schemas.topics import Topic
+from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.repositories import predicted_assets, registry
-from services.common.db.repositories.predicted_assets import PredictionFilter
+from services.common.domain.predictions import PredictionFilter
+from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError
-from services.common.review_state import IllegalTransition
 
 from ..context import Context, Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
@@ -51,7 +50,7 @@ async def list_predictions(
     min_outlier_score: Score = None,
     max_outlier_score: Score = None,
     tags: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
-    order: PredictionOrder = "newest",
+    order: PredictionOrder = PredictionOrder.NEWEST,
 ) -> PageOf[PredictedAssetOut]:
     await existing(ctx.pool, key.project_id, deployment_id)
     where = PredictionFilter(
@@ -67,7 +66,7 @@ async def list_predictions(
         key.project_id,
         deployment_id,
         where,
-        order=predicted_assets.PredictionOrder(order),
+        order=order,
         limit=page.limit,
         offset=page.offset,
     )

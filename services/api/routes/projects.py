@@ -9,7 +9,6 @@ from fastapi import APIRouter, Response
 from schemas.api.common import Page as PageOf
 from schemas.api.projects import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ProjectOut
 from services.common.db.repositories import projects
-from services.common.db.repositories.projects import Scope
 
 from ..context import AdminKey, Ctx, Page, ReadKey
 from ..errors import not_found
@@ -36,9 +35,7 @@ async def list_api_keys(ctx: Ctx, key: AdminKey, page: Page) -> PageOf[ApiKeyOut
 
 @router.post("/api-keys", status_code=201)
 async def create_api_key(ctx: Ctx, key: AdminKey, body: ApiKeyCreate) -> ApiKeyCreated:
-    created, secret = await projects.create_api_key(
-        ctx.pool, key.project_id, body.name, [Scope(s) for s in body.scopes]
-    )
+    created, secret = await projects.create_api_key(ctx.pool, key.project_id, body.name, body.scopes)
     return ApiKeyCreated.model_validate(created.model_dump() | {"secret": secret})
 
 

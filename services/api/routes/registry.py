@@ -23,15 +23,15 @@ from schemas.api.registry import (
     ModelOut,
     ModelVersionCreate,
     ModelVersionOut,
-    UploadKind,
     UploadOut,
 )
 from schemas.object_keys import ObjectKind, parse_key
+from schemas.vocabulary import UploadKind
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
-from services.common.db.repositories.registry import ModelFile, NewModelVersion
+from services.common.domain.images import ImageTooLarge, InvalidImage, decode_image
+from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.http import ApiError
-from services.common.images import ImageTooLarge, InvalidImage, decode_image
 from services.common.storage.images import store_image
 
 from ..context import Ctx, Page, ReadKey, WriteKey
@@ -49,7 +49,7 @@ async def upload(
     file: Annotated[UploadFile, File(description="The image or model file.")],
     kind: Annotated[UploadKind, Query(description="images or models")],
 ) -> UploadOut:
-    if kind == "images":
+    if kind is UploadKind.IMAGES:
         data = await file.read(ctx.settings.max_image_bytes + 1)
         try:
             image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)

@@ -10,14 +10,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from schemas.vocabulary import PredictionOrder, ReferenceStatus, ReviewStatus
+
 HERE = Path(__file__).parent
 PREFIX = "/review"
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
+# The words the pages compare and offer, rendered into every page from the one vocabulary.
+VOCABULARY = {
+    e.__name__: {m.name: m.value for m in e} for e in (ReviewStatus, PredictionOrder, ReferenceStatus)
+}
 
 
 def _page(request: Request, template: str, **ids: UUID) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"prefix": PREFIX, **ids})
+    return templates.TemplateResponse(request, template, {"prefix": PREFIX, "vocabulary": VOCABULARY, **ids})
 
 
 @router.get("")

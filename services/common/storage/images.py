@@ -6,7 +6,7 @@ import asyncio
 
 from schemas.events import ImageRef
 from schemas.object_keys import ObjectKind
-from services.common.images import DecodedImage
+from services.common.domain.images import DecodedImage
 
 from .object_store import ObjectStore
 

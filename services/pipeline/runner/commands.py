@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from schemas.events import JobKind
-from services.common.db.repositories.processings import Processing
-from services.common.db.repositories.registry import ModelVersion
+from services.common.domain.jobs import Processing
+from services.common.domain.registry import ModelVersion
 
 REFERENCE_TRAINER = ("python", "-m", "cvloop.trainers.classification")
 REFERENCE_JOB = ("python", "-m", "services.scoring.reference_job")

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import asyncpg
 
 from schemas.events import JobKind
+from schemas.vocabulary import ExperimentStatus
 from services.common.db.repositories import experiments, processings, registry
-from services.common.db.repositories.jobs import Job, JobRun
-from services.common.db.repositories.registry import ModelVersion
+from services.common.domain.jobs import Job, JobRun
+from services.common.domain.registry import ModelVersion
 
 from . import metrics
 from .backends import Backend, Exit, Launch
@@ -78,7 +79,7 @@ class Executor:
             experiment = await experiments.get_experiment(self.pool, job.project_id, job.target_id)
             if experiment is None:
                 raise JobRefused(f"experiment {job.target_id} does not exist")
-            await experiments.set_status(self.pool, job.project_id, job.target_id, "running")
+            await experiments.set_status(self.pool, job.project_id, job.target_id, ExperimentStatus.RUNNING)
             if experiment.base_model_version_id is not None:
                 base = await registry.get_model_version(
                     self.pool, job.project_id, experiment.base_model_version_id

@@ -24,11 +24,12 @@ from schemas.events import (
 )
 from schemas.model_version import VERSION_LIMIT, version_names
 from schemas.topics import Topic
+from schemas.vocabulary import ExperimentStatus, RunStatus
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
 from services.common.db.repositories.base import NotFound, transaction
-from services.common.db.repositories.jobs import Job, JobRun, OutputFile, RunStatus
-from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
 from services.common.db.repositories.training_references import fail_reference
+from services.common.domain.jobs import Job, JobRun, OutputFile
+from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 
 from .backends import Exit
 from .run_log import RunLog
@@ -132,7 +133,7 @@ async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: RunLog) -> Jo
         if job.kind is JobKind.TRAINING:
             for file in files:
                 await experiments.add_artifact(conn, job.project_id, job.target_id, **file.model_dump())
-            await experiments.set_status(conn, job.project_id, job.target_id, "succeeded")
+            await experiments.set_status(conn, job.project_id, job.target_id, ExperimentStatus.SUCCEEDED)
         elif job.kind is JobKind.PROCESSING and files:
             created = await _new_version(conn, job, run, files)
             await log.write(
@@ -148,7 +149,7 @@ async def _fail(pool: asyncpg.Pool, job: Job, run: JobRun, reason: str, log: Run
     async with transaction(pool) as conn:
         if job.kind is JobKind.TRAINING:
             with contextlib.suppress(NotFound):  # an experiment deleted meanwhile has no status to follow
-                await experiments.set_status(conn, job.project_id, job.target_id, "failed")
+                await experiments.set_status(conn, job.project_id, job.target_id, ExperimentStatus.FAILED)
         elif job.kind is JobKind.REFERENCE and "dataset_version_id" in job.parameters:
             dataset_version_id = UUID(str(job.parameters["dataset_version_id"]))
             await fail_reference(conn, job.project_id, job.target_id, dataset_version_id, reason)

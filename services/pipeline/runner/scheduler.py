@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from services.common.db.repositories import jobs
-from services.common.db.repositories.jobs import Job, JobRun
+from services.common.domain.jobs import Job, JobRun
 
 logger = logging.getLogger(__name__)
 

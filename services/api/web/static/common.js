@@ -1,6 +1,8 @@
 // What every page shares: the API key, calls to the JSON API, small DOM helpers.
 const KEY = "cvloop-api-key";
 export const prefix = document.body.dataset.prefix;
+// The server's vocabulary (schemas/vocabulary.py), rendered into the page: enum name -> member -> value.
+export const vocabulary = JSON.parse(document.getElementById("vocabulary").textContent);
 
 export function apiKey() {
   return localStorage.getItem(KEY);
@@ -101,10 +103,11 @@ export function jobRows(tbody, jobs) {
 // What of a deployment's pipeline is set up, as badges.
 export function pipelineBadges(deployment) {
   const trainingData = deployment.training_data.status;
+  const { ReferenceStatus } = vocabulary;
   return [
     badge(
-      trainingData === "ready" ? "training data ready" : `training data ${trainingData ?? "not set"}`,
-      trainingData === "ready" ? "on" : trainingData === "failed" ? "failed" : "off",
+      trainingData === ReferenceStatus.READY ? "training data ready" : `training data ${trainingData ?? "not set"}`,
+      trainingData === ReferenceStatus.READY ? "on" : trainingData === ReferenceStatus.FAILED ? "failed" : "off",
     ),
     badge("feedback loop", deployment.feedback_loop.dataset_version_ids.length ? "on" : "off"),
     badge("continuous training", deployment.continuous_training.active ? "on" : "off"),

@@ -1,6 +1,6 @@
 // One predicted asset: its image with the shapes drawn, champion / shadow / review toggle, the review
 // editor (class for classification; move, resize, delete and add boxes for detection), mark reviewed.
-import { api, badge, el, facts, number, prefix, say, start, summary, topClass, when } from "./common.js";
+import { api, badge, el, facts, number, prefix, say, start, summary, topClass, vocabulary, when } from "./common.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const HANDLE = 0.06; // resize handle, as a fraction of the image's longer side
@@ -143,7 +143,7 @@ function showFacts() {
     ["Reviewed", asset.reviewed_at ? `${when(asset.reviewed_at)} by ${asset.reviewed_by}` : "—"],
     ["Submitted", asset.submitted_at ? when(asset.submitted_at) : "—"],
   ]);
-  document.getElementById("mark-reviewed").disabled = asset.status === "SUBMITTED";
+  document.getElementById("mark-reviewed").disabled = asset.status === vocabulary.ReviewStatus.SUBMITTED;
   document.getElementById("show-shadow").disabled = !asset.shadow_prediction;
 }
 

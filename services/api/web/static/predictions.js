@@ -1,5 +1,5 @@
 // A deployment's predicted assets as a grid: filters, selection, submission to the feedback loop.
-import { api, badge, el, localInput, number, prefix, say, start, summary, when } from "./common.js";
+import { api, badge, el, localInput, number, prefix, say, start, summary, vocabulary, when } from "./common.js";
 
 const PAGE = 24;
 const deploymentId = document.getElementById("deployment-name").dataset.deployment;
@@ -128,7 +128,7 @@ async function page() {
   grid.addEventListener("change", updateSubmit);
   document.getElementById("dataset-version").addEventListener("change", updateSubmit);
   document.getElementById("select-reviewed").addEventListener("click", () => {
-    for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === "REVIEWED";
+    for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === vocabulary.ReviewStatus.REVIEWED;
     updateSubmit();
   });
   submitButton.addEventListener("click", () => submit().catch((error) => say(error.message, true)));

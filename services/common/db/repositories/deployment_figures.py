@@ -3,11 +3,10 @@ and its latest predictions as each role answered them (for the champion-vs-shado
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from schemas.events import training_request_prefix
+from services.common.domain.deployments import RoleAnswers
 
 from .base import Db
 
@@ -26,17 +25,6 @@ async def submitted_since_training(db: Db, project_id: UUID, deployment_id: UUID
         deployment_id,
         training_request_prefix(deployment_id),
     )
-
-
-@dataclass(frozen=True)
-class RoleAnswers:
-    """One predicted asset: what the champion and the shadow answered, and its review if any."""
-
-    champion_prediction: dict[str, Any]
-    champion_latency_ms: float
-    shadow_prediction: dict[str, Any] | None
-    shadow_latency_ms: float | None
-    review: dict[str, Any] | None
 
 
 async def latest_answers(

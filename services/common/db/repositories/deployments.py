@@ -3,77 +3,17 @@ settings (feedback loop, continuous training, continuous deployment)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
+from schemas.events import DeploymentKind
 from schemas.predictions import DetectionType
+from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
+from services.common.domain.deployments import ContinuousTraining, Deployment
 
 from .base import Conflict, Db, NotFound, transaction
-
-
-class ReferenceStatus(StrEnum):
-    COMPUTING = "computing"
-    READY = "ready"
-    FAILED = "failed"
-
-
-class DeploymentPolicy(StrEnum):
-    DEPLOY_CHAMPION = "deploy_champion"
-    DEPLOY_SHADOW = "deploy_shadow"
-    MANUAL = "manual"
-
-
-class ContinuousTraining(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    project_id: UUID | None = Field(None, description="Where the experiment is created; None: here.")
-    dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    trigger_threshold: int | None = Field(None, gt=0, description="Submitted assets that start a training.")
-    active: bool = False
-
-
-class Deployment(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    name: str
-    kind: DeploymentKind
-    detection_type: DetectionType
-    champion_model_version_id: UUID | None
-    shadow_model_version_id: UUID | None
-    confidence_threshold: float
-    training_dataset_version_id: UUID | None
-    reference_status: ReferenceStatus | None
-    reference_reason: str | None
-    reference_id: UUID | None
-    feedback_dataset_version_ids: list[UUID]
-    continuous_training: ContinuousTraining
-    cd_policy: DeploymentPolicy
-    cd_active: bool
-    created_at: datetime
-    updated_at: datetime
-
-    def updated_event(self, change: DeploymentChange) -> DeploymentUpdated:
-        """The deployment's whole routing state after `change`, as every writer publishes it."""
-        return DeploymentUpdated(
-            deployment_id=self.id,
-            change=change,
-            kind=self.kind,
-            detection_type=self.detection_type,
-            champion_model_version_id=self.champion_model_version_id,
-            shadow_model_version_id=self.shadow_model_version_id,
-            confidence_threshold=self.confidence_threshold,
-            reference_id=self.reference_id,
-        )
-
 
 _FROM = """
     SELECT d.*,

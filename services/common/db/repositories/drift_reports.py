@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
 
-from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrection
+from schemas.events import DriftReported
+from services.common.domain.scoring import DriftReport
 
 from .base import Db, NotFound
-
-
-class DriftReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    event_id: UUID
-    project_id: UUID
-    deployment_id: UUID
-    reference_id: UUID
-    window_start: datetime
-    window_end: datetime
-    window_size: int
-    reference_size: int
-    correction: MultipleTestingCorrection
-    alpha: float
-    features: list[FeatureDrift]
-    drift_detected: bool
-    created_at: datetime
 
 
 async def insert_drift_report(db: Db, project_id: UUID, report: DriftReported) -> bool:

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.vocabulary import ExperimentStatus
+from services.common.domain.experiments import Artifact, Experiment
 
 from .base import Db, NotFound, transaction
-
-
-class Artifact(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    name: str
-    object_key: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size_bytes: int = Field(ge=0)
-
-
-class Experiment(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    name: str
-    base_model_version_id: UUID | None
-    parameters: dict[str, Any]
-    status: str
-    training_request_id: str | None
-    dataset_versions: dict[str, UUID]
-    artifacts: list[Artifact]
-    created_at: datetime
-    finished_at: datetime | None
-
 
 _SELECT = """
     SELECT e.*,
@@ -145,7 +119,7 @@ async def add_artifact(
     return Artifact.model_validate(dict(row))
 
 
-async def set_status(db: Db, project_id: UUID, experiment_id: UUID, status: str) -> None:
+async def set_status(db: Db, project_id: UUID, experiment_id: UUID, status: ExperimentStatus) -> None:
     """Move the experiment with its training run: running, then succeeded or failed (finished_at set)."""
     updated = await db.execute(
         """UPDATE experiments SET status = $3,
@@ -153,7 +127,7 @@ async def set_status(db: Db, project_id: UUID, experiment_id: UUID, status: str)
            WHERE project_id = $1 AND id = $2""",
         project_id,
         experiment_id,
-        status,
+        status.value,
     )
     if updated == "UPDATE 0":
         raise NotFound(f"experiment {experiment_id} is not in this project")

@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
 
 from schemas.events import JobKind
+from schemas.vocabulary import RunStatus, TargetType
+from services.common.domain.jobs import Job, JobRun, LogLine, OutputFile
 
 from .base import Conflict, Db, NotFound, transaction
-
-
-class TargetType(StrEnum):
-    EXPERIMENT = "experiment"
-    MODEL_VERSION = "model_version"
-    DATASET_VERSION = "dataset_version"
-    DEPLOYMENT = "deployment"
-
-
-class RunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class JobRun(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    job_id: UUID
-    attempt: int
-    status: RunStatus
-    reason: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class Job(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    kind: JobKind
-    target_type: TargetType
-    target_id: UUID
-    processing_id: UUID | None
-    parameters: dict[str, Any]
-    request_id: str | None
-    created_at: datetime
-
-
-class LogLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    sequence: int
-    line: str
-    logged_at: datetime
 
 
 async def create_job(
@@ -305,17 +254,6 @@ async def find_run(db: Db, run_id: UUID) -> tuple[Job, JobRun] | None:
     """A run by its id alone (a job's workspace step knows only its run)."""
     project_id = await db.fetchval("SELECT project_id FROM job_runs WHERE id = $1", run_id)
     return await get_run(db, project_id, run_id) if project_id else None
-
-
-class OutputFile(BaseModel):
-    """A file a run staged out, stored in the object store."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    object_key: str
-    sha256: str
-    size_bytes: int
 
 
 async def record_outputs(db: Db, project_id: UUID, run_id: UUID, files: list[OutputFile]) -> None:

@@ -4,24 +4,16 @@ the broker acknowledged them; what is left behind is sent by the relay (services
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from uuid import UUID
 
 from schemas.envelope import Event
+from services.common.domain.outbox import OutboxRecord
 
 from .base import Db
 
 # The head of an insert into the outbox, for a statement that writes its events together with the rows
 # they report (ingest's). A row is relayed once `relay_after` passed; it defaults to the commit.
 INSERT = "INSERT INTO outbox (event_id, topic, key, value, relay_after)"
-
-
-@dataclass(frozen=True)
-class OutboxRecord:
-    event_id: UUID
-    topic: str
-    key: bytes | None
-    value: bytes
 
 
 async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> None:

@@ -7,39 +7,21 @@ so a bug or a hand-written UPDATE cannot move an asset backwards either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.api.predictions import PredictedAssetFields
 from schemas.events import PredictionLogged
 from schemas.predictions import Prediction
-from services.common.review_state import ReviewStatus, check_transition
+from schemas.vocabulary import PredictionOrder, ReviewStatus
+from services.common.domain.predictions import PredictedAsset, PredictionFilter, Submission
+from services.common.domain.review_state import check_transition
 
 from . import outbox
 from .base import Db, NotFound, transaction
 from .registry import add_annotation, add_asset
-
-
-class PredictedAsset(PredictedAssetFields):
-    model_config = ConfigDict(frozen=True)
-
-    project_id: UUID
-    status: ReviewStatus
-
-
-class PredictionOrder(StrEnum):
-    NEWEST = "newest"
-    OLDEST = "oldest"
-    MOST_OUTLYING = "most_outlying"
-    LEAST_OUTLYING = "least_outlying"
-
 
 # Fixed SQL per order: the ORDER BY is never built from the caller's text.
 _ORDER_BY = {
@@ -48,23 +30,6 @@ _ORDER_BY = {
     PredictionOrder.MOST_OUTLYING: "outlier_score DESC NULLS LAST, created_at DESC, prediction_id",
     PredictionOrder.LEAST_OUTLYING: "outlier_score ASC NULLS LAST, created_at DESC, prediction_id",
 }
-
-
-class PredictionFilter(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    status: ReviewStatus | None = None
-    created_from: datetime | None = Field(None, description="Inclusive.")
-    created_until: datetime | None = Field(None, description="Exclusive.")
-    min_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
-    max_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
-    tags: list[str] = Field(default_factory=list, description="The asset carries all of them.")
-
-
-@dataclass(frozen=True)
-class Submission:
-    predicted_asset: PredictedAsset  # its submitted_asset_id is the dataset version's new asset
-    newly_submitted: bool  # False when this exact submission had already been made
 
 
 def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:

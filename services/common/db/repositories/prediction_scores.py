@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from services.common.domain.scoring import Score, StoredScore
+
 from .base import Db, NotFound, transaction
 
 DEADLOCK_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class Score:
-    prediction_id: UUID
-    score: float
-
-
-@dataclass(frozen=True)
-class StoredScore:
-    score: float  # the score stored for the prediction: the first one recorded
-    new: bool  # recorded by this call (False for a replay)
 
 
 async def count_scores(db: Db, deployment_id: UUID) -> int:

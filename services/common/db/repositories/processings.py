@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from schemas.vocabulary import TargetType
+from services.common.domain.jobs import Processing
 
 from .base import Db
-
-
-class Processing(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    name: str
-    description: str
-    target_type: str
-    command: list[str] | None
-    image: str | None
-    parameters_schema: dict[str, Any]
-    created_at: datetime
-
 
 _COLUMNS = (
     "id, project_id, name, description, target_type, command, image, "
@@ -40,7 +25,7 @@ async def create_processing(
     command: list[str] | None = None,
     image: str | None = None,
     parameters_schema: dict[str, Any] | None = None,
-    target_type: str = "model_version",
+    target_type: TargetType = TargetType.MODEL_VERSION,
 ) -> Processing:
     row = await db.fetchrow(
         f"""INSERT INTO processings (project_id, name, description, target_type, command, image,
@@ -49,7 +34,7 @@ async def create_processing(
         project_id,
         name,
         description,
-        target_type,
+        target_type.value,
         command,
         image,
         parameters_schema or {},

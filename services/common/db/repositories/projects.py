@@ -3,52 +3,13 @@ so a fast hash is enough (no password stretching needed) and lets a lookup use t
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from schemas.vocabulary import Scope
+from services.common.domain.projects import KEY_PREFIX, ApiKey, Project, hash_api_key, new_api_key
 
 from .base import Db
-
-KEY_PREFIX = "cvl_"
-
-
-class Scope(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    ADMIN = "admin"
-
-
-class Project(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    name: str
-    created_at: datetime
-
-
-class ApiKey(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    name: str
-    key_prefix: str
-    scopes: list[Scope]
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_api_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def create_project(db: Db, name: str) -> Project:

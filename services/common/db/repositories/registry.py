@@ -2,105 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
+from services.common.domain.registry import (
+    Annotation,
+    Asset,
+    Dataset,
+    DatasetVersion,
+    Labelmap,
+    Model,
+    ModelVersion,
+    NewModelVersion,
+)
 
 from .base import Db, NotFound, transaction
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Labelmap(_Row):
-    id: UUID
-    project_id: UUID
-    name: str
-    labels: list[str]
-    created_at: datetime
-
-
-class Dataset(_Row):
-    id: UUID
-    project_id: UUID
-    name: str
-    description: str
-    created_at: datetime
-
-
-class DatasetVersion(_Row):
-    id: UUID
-    project_id: UUID
-    dataset_id: UUID
-    version: str
-    description: str
-    detection_type: DetectionType
-    labelmap_id: UUID | None
-    created_at: datetime
-
-
-class Asset(_Row):
-    id: UUID
-    project_id: UUID
-    dataset_version_id: UUID
-    object_key: str
-    sha256: str
-    width: int
-    height: int
-    created_at: datetime
-
-
-class Annotation(_Row):
-    id: UUID
-    project_id: UUID
-    asset_id: UUID
-    shapes: dict[str, Any]
-    created_by: str
-    prediction_id: UUID | None
-    created_at: datetime
-
-
-class Model(_Row):
-    id: UUID
-    project_id: UUID
-    name: str
-    description: str
-    created_at: datetime
-
-
-class ModelFile(_Row):
-    name: str
-    object_key: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size_bytes: int = Field(ge=0)
-
-
-class NewModelVersion(_Row):
-    version: str
-    detection_type: DetectionType
-    description: str = ""
-    labelmap_id: UUID | None = None
-    training_parameters: dict[str, Any] = Field(default_factory=dict)
-    training_entrypoint: str | None = None
-    training_image: str | None = None
-    source_experiment_id: UUID | None = None
-    io: ModelIO | None = Field(None, description="How serving calls it; None: not servable.")
-    files: list[ModelFile] = Field(default_factory=list)
-    dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
-
-
-class ModelVersion(NewModelVersion):
-    id: UUID
-    project_id: UUID
-    model_id: UUID
-    created_at: datetime
 
 
 async def create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> Labelmap:

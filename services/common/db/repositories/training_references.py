@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
+
+from schemas.vocabulary import ReferenceStatus
+from services.common.domain.deployments import TrainingReference
 
 from .base import Db, transaction
-from .deployments import ReferenceStatus, set_reference_status
-
-
-class TrainingReference(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    project_id: UUID
-    deployment_id: UUID
-    dataset_version_id: UUID
-    job_run_id: UUID
-    object_key: str
-    detector: str
-    feature_names: list[str]
-    training_size: int
-    sample_size: int
-    created_at: datetime | None = None  # set by the database when stored: when it became ready
+from .deployments import set_reference_status
 
 
 async def _locked_training_data(

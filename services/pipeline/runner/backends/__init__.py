@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.common.db.repositories.jobs import Job, JobRun
+from services.common.domain.jobs import Job, JobRun
 
 from ..commands import JobCommand
 

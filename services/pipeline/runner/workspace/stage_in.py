@@ -17,8 +17,9 @@ from schemas.events import JobKind
 from schemas.job_workspace import AssetLine, JobFile, JobWorkspace, ModelVersionFile, image_file
 from schemas.object_keys import parse_key, validate_key
 from schemas.predictions import Prediction
+from schemas.vocabulary import TargetType
 from services.common.db.repositories import experiments, registry
-from services.common.db.repositories.jobs import Job, JobRun, TargetType
+from services.common.domain.jobs import Job, JobRun
 from services.common.storage import ObjectStore
 
 from ..commands import RUNNER_PARAMETERS

@@ -16,7 +16,7 @@ from schemas.events import JobKind
 from schemas.job_workspace import JobWorkspace
 from schemas.object_keys import ObjectKind
 from services.common.db.repositories import jobs
-from services.common.db.repositories.jobs import OutputFile
+from services.common.domain.jobs import OutputFile
 from services.common.storage import ObjectStore
 
 MAX_NAME = 256  # experiment_artifacts.name and model_files.name

@@ -8,14 +8,7 @@ The database enforces the same rules with a trigger (migrations/0001_initial.sql
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class ReviewStatus(StrEnum):
-    TO_REVIEW = "TO_REVIEW"
-    REVIEWED = "REVIEWED"
-    SUBMITTED = "SUBMITTED"
-
+from schemas.vocabulary import ReviewStatus
 
 _ALLOWED: frozenset[tuple[ReviewStatus, ReviewStatus]] = frozenset(
     {

@@ -6,7 +6,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from schemas.events import NO_DEPLOYMENT, JobKind, JobRequested
-from services.common.db.repositories.jobs import Job, JobRun, TargetType
+from schemas.vocabulary import TargetType
+from services.common.domain.jobs import Job, JobRun
 
 
 def job_requested(

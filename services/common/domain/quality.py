@@ -4,18 +4,13 @@ detection. The scoring stream publishes them as metrics; the api answers them in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, Prediction
+from schemas.vocabulary import Role
 
 from .coco import detection_quality
-
-
-class Role(StrEnum):
-    CHAMPION = "champion"
-    SHADOW = "shadow"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ route and the pipeline's export of a finished training."""
 from __future__ import annotations
 
 from schemas.model_io import ModelIO
-from services.common.db.repositories.experiments import Experiment
-from services.common.db.repositories.registry import ModelFile, ModelVersion, NewModelVersion
+from services.common.domain.experiments import Experiment
+from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 
 
 def exported_version(

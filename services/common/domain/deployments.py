@@ -1,0 +1,88 @@
+"""A deployment, its continuous-training settings, its training-data reference and the answers its
+roles gave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
+from schemas.predictions import DetectionType
+from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
+
+
+class ContinuousTraining(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    project_id: UUID | None = Field(None, description="Where the experiment is created; None: here.")
+    dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    trigger_threshold: int | None = Field(None, gt=0, description="Submitted assets that start a training.")
+    active: bool = False
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    name: str
+    kind: DeploymentKind
+    detection_type: DetectionType
+    champion_model_version_id: UUID | None
+    shadow_model_version_id: UUID | None
+    confidence_threshold: float
+    training_dataset_version_id: UUID | None
+    reference_status: ReferenceStatus | None
+    reference_reason: str | None
+    reference_id: UUID | None
+    feedback_dataset_version_ids: list[UUID]
+    continuous_training: ContinuousTraining
+    cd_policy: DeploymentPolicy
+    cd_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def updated_event(self, change: DeploymentChange) -> DeploymentUpdated:
+        """The deployment's whole routing state after `change`, as every writer publishes it."""
+        return DeploymentUpdated(
+            deployment_id=self.id,
+            change=change,
+            kind=self.kind,
+            detection_type=self.detection_type,
+            champion_model_version_id=self.champion_model_version_id,
+            shadow_model_version_id=self.shadow_model_version_id,
+            confidence_threshold=self.confidence_threshold,
+            reference_id=self.reference_id,
+        )
+
+
+class TrainingReference(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    project_id: UUID
+    deployment_id: UUID
+    dataset_version_id: UUID
+    job_run_id: UUID
+    object_key: str
+    detector: str
+    feature_names: list[str]
+    training_size: int
+    sample_size: int
+    created_at: datetime | None = None  # set by the database when stored: when it became ready
+
+
+@dataclass(frozen=True)
+class RoleAnswers:
+    """One predicted asset: what the champion and the shadow answered, and its review if any."""
+
+    champion_prediction: dict[str, Any]
+    champion_latency_ms: float
+    shadow_prediction: dict[str, Any] | None
+    shadow_latency_ms: float | None
+    review: dict[str, Any] | None
