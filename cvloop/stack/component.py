@@ -7,7 +7,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .process import StackError, log_tail, running_pid, terminate, wait_until
+from schemas.local_stack import LOCAL_HOST
+
+from .process import StackError, clear_dead, ensure_ports_free, log_tail, running_pid, terminate, wait_until
 from .settings import StackSettings
 
 
@@ -29,6 +31,8 @@ class Component(ABC):
     name: str
     start_timeout: float = 30.0
     stop_signal: signal.Signals = signal.SIGTERM
+    # Whether the server binds with SO_REUSEADDR (a closed connection's TIME_WAIT then does not block it).
+    reuses_address: bool = True
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -45,6 +49,11 @@ class Component(ABC):
     @abstractmethod
     def address(self) -> str: ...
 
+    @property
+    def ports(self) -> list[int]:
+        """The loopback ports the server binds, checked bindable before it starts."""
+        return []
+
     @abstractmethod
     def install(self) -> None:
         """Install what the component needs when it is missing; idempotent and quick when done."""
@@ -60,7 +69,9 @@ class Component(ABC):
     def start(self) -> None:
         if self.external or running_pid(self.workdir) is not None:
             return
+        clear_dead(self.workdir)  # what a crash (kill -9) left behind
         self.install()
+        ensure_ports_free(LOCAL_HOST, self.ports, self.name, reuse_address=self.reuses_address)
         self.launch()
         if not wait_until(self._up_or_dead, self.start_timeout, interval=0.2) or not self.probe():
             tail = log_tail(self.workdir)

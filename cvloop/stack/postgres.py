@@ -19,7 +19,7 @@ from schemas.local_stack import LOCAL_HOST
 from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER
 
 from .component import Component
-from .process import StackError, ensure_port_free, spawn
+from .process import StackError, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,11 @@ class Postgres(Component):
                     f"postgres: running as root needs the `{SYSTEM_USER}` system user; run `{INSTALL_FIX}`"
                 ) from None
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.postgres_port]
+
     def launch(self) -> None:
-        ensure_port_free(LOCAL_HOST, self.settings.postgres_port, self.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             _hand_over_to_system_user(self.workdir)

@@ -30,35 +30,58 @@ def spawn(argv: Sequence[str], *, workdir: Path, env: Mapping[str, str] | None =
             cwd=workdir,
             start_new_session=True,
         )
-    (workdir / "pid").write_text(str(proc.pid))
+    # With its start time: after a crash and a reboot or a long uptime, another process may hold the pid.
+    (workdir / "pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
     return proc.pid
 
 
-def read_pid(workdir: Path) -> int | None:
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None when no live process has the pid.
+
+    A zombie (dead, not yet reaped by a parent that may never reap it) counts as gone."""
     try:
-        return int((workdir / "pid").read_text())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (command) "
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def read_pid(workdir: Path) -> tuple[int, int | None] | None:
+    """The recorded pid and start time (None in a pid file written before start times were kept)."""
+    try:
+        pid, _, started = (workdir / "pid").read_text().strip().partition(" ")
+        return int(pid), int(started) if started else None
     except (FileNotFoundError, ValueError):
         return None
 
 
-def is_alive(pid: int) -> bool:
+def is_alive(pid: int, started: int | None = None) -> bool:
+    # A zombie child of this process: reap it, so the pid is not held for nothing.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still answers kill(0); reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
-    return done == 0
+        pass
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
 
 
 def running_pid(workdir: Path) -> int | None:
-    pid = read_pid(workdir)
-    return pid if pid is not None and is_alive(pid) else None
+    recorded = read_pid(workdir)
+    return recorded[0] if recorded is not None and is_alive(*recorded) else None
+
+
+def clear_dead(workdir: Path) -> None:
+    """After a crash of the recorded process: kill what is left of its process group (a crashed
+    tritonserver's python stubs, a crashed postmaster's backends hold ports and memory) and forget it."""
+    recorded = read_pid(workdir)
+    if recorded is None or is_alive(*recorded):
+        return
+    # The group id is the dead leader's pid, which Linux does not hand out while the group has members.
+    _signal_group(recorded[0], signal.SIGKILL)
+    (workdir / "pid").unlink(missing_ok=True)
 
 
 def terminate(workdir: Path, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -69,7 +92,7 @@ def terminate(workdir: Path, *, sig: signal.Signals = signal.SIGTERM, timeout: f
         if not wait_until(lambda: not is_alive(pid), timeout):
             _signal_group(pid, signal.SIGKILL)
             wait_until(lambda: not is_alive(pid), 5.0)
-    (workdir / "pid").unlink(missing_ok=True)
+    clear_dead(workdir)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -106,11 +129,42 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
-def ensure_port_free(host: str, port: int, component: str) -> None:
+def port_bindable(host: str, port: int, *, reuse_address: bool = True) -> bool:
+    """Nothing listens on the port and no other socket holds it as its local port. Without reuse_address,
+    a closed connection still in TIME_WAIT holds it too: servers that bind without SO_REUSEADDR (like
+    tritonserver's HTTP endpoint) fail on those."""
     if port_open(host, port):
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if reuse_address:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# Linux keeps a closed connection in TIME_WAIT for 60 s.
+TIME_WAIT_S = 61.0
+
+
+def ensure_ports_free(host: str, ports: Sequence[int], component: str, *, reuse_address: bool = True) -> None:
+    """Every port the component will bind is bindable now, or (held by closing connections) soon."""
+    if all(port_bindable(host, port, reuse_address=reuse_address) for port in ports):
+        return
+    if not any(port_open(host, port) for port in ports):
+        wait_until(
+            lambda: all(port_bindable(host, port, reuse_address=reuse_address) for port in ports),
+            TIME_WAIT_S,
+            interval=1.0,
+        )
+    taken = [port for port in ports if not port_bindable(host, port, reuse_address=reuse_address)]
+    if taken:
+        held = "; ".join(f"port {host}:{port} is already taken" for port in taken)
         raise StackError(
-            f"{component}: port {host}:{port} is already taken by another program; stop it, or move the "
-            "local stack with CVLOOP_PORT_BASE=<another port>"
+            f"{component}: {held} by another program; stop it, or move the local stack with "
+            "CVLOOP_PORT_BASE=<another port>"
         )
 
 

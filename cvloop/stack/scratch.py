@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from pathlib import Path
 
-from schemas.local_stack import LOCAL_HOST, PortOffset
+from schemas.local_stack import LOCAL_HOST, PORTS_PER_STACK, S3_ADMIN_GRPC_SHIFT, stack_ports
 
-from .process import port_open
+from .process import port_bindable
 from .settings import StackSettings
 
-PORTS_PER_STACK = len(PortOffset)
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Scratch stacks' bases: above the default stack's block, and low enough that every port (the S3 admin's
+# gRPC port lies S3_ADMIN_GRPC_SHIFT above its block) stays below the ephemeral range (32768-60999), so
+# client sockets do not take a port between the check and the start.
+SCRATCH_BASES = range(16000, 32768 - S3_ADMIN_GRPC_SHIFT - PORTS_PER_STACK, PORTS_PER_STACK)
 
 
 def tools_dir() -> Path:
@@ -22,25 +24,13 @@ def tools_dir() -> Path:
     return Path(os.environ.get("CVLOOP_TOOLS_DIR") or REPO_ROOT / ".cvloop" / "tools")
 
 
-def _bindable(port: int) -> bool:
-    """Nothing listens there, and no connection (one in TIME_WAIT included) holds it as its local port:
-    servers that bind without SO_REUSEADDR, like tritonserver's HTTP endpoint, fail on those."""
-    if port_open(LOCAL_HOST, port):
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOCAL_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base(start: int | None = None) -> int:
-    # A random start keeps two stacks on one machine from picking the same block; below the ephemeral
-    # range (32768-60999), so client sockets do not take a port between the check and the start.
-    start = start or 20320 + PORTS_PER_STACK * random.randrange(1000)
-    for base in range(start, start + 2000, PORTS_PER_STACK):
-        if all(_bindable(base + i) for i in range(PORTS_PER_STACK)):
+def free_port_base(after: int | None = None) -> int:
+    """A base whose every port is bindable (servers that bind without SO_REUSEADDR included); a random
+    start keeps two stacks on one machine from picking the same block. `after`: a base above that one."""
+    candidates = [base for base in SCRATCH_BASES if after is None or base > after]
+    start = random.randrange(len(candidates)) if after is None else 0
+    for base in candidates[start:] + candidates[:start]:
+        if all(port_bindable(LOCAL_HOST, port, reuse_address=False) for port in stack_ports(base)):
             return base
     raise RuntimeError("no free block of loopback ports for the stack")
 

@@ -13,7 +13,7 @@ from services.scoring.settings import ScoringSettings
 from services.serving.settings import ServingSettings
 
 from .component import Component
-from .process import ensure_port_free, http_status, spawn
+from .process import http_status, spawn
 
 
 class PythonService(Component):
@@ -38,8 +38,11 @@ class PythonService(Component):
     def install(self) -> None:
         """Installed with the package."""
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
     def launch(self) -> None:
-        ensure_port_free(LOCAL_HOST, self.port, self.name)
         env = settings_env(self.settings, self.settings_model) | {"CVLOOP_BIND_HOST": LOCAL_HOST}
         env.pop("CVLOOP_HTTP_PORT", None)  # each service on its own local port
         spawn([sys.executable, "-m", self.module], workdir=self.workdir, env=env)

@@ -25,7 +25,7 @@ from schemas.local_stack import LOCAL_HOST
 from services.common.settings import Settings
 
 from .component import Component
-from .process import StackError, ensure_port_free, http_status, spawn
+from .process import StackError, http_status, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def build_layout(unpacked: Path, layout: Path, version: str) -> None:
 
 class TritonServer(Component):
     name = "triton"
+    reuses_address = False  # its HTTP endpoint fails to bind while a closed connection is in TIME_WAIT
 
     @property
     def address(self) -> str:
@@ -187,17 +188,19 @@ class TritonServer(Component):
             extra={"into": str(self.home), "seconds": round(time.monotonic() - started, 1)},
         )
 
+    @property
+    def ports(self) -> list[int]:
+        return [
+            self.settings.triton_http_port,
+            self.settings.triton_grpc_port,
+            self.settings.triton_metrics_port,
+        ]
+
     def launch(self) -> None:
         if not self.installed():
             raise StackError(
                 f"triton: no usable tritonserver in {self.home}; run `cvloop up`, which installs it there"
             )
-        for port in (
-            self.settings.triton_http_port,
-            self.settings.triton_grpc_port,
-            self.settings.triton_metrics_port,
-        ):
-            ensure_port_free(LOCAL_HOST, port, self.name)
         self.model_repository.mkdir(parents=True, exist_ok=True)
         spawn(
             server_argv(self.home, self.model_repository, self.settings),

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         DEFAULT_PORT_BASE,
         validation_alias=from_env("CVLOOP_PORT_BASE"),
         description="First loopback port of the local stack: Postgres +0, S3 +1, Triton HTTP +2, gRPC +3, "
-        "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9, job runner +10.",
+        "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9, job runner +10, the S3 server's "
+        "own servers +11 to +18 and +10018. Keep every one below 32768 (Linux's ephemeral ports).",
     )
     log_level: str = Field(
         "WARNING",
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     s3_endpoint_setting: str | None = Field(
         None,
         validation_alias=from_env("S3_ENDPOINT"),
-        description="S3 endpoint URL (MinIO in production). Unset: the local moto server on <port base>+1.",
+        description="S3 endpoint URL (MinIO in production). Unset: the local SeaweedFS on <port base>+1.",
     )
     s3_access_key: str = Field(
         "cvloop", validation_alias=from_env("S3_ACCESS_KEY"), description="S3 access key."

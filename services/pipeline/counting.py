@@ -4,6 +4,10 @@ decision to request a training once continuous training is active and the count 
 A deployment moves through cycles numbered from 1; cycle N ends when it triggers training request
 `"<deployment_id>:N"`, and counting starts over in cycle N + 1. The id is the same however often the
 decision is replayed, so a replay requests the same training, which is created once.
+
+The count lives in a faust table, which a broker that forgets (the local one, or a lost changelog) loses;
+Postgres holds the truth it is rebuilt from: the cycles that have an experiment, and the predictions
+submitted since the latest one.
 """
 
 from __future__ import annotations
@@ -46,12 +50,29 @@ def count_submission(state: CycleCount, settings: TrainingSettings) -> tuple[Cyc
     While training is off the count keeps growing, so turning it on again triggers at the next
     submission when the threshold was passed meanwhile."""
     counted = state.model_copy(update={"submitted": state.submitted + 1, "total": state.total + 1})
-    if not settings.active or settings.threshold is None or counted.submitted < settings.threshold:
-        return counted, None
+    return decide(counted, settings)
+
+
+def decide(state: CycleCount, settings: TrainingSettings) -> tuple[CycleCount, Trigger | None]:
+    """Trigger the cycle when training is active and its count reached the threshold (and start the next)."""
+    if not settings.active or settings.threshold is None or state.submitted < settings.threshold:
+        return state, None
     return (
-        counted.model_copy(update={"cycle": state.cycle + 1, "submitted": 0}),
-        Trigger(state.cycle, counted.submitted),
+        state.model_copy(update={"cycle": state.cycle + 1, "submitted": 0}),
+        Trigger(state.cycle, state.submitted),
     )
+
+
+def needs_reconciling(state: CycleCount | None, latest_cycle: int) -> bool:
+    """The table forgot the deployment, or counts a cycle that already has its experiment (its changelog
+    was lost after a trigger): either way the table is behind Postgres."""
+    return state is None or state.cycle <= latest_cycle
+
+
+def reconciled(latest_cycle: int, submitted_since: int, submitted_total: int) -> CycleCount:
+    """The count Postgres implies: the cycle after the latest one with an experiment, and the predictions
+    submitted since that experiment."""
+    return CycleCount(cycle=latest_cycle + 1, submitted=submitted_since, total=submitted_total)
 
 
 def request_event_id(request: str) -> UUID:

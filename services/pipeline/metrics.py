@@ -15,6 +15,12 @@ DUPLICATE_SUBMISSIONS = Counter(
     "Submissions seen again (a replay or a second event for one prediction) and not counted.",
     ["deployment"],
 )
+RECONCILIATIONS = Counter(
+    "cvloop_pipeline_count_reconciliations_total",
+    "Counts rebuilt from Postgres because the table had none for the deployment, or one behind its "
+    "experiments (after a broker forgot its changelog, and at a deployment's first submission).",
+    ["deployment"],
+)
 SUBMITTED_SINCE_TRIGGER = Gauge(
     "cvloop_pipeline_submitted_since_trigger",
     "Submissions counted since the deployment's last training request.",

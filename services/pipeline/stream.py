@@ -8,6 +8,10 @@ deployment it was counted for. Both entries of one submission are set in the sam
 in one changelog batch of the same partition; a restarted worker recovers both, and a replayed
 submission finds its prediction and is not counted again. Every prediction ever counted stays a key
 (a UUID and a deployment id each).
+
+The table is a cache of what Postgres implies: when it has no entry for a deployment, or one behind the
+deployment's experiments (a broker that forgot, a lost changelog), the count is rebuilt from Postgres
+(counting.reconciled) before the submission is counted, and every prediction it counted becomes a key.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import faust
 
 from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
 from schemas.topics import TOPICS, Topic
-from services.common.db.repositories import deployments
+from services.common.db.repositories import deployment_figures, deployments
 from services.common.kafka.deadletter import DeadLetters
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
@@ -29,7 +33,15 @@ from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
 from . import metrics
-from .counting import CycleCount, TrainingSettings, count_submission, request_event_id
+from .counting import (
+    CycleCount,
+    TrainingSettings,
+    count_submission,
+    decide,
+    needs_reconciling,
+    reconciled,
+    request_event_id,
+)
 from .export import finish_training
 from .rollout import Outcome
 from .training import create_training
@@ -89,14 +101,22 @@ class PipelineStream:
         """Count a submission once per prediction; request a training when the cycle reaches the
         deployment's threshold, reading its continuous-training settings from Postgres now."""
         deployment = str(submitted.deployment_id)
-        if prediction_key(submitted.prediction_id) in self.counts:
-            metrics.DUPLICATE_SUBMISSIONS.labels(deployment).inc()
-            return
         key = deployment_key(submitted.deployment_id)
         saved = self.counts.get(key)
-        state = CycleCount.model_validate_json(saved) if saved else CycleCount()
+        state = CycleCount.model_validate_json(saved) if saved else None
+        latest_cycle = await deployment_figures.latest_training_cycle(self.pool, submitted.deployment_id)
+        reconciling = needs_reconciling(state, latest_cycle)
+        if reconciling:
+            state = await self._reconcile(submitted.deployment_id, state)
+        assert state is not None  # read, or rebuilt from Postgres
         settings = await self._training_settings(submitted.deployment_id)
-        counted, trigger = count_submission(state, settings)
+        if prediction_key(submitted.prediction_id) not in self.counts:
+            counted, trigger = count_submission(state, settings)
+        elif reconciling:  # counted by the reconciliation, whose count may have reached the threshold
+            counted, trigger = decide(state, settings)
+        else:
+            metrics.DUPLICATE_SUBMISSIONS.labels(deployment).inc()
+            return
         if trigger is not None:
             # Published before the count moves on: a crash in between replays the same request id,
             # whose experiment is created once.
@@ -122,6 +142,27 @@ class PipelineStream:
         metrics.SUBMISSIONS.labels(deployment).inc()
         metrics.SUBMITTED_SINCE_TRIGGER.labels(deployment).set(counted.submitted)
         metrics.TRIGGER_THRESHOLD.labels(deployment).set(settings.threshold or 0)
+
+    async def _reconcile(self, deployment_id: UUID, stale: CycleCount | None) -> CycleCount:
+        """The deployment's count rebuilt from Postgres; the predictions it counted become keys (set with
+        no await in between, like a count)."""
+        progress = await deployment_figures.training_progress(self.pool, deployment_id)
+        state = reconciled(progress.latest_cycle, len(progress.submitted_since), progress.submitted_total)
+        for prediction_id in progress.submitted_since:
+            self.counts[prediction_key(prediction_id)] = str(deployment_id).encode()
+        self.counts[deployment_key(deployment_id)] = state.model_dump_json().encode()
+        metrics.RECONCILIATIONS.labels(str(deployment_id)).inc()
+        # Quiet at a deployment's first submission; loud when the table had forgotten something.
+        logger.log(
+            logging.WARNING if stale is not None or state.total > 1 else logging.INFO,
+            "submission count reconciled from Postgres",
+            extra={
+                "deployment_id": str(deployment_id),
+                "table": stale.model_dump() if stale else None,
+                "reconciled": state.model_dump(),
+            },
+        )
+        return state
 
     async def _training_settings(self, deployment_id: UUID) -> TrainingSettings:
         deployment = await deployments.find_deployment(self.pool, deployment_id)

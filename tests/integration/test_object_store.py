@@ -1,14 +1,20 @@
-"""The object store against a real S3 server (moto locally, or S3_ENDPOINT)."""
+"""The object store against a real S3 server (SeaweedFS locally, or S3_ENDPOINT): what it stores, and
+that the server refuses whoever does not hold the platform's secret."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from minio import Minio
+from minio.error import S3Error
 
 from services.common.settings import Settings
 from services.common.storage import ObjectKind, ObjectStore, parse_key
@@ -81,6 +87,81 @@ def test_presigned_get_url_serves_the_bytes(store: ObjectStore) -> None:
     with urllib.request.urlopen(url, timeout=5) as response:
         assert response.read() == data
         assert response.headers["Content-Type"] == "image/png"
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query)) | changes
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _client(settings: Settings, access_key: str, secret_key: str) -> Minio:
+    endpoint, secure = minio_endpoint(settings.s3_endpoint)
+    return Minio(
+        endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=settings.s3_region
+    )
+
+
+@pytest.mark.parametrize(
+    ("access_key", "secret_key"),
+    [("cvloop", "not-the-secret"), ("stranger", "cvloop-secret")],
+    ids=["wrong secret", "unknown key"],
+)
+def test_requests_signed_without_the_secret_are_refused(
+    store: ObjectStore, s3_settings: Settings, access_key: str, secret_key: str
+) -> None:
+    stored = store.put_bytes(ObjectKind.ARTIFACTS, os.urandom(64), "application/json")
+    intruder = _client(s3_settings, access_key, secret_key)
+    for attempt in (
+        lambda: intruder.get_object(store.bucket, stored.key),
+        lambda: list(intruder.list_objects(store.bucket)),
+        lambda: intruder.put_object(store.bucket, "artifacts/intruder", io.BytesIO(b"x"), 1),
+    ):
+        with pytest.raises(S3Error) as refused:
+            attempt()
+        assert refused.value.code in ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId")
+    assert list(store.client.list_objects(store.bucket, prefix="artifacts/intruder")) == []
+
+
+def test_unsigned_requests_are_refused(store: ObjectStore, s3_settings: Settings) -> None:
+    data = os.urandom(128)
+    stored = store.put_bytes(ObjectKind.IMAGES, data, "image/png")
+    endpoint = s3_settings.s3_endpoint.rstrip("/")
+    assert _status(f"{endpoint}/") == 403  # the bucket list
+    assert _status(f"{endpoint}/{store.bucket}") == 403  # the object listing
+    assert _status(f"{endpoint}/{store.bucket}/{stored.key}") == 403
+    assert store.get_bytes(stored.key) == data  # the platform's own signature still reads it
+
+
+def test_tampered_or_expired_presigned_urls_are_refused(store: ObjectStore) -> None:
+    data = os.urandom(256)
+    stored = store.put_bytes(ObjectKind.IMAGES, data, "image/png")
+    other = store.put_bytes(ObjectKind.IMAGES, os.urandom(256), "image/png")
+    url = store.presigned_get_url(stored.key, expires=timedelta(minutes=5))
+    assert _status(url) == 200
+
+    signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+    forged = "0" if signature[0] != "0" else "1"
+    assert _status(_with_query(url, **{"X-Amz-Signature": forged + signature[1:]})) == 403
+    assert _status(_with_query(url, **{"X-Amz-Expires": "604800"})) == 403  # a longer life, unsigned
+    assert _status(url.replace(stored.key, other.key)) == 403  # another object with this signature
+
+    # Signed two hours ago for one hour: expired an hour ago.
+    expired = store.client.presigned_get_object(
+        store.bucket,
+        stored.key,
+        expires=timedelta(hours=1),
+        request_date=datetime.now(UTC) - timedelta(hours=2),
+    )
+    assert _status(expired) == 403
 
 
 @pytest.mark.parametrize("key", TRAVERSALS)

@@ -119,9 +119,7 @@ def _unload(triton: httpclient.InferenceServerClient) -> None:
 
 
 def _settings_for(tmp_path: Path, tools: Path) -> StackSettings:
-    return StackSettings(
-        state_dir=tmp_path / "state", tools_dir_setting=tools, port_base=free_port_base(56320)
-    )
+    return StackSettings(state_dir=tmp_path / "state", tools_dir_setting=tools, port_base=free_port_base())
 
 
 def test_missing_binary_names_the_fix(tmp_path: Path) -> None:
@@ -136,4 +134,4 @@ def test_taken_port_names_the_fix(tmp_path: Path, triton_settings: StackSettings
         taken.bind((LOCAL_HOST, settings.triton_grpc_port))
         taken.listen()
         with pytest.raises(StackError, match="CVLOOP_PORT_BASE"):
-            TritonServer(settings).launch()
+            TritonServer(settings).start()

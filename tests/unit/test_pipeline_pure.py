@@ -18,6 +18,9 @@ from services.pipeline.counting import (
     TrainingSettings,
     Trigger,
     count_submission,
+    decide,
+    needs_reconciling,
+    reconciled,
     request_event_id,
 )
 from services.pipeline.requests import experiment_name, experiment_spec
@@ -66,6 +69,29 @@ def test_training_off_keeps_counting_and_triggers_on_the_next_submission_once_on
 def test_no_threshold_never_triggers() -> None:
     _, triggers = _count(CycleCount(), TrainingSettings(active=True, threshold=None), 10)
     assert triggers == []
+
+
+def test_a_table_that_forgot_or_lags_its_experiments_is_reconciled() -> None:
+    assert needs_reconciling(None, 0)  # never counted here (or forgotten): ask Postgres
+    assert needs_reconciling(CycleCount(cycle=1, submitted=2, total=2), 1)  # cycle 1 has its experiment
+    assert not needs_reconciling(CycleCount(cycle=2), 1)  # triggered 1, counting 2
+    assert not needs_reconciling(CycleCount(cycle=3), 1)  # request 2 sent, its experiment not made yet
+
+
+def test_a_reconciled_count_continues_after_the_latest_experiment() -> None:
+    # Cycles 1 and 2 have experiments; 2 submissions since, 9 in all: the next request is cycle 3, after
+    # one more submission at threshold 3, never a reused "<deployment>:1".
+    state = reconciled(latest_cycle=2, submitted_since=2, submitted_total=9)
+    assert state == CycleCount(cycle=3, submitted=2, total=9)
+    assert count_submission(state, ON) == (CycleCount(cycle=4, submitted=0, total=10), Trigger(3, 3))
+
+
+def test_a_reconciled_count_at_the_threshold_triggers_without_a_new_submission() -> None:
+    state = reconciled(latest_cycle=0, submitted_since=4, submitted_total=4)
+    assert decide(state, ON) == (CycleCount(cycle=2, submitted=0, total=4), Trigger(1, 4))
+    assert decide(state, OFF) == (state, None)
+    below = CycleCount(cycle=1, submitted=2, total=2)
+    assert decide(below, ON) == (below, None)
 
 
 def test_request_ids_name_the_deployment_and_cycle() -> None:

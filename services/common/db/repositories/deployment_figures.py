@@ -1,30 +1,68 @@
-"""Figures about a deployment that the review page shows: the submissions since its latest training,
-and its latest predictions as each role answered them (for the champion-vs-shadow comparison)."""
+"""Figures about a deployment: the submissions since its latest training (the review page shows their
+count; the pipeline reconciles its own count from them), and its latest predictions as each role answered
+them (for the champion-vs-shadow comparison)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from schemas.events import training_request_prefix
+import asyncpg
+
+from schemas.events import parse_training_request_id, training_request_prefix
 from services.common.domain.deployments import RoleAnswers
 
 from .base import Db
 
 
-async def submitted_since_training(db: Db, project_id: UUID, deployment_id: UUID) -> int:
-    """SUBMITTED predicted assets submitted after the deployment's latest pipeline experiment was created
-    (the pipeline names its training requests "<deployment id>:<cycle>"); all of them before the first."""
-    return await db.fetchval(
-        """SELECT count(*) FROM predicted_assets
-           WHERE project_id = $1 AND deployment_id = $2 AND status = 'SUBMITTED'
-             AND submitted_at > coalesce(
-                 (SELECT max(created_at) FROM experiments
-                  WHERE project_id = $1 AND starts_with(training_request_id, $3)),
-                 '-infinity')""",
-        project_id,
-        deployment_id,
+class TrainingProgress(NamedTuple):
+    """Where a deployment's continuous training stands in Postgres."""
+
+    latest_cycle: int  # the highest cycle with an experiment; 0 before the first
+    submitted_since: list[UUID]  # predictions submitted after that experiment was created (all before it)
+    submitted_total: int
+
+
+# SUBMITTED predicted assets of deployment $1 submitted after $2 (NULL: ever).
+_SUBMITTED_SINCE = """FROM predicted_assets
+    WHERE deployment_id = $1 AND status = 'SUBMITTED'
+      AND submitted_at > coalesce($2::timestamptz, '-infinity')"""
+
+
+async def latest_training_cycle(db: Db, deployment_id: UUID) -> int:
+    """The highest cycle among the deployment's pipeline experiments; 0 before the first."""
+    cycle, _ = await _latest_training(db, deployment_id)
+    return cycle
+
+
+async def _latest_training(db: Db, deployment_id: UUID) -> tuple[int, datetime | None]:
+    """The highest cycle among the deployment's pipeline experiments (named "<deployment id>:<cycle>", in
+    whichever project the settings chose) and when it was created; (0, None) before the first."""
+    rows = await db.fetch(
+        "SELECT training_request_id, created_at FROM experiments WHERE starts_with(training_request_id, $1)",
         training_request_prefix(deployment_id),
     )
+    cycles = [(parse_training_request_id(r["training_request_id"])[1], r["created_at"]) for r in rows]
+    return max(cycles, default=(0, None))
+
+
+async def submitted_since_training(db: Db, project_id: UUID, deployment_id: UUID) -> int:
+    """SUBMITTED predicted assets submitted after the deployment's latest pipeline experiment was created;
+    all of them before the first."""
+    _, since = await _latest_training(db, deployment_id)
+    return await db.fetchval(
+        f"SELECT count(*) {_SUBMITTED_SINCE} AND project_id = $3", deployment_id, since, project_id
+    )
+
+
+async def training_progress(pool: asyncpg.Pool, deployment_id: UUID) -> TrainingProgress:
+    """The deployment's latest cycle and submissions, read in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cycle, since = await _latest_training(conn, deployment_id)
+        rows = await conn.fetch(f"SELECT prediction_id {_SUBMITTED_SINCE}", deployment_id, since)
+        total = await conn.fetchval(f"SELECT count(*) {_SUBMITTED_SINCE}", deployment_id, None)
+    return TrainingProgress(cycle, [r["prediction_id"] for r in rows], total)
 
 
 async def latest_answers(
