@@ -38,13 +38,16 @@ def spawn(argv: Sequence[str], *, workdir: Path, env: Mapping[str, str] | None =
 def start_time(pid: int) -> int | None:
     """The process's start time (clock ticks since boot), or None when no live process has the pid.
 
-    A zombie (dead, not yet reaped by a parent that may never reap it) counts as gone."""
+    A zombie (dead, not yet reaped by a parent that may never reap it) counts as gone once all its
+    threads have exited: a killed multi-threaded server's first thread turns zombie while the others
+    still close its sockets."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (command) "
-    if fields[0] in ("Z", "X"):
+    if fields[0] in ("Z", "X") and threads <= 1:
         return None
     return int(fields[19])
 
