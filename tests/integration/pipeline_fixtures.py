@@ -4,8 +4,11 @@ training configured, submissions, and reading a topic's events for one deploymen
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,11 +17,18 @@ from aiokafka import AIOKafkaConsumer
 
 from cvloop.demo.polling import WAIT_S
 from schemas.codec import decode
-from schemas.events import AssetSubmitted, DeploymentKind
-from schemas.predictions import DetectionType
+from schemas.events import (
+    AssetSubmitted,
+    DeploymentKind,
+    ImageRef,
+    PredictionLogged,
+    PredictionSource,
+    RoleResult,
+)
+from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
 from schemas.vocabulary import DeploymentPolicy
-from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories import deployments, predicted_assets, projects, registry
 from services.common.domain.deployments import ContinuousTraining
 from services.common.domain.registry import NewModelVersion
 from services.common.kafka.consumer import create_consumer
@@ -100,6 +110,42 @@ def submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted
         prediction_id=prediction_id or uuid4(),
         dataset_version_id=setup.train_id,
         asset_id=uuid4(),
+    )
+
+
+async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmitted:
+    """A prediction logged, reviewed and submitted as the api does it; the event the api would publish."""
+    digest = hashlib.sha256(os.urandom(32)).hexdigest()
+    answer = ClassificationPrediction(classes=["3"], scores=[0.9])
+    logged = PredictionLogged(
+        deployment_id=setup.deployment_id,
+        prediction_id=uuid4(),
+        detection_type=DetectionType.CLASSIFICATION,
+        image=ImageRef(
+            object_key=f"images/{digest[:2]}/{digest}.png",
+            sha256=digest,
+            width=8,
+            height=8,
+            content_type="image/png",
+        ),
+        champion=RoleResult(model_version_id=setup.champion_id, prediction=answer, latency_ms=1.0),
+        source=PredictionSource.SERVING,
+        predicted_at=datetime.now(UTC),
+    )
+    await deployments.attach_feedback_dataset_version(
+        pool, setup.project_id, setup.deployment_id, setup.train_id
+    )
+    assert await predicted_assets.insert_prediction(pool, setup.project_id, logged)
+    await predicted_assets.review(pool, setup.project_id, logged.prediction_id, answer, reviewed_by="ann")
+    submission = await predicted_assets.submit_reviewed(
+        pool, setup.project_id, logged.prediction_id, setup.train_id, submitted_by="ann"
+    )
+    assert submission.predicted_asset.submitted_asset_id is not None
+    return AssetSubmitted(
+        deployment_id=setup.deployment_id,
+        prediction_id=logged.prediction_id,
+        dataset_version_id=setup.train_id,
+        asset_id=submission.predicted_asset.submitted_asset_id,
     )
 
 

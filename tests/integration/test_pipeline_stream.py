@@ -42,6 +42,7 @@ from services.common.storage import ObjectStore
 from services.pipeline.counting import CycleCount
 from services.pipeline.rollout import exported_version_names
 from services.pipeline.service import PipelineService
+from services.pipeline.stream import deployment_key
 from tests.integration.pipeline_fixtures import (
     LABELS,
     THRESHOLD,
@@ -50,6 +51,7 @@ from tests.integration.pipeline_fixtures import (
     pipeline_deployment,
     read_to_end,
     submitted,
+    submitted_in_postgres,
 )
 
 
@@ -378,6 +380,48 @@ async def test_a_failed_training_deploys_nothing(
         setup.champion_id,
         None,
     )
+
+
+async def test_a_forgotten_count_is_reconciled_from_postgres_and_triggers_exactly_once(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    setup = await pipeline_deployment(pool)
+    for _ in range(THRESHOLD):
+        await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
+    await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the first experiment")
+    await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
+    await until(lambda: _counted(service, setup, THRESHOLD + 1), "a submission of cycle 2 counted")
+
+    # The broker forgets (the local one restarted): the worker's table loses the deployment's count and
+    # its predictions (dropped from the table's store, as a worker recovering an empty changelog has
+    # them), and submissions whose events were still in the broker are gone with it.
+    assert service.stream is not None
+    store = service.stream.counts.data
+    mine = str(setup.deployment_id).encode()
+    forgotten = [k for k, v in list(store.items()) if v == mine or k == deployment_key(setup.deployment_id)]
+    assert len(forgotten) == THRESHOLD + 2  # its count and the predictions counted
+    for key in forgotten:
+        del store[key]
+    for _ in range(THRESHOLD - 2):
+        await submitted_in_postgres(pool, setup)  # their events lost
+
+    # Postgres holds THRESHOLD - 1 submissions since experiment 1: the next reaches cycle 2's threshold.
+    await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
+    request = f"{setup.deployment_id}:2"
+    await until(lambda: _experiment(pool, request), "the second experiment, not a reused :1")
+    state = await until(lambda: _counted(service, setup, 2 * THRESHOLD), "the reconciled count")
+    assert state == CycleCount(cycle=3, submitted=0, total=2 * THRESHOLD)
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1", request]
+    reconciliations = _metric(
+        "cvloop_pipeline_count_reconciliations_total", deployment=str(setup.deployment_id)
+    )
+    assert reconciliations == 2  # the deployment's first submission, and after the table forgot
+
+    # One more after the trigger counts in cycle 3, and makes no third experiment.
+    await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
+    after = await until(lambda: _counted(service, setup, 2 * THRESHOLD + 1), "cycle 3 counting")
+    assert after == CycleCount(cycle=3, submitted=1, total=2 * THRESHOLD + 1)
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1", request]
 
 
 async def test_replay_and_restart_create_no_second_experiment(
