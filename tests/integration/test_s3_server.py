@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cvloop.stack.process import running_pid, wait_until
+from cvloop.stack.process import http_status, is_alive, running_pid, spawn, wait_until
 from cvloop.stack.s3 import S3Server
 from cvloop.stack.scratch import free_port_base, tools_dir
 from cvloop.stack.settings import StackSettings
@@ -92,3 +93,22 @@ def test_objects_survive_a_stop_and_a_kill(server: S3Server, tmp_path: Path) -> 
     server.start()  # what `cvloop up --only s3` does after the crash
     assert server.health().state == "healthy"
     assert {key: store.get_bytes(key) for key in kept} == kept
+
+
+def test_a_stack_started_with_moto_starts_seaweedfs(tmp_path: Path) -> None:
+    """Upgrade: the S3 component of a stack started before SeaweedFS is moto's server (in memory)."""
+    settings = StackSettings(
+        state_dir=tmp_path / "state", tools_dir_setting=tools_dir(), port_base=free_port_base()
+    )
+    server = S3Server(settings)
+    argv = [sys.executable, "-m", "moto.server", "-H", LOCAL_HOST, "-p", str(settings.s3_port)]
+    old = spawn(argv, workdir=server.workdir)
+    assert wait_until(lambda: http_status(f"{settings.s3_endpoint}/moto-api/") is not None, 30.0)
+    assert server.health().state == "unhealthy"  # not SeaweedFS: it answers anyone
+    try:
+        server.start()
+        assert server.health().state == "healthy"
+        assert running_pid(server.workdir) != old
+        assert wait_until(lambda: not is_alive(old), 5.0)
+    finally:
+        server.stop()
