@@ -1,5 +1,5 @@
 """Ingest throughput, in one run on a local stack of its own (Postgres, the Kafka-protocol mock broker,
-moto S3, and the ingest service as `python -m services.ingest`):
+SeaweedFS S3, and the ingest service as `python -m services.ingest`):
 
 - baseline: a raw aiokafka producer (the platform's producer settings) sending prediction-sized
   messages as fast as it can;
@@ -8,7 +8,7 @@ moto S3, and the ingest service as `python -m services.ingest`):
 
 Predictions name their image by object key (ingest trusts a content-addressed key and never fetches
 it), so the figures measure ingest, not the image store; one more figure sends the image bytes, which
-ingest decodes, describes and stores in moto's S3 (a stand-in bound to a few hundred writes/s).
+ingest decodes, describes and stores in the local S3 (SeaweedFS).
 
 Usage: .venv/bin/python -m bench.ingest [--raw 20000] [--single 3000] [--batch 20000] [--with-images 300]
 """
@@ -266,7 +266,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
             for seed in range(args.with_images)
         ]
         await measure(
-            f"HTTP single, image bytes into moto S3 ({args.with_images} requests, {args.clients} clients)",
+            f"HTTP single, image bytes into S3 ({args.with_images} requests, {args.clients} clients)",
             args.with_images,
             http_rate(port, path, key, bodies, args.clients, 1, _created),
         )

@@ -1,5 +1,5 @@
 """The retraining loop's turnaround, on a local stack of its own (Postgres, the Kafka-protocol mock broker,
-moto S3, tritonserver, and ingest, api, serving, pipeline and job runner as `cvloop up` runs them):
+SeaweedFS S3, tritonserver, and ingest, api, serving, pipeline and job runner as `cvloop up` runs them):
 
 - the loop: wall time from the N-th submission (threshold N) to serving's first answer with the new
   version as shadow (TrainingRequested, experiment and job, the runner staging in, the reference trainer,

@@ -1,5 +1,5 @@
 """Serving latency and throughput, in one run on a local stack of its own (Postgres, the Kafka-protocol
-mock broker, moto S3, tritonserver with the python backend, and `python -m services.serving`):
+mock broker, SeaweedFS S3, tritonserver with the python backend, and `python -m services.serving`):
 
 - (a) baseline: a direct tritonclient gRPC call of the champion's Triton model, with the input tensor
   made beforehand (no decode, no preprocessing);
@@ -12,7 +12,7 @@ ms at concurrency 1) and c/b (champion p99 with shadow / without at concurrency 
 1797 digits rendered as 32x32 PNGs, cycled: serving stores each in S3 once and remembers it, and the
 first pass is sent before measuring, so no measured request writes to S3. With --unique every request
 sends an image never seen before (a digit with two pixels changed), so every request also stores its
-image (in moto, a Python stand-in sharing the two cores).
+image (in the local S3, sharing the two cores).
 
 Usage: .venv/bin/python -m bench.serving [--requests 2000] [--warmup 200] [--unique]
 """

@@ -1,4 +1,4 @@
-"""The object store: images and model files in one S3 bucket (MinIO in production, moto locally).
+"""The object store: images and model files in one S3 bucket (MinIO in production, SeaweedFS locally).
 
 Every object is content-addressed (see `keys`): storing the same bytes twice yields the same key and
 uploads once. Every method taking a key checks it with `parse_key` first, so callers can pass keys that
