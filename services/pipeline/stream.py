@@ -13,6 +13,7 @@ submission finds its prediction and is not counted again. Every prediction ever 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from uuid import UUID
 
@@ -22,7 +23,7 @@ import faust
 from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories import deployments
-from services.common.kafka.deadletter import DeadLetters
+from services.common.kafka.deadletter import DeadLetters, SourceRecord
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -66,6 +67,7 @@ class PipelineStream:
         self.store = store
         self.producer = producer
         self.dead_letters = DeadLetters(producer, APP_ID)
+        self.guard = guard
         self.outbox_wake = outbox_wake
         self.counts = app.Table(
             COUNTS_TABLE,
@@ -83,7 +85,13 @@ class PipelineStream:
         async for event in stream.events():
             submitted: AssetSubmitted | None = await self.dead_letters.decoded(event.message)
             if submitted is not None:
-                await self.count(submitted)
+                await self.guard.until_done(
+                    "count-submissions", functools.partial(self._count_one, event.message, submitted)
+                )
+
+    async def _count_one(self, record: SourceRecord, submitted: AssetSubmitted) -> None:
+        async with self.dead_letters.guard(record):
+            await self.count(submitted)
 
     async def count(self, submitted: AssetSubmitted) -> None:
         """Count a submission once per prediction; request a training when the cycle reaches the
@@ -148,13 +156,17 @@ class PipelineStream:
     async def _training(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
             message = await self.dead_letters.decoded(event.message)
-            if message is None:
-                continue
-            async with self.dead_letters.guard(event.message):
-                if isinstance(message, TrainingRequested):
-                    await self.request_training(message)
-                else:
-                    await self.export(message)  # a TrainingFinished
+            if message is not None:
+                await self.guard.until_done(
+                    "train-and-export", functools.partial(self._train_one, event.message, message)
+                )
+
+    async def _train_one(self, record: SourceRecord, message: TrainingRequested | TrainingFinished) -> None:
+        async with self.dead_letters.guard(record):
+            if isinstance(message, TrainingRequested):
+                await self.request_training(message)
+            else:
+                await self.export(message)  # a TrainingFinished
 
     async def request_training(self, request: TrainingRequested) -> None:
         created = await create_training(self.pool, request)

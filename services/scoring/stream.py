@@ -10,6 +10,7 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -28,8 +29,8 @@ from schemas.topics import TOPICS, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
 from services.common.domain.scoring import Score
-from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.deadletter import DeadLetters
+from services.common.kafka.failures import MESSAGE_ERRORS
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -69,6 +70,7 @@ class ScoringStream:
         self.dead_letters = DeadLetters(
             producer, APP_ID, lambda record: metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
         )
+        self.guard = guard
         self.references = ReferenceCache(pool, store, settings.scoring_reference_refresh_s)
         self.latencies = LatencyWindows(settings.scoring_latency_window)
         self.windows = app.Table(
@@ -88,10 +90,14 @@ class ScoringStream:
         async for events in stream.take_events(
             self.settings.scoring_batch_size, within=self.settings.scoring_batch_wait_s
         ):
-            await self.score_batch(events)
+            by_deployment = await self._decoded(events)
+            await self.guard.until_done(
+                "score-predictions", functools.partial(self.score_batch, by_deployment)
+            )
             self._record_lag(events)
 
-    async def score_batch(self, events: list[faust.EventT]) -> None:
+    async def _decoded(self, events: list[faust.EventT]) -> dict[UUID, Batch]:
+        """The batch's predictions by deployment (their latencies recorded); the unreadable dead-lettered."""
         by_deployment: dict[UUID, Batch] = defaultdict(list)
         for event in events:
             logged: PredictionLogged | None = await self.dead_letters.decoded(event.message)
@@ -99,8 +105,16 @@ class ScoringStream:
                 by_deployment[logged.deployment_id].append((event, logged))
         for deployment_id, batch in by_deployment.items():
             self._record_latencies(deployment_id, [logged for _, logged in batch])
-            async with self.dead_letters.guard(*(event.message for event, _ in batch)):
-                await self._score_deployment(deployment_id, batch)
+        return by_deployment
+
+    async def score_batch(self, by_deployment: dict[UUID, Batch]) -> None:
+        """Idempotent, so an outage's retry repeats it: a prediction keeps its first score."""
+        for deployment_id, batch in by_deployment.items():
+            await self.dead_letters.isolating(
+                batch,
+                lambda item: item[0].message,
+                functools.partial(self._score_deployment, deployment_id),
+            )
 
     async def _score_deployment(self, deployment_id: UUID, batch: Batch) -> None:
         loaded = await self.references.get(deployment_id)
@@ -255,7 +269,9 @@ class ScoringStream:
                 if reviewed is not None:
                     deployments.add(reviewed.deployment_id)
             for deployment_id in deployments:
-                await self.measure_quality(deployment_id)
+                await self.guard.until_done(
+                    "measure-quality", functools.partial(self.measure_quality, deployment_id)
+                )
             metrics.EVENTS.labels(Topic.REVIEWS.value, "measured").inc(len(events))
             self._record_lag(events)
 
