@@ -83,15 +83,16 @@ class PipelineStream:
 
     async def _feedback(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            submitted: AssetSubmitted | None = await self.dead_letters.decoded(event.message)
-            if submitted is not None:
-                await self.guard.until_done(
-                    "count-submissions", functools.partial(self._count_one, event.message, submitted)
-                )
+            await self.guard.until_done(
+                "count-submissions", functools.partial(self._count_one, event.message)
+            )
 
-    async def _count_one(self, record: SourceRecord, submitted: AssetSubmitted) -> None:
-        async with self.dead_letters.guard(record):
-            await self.count(submitted)
+    async def _count_one(self, record: SourceRecord) -> None:
+        """Retried in place on an outage, decoding included (a dead letter's publish may be what failed)."""
+        submitted: AssetSubmitted | None = await self.dead_letters.decoded(record)
+        if submitted is not None:
+            async with self.dead_letters.guard(record):
+                await self.count(submitted)
 
     async def count(self, submitted: AssetSubmitted) -> None:
         """Count a submission once per prediction; request a training when the cycle reaches the
@@ -155,13 +156,12 @@ class PipelineStream:
 
     async def _training(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = await self.dead_letters.decoded(event.message)
-            if message is not None:
-                await self.guard.until_done(
-                    "train-and-export", functools.partial(self._train_one, event.message, message)
-                )
+            await self.guard.until_done("train-and-export", functools.partial(self._train_one, event.message))
 
-    async def _train_one(self, record: SourceRecord, message: TrainingRequested | TrainingFinished) -> None:
+    async def _train_one(self, record: SourceRecord) -> None:
+        message: TrainingRequested | TrainingFinished | None = await self.dead_letters.decoded(record)
+        if message is None:
+            return
         async with self.dead_letters.guard(record):
             if isinstance(message, TrainingRequested):
                 await self.request_training(message)

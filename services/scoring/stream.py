@@ -90,14 +90,12 @@ class ScoringStream:
         async for events in stream.take_events(
             self.settings.scoring_batch_size, within=self.settings.scoring_batch_wait_s
         ):
-            by_deployment = await self._decoded(events)
-            await self.guard.until_done(
-                "score-predictions", functools.partial(self.score_batch, by_deployment)
-            )
+            await self.guard.until_done("score-predictions", functools.partial(self.score_batch, events))
             self._record_lag(events)
 
-    async def _decoded(self, events: list[faust.EventT]) -> dict[UUID, Batch]:
-        """The batch's predictions by deployment (their latencies recorded); the unreadable dead-lettered."""
+    async def score_batch(self, events: list[faust.EventT]) -> None:
+        """Idempotent, so an outage's retry repeats it: a prediction keeps its first score (an unreadable
+        event retried with it is dead-lettered again, a duplicate its reader may skip)."""
         by_deployment: dict[UUID, Batch] = defaultdict(list)
         for event in events:
             logged: PredictionLogged | None = await self.dead_letters.decoded(event.message)
@@ -105,11 +103,6 @@ class ScoringStream:
                 by_deployment[logged.deployment_id].append((event, logged))
         for deployment_id, batch in by_deployment.items():
             self._record_latencies(deployment_id, [logged for _, logged in batch])
-        return by_deployment
-
-    async def score_batch(self, by_deployment: dict[UUID, Batch]) -> None:
-        """Idempotent, so an outage's retry repeats it: a prediction keeps its first score."""
-        for deployment_id, batch in by_deployment.items():
             await self.dead_letters.isolating(
                 batch,
                 lambda item: item[0].message,
@@ -212,6 +205,14 @@ class ScoringStream:
         self._reported.setdefault(deployment_id, (0, time.monotonic()))
 
     async def _report_overdue_drift(self) -> None:
+        """A failed round (Postgres away) is logged and tried again at the next tick: a timer that raised
+        would stop the app."""
+        try:
+            await self._report_overdue()
+        except Exception as exc:
+            logger.warning("overdue drift reports failed; trying again", extra={"error": repr(exc)})
+
+    async def _report_overdue(self) -> None:
         now = time.monotonic()
         for deployment_id, (total, at) in list(self._reported.items()):
             if now - at < self.settings.scoring_drift_interval_s:
