@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DAY_MS = 24 * 60 * 60 * 1000
 PARTITIONS = 6
+# The largest event value cvloop writes to any topic: under Kafka's default message.max.bytes and the
+# producer's max_request_size (both about 1 MiB), with room left for the key and the record's framing.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 class CleanupPolicy(StrEnum):

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.db.repositories.base import Conflict, NotFound
+from services.common.domain.outbox import EventTooLarge
 from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError, field_error
 
@@ -36,6 +37,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
         return field_error(409, "", str(exc))
+
+    @app.exception_handler(EventTooLarge)
+    async def _too_large(_: Request, exc: EventTooLarge) -> JSONResponse:
+        # The change would publish an event no topic takes: refused whole, before anything is written.
+        return field_error(413, exc.field, str(exc))
 
     @app.exception_handler(asyncpg.UniqueViolationError)
     async def _unique(_: Request, exc: asyncpg.UniqueViolationError) -> JSONResponse:

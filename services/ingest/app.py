@@ -38,7 +38,7 @@ RELAY_INTERVAL_S = 5.0  # the longest a due outbox row waits for the relay
 BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size
 
 
-async def _consume(
+def _consumer(
     settings: IngestSettings,
     group: str,
     topic: Topic,
@@ -46,8 +46,8 @@ async def _consume(
     handle: BatchHandler[Any],
     dead_letters: EventProducer,
     stop: asyncio.Event,
-) -> None:
-    """Run a consumer group until `stop`, restarted after an outage."""
+) -> SupervisedConsumer[AIOKafkaConsumer]:
+    """A consumer group run until `stop`, restarted after an outage."""
 
     async def consume(consumer: AIOKafkaConsumer) -> None:
         await process_batches(
@@ -59,9 +59,11 @@ async def _consume(
             stop=stop,
             max_records=settings.ingest_batch_records,
             fill_ms=BATCH_FILL_MS,
+            progress=supervised.progress,
         )
 
-    await SupervisedConsumer(group, lambda: started_consumer(settings, group, str(topic)), consume).run(stop)
+    supervised = SupervisedConsumer(group, lambda: started_consumer(settings, group, str(topic)), consume)
+    return supervised
 
 
 def build_app(settings: IngestSettings) -> FastAPI:
@@ -93,24 +95,21 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 RecentDeployments(settings.ingest_cache_s),
             )
             raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
-            tasks = [
-                asyncio.create_task(
-                    _consume(
-                        settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, decode, raw, producer, stop
-                    )
+            consumers = [
+                _consumer(
+                    settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, decode, raw, producer, stop
                 ),
-                asyncio.create_task(
-                    _consume(
-                        settings,
-                        persistence.CONSUMER,
-                        Topic.PREDICTIONS,
-                        persistence.decode_unrecorded,
-                        persistence.PersistenceHandler(pool),
-                        producer,
-                        stop,
-                    )
+                _consumer(
+                    settings,
+                    persistence.CONSUMER,
+                    Topic.PREDICTIONS,
+                    persistence.decode_unrecorded,
+                    persistence.PersistenceHandler(pool),
+                    producer,
+                    stop,
                 ),
             ]
+            tasks = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
             recording = asyncio.create_task(queue.run())
             # Rows are due once their delay passed: rounds more often would find nothing new.
             relay = Relay(pool, producer, min(settings.ingest_outbox_relay_after_s, RELAY_INTERVAL_S))
@@ -122,7 +121,8 @@ def build_app(settings: IngestSettings) -> FastAPI:
                     await ping(pool)
                 except Exception as exc:
                     return f"postgres: {exc!r}"
-                return None
+                stalled = [problem for c in consumers if (problem := c.progress.problem())]
+                return "; ".join(stalled) or None
 
             state["ready"] = check
             yield

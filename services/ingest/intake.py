@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
 from schemas.features import RgbImage, features, prediction_features
 from services.common.domain.deployments import Deployment
+from services.common.domain.outbox import EventTooLarge
 
 # Ids of what a `predictions.raw` message becomes are derived from its event id, so a redelivered
 # message is recognised as the same prediction rather than the same image sent twice.
@@ -30,6 +31,19 @@ class Refused(ValueError):
         self.status_code = status_code
         self.field = field
         self.message = message
+
+
+def refusal(error: Exception) -> Refused:
+    """What to answer for a prediction its recording refused for what it holds (failures.is_message_error):
+    an event no topic takes (413 naming its field), a model version or deployment outside the project, a
+    value Postgres refuses (422)."""
+    if isinstance(error, Refused):
+        return error
+    if isinstance(error, EventTooLarge):
+        return Refused(413, error.field, str(error))
+    if isinstance(error, LookupError):
+        return Refused(422, "model_version_id", str(error))
+    return Refused(422, "", f"a value cannot be stored: {error}")
 
 
 class MonitoredPrediction(Protocol):

@@ -17,8 +17,7 @@ import orjson
 
 from schemas.codec import decode
 from schemas.events import PredictionLogged, PredictionSource
-from services.common.db.repositories.base import NotFound
-from services.common.db.repositories.predicted_assets import insert_prediction, insert_predictions
+from services.common.db.repositories.predicted_assets import insert_predictions
 
 from .deployments import UnknownDeployment, deployments_by_id
 from .metrics import CONSUMED, PERSISTED
@@ -63,19 +62,9 @@ class PersistenceHandler:
         rows = [
             (deployments[e.deployment_id].project_id, e) for e in events if e.deployment_id in deployments
         ]
-        try:
-            inserted = len(await insert_predictions(self.pool, rows))
-        except NotFound:
-            # A model version outside the deployment's project fails the whole statement: find which.
-            inserted = 0
-            for i, event in enumerate(events):
-                if outcomes[i] is None:
-                    try:
-                        inserted += await insert_prediction(
-                            self.pool, deployments[event.deployment_id].project_id, event
-                        )
-                    except NotFound as exc:
-                        outcomes[i] = exc
+        # A row Postgres refuses (a foreign model version, NUL in a text) fails the whole statement: the
+        # consumer then halves the batch until that event stands alone, and dead-letters it.
+        inserted = len(await insert_predictions(self.pool, rows))
         PERSISTED.labels("inserted").inc(inserted)
         PERSISTED.labels("recorded").inc(sum(o is None for o in outcomes) - inserted)
         return outcomes

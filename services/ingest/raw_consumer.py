@@ -12,7 +12,7 @@ import asyncpg
 
 from schemas.events import PredictionLogged, PredictionSource, RawPrediction
 from services.common.domain.deployments import Deployment
-from services.common.kafka.consumer import MESSAGE_ERRORS
+from services.common.kafka.failures import MESSAGE_ERRORS
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 

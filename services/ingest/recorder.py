@@ -28,9 +28,10 @@ from services.common.db.repositories.predicted_assets import (
     insert_predictions_with_events,
     predictions_of_images,
 )
+from services.common.kafka.failures import isolate
 from services.common.kafka.producer import EventProducer
 
-from . import outbox
+from . import intake, outbox
 
 logger = logging.getLogger(__name__)
 Row = tuple[UUID, PredictionLogged]  # (project id, event)
@@ -94,6 +95,24 @@ async def record(
     return results
 
 
+async def record_each(
+    pool: asyncpg.Pool, producer: EventProducer, rows: Sequence[Row], *, acknowledged: outbox.Acknowledged
+) -> list[Recorded | intake.Refused]:
+    """`record` for rows of different requests or items: a row refused for what it holds (a value
+    Postgres refuses, a model version outside the project, an event too large) fails its statement, so
+    the rows are halved until it stands alone (failures.isolate); it answers its refusal, the others are
+    recorded. An outage fails them all."""
+    recorded: dict[int, Recorded] = {}
+
+    async def apply(part: list[tuple[int, Row]]) -> list[None]:
+        results = await record(pool, producer, [row for _, row in part], acknowledged=acknowledged)
+        recorded.update((i, result) for (i, _), result in zip(part, results, strict=True))
+        return [None] * len(part)
+
+    outcomes = await isolate(list(enumerate(rows)), apply)
+    return [recorded[i] if outcome is None else intake.refusal(outcome) for i, outcome in enumerate(outcomes)]
+
+
 async def _existing(
     conn: asyncpg.Connection, events: Sequence[PredictionLogged]
 ) -> dict[tuple[UUID, str], UUID]:
@@ -120,6 +139,7 @@ class RecordingQueue:
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def record(self, row: Row) -> Recorded:
+        """The row's answer; intake.Refused when it alone was refused for what it holds."""
         answer: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
         self._pending.append((row, answer))
         self._arrived.set()
@@ -151,7 +171,7 @@ class RecordingQueue:
         self, batch: list[tuple[Row, asyncio.Future[Recorded]]], slots: asyncio.Semaphore
     ) -> None:
         try:
-            results = await record(
+            results = await record_each(
                 self.pool, self.producer, [row for row, _ in batch], acknowledged=self.acknowledged
             )
         except asyncio.CancelledError:
@@ -164,7 +184,11 @@ class RecordingQueue:
                     answer.set_exception(exc)
         else:
             for (_, answer), result in zip(batch, results, strict=True):
-                if not answer.done():
+                if answer.done():
+                    continue
+                if isinstance(result, intake.Refused):
+                    answer.set_exception(result)
+                else:
                     answer.set_result(result)
         finally:
             slots.release()

@@ -161,10 +161,10 @@ async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
             event = await _json_item(
                 intake_, deployment, MonitorPrediction.model_validate_json(await request.body())
             )
+        result = await intake_.queue.record((key.project_id, event))
     except (intake.Refused, ValidationError):
         PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
         raise
-    result = await intake_.queue.record((key.project_id, event))
     REQUEST_SECONDS.labels("single").observe(time.perf_counter() - started)
     if not result.created:
         PREDICTIONS.labels(str(deployment.id), "http", "duplicate").inc()
@@ -211,13 +211,16 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
 
     await asyncio.gather(*(prepare(index, item) for index, item in with_bytes))
     accepted = [(i, e) for i, e in enumerate(events) if e is not None]
-    recorded = await recorder.record(
+    recorded = await recorder.record_each(
         intake_.pool,
         intake_.producer,
         [(key.project_id, e) for _, e in accepted],
         acknowledged=intake_.queue.acknowledged,
     )
     for (i, _), result in zip(accepted, recorded, strict=True):
+        if isinstance(result, intake.Refused):
+            refuse(i, result)
+            continue
         results[i] = (
             BatchItemResult(index=i, status=201, prediction_id=result.prediction_id)
             if result.created

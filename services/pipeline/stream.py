@@ -17,6 +17,7 @@ deployment's experiments (a broker that forgot, a lost changelog), the count is 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from uuid import UUID
 
@@ -26,7 +27,7 @@ import faust
 from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
 from schemas.topics import TOPICS, Topic
 from services.common.db.repositories import deployment_figures, deployments
-from services.common.kafka.deadletter import DeadLetters
+from services.common.kafka.deadletter import DeadLetters, SourceRecord
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -78,6 +79,7 @@ class PipelineStream:
         self.store = store
         self.producer = producer
         self.dead_letters = DeadLetters(producer, APP_ID)
+        self.guard = guard
         self.outbox_wake = outbox_wake
         self.counts = app.Table(
             COUNTS_TABLE,
@@ -93,8 +95,15 @@ class PipelineStream:
 
     async def _feedback(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            submitted: AssetSubmitted | None = await self.dead_letters.decoded(event.message)
-            if submitted is not None:
+            await self.guard.until_done(
+                "count-submissions", functools.partial(self._count_one, event.message)
+            )
+
+    async def _count_one(self, record: SourceRecord) -> None:
+        """Retried in place on an outage, decoding included (a dead letter's publish may be what failed)."""
+        submitted: AssetSubmitted | None = await self.dead_letters.decoded(record)
+        if submitted is not None:
+            async with self.dead_letters.guard(record):
                 await self.count(submitted)
 
     async def count(self, submitted: AssetSubmitted) -> None:
@@ -188,14 +197,17 @@ class PipelineStream:
 
     async def _training(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = await self.dead_letters.decoded(event.message)
-            if message is None:
-                continue
-            async with self.dead_letters.guard(event.message):
-                if isinstance(message, TrainingRequested):
-                    await self.request_training(message)
-                else:
-                    await self.export(message)  # a TrainingFinished
+            await self.guard.until_done("train-and-export", functools.partial(self._train_one, event.message))
+
+    async def _train_one(self, record: SourceRecord) -> None:
+        message: TrainingRequested | TrainingFinished | None = await self.dead_letters.decoded(record)
+        if message is None:
+            return
+        async with self.dead_letters.guard(record):
+            if isinstance(message, TrainingRequested):
+                await self.request_training(message)
+            else:
+                await self.export(message)  # a TrainingFinished
 
     async def request_training(self, request: TrainingRequested) -> None:
         created = await create_training(self.pool, request)

@@ -10,6 +10,7 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -28,8 +29,8 @@ from schemas.topics import TOPICS, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
 from services.common.domain.scoring import Score
-from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.deadletter import DeadLetters
+from services.common.kafka.failures import MESSAGE_ERRORS
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
 from services.common.kafka.producer import EventProducer
@@ -69,6 +70,7 @@ class ScoringStream:
         self.dead_letters = DeadLetters(
             producer, APP_ID, lambda record: metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
         )
+        self.guard = guard
         self.references = ReferenceCache(pool, store, settings.scoring_reference_refresh_s)
         self.latencies = LatencyWindows(settings.scoring_latency_window)
         self.windows = app.Table(
@@ -88,10 +90,12 @@ class ScoringStream:
         async for events in stream.take_events(
             self.settings.scoring_batch_size, within=self.settings.scoring_batch_wait_s
         ):
-            await self.score_batch(events)
+            await self.guard.until_done("score-predictions", functools.partial(self.score_batch, events))
             self._record_lag(events)
 
     async def score_batch(self, events: list[faust.EventT]) -> None:
+        """Idempotent, so an outage's retry repeats it: a prediction keeps its first score (an unreadable
+        event retried with it is dead-lettered again, a duplicate its reader may skip)."""
         by_deployment: dict[UUID, Batch] = defaultdict(list)
         for event in events:
             logged: PredictionLogged | None = await self.dead_letters.decoded(event.message)
@@ -99,8 +103,11 @@ class ScoringStream:
                 by_deployment[logged.deployment_id].append((event, logged))
         for deployment_id, batch in by_deployment.items():
             self._record_latencies(deployment_id, [logged for _, logged in batch])
-            async with self.dead_letters.guard(*(event.message for event, _ in batch)):
-                await self._score_deployment(deployment_id, batch)
+            await self.dead_letters.isolating(
+                batch,
+                lambda item: item[0].message,
+                functools.partial(self._score_deployment, deployment_id),
+            )
 
     async def _score_deployment(self, deployment_id: UUID, batch: Batch) -> None:
         loaded = await self.references.get(deployment_id)
@@ -198,6 +205,14 @@ class ScoringStream:
         self._reported.setdefault(deployment_id, (0, time.monotonic()))
 
     async def _report_overdue_drift(self) -> None:
+        """A failed round (Postgres away) is logged and tried again at the next tick: a timer that raised
+        would stop the app."""
+        try:
+            await self._report_overdue()
+        except Exception as exc:
+            logger.warning("overdue drift reports failed; trying again", extra={"error": repr(exc)})
+
+    async def _report_overdue(self) -> None:
         now = time.monotonic()
         for deployment_id, (total, at) in list(self._reported.items()):
             if now - at < self.settings.scoring_drift_interval_s:
@@ -255,7 +270,9 @@ class ScoringStream:
                 if reviewed is not None:
                     deployments.add(reviewed.deployment_id)
             for deployment_id in deployments:
-                await self.measure_quality(deployment_id)
+                await self.guard.until_done(
+                    "measure-quality", functools.partial(self.measure_quality, deployment_id)
+                )
             metrics.EVENTS.labels(Topic.REVIEWS.value, "measured").inc(len(events))
             self._record_lag(events)
 

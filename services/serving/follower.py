@@ -94,8 +94,17 @@ class DeploymentFollower:
 
         async def consume(synced: AIOKafkaConsumer) -> None:
             try:
-                await process(synced, decode, self.handle, self.dead_letters, name=CONSUMER, stop=stop)
+                await process(
+                    synced,
+                    decode,
+                    self.handle,
+                    self.dead_letters,
+                    name=CONSUMER,
+                    stop=stop,
+                    progress=supervised.progress,
+                )
             finally:
                 self.following = False
 
-        await SupervisedConsumer(CONSUMER, self.sync, consume, RETRY_S).run(stop, first=consumer)
+        supervised = SupervisedConsumer(CONSUMER, self.sync, consume, RETRY_S)
+        await supervised.run(stop, first=consumer)

@@ -1,10 +1,13 @@
 """The ingest service as it runs (`python -m services.ingest` through the local stack) against the real
-Postgres, Kafka-protocol broker and S3 server: the monitor endpoint, `predictions.raw`, persistence."""
+Postgres, Kafka-protocol broker and S3 server: the monitor endpoint, `predictions.raw`, persistence; and
+no message, request or outbox row of one tenant stopping the others (each answered alone, dead-lettered,
+4xx or parked, while the rest is stored)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +19,7 @@ import asyncpg
 import httpx
 import numpy as np
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from PIL import Image
 
 from cvloop.stack import stack
@@ -23,10 +27,11 @@ from schemas import DeadLetter, PredictionLogged, RawPrediction, RoleResult, dec
 from schemas.events import DeploymentKind, DeploymentUpdated, PredictionSource
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
-from schemas.topics import Topic
+from schemas.topics import MAX_MESSAGE_BYTES, Topic
 from schemas.vocabulary import Scope
 from services.common import outbox as relay
 from services.common.db.repositories import deployments, outbox, predicted_assets, projects, registry
+from services.common.domain.outbox import EventTooLarge
 from services.common.domain.registry import NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
@@ -594,3 +599,197 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert "cvloop_ingest_predictions_total" in metrics
     assert 'cvloop_ingest_consumed_total{consumer="raw",outcome="dead_lettered"}' in metrics
+
+
+# --- one message, request or row never stops the others -----------------------------------------
+
+NUL_TAG = "camera\x003"
+
+
+async def _dead_letters(settings: Settings, consumer: str, markers: set[str]) -> dict[str, DeadLetter]:
+    """The dead letters of `consumer` whose original bytes hold one of `markers`, by marker."""
+
+    def marker_of(record: Any) -> str | None:
+        letter = DeadLetter.from_bytes(record.value)
+        value = (letter.original_value or b"").decode(errors="replace")
+        return next((m for m in markers if m in value), None) if letter.consumer == consumer else None
+
+    records = await _records(settings, Topic.DEADLETTER, lambda r: marker_of(r) is not None, len(markers))
+    return {marker_of(r) or "": DeadLetter.from_bytes(r.value) for r in records}
+
+
+def _served(deployment_id: UUID, *, tags: list[str] | None = None) -> PredictionLogged:
+    """A served prediction of a new image, as serving publishes it."""
+    sha = hashlib.sha256(uuid4().bytes).hexdigest()
+    return samples.prediction_logged(deployment_id=deployment_id).model_copy(
+        update={
+            "image": samples.image().model_copy(
+                update={"sha256": sha, "object_key": f"images/{sha[:2]}/{sha}.png"}
+            ),
+            "champion": RoleResult(prediction=samples.detection(), latency_ms=5),
+            "shadow": None,
+            "source": PredictionSource.SERVING,
+            "tags": tags if tags is not None else ["camera-3"],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def other_world(pool: asyncpg.Pool, world: World) -> tuple[UUID, UUID]:
+    """(project id, deployment id) of the project of world.other_project_deployment."""
+    project_id = await pool.fetchval(
+        "SELECT project_id FROM deployments WHERE id = $1", world.other_project_deployment
+    )
+    return project_id, world.other_project_deployment
+
+
+async def test_a_predictions_event_postgres_refuses_is_dead_lettered_and_the_others_stored(
+    ingest_settings: Settings,
+    producer: EventProducer,
+    pool: asyncpg.Pool,
+    world: World,
+    other_world: tuple[UUID, UUID],
+) -> None:
+    other_project, other_deployment = other_world
+    bad = _served(world.detection, tags=[NUL_TAG])
+    before = [_served(other_deployment) for _ in range(20)]
+    after = [_served(other_deployment) for _ in range(20)]
+    # One poll, most likely one batch: the bad event among another project's valid ones.
+    await producer.publish_many(Topic.PREDICTIONS, [*before, bad, *after])
+
+    for event in [*before, *after]:
+        await _eventually_stored(pool, other_project, event.prediction_id)
+    letters = await _dead_letters(ingest_settings, "cvloop-ingest-persistence", {str(bad.prediction_id)})
+    letter = letters[str(bad.prediction_id)]
+    assert letter.source_topic == Topic.PREDICTIONS
+    assert letter.error  # the reason: Postgres refuses NUL in text (or the schema does, at decoding)
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM predicted_assets WHERE prediction_id = $1", bad.prediction_id
+        )
+        == 0
+    )
+
+
+async def test_raw_messages_naming_a_foreign_or_unknown_model_version_are_dead_lettered_alone(
+    ingest_settings: Settings, producer: EventProducer, pool: asyncpg.Pool, world: World
+) -> None:
+    other = await projects.create_project(pool, f"foreign-{uuid4().hex[:8]}")
+    model = await registry.create_model(pool, other.id, "theirs")
+    theirs = await registry.create_model_version(
+        pool, other.id, model.id, NewModelVersion(version="1", detection_type=DetectionType.DETECTION)
+    )
+    foreign = raw(
+        world, champion=RoleResult(model_version_id=theirs.id, prediction=samples.detection(), latency_ms=3)
+    )
+    unknown = raw(
+        world, champion=RoleResult(model_version_id=uuid4(), prediction=samples.detection(), latency_ms=3)
+    )
+    valid = [raw(world) for _ in range(6)]
+    await producer.publish_many(Topic.PREDICTIONS_RAW, [valid[0], foreign, *valid[1:4], unknown, *valid[4:]])
+
+    for message in valid:
+        await _eventually_stored(pool, world.project_id, raw_ids(message.event_id)[0])
+    markers = {str(foreign.event_id), str(unknown.event_id)}
+    letters = await _dead_letters(ingest_settings, "cvloop-ingest-raw", markers)
+    assert set(letters) == markers
+    for letter in letters.values():
+        assert letter.source_topic == Topic.PREDICTIONS_RAW
+        assert "model version" in letter.error, letter.error
+    for message in (foreign, unknown):
+        prediction_id = raw_ids(message.event_id)[0]
+        assert not await pool.fetchval(
+            "SELECT count(*) FROM predicted_assets WHERE prediction_id = $1", prediction_id
+        )
+
+
+async def _tenant(pool: asyncpg.Pool) -> tuple[UUID, str, UUID]:
+    """A project of its own: (project id, write key, monitoring-only detection deployment)."""
+    project = await projects.create_project(pool, f"tenant-{uuid4().hex[:8]}")
+    _, key = await projects.create_api_key(pool, project.id, "writer", [Scope.WRITE])
+    model = await registry.create_model(pool, project.id, "detector")
+    version = await registry.create_model_version(
+        pool, project.id, model.id, NewModelVersion(version="1", detection_type=DetectionType.DETECTION)
+    )
+    created = await deployments.create_deployment(
+        pool,
+        project.id,
+        f"d-{uuid4().hex[:8]}",
+        kind=DeploymentKind.MONITORING_ONLY,
+        detection_type=DetectionType.DETECTION,
+        champion_model_version_id=version.id,
+        confidence_threshold=0.5,
+    )
+    return project.id, key, created.id
+
+
+async def test_one_tenant_s_bad_requests_fail_only_that_tenant_s_requests(
+    pool: asyncpg.Pool, world: World, client: httpx.AsyncClient
+) -> None:
+    """Concurrent monitor requests are recorded together: project A's requests holding NUL or a metadata
+    larger than a topic takes answer 4xx, every one of project B's answers 201."""
+    project_b, key_b, deployment_b = await _tenant(pool)
+    huge = {"blob": "x" * (MAX_MESSAGE_BYTES + 1000)}
+    bad = [body(tags=[NUL_TAG]) if i % 2 else body(metadata=huge) for i in range(20)]
+    good = [body() for _ in range(200)]
+    url_a = f"/v1/deployments/{world.detection}/predictions"
+    url_b = f"/v1/deployments/{deployment_b}/predictions"
+    as_b = {"Authorization": f"Bearer {key_b}"}
+
+    answers_a, answers_b = await asyncio.gather(
+        asyncio.gather(*(client.post(url_a, json=item) for item in bad)),
+        asyncio.gather(*(client.post(url_b, json=item, headers=as_b) for item in good)),
+    )
+
+    refused_b = [(a.status_code, a.text) for a in answers_b if a.status_code != 201]
+    assert not refused_b, refused_b
+    assert all(400 <= a.status_code < 500 for a in answers_a), [(a.status_code, a.text) for a in answers_a]
+    too_large = [a for a, item in zip(answers_a, bad, strict=True) if "blob" in item["metadata"]]
+    assert {e["field"] for a in too_large for e in a.json()["errors"]} == {"metadata"}
+    for answer in answers_b:
+        await _eventually_stored(pool, project_b, UUID(answer.json()["prediction_id"]))
+
+
+# --- the outbox ------------------------------------------------------------------------------------
+
+
+def _with_metadata(size: int) -> PredictionLogged:
+    return _served(uuid4()).model_copy(update={"metadata": {"blob": "x" * size}})
+
+
+async def test_an_event_larger_than_a_topic_takes_cannot_be_written_to_the_outbox(pool: asyncpg.Pool) -> None:
+    event = _with_metadata(5 * 1024 * 1024)
+    with pytest.raises(EventTooLarge) as refused:
+        await outbox.enqueue(pool, [(Topic.PREDICTIONS, event)])
+    assert refused.value.field == "metadata"
+    assert str(MAX_MESSAGE_BYTES) in str(refused.value)
+    assert not await pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event.event_id)
+
+
+async def test_an_outbox_row_the_broker_refuses_is_parked_and_the_rows_after_it_published(
+    ingest_settings: Settings, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    """A 5 MB event left in the outbox (written before events were checked at write) is the oldest row:
+    the relay parks it with the reason and publishes the others."""
+    huge = _with_metadata(5 * 1024 * 1024)
+    template = next(e for e in samples.all_events() if isinstance(e, DeploymentUpdated))
+    due = [template.model_copy(update={"event_id": uuid4(), "confidence_threshold": t}) for t in (0.1, 0.2)]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+            huge.event_id,
+            Topic.PREDICTIONS.value,
+            huge.key,
+            huge.to_bytes(),
+        )
+        await outbox.enqueue(conn, [(Topic.DEPLOYMENTS, event) for event in due])
+    await relay.flush(pool, producer)  # or the ingest service's relay takes them first
+
+    ids = [str(event.event_id).encode() for event in due]
+    records = await _records(ingest_settings, Topic.DEPLOYMENTS, lambda r: any(i in r.value for i in ids), 2)
+    assert [decode(Topic.DEPLOYMENTS, r.value).event_id for r in records] == [e.event_id for e in due]
+    parked = {record.event_id: reason for record, reason in await outbox.parked(pool)}
+    assert parked[huge.event_id].startswith(MessageSizeTooLargeError.__name__), parked[huge.event_id]
+    assert await relay.flush(pool, producer) >= 0  # a later round leaves the parked row alone
+    assert huge.event_id in {record.event_id for record, _ in await outbox.parked(pool)}
+    await outbox.delete(pool, [huge.event_id])

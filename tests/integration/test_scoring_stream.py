@@ -25,6 +25,8 @@ from cvloop.demo.scoring import (
     classification_deployment,
     prediction_of,
 )
+from cvloop.stack.postgres import Postgres
+from cvloop.stack.settings import StackSettings
 from schemas.deadletter import DeadLetter
 from schemas.events import (
     JobKind,
@@ -32,18 +34,22 @@ from schemas.events import (
     PredictionLogged,
     PredictionReviewed,
 )
+from schemas.features import IMAGE_FEATURES
+from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from schemas.vocabulary import TargetType
-from services.common.db.repositories import deployments, jobs, predicted_assets
+from services.common.db.repositories import deployments, jobs, predicted_assets, training_references
 from services.common.db.repositories.drift_reports import list_drift_reports
+from services.common.domain.deployments import TrainingReference
 from services.common.domain.scoring import DriftReport
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from services.scoring.reference_job import ReferenceFailed, ReferenceRequest, compute_reference
+from services.scoring.reference_job import DETECTOR, ReferenceFailed, ReferenceRequest, compute_reference
 from services.scoring.service import ScoringService
 
+STALLED_AGENT = "cvloop-scoring/score-predictions"
 TRAINING = 1000
 HELD_OUT = 300
 DRIFT_EVERY = 100
@@ -302,6 +308,99 @@ async def test_predicted_asset_gets_its_score_and_reviews_give_quality(
     assert _metric("cvloop_scoring_quality", deployment=deployment, role="shadow", metric="accuracy") == 0.5
     shadow = {"deployment": deployment, "role": "shadow"}
     assert _metric("cvloop_scoring_latency_seconds", **shadow, percentile="95") == 0.02
+
+
+async def test_a_reference_that_cannot_be_loaded_fails_its_training_data_and_the_others_are_scored(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+    service: ScoringService,
+    digits: dict[str, Any],
+) -> None:
+    broken = await classification_deployment(pool)
+    await deployments.set_training_data(
+        pool, broken.project_id, broken.deployment_id, broken.dataset_version_id
+    )
+    _, run, _ = await jobs.create_job(
+        pool,
+        broken.project_id,
+        JobKind.REFERENCE,
+        target_type=TargetType.DEPLOYMENT,
+        target_id=broken.deployment_id,
+    )
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.REFERENCES, b"not a reference")
+    reference = TrainingReference(
+        id=uuid4(),
+        project_id=broken.project_id,
+        deployment_id=broken.deployment_id,
+        dataset_version_id=broken.dataset_version_id,
+        job_run_id=run.id,
+        object_key=stored.key,
+        detector=DETECTOR,
+        feature_names=list(IMAGE_FEATURES),
+        training_size=2,
+        sample_size=2,
+    )
+    assert await training_references.make_reference_ready(pool, reference)
+
+    unscorable = prediction_of(broken.deployment_id, digits["held_out"][80][0], 1)
+    scorable = prediction_of(ready.deployment_id, digits["held_out"][81][0], 1)
+    await _publish(producer, [unscorable])
+    await _publish(producer, [scorable])
+
+    await until(lambda: _scores(pool, [scorable.prediction_id]), "the other deployment's score")
+    deployment = await deployments.get_deployment(pool, broken.project_id, broken.deployment_id)
+    assert deployment is not None and deployment.reference_status == "failed"
+    assert deployment.reference_reason is not None and stored.key in deployment.reference_reason
+    assert await _scores(pool, [unscorable.prediction_id]) is None
+    assert await service.ready() is None
+
+
+async def test_scoring_rides_out_a_postgres_outage_and_scores_every_prediction_once(
+    ready: Deployment,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    service: ScoringService,
+    postgres_settings: StackSettings,
+    digits: dict[str, Any],
+) -> None:
+    if postgres_settings.is_external("postgres"):
+        pytest.skip("DATABASE_URL points at an external server: the test does not stop it")
+    events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][250:290]]
+    before, during = events[:20], events[20:]
+    scored = _metric("cvloop_scoring_events_total", topic="predictions", outcome="scored") or 0.0
+    await _publish(producer, before)
+    await until(lambda: _scores(pool, [e.prediction_id for e in before]), "scores before the outage")
+
+    postgres = Postgres(postgres_settings)
+    await asyncio.to_thread(postgres.stop)
+    try:
+        await _publish(producer, during)  # consumed while Postgres is down
+
+        async def stalled() -> bool | None:
+            return True if _metric("cvloop_consumer_stalled", consumer=STALLED_AGENT) == 1.0 else None
+
+        await until(stalled, "the scoring agent saying it is stalled")
+        assert await service.ready() is not None
+    finally:
+        await asyncio.to_thread(postgres.start)
+    await pool.expire_connections()  # the test's own connections died with the server
+
+    ids = [e.prediction_id for e in events]
+    await until(lambda: _scores(pool, ids), "every prediction scored after the outage")
+    rows = await pool.fetchval(
+        "SELECT count(*) FROM prediction_scores WHERE prediction_id = ANY($1::uuid[])", ids
+    )
+    assert rows == len(events)
+    after = _metric("cvloop_scoring_events_total", topic="predictions", outcome="scored")
+    assert after == scored + len(events)  # each scored once: none skipped, none counted again
+
+    async def resumed() -> bool | None:
+        return True if await service.ready() is None else None
+
+    await until(resumed, "scoring ready again")
+    assert _metric("cvloop_consumer_stalled", consumer=STALLED_AGENT) == 0.0
 
 
 async def test_a_restarted_worker_resumes_its_drift_windows(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
@@ -100,17 +101,32 @@ async def test_an_unreadable_record_is_dead_lettered_and_decodes_to_none() -> No
     assert counted == [bad]
 
 
-async def test_a_message_error_in_the_guard_dead_letters_its_records_and_the_stream_goes_on() -> None:
+async def test_a_message_error_in_the_guard_dead_letters_its_record_and_the_stream_goes_on() -> None:
     letters, published, _ = _dead_letters()
-    first, second = _record(b"1"), _record(b"2")
 
-    async with letters.guard(first, second):
+    async with letters.guard(_record(b"1")):
         raise LookupError("deployment gone")
 
     assert [(letter.original_value, letter.error) for letter in published.letters] == [
-        (b"1", "deployment gone"),
-        (b"2", "deployment gone"),
+        (b"1", "deployment gone")
     ]
+
+
+async def test_isolating_dead_letters_only_the_records_at_fault_and_applies_the_rest() -> None:
+    letters, published, _ = _dead_letters()
+    records = [_record(bytes([48 + i])) for i in range(8)]
+    applied: list[bytes] = []
+
+    async def apply(part: list[ConsumerRecord]) -> None:
+        if any(r.value in (b"2", b"5") for r in part):
+            raise asyncpg.CharacterNotInRepertoireError("invalid byte sequence for encoding UTF8: 0x00")
+        applied.extend(r.value for r in part)
+
+    await letters.isolating(records, lambda record: record, apply)
+
+    assert sorted(applied) == [b"0", b"1", b"3", b"4", b"6", b"7"]
+    assert [letter.original_value for letter in published.letters] == [b"2", b"5"]
+    assert {letter.error_type for letter in published.letters} == {"CharacterNotInRepertoireError"}
 
 
 async def test_an_outage_in_the_guard_propagates_without_dead_letters() -> None:

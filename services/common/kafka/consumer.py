@@ -1,7 +1,9 @@
 """Consuming at least once: decode, handle, then commit. A message that cannot be handled because of
-what it holds is dead-lettered, so the stream keeps going; any other failure (a server down, a timeout)
-stops the loop before the commit, so the message is retried when the consumer restarts instead of being
-pushed aside. Handlers must be idempotent (a replay repeats them)."""
+what it holds is dead-lettered, so the stream keeps going; when a batch's effect fails as a whole because
+of some of its messages, those are found by halving the batch (failures.isolate), dead-lettered, and the
+rest applied. Any other failure (a server down, a timeout) stops the loop before the commit, so the
+message is retried when the consumer restarts instead of being pushed aside. Handlers must be idempotent
+(a replay, or a half of a batch applied again, repeats them)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from aiokafka.errors import CommitFailedError
 
 from services.common.settings import Settings
 
-from .deadletter import MESSAGE_ERRORS, publish_dead_letter
+from .deadletter import publish_dead_letter
+from .failures import MESSAGE_ERRORS, isolate
 from .producer import EventProducer
+from .supervised import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +28,8 @@ T = TypeVar("T")
 Decoder = Callable[[str, bytes], T]  # decode(topic, value), as schemas.codec.decode
 Handler = Callable[[T], Awaitable[None]]
 # Handles a poll's decoded events together; answers one entry per event: None when done, or the
-# message error (one of MESSAGE_ERRORS) that sends it to `deadletter`.
+# message error (one of MESSAGE_ERRORS) that sends it to `deadletter`. When it raises a message error
+# instead, it is called again on halves of the events until the ones at fault stand alone.
 BatchHandler = Callable[[list[T]], Awaitable[Sequence[Exception | None]]]
 
 
@@ -78,13 +83,17 @@ async def process(
     name: str,
     stop: asyncio.Event | None = None,
     poll_timeout_ms: int = 500,
+    progress: Progress | None = None,
 ) -> None:
     """Run until `stop` is set (or the task is cancelled): decode each record with decode(topic, value),
     await handle(event), then commit the partition past the batch. A record that fails to decode, or
     whose handler raises one of MESSAGE_ERRORS, is published to `deadletter` (as `name`) before the
-    commit covers it; any other handler error propagates with the batch uncommitted."""
+    commit covers it; any other handler error propagates with the batch uncommitted. Each poll got
+    through is reported to `progress`."""
     while stop is None or not stop.is_set():
         batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
+        if progress is not None and not batches:
+            progress.moved()
         for tp, records in batches.items():
             for record in records:
                 await _process_one(record, decode, handle, dead_letters, name)
@@ -94,6 +103,8 @@ async def process(
                 # The partition moved to another member during the batch; it replays from the last
                 # commit there, which handlers tolerate.
                 logger.warning("commit failed after a rebalance", extra={"consumer": name, "tp": str(tp)})
+            if progress is not None:
+                progress.moved()
 
 
 async def _process_one(
@@ -125,11 +136,13 @@ async def process_batches(
     poll_timeout_ms: int = 500,
     max_records: int | None = None,
     fill_ms: int = 0,
+    progress: Progress | None = None,
 ) -> None:
     """`process` for handlers that gain from seeing many events at once (one query or one publish
     round for the poll): decode every record of the poll, await handle(events), dead-letter the records
-    that failed to decode or that the handler answered with a message error, then commit every
-    partition of the poll. A handler that raises, or answers another error, stops the loop uncommitted.
+    that failed to decode or that the handler answered with (or raised, found by halving) a message
+    error, then commit every partition of the poll and report it to `progress`. A handler that raises,
+    or answers, another error stops the loop uncommitted.
 
     While a poll is handled, the next one is fetched and decoded (its handling starts once the previous
     one is committed, so commits stay in order); with `max_records` and `fill_ms`, a poll that found
@@ -140,6 +153,11 @@ async def process_batches(
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
             if not batches:
+                if handling is not None:
+                    await handling
+                    handling = None
+                if progress is not None:
+                    progress.moved()  # nothing left to do is no stall
                 continue
             if max_records and fill_ms:
                 await _fill(consumer, batches, max_records, fill_ms)
@@ -156,7 +174,9 @@ async def process_batches(
             if handling is not None:
                 await handling
             handling = asyncio.create_task(
-                _handle_and_commit(consumer, batches, readable, events, rejected, handle, dead_letters, name)
+                _handle_and_commit(
+                    consumer, batches, readable, events, rejected, handle, dead_letters, name, progress
+                )
             )
         if handling is not None:
             await handling
@@ -174,8 +194,9 @@ async def _handle_and_commit(
     handle: BatchHandler[T],
     dead_letters: EventProducer,
     name: str,
+    progress: Progress | None,
 ) -> None:
-    outcomes = await handle(events) if events else []
+    outcomes = await isolate(events, handle) if events else []
     for record, outcome in zip(readable, outcomes, strict=True):
         if outcome is not None:
             if not isinstance(outcome, MESSAGE_ERRORS):
@@ -186,6 +207,8 @@ async def _handle_and_commit(
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
     except CommitFailedError:
         logger.warning("commit failed after a rebalance", extra={"consumer": name})
+    if progress is not None:
+        progress.moved()
 
 
 async def _fill(

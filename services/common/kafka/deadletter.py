@@ -4,9 +4,9 @@ on the `deadletter` topic, so the stream goes on and the message can be replayed
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError
@@ -15,13 +15,13 @@ from schemas.codec import decode, describe
 from schemas.deadletter import DeadLetter
 from schemas.topics import Topic
 
+from .failures import MESSAGE_ERRORS, applied_whole, isolate
+from .metrics import DEAD_LETTERED
 from .producer import EventProducer
 
 logger = logging.getLogger(__name__)
 
-# Handler errors that belong to the message (invalid, unknown, contradicting the state): they fail
-# the same way on every retry. ValueError covers pydantic's ValidationError and IllegalTransition.
-MESSAGE_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
+T = TypeVar("T")
 
 
 class SourceRecord(Protocol):
@@ -78,6 +78,7 @@ async def publish_dead_letter(
         # it still says what failed and where to find them, and the stream is not stuck on it.
         letter = without_original_value(letter)
         await producer.publish(Topic.DEADLETTER, letter)
+    DEAD_LETTERED.labels(consumer).inc()
     logger.warning(
         "message dead-lettered",
         extra={
@@ -117,11 +118,23 @@ class DeadLetters:
             return None
 
     @asynccontextmanager
-    async def guard(self, *records: SourceRecord) -> AsyncIterator[None]:
-        """Inside it, a message error (MESSAGE_ERRORS) dead-letters `records` and the stream goes on after
-        the block; any other error (an outage) propagates, leaving them unacknowledged."""
+    async def guard(self, record: SourceRecord) -> AsyncIterator[None]:
+        """Inside it, a message error (MESSAGE_ERRORS) dead-letters `record` and the stream goes on after
+        the block; any other error (an outage) propagates, leaving it unacknowledged."""
         try:
             yield
         except MESSAGE_ERRORS as exc:
-            for record in records:
-                await self.send(record, exc)
+            await self.send(record, exc)
+
+    async def isolating(
+        self,
+        items: list[T],
+        record: Callable[[T], SourceRecord],
+        apply: Callable[[list[T]], Awaitable[None]],
+    ) -> None:
+        """apply(items) together; when it fails because of what some of them hold, those are found by
+        halving (failures.isolate) and dead-lettered, and the rest applied. Other errors propagate."""
+        outcomes = await isolate(items, applied_whole(apply))
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome is not None:
+                await self.send(record(item), outcome)

@@ -22,6 +22,7 @@ from services.common.storage import ObjectStore
 
 from .faust_app import create_app
 from .producer import EventProducer
+from .supervised import Progress, until_done
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +30,34 @@ Agent = Callable[[faust.StreamT], Awaitable[None]]
 StreamT = TypeVar("StreamT")
 SettingsT = TypeVar("SettingsT", bound=Settings)
 
+RETRY_DELAY_S = 0.5  # an agent's first pause after an outage; doubled while it lasts
+
 
 class AgentGuard:
-    """An agent that fails for a reason outside its message (Postgres down, say) stops with what it read
-    unacknowledged; the service is then not ready and `on_failure` runs (the process stops), so the
-    message is read again after the restart instead of being skipped."""
+    """Agents ride out an outage in place: `until_done` retries a batch's effect, its events unacknowledged
+    (faust acknowledges a taken batch once the agent moves past it, even when the agent raises, so an
+    agent must never leave a batch it did not apply), while its progress says it is stalled. An agent
+    that still fails stops; the service is then not ready and `on_failure` runs (the process stops)."""
 
     def __init__(self, app_id: str, on_failure: Callable[[BaseException], None]) -> None:
         self.app_id = app_id
         self.on_failure = on_failure
         self.failure: BaseException | None = None
+        self.progress: dict[str, Progress] = {}
+
+    async def until_done(self, agent: str, work: Callable[[], Awaitable[object]]) -> None:
+        """Await `work` (which dead-letters its own messages at fault) until it succeeds."""
+        progress = self.progress.get(agent)
+        if progress is None:
+            progress = self.progress[agent] = Progress(f"{self.app_id}/{agent}")
+        await until_done(progress, work, RETRY_DELAY_S)
+
+    def problem(self) -> str | None:
+        """Why the stream is not ready: an agent stopped, or one cannot make progress."""
+        if self.failure is not None:
+            return f"stopped: {self.failure!r}"
+        stalled = [problem for progress in self.progress.values() if (problem := progress.problem())]
+        return "; ".join(stalled) or None
 
     def __call__(self, agent: Agent) -> Agent:
         @functools.wraps(agent)
@@ -123,8 +142,8 @@ class FaustService(ABC, Generic[SettingsT, StreamT]):
         """None once the stream runs and Postgres answers, else why not."""
         if self.app is None or self.pool is None or self.guard is None or not self.app.started:
             return f"{self.description} is not started"
-        if self.guard.failure is not None:
-            return f"{self.description} stopped: {self.guard.failure!r}"
+        if (problem := self.guard.problem()) is not None:
+            return f"{self.description}: {problem}"
         try:
             await ping(self.pool)
         except (OSError, asyncpg.PostgresError) as exc:

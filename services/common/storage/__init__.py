@@ -2,6 +2,14 @@
 
 from schemas.object_keys import ObjectKey, ObjectKind, parse_key, validate_key
 
-from .object_store import ObjectStore, StoredObject
+from .object_store import ObjectStore, StoredObject, is_missing
 
-__all__ = ["ObjectKey", "ObjectKind", "ObjectStore", "StoredObject", "parse_key", "validate_key"]
+__all__ = [
+    "ObjectKey",
+    "ObjectKind",
+    "ObjectStore",
+    "StoredObject",
+    "is_missing",
+    "parse_key",
+    "validate_key",
+]

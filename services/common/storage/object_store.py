@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 _MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 
 
+def is_missing(error: BaseException) -> bool:
+    """True when the store answered that the object does not exist (not when it did not answer)."""
+    return isinstance(error, S3Error) and error.code in _MISSING
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -118,7 +123,7 @@ class ObjectStore:
         try:
             self.client.stat_object(self.bucket, validate_key(key))
         except S3Error as exc:
-            if exc.code in _MISSING:
+            if is_missing(exc):
                 return False
             raise
         return True

@@ -91,11 +91,12 @@ class JobRunnerService:
             scheduler.wake()
 
         async def consume(consumer: AIOKafkaConsumer) -> None:
-            await process(consumer, decode, wake, producer, name=CONSUMER_GROUP)
+            await process(consumer, decode, wake, producer, name=CONSUMER_GROUP, progress=supervised.progress)
 
-        return SupervisedConsumer(
+        supervised = SupervisedConsumer(
             CONSUMER_GROUP, lambda: started_consumer(self.settings, CONSUMER_GROUP, Topic.JOBS.value), consume
         )
+        return supervised
 
     async def stop(self) -> None:
         """Runs in progress are stopped and failed; their events are published before the producer goes."""
@@ -121,6 +122,8 @@ class JobRunnerService:
             return "a part of the job runner stopped"
         if self.jobs_consumer is None or not self.jobs_consumer.connected:
             return "the jobs consumer is not connected"
+        if (stalled := self.jobs_consumer.progress.problem()) is not None:
+            return stalled
         try:
             await ping(self.pool)
         except (OSError, asyncpg.PostgresError) as exc:

@@ -16,6 +16,7 @@ import orjson
 from schemas.events import PredictionLogged
 from schemas.predictions import Prediction
 from schemas.vocabulary import PredictionOrder, ReviewStatus
+from services.common.domain.outbox import publishable_value
 from services.common.domain.predictions import PredictedAsset, PredictionFilter, Submission
 from services.common.domain.review_state import check_transition
 
@@ -124,7 +125,8 @@ async def insert_predictions_with_events(
     db: Db, rows: Sequence[tuple[UUID, PredictionLogged]], topic: str, relay_after_s: float
 ) -> set[UUID]:
     """`insert_predictions`, with the events of the rows inserted kept in the outbox for `topic`, relayed
-    after `relay_after_s` unless acknowledged (and deleted) first."""
+    after `relay_after_s` unless acknowledged (and deleted) first. EventTooLarge for an event no topic
+    would take: nothing is written."""
     events = [event for _, event in rows]
     return await _insert(
         db,
@@ -133,7 +135,7 @@ async def insert_predictions_with_events(
         [e.event_id for e in events],
         [e.prediction_id for e in events],
         [e.key for e in events],
-        [e.to_bytes() for e in events],
+        [publishable_value(e) for e in events],
         topic,
         relay_after_s,
     )
