@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType, SegmentationPrediction
@@ -15,6 +14,7 @@ from services.common.domain.model_signature import Signature, TensorSpec, Unserv
 from services.common.domain.polygons import mask_polygon
 from services.common.domain.preprocess import placement, prepare
 from services.serving.postprocess import Reading, to_prediction
+from tests import detection_reference as reference
 
 RNG_SEED = 17
 BOX_TOLERANCE_PX = 1e-6  # the same float64 arithmetic in a different order
@@ -39,54 +39,6 @@ def _reading(
     )
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    overlap = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
-    return overlap / union if union > 0 else 0.0
-
-
-def _reference_nms(candidates: list[tuple[np.ndarray, float, int]], iou: float, limit: int) -> list[int]:
-    """Greedy NMS, one class at a time, box by box: the indices kept, best score first."""
-    kept: list[int] = []
-    for cls in {c for _, _, c in candidates}:
-        mine = sorted(
-            (i for i, (_, _, c) in enumerate(candidates) if c == cls), key=lambda i: -candidates[i][1]
-        )
-        chosen: list[int] = []
-        for i in mine:
-            if all(_iou(candidates[i][0], candidates[j][0]) <= iou for j in chosen):
-                chosen.append(i)
-        kept += chosen
-    return sorted(kept, key=lambda i: -candidates[i][1])[:limit]
-
-
-def _reference_yolo(rows: np.ndarray, classes: int, objectness: bool, threshold: float, io: ModelIO):
-    """Anchor by anchor: (cx, cy, w, h, [obj], scores...) -> kept (box in input pixels, score, class)."""
-    candidates = []
-    for anchor in range(rows.shape[1]):
-        column = rows[:, anchor].astype(np.float64)
-        scores = column[5 : 5 + classes] * column[4] if objectness else column[4 : 4 + classes]
-        cls = int(np.argmax(scores))
-        if scores[cls] >= threshold:
-            cx, cy, w, h = column[:4]
-            candidates.append((np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]), scores[cls], cls))
-    kept = _reference_nms(candidates, io.iou_threshold, io.max_detections)
-    return [candidates[i] for i in kept]
-
-
-def _to_original(box: np.ndarray, size: tuple[int, int], io: ModelIO) -> np.ndarray:
-    """Input pixels -> the original's, from the letterbox's definition (scale, then centre the pad)."""
-    width, height = size
-    scale = min(io.width / width, io.height / height)
-    pad_x, pad_y = (io.width - round(width * scale)) // 2, (io.height - round(height * scale)) // 2
-    sx, sy = round(width * scale) / width, round(height * scale) / height
-    x1, y1, x2, y2 = box
-    out = np.array([(x1 - pad_x) / sx, (y1 - pad_y) / sy, (x2 - pad_x) / sx, (y2 - pad_y) / sy])
-    return np.clip(out, 0, [width, height, width, height])
-
-
 def _yolo_rows(
     rng: np.random.Generator, classes: int, anchors: int, extra: int = 0, size: int = 64
 ) -> np.ndarray:
@@ -106,17 +58,15 @@ def test_yolo_v8_decode_and_class_aware_nms_equal_the_box_by_box_reference(resiz
     io = ModelIO(width=64, height=64, resize=resize, output_format=OutputFormat.YOLO_RAW, iou_threshold=0.5)
     rows = _yolo_rows(rng, classes, anchors)
     prediction = to_prediction([rows[np.newaxis]], _reading(io, classes, size))
-    expected = _reference_yolo(rows, classes, False, 0.25, io)
+    expected = reference.yolo(rows, classes, False, 0.25, io.iou_threshold, io.max_detections)
     assert len(expected) > 10 and len(prediction.boxes) == len(expected)
-    assert prediction.classes == [f"c{c}" for _, _, c in expected]
-    np.testing.assert_allclose(prediction.scores, [s for _, s, _ in expected], atol=1e-6)
+    assert prediction.classes == [f"c{d.cls}" for d in expected]
+    np.testing.assert_allclose(prediction.scores, [d.score for d in expected], atol=1e-6)
     if resize == Resize.LETTERBOX:
-        boxes = [_to_original(b, size, io) for b, _, _ in expected]
+        boxes = [reference.Letterbox(*size, 64).box_to_original(d.box) for d in expected]
     else:
-        boxes = [
-            np.clip(b * np.array([96 / 64, 48 / 64, 96 / 64, 48 / 64]), 0, [96, 48, 96, 48])
-            for b, _, _ in expected
-        ]
+        stretch = np.array([96 / 64, 48 / 64, 96 / 64, 48 / 64])
+        boxes = [np.clip(d.box * stretch, 0, [96, 48, 96, 48]) for d in expected]
     np.testing.assert_allclose(prediction.boxes, boxes, atol=BOX_TOLERANCE_PX)
 
 
@@ -126,10 +76,10 @@ def test_yolo_v5_anchors_first_with_objectness_and_max_detections() -> None:
     features = _yolo_rows(rng, classes + 1, anchors)  # the first score row serves as the objectness
     io = ModelIO(width=64, height=64, output_format=OutputFormat.YOLO_RAW, max_detections=7)
     prediction = to_prediction([features.T[np.newaxis]], _reading(io, classes, (64, 64), threshold=0.05))
-    expected = _reference_yolo(features, classes, True, 0.05, io)
+    expected = reference.yolo(features, classes, True, 0.05, io.iou_threshold, io.max_detections)
     assert len(expected) == len(prediction.boxes) == 7
-    np.testing.assert_allclose(prediction.boxes, [b for b, _, _ in expected], atol=BOX_TOLERANCE_PX)
-    assert prediction.classes == [f"c{c}" for _, _, c in expected]
+    np.testing.assert_allclose(prediction.boxes, [d.box for d in expected], atol=BOX_TOLERANCE_PX)
+    assert prediction.classes == [f"c{d.cls}" for d in expected]
 
 
 def test_nms_free_rows_in_input_pixels_thresholded() -> None:
@@ -143,16 +93,6 @@ def test_nms_free_rows_in_input_pixels_thresholded() -> None:
 def _disc(height: int, width: int, cx: float, cy: float, radius: float) -> np.ndarray:
     ys, xs = np.mgrid[:height, :width]
     return (xs + 0.5 - cx) ** 2 + (ys + 0.5 - cy) ** 2 <= radius**2
-
-
-def _rasterised(polygon: list[tuple[float, float]], size: tuple[int, int]) -> np.ndarray:
-    image = Image.new("1", size)
-    ImageDraw.Draw(image).polygon([tuple(p) for p in polygon], fill=1)
-    return np.asarray(image)
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / (a | b).sum())
 
 
 def test_torchvision_boxes_and_masks_become_polygons_in_original_pixels() -> None:
@@ -170,7 +110,7 @@ def test_torchvision_boxes_and_masks_become_polygons_in_original_pixels() -> Non
     assert prediction.classes == ["c2"] and prediction.scores == [pytest.approx(0.95)]
     # The letterbox scales 128x64 by 0.5 and pads 16 rows above: the disc is centred at (64, 32), radius 24.
     expected = _disc(64, 128, 64, 32, 24)
-    assert _mask_iou(_rasterised(prediction.polygons[0], (128, 64)), expected) > 0.9
+    assert reference.mask_iou(reference.rasterised(prediction.polygons[0], 128, 64), expected) > 0.9
 
 
 def test_yolo_seg_masks_from_coefficients_and_prototypes() -> None:
@@ -192,7 +132,7 @@ def test_yolo_seg_masks_from_coefficients_and_prototypes() -> None:
     # Reference: sigmoid(coefficients . prototypes) > 0.5 at 16x16, each pixel 4x4 input pixels.
     logits = np.tensordot(rows[6:, 7], protos, axes=1)
     expected = np.kron(logits > 0, np.ones((4, 4), dtype=int)).astype(bool)
-    assert _mask_iou(_rasterised(prediction.polygons[0], (64, 64)), expected) > 0.75
+    assert reference.mask_iou(reference.rasterised(prediction.polygons[0], 64, 64), expected) > 0.75
 
 
 def test_letterbox_round_trip_of_a_box_drawn_on_the_original() -> None:
@@ -224,7 +164,9 @@ def test_mask_polygon_of_the_largest_region_bounded() -> None:
     mask = _disc(60, 60, 30, 30, 20) | _disc(60, 60, 5, 5, 2)
     polygon = mask_polygon(mask, max_points=12)
     assert polygon is not None and 3 <= len(polygon) <= 12
-    assert _mask_iou(_rasterised(polygon.tolist(), (60, 60)), _disc(60, 60, 30, 30, 20)) > 0.85
+    assert (
+        reference.mask_iou(reference.rasterised(polygon.tolist(), 60, 60), _disc(60, 60, 30, 30, 20)) > 0.85
+    )
     assert mask_polygon(np.zeros((5, 5), bool), 10) is None
 
 
