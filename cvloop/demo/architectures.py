@@ -27,6 +27,7 @@ STRIDES = (8, 16, 32)
 COCO_CLASSES = 80
 MASK_COEFFICIENTS = 32
 BOX_SCALE = 160.0  # the largest box side the heads answer, in input pixels
+SCORE_SHIFT = -4.0  # on the score logits' bias
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,16 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attributes))
         return out
 
-    def conv(self, x: str, channels_in: int, channels_out: int, stride: int) -> str:
-        """A stride x stride convolution with that stride (a patch embedding), random fixed weights."""
+    def conv(
+        self, x: str, channels_in: int, channels_out: int, stride: int, shift: np.ndarray | None = None
+    ) -> str:
+        """A stride x stride convolution with that stride (a patch embedding), random fixed weights;
+        `shift` is added to the bias (negative on score channels: most anchors score low, as trained
+        heads do)."""
         weights = self.rng.normal(
             0, 1 / np.sqrt(channels_in * stride * stride), (channels_out, channels_in, stride, stride)
         )
-        bias = self.rng.normal(0, 0.5, channels_out)
+        bias = self.rng.normal(0, 0.5, channels_out) + (0.0 if shift is None else shift)
         return self.op(
             "Conv",
             [x, self.const(weights.astype(np.float32), "w"), self.const(bias.astype(np.float32), "b")],
@@ -108,12 +113,15 @@ def _yolo_io(output_format: OutputFormat) -> ModelIO:
     return ModelIO(width=YOLO_SIZE, height=YOLO_SIZE, resize=Resize.LETTERBOX, output_format=output_format)
 
 
-def _levels(g: _Graph, channels: int) -> list[tuple[str, int]]:
-    """The heads' raw outputs per level, flattened to (1, channels, cells), with the cell counts."""
+def _levels(g: _Graph, classes: int, extra: int = 0) -> list[tuple[str, int]]:
+    """The heads' raw outputs per level, flattened to (1, 4+C+extra, cells), with the cell counts."""
+    channels = 4 + classes + extra
+    shift = np.concatenate([np.zeros(4), np.full(classes, SCORE_SHIFT), np.zeros(extra)])
     flattened = []
     for stride in STRIDES:
         cells = (YOLO_SIZE // stride) ** 2
-        flattened.append((g.reshape(g.conv("images", 3, channels, stride), [1, channels, cells]), cells))
+        head = g.conv("images", 3, channels, stride, shift)
+        flattened.append((g.reshape(head, [1, channels, cells]), cells))
     return flattened
 
 
@@ -150,7 +158,7 @@ def _decoded_rows(g: _Graph, raw: str, classes: int, extra: int = 0) -> str:
 def yolov8(classes: int = COCO_CLASSES, seed: int = 8) -> Architecture:
     """YOLOv8/11 detection: one (1, 4+C, 8400) output."""
     g = _Graph(seed)
-    levels = _levels(g, 4 + classes)
+    levels = _levels(g, classes)
     raw = g.op("Concat", [name for name, _ in levels], axis=2)
     _decoded_rows(g, raw, classes)
     g.nodes[-1].output[0] = "output0"
@@ -170,7 +178,8 @@ def yolov5(classes: int = COCO_CLASSES, seed: int = 5) -> Architecture:
     parts = []
     for stride in STRIDES:
         cells = (YOLO_SIZE // stride) ** 2
-        raw = g.reshape(g.conv("images", 3, 3 * channels, stride), [1, 3, channels, cells])
+        shift = np.tile(np.concatenate([np.zeros(4), np.full(1 + classes, SCORE_SHIFT / 2)]), 3)
+        raw = g.reshape(g.conv("images", 3, 3 * channels, stride, shift), [1, 3, channels, cells])
         parts.append(g.reshape(g.op("Transpose", [raw], perm=[0, 1, 3, 2]), [1, 3 * cells, channels]))
     squashed = g.op("Sigmoid", [g.op("Concat", parts, axis=1)])
     factors = np.concatenate([[YOLO_SIZE, YOLO_SIZE, BOX_SCALE, BOX_SCALE], np.ones(1 + classes)]).reshape(
@@ -227,7 +236,7 @@ def nms_free(classes: int = COCO_CLASSES, detections: int = 300, seed: int = 10)
 def yolov8_seg(classes: int = COCO_CLASSES, seed: int = 80) -> Architecture:
     """YOLOv8/11 segmentation: (1, 4+C+32, 8400) with 32 mask coefficients, prototypes (1, 32, 160, 160)."""
     g = _Graph(seed)
-    levels = _levels(g, 4 + classes + MASK_COEFFICIENTS)
+    levels = _levels(g, classes, MASK_COEFFICIENTS)
     raw = g.op("Concat", [name for name, _ in levels], axis=2)
     _decoded_rows(g, raw, classes, MASK_COEFFICIENTS)
     g.nodes[-1].output[0] = "output0"
