@@ -105,28 +105,36 @@ def _yolo_raw(predictions: Tensor, reading: Reading) -> _Found:
     return _yolo(rows.T, rows.shape[1] - 5, objectness=True, reading=reading)[0]  # YOLOv5: (N, 5+C)
 
 
-def _polygon(mask: np.ndarray, reading: Reading) -> Points | None:
-    """A mask over the model's input (at any resolution) -> its polygon in the input's pixels."""
+def _polygon(
+    mask: np.ndarray, reading: Reading, scale: tuple[float, float], offset: tuple[int, int]
+) -> Points | None:
+    """A mask (a crop at `offset` of a grid over the model's input, each cell `scale` input pixels)
+    -> its polygon in the input's pixels."""
     polygon = mask_polygon(mask, reading.max_polygon_points)
     if polygon is None:
         return None
-    return polygon * (reading.io.width / mask.shape[1], reading.io.height / mask.shape[0])
+    return (polygon + offset) * scale
 
 
 def _yolo_seg(predictions: Tensor, protos: Tensor, reading: Reading) -> _Found:
     rows, prototypes = np.asarray(predictions)[0], np.asarray(protos)[0]
     coefficients, mask_h, mask_w = prototypes.shape
     found, anchors = _yolo(rows, rows.shape[0] - 4 - coefficients, objectness=False, reading=reading)
-    # Mask logits of the kept detections at the prototypes' resolution, cut to each detection's box.
-    logits = rows[-coefficients:, anchors].T @ prototypes.reshape(coefficients, -1)
-    logits = logits.reshape(-1, mask_h, mask_w)
+    scale = (reading.io.width / mask_w, reading.io.height / mask_h)
     level = math.log(reading.io.mask_threshold / (1 - reading.io.mask_threshold))  # sigmoid(x) > t
-    xs = (np.arange(mask_w) + 0.5) * (reading.io.width / mask_w)
-    ys = (np.arange(mask_h) + 0.5) * (reading.io.height / mask_h)
     polygons = []
-    for (x1, y1, x2, y2), mask_logits in zip(found.boxes, logits, strict=True):
-        inside = ((ys >= y1) & (ys <= y2))[:, np.newaxis] & ((xs >= x1) & (xs <= x2))[np.newaxis, :]
-        polygons.append(_polygon((mask_logits > level) & inside, reading))
+    for (x1, y1, x2, y2), anchor in zip(found.boxes, anchors, strict=True):
+        # The prototype cells whose centres lie in the box: the mask is cut to its box.
+        left, top = max(0, math.ceil(x1 / scale[0] - 0.5)), max(0, math.ceil(y1 / scale[1] - 0.5))
+        right, bottom = (
+            min(mask_w, math.floor(x2 / scale[0] - 0.5) + 1),
+            min(mask_h, math.floor(y2 / scale[1] - 0.5) + 1),
+        )
+        if right <= left or bottom <= top:
+            polygons.append(None)
+            continue
+        logits = np.tensordot(rows[-coefficients:, anchor], prototypes[:, top:bottom, left:right], axes=1)
+        polygons.append(_polygon(logits > level, reading, scale, (left, top)))
     return _Found(found.boxes, found.scores, found.classes, polygons)
 
 
@@ -143,7 +151,8 @@ def _torchvision(tensors: Sequence[Tensor], reading: Reading) -> _Found:
     if len(tensors) < 4:
         return found
     masks = np.asarray(tensors[3])[keep, 0]
-    polygons = [_polygon(mask > reading.io.mask_threshold, reading) for mask in masks]
+    scale = (reading.io.width / masks.shape[2], reading.io.height / masks.shape[1])
+    polygons = [_polygon(mask > reading.io.mask_threshold, reading, scale, (0, 0)) for mask in masks]
     return _Found(found.boxes, found.scores, found.classes, polygons)
 
 
