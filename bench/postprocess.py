@@ -12,6 +12,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -102,12 +103,12 @@ def main() -> None:
         expected = baseline(rows, threshold, io.iou_threshold, io.max_detections)
         assert len(prediction.boxes) == len(expected), (len(prediction.boxes), len(expected))
         candidates = int((rows[0, 4:].max(axis=0) >= threshold).sum())
-        ours = timed(lambda: to_prediction([rows], reading), args.repeats)  # noqa: B023
-        theirs = timed(
-            lambda: baseline(rows, threshold, io.iou_threshold, io.max_detections), max(3, args.repeats // 5)
-        )  # noqa: B023
+        ours = timed(partial(to_prediction, [rows], reading), args.repeats)
+        simple = partial(baseline, rows, threshold, io.iou_threshold, io.max_detections)
+        theirs = timed(simple, max(3, args.repeats // 5))
         print(
-            f"{threshold:>9} {candidates:>10} {len(expected):>5} {ours:>10.2f} {theirs:>12.1f} {theirs / ours:>6.1f}x"
+            f"{threshold:>9} {candidates:>10} {len(expected):>5} {ours:>10.2f} {theirs:>12.1f} "
+            f"{theirs / ours:>6.1f}x"
         )
 
     seg_io = io.model_copy(update={"output_format": OutputFormat.YOLO_SEG})
@@ -135,7 +136,8 @@ def main() -> None:
     with_masks = timed(lambda: to_prediction([seg_rows, protos], seg_reading), args.repeats)
     print(
         f"YOLOv8-seg {seg_rows.shape} + protos {protos.shape}: {len(segments.polygons)} polygons, "
-        f"{with_masks:.2f} ms against {boxes_only:.2f} ms for its boxes alone ({with_masks / boxes_only:.1f}x)"
+        f"{with_masks:.2f} ms against {boxes_only:.2f} ms for its boxes alone "
+        f"({with_masks / boxes_only:.1f}x)"
     )
 
 
