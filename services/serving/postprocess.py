@@ -151,8 +151,15 @@ def _torchvision(tensors: Sequence[Tensor], reading: Reading) -> _Found:
     if len(tensors) < 4:
         return found
     masks = np.asarray(tensors[3])[keep, 0]
-    scale = (reading.io.width / masks.shape[2], reading.io.height / masks.shape[1])
-    polygons = [_polygon(mask > reading.io.mask_threshold, reading, scale, (0, 0)) for mask in masks]
+    height, width = masks.shape[1:]
+    scale = (reading.io.width / width, reading.io.height / height)
+    polygons = []
+    for (x1, y1, x2, y2), mask in zip(found.boxes, masks, strict=True):
+        # torchvision pastes each mask inside its box: only the box's pixels are traced.
+        left, top = max(0, math.floor(x1 / scale[0])), max(0, math.floor(y1 / scale[1]))
+        right, bottom = min(width, math.ceil(x2 / scale[0])), min(height, math.ceil(y2 / scale[1]))
+        inside = mask[top:bottom, left:right] > reading.io.mask_threshold
+        polygons.append(_polygon(inside, reading, scale, (left, top)) if inside.size else None)
     return _Found(found.boxes, found.scores, found.classes, polygons)
 
 

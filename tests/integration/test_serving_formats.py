@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import httpx
 import numpy as np
 import onnxruntime
@@ -22,18 +21,15 @@ from PIL import Image, ImageDraw
 
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
-from cvloop.demo.seed import find_or_create_labelmap
+from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
 from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentChange, DeploymentKind
-from schemas.model_version import MODEL_FILE
-from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories import deployments, projects
 from services.common.domain.preprocess import preprocess
-from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 from tests import detection_reference as reference
@@ -84,22 +80,6 @@ class World:
         return f"http://127.0.0.1:{self.settings.serving_port}"
 
 
-async def _register(db: asyncpg.Pool, store: ObjectStore, project_id: UUID, arch: Architecture) -> UUID:
-    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, arch.onnx, "application/onnx")
-    labelmap = await find_or_create_labelmap(db, project_id, arch.name, arch.labels)
-    model = await registry.create_model(db, project_id, arch.name)
-    version = NewModelVersion(
-        version="1",
-        detection_type=arch.detection_type,
-        labelmap_id=labelmap,
-        io=arch.io,
-        files=[
-            ModelFile(name=MODEL_FILE, object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size)
-        ],
-    )
-    return (await registry.create_model_version(db, project_id, model.id, version)).id
-
-
 @pytest.fixture(scope="module")
 async def world(
     postgres_settings: StackSettings,
@@ -123,7 +103,16 @@ async def world(
                 name,
                 kind=DeploymentKind.SERVED,
                 detection_type=arch.detection_type,
-                champion_model_version_id=await _register(db, store, project.id, arch),
+                champion_model_version_id=await register_onnx_model(
+                    db,
+                    store,
+                    project.id,
+                    name,
+                    "1",
+                    arch,
+                    arch.detection_type,
+                    await find_or_create_labelmap(db, project.id, name, arch.labels),
+                ),
                 confidence_threshold=THRESHOLD,
             )
             await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
@@ -246,11 +235,14 @@ async def test_yolo_seg_polygons_like_the_reference_masks(world: World) -> None:
 async def test_torchvision_masks_become_polygons_like_the_reference(world: World) -> None:
     arch = world.architectures["torchvision-maskrcnn"]
     png = scene(5)
-    _, labels, scores, masks = _run_here(arch, png)
+    boxes, labels, scores, masks = _run_here(arch, png)
     expected = []
     for i in np.flatnonzero(scores >= THRESHOLD):
-        # torchvision's masks cover its input; the input is the image stretched: stretch the mask back.
-        mask = Image.fromarray((masks[i, 0] > arch.io.mask_threshold).astype(np.uint8) * 255)
+        # torchvision pastes each mask inside its box; the input is the image stretched: stretch it back.
+        x1, y1, x2, y2 = boxes[i]
+        ys, xs = np.mgrid[: masks.shape[2], : masks.shape[3]] + 0.5
+        inside = (xs > np.floor(x1)) & (xs < np.ceil(x2)) & (ys > np.floor(y1)) & (ys < np.ceil(y2))
+        mask = Image.fromarray(((masks[i, 0] > arch.io.mask_threshold) & inside).astype(np.uint8) * 255)
         original = np.asarray(mask.resize((WIDTH, HEIGHT), Image.NEAREST)) > 127
         expected.append((arch.labels[int(labels[i])], float(scores[i]), original))
     _assert_segments(await _predict(world, "torchvision-maskrcnn", png), expected)

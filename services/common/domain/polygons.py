@@ -12,7 +12,6 @@ Points = npt.NDArray[np.float64]
 
 # The 8 neighbours as (dy, dx), clockwise (in image coordinates, y down) starting west.
 _AROUND = ((0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1))
-_INDEX = {step: i for i, step in enumerate(_AROUND)}
 
 
 def _largest_region(mask: Mask) -> Mask:
@@ -24,35 +23,36 @@ def _largest_region(mask: Mask) -> Mask:
 
 
 def _trace(region: Mask) -> list[tuple[int, int]]:
-    """Moore-neighbour tracing of the region's outer boundary, as (y, x) pixels, clockwise."""
+    """Moore-neighbour tracing of the region's outer boundary, as (y, x) pixels, clockwise (on the
+    flattened padded mask: integer steps are what a Python loop does fastest)."""
     padded = np.pad(region, 1)
-    start_index = int(np.argmax(padded))  # the first pixel in raster order: its west is outside
-    start = divmod(start_index, padded.shape[1])
+    row = padded.shape[1]
+    cells = padded.ravel().tolist()
+    steps = [dy * row + dx for dy, dx in _AROUND]
+    direction_of = {step: i for i, step in enumerate(steps)}
+    start = cells.index(True)  # the first pixel in raster order: its west is outside
     boundary = [start]
     current, backtrack = start, 0  # backtrack: the direction (from current) of the last outside pixel
-    first_step: tuple[int, int] | None = None
+    first_step = -1
     for _ in range(4 * int(region.sum()) + 8):  # each boundary pixel is entered at most 4 times
         for turn in range(1, 9):
             direction = (backtrack + turn) % 8
-            dy, dx = _AROUND[direction]
-            candidate = (current[0] + dy, current[1] + dx)
-            if padded[candidate]:
+            candidate = current + steps[direction]
+            if cells[candidate]:
                 break
         else:
-            return boundary  # a single pixel
-        if current == start and first_step is not None and candidate == first_step:
+            break  # a single pixel
+        if current == start and candidate == first_step:
             break
-        if first_step is None:
+        if first_step < 0:
             first_step = candidate
         # The pixel checked just before `candidate` was outside: seen from `candidate`, the new backtrack.
-        py, px = _AROUND[(direction - 1) % 8]
-        outside = (current[0] + py, current[1] + px)
-        backtrack = _INDEX[(outside[0] - candidate[0], outside[1] - candidate[1])]
+        backtrack = direction_of[current + steps[(direction - 1) % 8] - candidate]
         current = candidate
         boundary.append(current)
-    if boundary[-1] == start and len(boundary) > 1:
+    if len(boundary) > 1 and boundary[-1] == start:
         boundary.pop()
-    return [(y - 1, x - 1) for y, x in boundary]
+    return [(index // row - 1, index % row - 1) for index in boundary]
 
 
 def _douglas_peucker(points: Points, tolerance: float) -> Points:
