@@ -10,6 +10,21 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.predictions import DetectionType
+from schemas.vocabulary import OutputFormat, Resize
+
+# The output formats each detection type can be served with; the first is the default (output_format None).
+FORMATS: dict[DetectionType, tuple[OutputFormat, ...]] = {
+    DetectionType.CLASSIFICATION: (OutputFormat.SOFTMAX, OutputFormat.LOGITS),
+    DetectionType.DETECTION: (
+        OutputFormat.BOXES_SCORES_CLASSES,
+        OutputFormat.YOLO_RAW,
+        OutputFormat.NMS_FREE,
+        OutputFormat.TORCHVISION,
+    ),
+    DetectionType.SEGMENTATION: (OutputFormat.YOLO_SEG, OutputFormat.TORCHVISION),
+}
+
 
 class ModelIO(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -17,6 +32,8 @@ class ModelIO(BaseModel):
     # Preprocessing: decoded RGB pixels -> the model's input tensor (batch dimension first).
     width: int = Field(gt=0, le=8192, description="Input width the image is resized to.")
     height: int = Field(gt=0, le=8192, description="Input height the image is resized to.")
+    resize: Resize = Field(Resize.STRETCH, description="stretch, letterbox (YOLO) or center_crop.")
+    pad_value: int = Field(114, ge=0, le=255, description="Letterbox: the padding's grey level.")
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     color: Literal["rgb", "bgr", "gray"] = "rgb"
     dtype: Literal["float32", "uint8"] = "float32"
@@ -25,17 +42,40 @@ class ModelIO(BaseModel):
     std: tuple[float, ...] = Field((1.0,), description="Divided per channel after the mean (1 or 3).")
 
     # Postprocessing: output tensors -> a prediction of the deployment's detection type.
-    scores_are_logits: bool = Field(
-        False, description="Classification: apply a softmax to the scores output first."
+    output_format: OutputFormat | None = Field(
+        None,
+        description="How the outputs read (docs/models.md). None: softmax for classification, "
+        "boxes_scores_classes for detection; segmentation must name one.",
     )
     box_format: Literal["xyxy_normalized", "xyxy_input_pixels"] = Field(
-        "xyxy_normalized", description="Detection: how the boxes output is expressed."
+        "xyxy_normalized", description="boxes_scores_classes: how the boxes output is expressed."
+    )
+    iou_threshold: float = Field(
+        0.45, gt=0.0, le=1.0, description="yolo_raw, yolo_seg: boxes of a class overlapping more are one."
+    )
+    max_detections: int = Field(300, gt=0, le=10_000, description="yolo_raw, yolo_seg: kept after NMS.")
+    mask_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="yolo_seg, torchvision: a pixel with a higher mask value is in."
     )
     outputs: dict[str, str] = Field(
         default_factory=dict,
-        description="Output tensor name by role (`scores`; and `boxes`, `classes` for detection). "
+        description="Output tensor name by role (the roles of each output format: docs/models.md). "
         "Empty: the model's outputs in graph order.",
     )
+
+    def format_for(self, detection_type: DetectionType) -> OutputFormat:
+        """The output format, its default filled in; ValueError when the detection type cannot use it."""
+        allowed = FORMATS[detection_type]
+        if self.output_format is None:
+            if detection_type == DetectionType.SEGMENTATION:
+                raise ValueError(f"a segmentation model must name its output_format: one of {list(allowed)}")
+            return allowed[0]
+        if self.output_format not in allowed:
+            raise ValueError(
+                f"output_format {self.output_format} does not answer {detection_type}; "
+                f"use one of {[str(f) for f in allowed]}"
+            )
+        return self.output_format
 
     @model_validator(mode="after")
     def _channels(self) -> Self:

@@ -89,3 +89,24 @@ class ModelBackend(StrEnum):
 
     PYTHON = "python"
     ONNXRUNTIME = "onnxruntime"
+
+
+class OutputFormat(StrEnum):
+    """How a model's output tensors read as a prediction: the layouts of the model families people
+    export to ONNX (docs/models.md shows how to export and register each)."""
+
+    SOFTMAX = "softmax"  # classification: one (1, C) tensor of probabilities
+    LOGITS = "logits"  # classification: one (1, C) tensor of logits (serving applies the softmax)
+    BOXES_SCORES_CLASSES = "boxes_scores_classes"  # detection after NMS: (1, N, 4), (1, N), (1, N)
+    YOLO_RAW = "yolo_raw"  # YOLOv8/11 (1, 4+C, N) or YOLOv5 (1, N, 5+C): decode, then class-aware NMS
+    NMS_FREE = "nms_free"  # YOLOv10 / end-to-end exports: (1, N, 6) rows of x1, y1, x2, y2, score, class
+    TORCHVISION = "torchvision"  # boxes (N, 4), labels (N,), scores (N,); masks (N, 1, H, W) to segment
+    YOLO_SEG = "yolo_seg"  # YOLOv8/11-seg: (1, 4+C+M, N) with M mask coefficients, protos (1, M, h, w)
+
+
+class Resize(StrEnum):
+    """How an image becomes the model's input size."""
+
+    STRETCH = "stretch"  # plain resize to width x height (the aspect ratio changes)
+    LETTERBOX = "letterbox"  # keep the aspect ratio, pad the rest (YOLO's preprocessing)
+    CENTER_CROP = "center_crop"  # keep the aspect ratio, fill the size, crop the overflow (classifiers)

@@ -8,9 +8,11 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from uuid import UUID
 
 from schemas.events import DeploymentChange, DeploymentKind
+from schemas.model_io import ModelIO
 from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
@@ -24,7 +26,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
-from .digits import LABELS, TrainedModel, train_linear_classifier
+from .digits import LABELS, train_linear_classifier
 
 PROJECT = "demo"
 LABELMAP = "digits"
@@ -46,13 +48,23 @@ async def find_or_create_labelmap(db: Db, project_id: UUID, name: str, labels: l
     return (found or await registry.create_labelmap(db, project_id, name, labels)).id
 
 
+class OnnxModel(Protocol):
+    """A model as an ONNX file and how serving calls it (a trained digits model, an architecture)."""
+
+    @property
+    def onnx(self) -> bytes: ...
+
+    @property
+    def io(self) -> ModelIO: ...
+
+
 async def register_onnx_model(
     db: Db,
     store: ObjectStore,
     project_id: UUID,
     model_name: str,
     version: str,
-    trained: TrainedModel,
+    trained: OnnxModel,
     detection_type: DetectionType,
     labelmap_id: UUID | None,
 ) -> UUID:

@@ -19,13 +19,13 @@ from schemas.predictions import Prediction
 from schemas.topics import Topic
 from services.common.domain.agreement import agreement
 from services.common.domain.images import DecodedImage
-from services.common.domain.preprocess import Tensor, preprocess
+from services.common.domain.preprocess import Prepared, prepare
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
 from . import metrics
 from .image_store import ImageStore
-from .postprocess import to_prediction
+from .postprocess import Reading, to_prediction
 from .router import Router
 from .routing import Route, ServedModel
 from .settings import ServingSettings
@@ -57,15 +57,15 @@ class Inputs:
 
     def __init__(self, decoded: DecodedImage) -> None:
         self.decoded = decoded
-        self._tensors: list[tuple[ModelIO, Tensor]] = []
+        self._prepared: list[tuple[ModelIO, Prepared]] = []
 
-    def tensor(self, io: ModelIO) -> Tensor:
-        for made_for, tensor in self._tensors:
+    def prepared(self, io: ModelIO) -> Prepared:
+        for made_for, prepared in self._prepared:
             if made_for == io:
-                return tensor
-        tensor = preprocess(self.decoded.pixels, io)
-        self._tensors.append((io, tensor))
-        return tensor
+                return prepared
+        prepared = prepare(self.decoded.pixels, io)
+        self._prepared.append((io, prepared))
+        return prepared
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class Predictor:
         self.timeout_s = settings.serving_triton_timeout_ms / 1000
         self.shadow_budget_s = settings.serving_shadow_budget_ms / 1000
         self.max_shadows = settings.serving_max_shadow_in_flight
+        self.max_polygon_points = settings.serving_max_polygon_points
         self._shadows = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -101,16 +102,19 @@ class Predictor:
         version = str(model.model_version_id)
         started = time.perf_counter()
         try:
-            tensor = image.tensor(model.io)
-            outputs = await self.triton.infer(model, tensor, self.timeout_s)
-            prediction = to_prediction(
-                route.state.detection_type,
-                outputs,
-                model.outputs,
-                model.io,
-                model.labels,
-                (image.decoded.width, image.decoded.height),
-            ).above_threshold(route.state.confidence_threshold)
+            prepared = image.prepared(model.io)
+            outputs = await self.triton.infer(model, prepared.tensor, self.timeout_s)
+            reading = Reading(
+                detection_type=route.state.detection_type,
+                output_format=model.output_format,
+                io=model.io,
+                labels=model.labels,
+                placement=prepared.placement,
+                threshold=route.state.confidence_threshold,
+                max_polygon_points=self.max_polygon_points,
+            )
+            tensors = [outputs[name] for name in model.outputs]
+            prediction = to_prediction(tensors, reading).above_threshold(route.state.confidence_threshold)
         except Exception as exc:
             metrics.INFERENCE_ERRORS.labels(deployment, role, version).inc()
             if isinstance(exc, TritonUnavailable):

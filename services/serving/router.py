@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from uuid import UUID
 
 from schemas.events import DeploymentKind
+from services.common.domain.model_signature import Unservable
 
 from . import metrics
-from .models import ModelLoader, Unservable
+from .models import ModelLoader
 from .routing import DeploymentState, ModelLeases, Route, ServedModel
 from .triton import TritonError, TritonUnavailable
 

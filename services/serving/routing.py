@@ -11,8 +11,8 @@ from uuid import UUID
 from schemas.events import DeploymentKind, DeploymentUpdated
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
-
-from .model_config import TensorSpec
+from schemas.vocabulary import OutputFormat
+from services.common.domain.model_signature import TensorSpec
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class ServedModel:
     triton_name: str
     io: ModelIO
     labels: tuple[str, ...]
+    output_format: OutputFormat
     input: TensorSpec
-    outputs: tuple[str, ...]  # the tensor of each role, in postprocess.OUTPUT_ROLES order
+    outputs: tuple[str, ...]  # the tensor of each role, in model_signature.roles order
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,13 @@ class ServingSettings(Settings):
         validation_alias=from_env("CVLOOP_SERVING_TRITON_TIMEOUT_MS"),
         description="Longest champion call to Triton; past it the request answers 503.",
     )
+    serving_max_polygon_points: int = Field(
+        100,
+        ge=3,
+        le=10_000,
+        validation_alias=from_env("CVLOOP_SERVING_MAX_POLYGON_POINTS"),
+        description="Most points of a segmentation polygon: a mask's outline is simplified until it fits.",
+    )
     serving_reconcile_interval_s: float = Field(
         5.0,
         gt=0,

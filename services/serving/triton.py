@@ -70,7 +70,10 @@ class Triton:
             raise _translate(exc) from None
 
     async def infer(self, model: ServedModel, tensor: Tensor, timeout_s: float) -> dict[str, Tensor]:
-        """The model's answer to one input tensor: its requested outputs by name."""
+        """The model's answer to one input tensor: its requested outputs by name. A graph without a batch
+        dimension (torchvision's exports) gets the image alone."""
+        if len(model.input.shape) == tensor.ndim - 1:
+            tensor = tensor[0]
         request = InferInput(model.input.name, list(tensor.shape), model.input.datatype)
         request.set_data_from_numpy(tensor)
         outputs = [InferRequestedOutput(name) for name in model.outputs]

@@ -10,6 +10,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from cvloop.demo import architectures
+from cvloop.demo.architectures import Architecture
 from schemas.events import (
     AssetSubmitted,
     DeploymentUpdated,
@@ -22,10 +24,11 @@ from schemas.events import (
 )
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
-from schemas.vocabulary import ReferenceStatus, RunStatus
+from schemas.vocabulary import OutputFormat, ReferenceStatus, RunStatus
 from services.common.db.repositories import deployments, jobs, predicted_assets
 from services.common.db.repositories.base import Conflict
 from services.common.domain.deployments import ContinuousTraining
+from services.common.domain.model_signature import roles
 from services.common.kafka.producer import EventProducer
 from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
 
@@ -746,3 +749,96 @@ async def test_health_readiness_metrics_and_openapi(running: Running, api: Api) 
     assert "cvloop_outbox_published_total" in metrics
     spec = await anonymous("GET", "/openapi.json", 200)
     assert "/v1/deployments/{deployment_id}/predictions/submit" in spec["paths"]
+
+
+# --- servability: registration and served deployments tell the truth ---------------------------------
+
+
+async def _register(api: Api, architecture: Architecture, labels: list[str], **io_changes: Any) -> Any:
+    """POST a model version of the architecture with its io changed as given; the raw answer."""
+    upload = await api(
+        "POST",
+        "/v1/uploads",
+        201,
+        params={"kind": "models"},
+        files={"file": ("model.onnx", architecture.onnx)},
+    )
+    labelmap = await api(
+        "POST", "/v1/labelmaps", 201, json={"name": f"lm-{uuid4().hex[:6]}", "labels": labels}
+    )
+    model = await api("POST", "/v1/models", 201, json={"name": f"{architecture.name}-{uuid4().hex[:6]}"})
+    body = {
+        "version": "1",
+        "detection_type": architecture.detection_type,
+        "labelmap_id": labelmap["id"],
+        "files": {"model.onnx": upload["object_key"]},
+        "io": architecture.io.model_dump(mode="json") | io_changes,
+    }
+    return await api.raw("POST", f"/v1/models/{model['id']}/versions", json=body)
+
+
+@pytest.mark.parametrize(
+    "build", [architectures.yolov8, architectures.yolov5, architectures.nms_free, architectures.yolov8_seg]
+)
+async def test_every_unservable_registration_gets_its_422(api: Api, build: Any) -> None:
+    architecture = build(classes=3)
+    assert (await _register(api, architecture, architecture.labels)).status_code == 201
+    refusals = {
+        "body.io.width": await _register(api, architecture, architecture.labels, width=320),
+        "body.io.color": await _register(api, architecture, architecture.labels, color="gray"),
+        "body.io.dtype": await _register(api, architecture, architecture.labels, dtype="uint8"),
+        "body.io.outputs.predictions": await _register(
+            api, architecture, architecture.labels, outputs={"predictions": "absent", "detections": "absent"}
+        ),
+        "body.io.output_format": await _register(
+            api, architecture, architecture.labels, output_format="logits"
+        ),
+    }
+    if architecture.io.output_format != OutputFormat.NMS_FREE:  # its shape does not tell the class count
+        refusals["body.labelmap_id"] = await _register(api, architecture, [*architecture.labels, "extra"])
+    first_role = roles(architecture.detection_type, architecture.io.output_format)[0]
+    for field, answer in refusals.items():
+        assert answer.status_code == 422, (field, answer.text)
+        [error] = answer.json()["errors"]
+        assert error["field"] == field.replace("predictions", first_role), error
+
+
+async def test_torchvision_segmenter_registers_and_without_masks_is_refused(api: Api) -> None:
+    architecture = architectures.torchvision_mask_rcnn()
+    assert (await _register(api, architecture, architecture.labels)).status_code == 201
+    no_masks = await _register(
+        api,
+        architecture,
+        architecture.labels,
+        outputs={"boxes": "boxes", "labels": "labels", "scores": "scores"},
+    )
+    assert no_masks.status_code == 422 and no_masks.json()["errors"][0]["field"] == "body.io.outputs.masks"
+
+
+async def test_a_served_deployment_of_an_unservable_version_is_refused(api: Api) -> None:
+    version = await model_version(api)  # no io, no file
+    body = {"name": f"dep-{uuid4().hex[:6]}", "kind": "served", "model_version_id": version["id"]}
+    answer = await api.raw("POST", "/v1/deployments", json=body)
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert error["field"] == "body.model_version_id" and "no io settings" in error["message"]
+    await deployment(api, version)  # monitoring only needs no io
+    servable = (await _register(api, architectures.yolov8(classes=2), ["a", "b"])).json()
+    served = await deployment(api, servable, kind="served")
+    for role in ("shadow", "champion"):
+        answer = await api.raw(
+            "PUT", f"/v1/deployments/{served['id']}/{role}", json={"model_version_id": version["id"]}
+        )
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.model_version_id"
+
+
+async def test_a_classification_threshold_is_refused(api: Api) -> None:
+    version = await model_version(api, detection_type="classification")
+    body = {"name": f"dep-{uuid4().hex[:6]}", "kind": "monitoring_only", "model_version_id": version["id"]}
+    answer = await api.raw("POST", "/v1/deployments", json=body | {"confidence_threshold": 0.4})
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.confidence_threshold"
+    dep = await api("POST", "/v1/deployments", 201, json=body)
+    answer = await api.raw(
+        "PUT", f"/v1/deployments/{dep['id']}/threshold", json={"confidence_threshold": 0.4}
+    )
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body.confidence_threshold"

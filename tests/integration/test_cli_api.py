@@ -13,6 +13,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
+import numpy as np
 import pytest
 
 from cvloop.sdk import Client, Job
@@ -20,6 +21,7 @@ from cvloop.stack.service import Api
 from cvloop.stack.settings import sdk_settings
 from schemas.vocabulary import RunStatus
 from services.common.db.repositories import jobs
+from services.common.domain.onnx_graphs import dense_classifier
 from services.common.settings import Settings
 from tests.sdk_support import invoke, needs, new_project, png, running
 
@@ -60,9 +62,12 @@ def test_models_push_uploads_with_a_bar_and_registers_the_version(
     api_settings: Settings, admin_key: str, client: Client, tmp_path: Path
 ) -> None:
     weights = tmp_path / "model.onnx"
-    weights.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: several chunks through the bar
+    # An 8x8 grey classifier with a 4096-wide hidden layer: over 1 MiB, several chunks through the bar.
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(64, 4096)), np.zeros(4096)), (rng.normal(size=(4096, 10)), np.zeros(10))]
+    weights.write_bytes(dense_classifier(layers, (1, 8, 8)))
     io_file = tmp_path / "io.json"
-    io_file.write_text(json.dumps({"width": 8, "height": 8}))
+    io_file.write_text(json.dumps({"width": 8, "height": 8, "color": "gray"}))
     code, out, err = invoke(
         api_settings,
         "models", "push", "pushed", "v1",
@@ -104,9 +109,9 @@ def test_upload_of_a_non_image_as_an_image_names_the_field(
 def test_deployment_commands_set_and_promote_the_shadow(
     api_settings: Settings, admin_key: str, client: Client
 ) -> None:
-    model = client.create_model(f"cls-{uuid4().hex[:6]}")
-    first = model.create_version("v1", "classification")
-    second = model.create_version("v2", "classification")
+    model = client.create_model(f"det-{uuid4().hex[:6]}")
+    first = model.create_version("v1", "detection")
+    second = model.create_version("v2", "detection")
     name = f"line-{uuid4().hex[:6]}"
 
     def cvloop(*args: str) -> str:

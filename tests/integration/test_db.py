@@ -678,3 +678,28 @@ async def test_a_review_must_fit_the_deployment_and_the_image(pool: asyncpg.Pool
         await predicted_assets.review(pool, world.project_id, prediction_id, outside, reviewed_by="ann")
     stored = await predicted_assets.get_prediction(pool, world.project_id, prediction_id)
     assert stored is not None and stored.status is ReviewStatus.TO_REVIEW
+
+
+async def test_stored_scores_are_logits_becomes_the_logits_output_format(pool: asyncpg.Pool) -> None:
+    world = await _world(pool)
+    stored = {"width": 8, "height": 8, "scores_are_logits": True}  # as versions were stored before 0011
+    plain = {"width": 8, "height": 8, "scores_are_logits": False}
+    [migration] = [m for m in discover() if m.version == 11]
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE model_versions SET io = $1 WHERE id = $2",
+            stored,
+            world.model_version_id,
+        )
+        other = await conn.fetchval(
+            "INSERT INTO model_versions (project_id, model_id, version, detection_type, io)"
+            " SELECT project_id, model_id, '2', detection_type, $1 FROM model_versions WHERE id = $2"
+            " RETURNING id",
+            plain,
+            world.model_version_id,
+        )
+        await conn.execute(migration.sql)
+    logits = await registry.get_model_version(pool, world.project_id, world.model_version_id)
+    softmax = await registry.get_model_version(pool, world.project_id, other)
+    assert logits is not None and logits.io is not None and logits.io.output_format == "logits"
+    assert softmax is not None and softmax.io is not None and softmax.io.output_format is None

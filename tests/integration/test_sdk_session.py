@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from uuid import uuid4
 
+import numpy as np
 import pytest
 
 from cvloop.sdk import (
@@ -26,6 +27,7 @@ from cvloop.stack.service import Api, Ingest
 from cvloop.stack.settings import sdk_settings
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction
+from services.common.domain.onnx_graphs import dense_classifier
 from services.common.settings import Settings
 from tests.sdk_support import eventually, invoke, needs, new_project, png, running
 
@@ -56,6 +58,14 @@ def client(platform: Settings, admin_key: str) -> Iterator[Client]:
         yield client
 
 
+def classifier(seed: int) -> bytes:
+    """A linear classifier of 32x32 RGB images into LABELS, as ONNX (its io is ModelIO(32, 32))."""
+    rng = np.random.default_rng(seed)
+    return dense_classifier(
+        [(rng.normal(size=(3 * 32 * 32, len(LABELS))), np.zeros(len(LABELS)))], (3, 32, 32)
+    )
+
+
 def test_a_monitoring_session_from_model_to_dataset_version(client: Client) -> None:
     # The registry: a labelmap, a model with two versions (the files uploaded on the way).
     labelmap = client.create_labelmap("animals", LABELS)
@@ -65,18 +75,18 @@ def test_a_monitoring_session_from_model_to_dataset_version(client: Client) -> N
         "v1",
         "classification",
         labelmap=labelmap,
-        files={"model.onnx": b"champion weights"},
+        files={"model.onnx": classifier(seed=1)},
         io=io,
         training_parameters={"epochs": 10, "lr": 0.01},
     )
     shadow = model.create_version(
-        "v2", "classification", labelmap=labelmap, files={"model.onnx": b"shadow weights"}, io=io
+        "v2", "classification", labelmap=labelmap, files={"model.onnx": classifier(seed=2)}, io=io
     )
     assert set(champion.files) == {"model.onnx"} and champion.files != shadow.files
     assert [v.version for v in client.get_model("animal-classifier").list_versions()] == ["v1", "v2"]
 
     # A monitoring-only deployment, the second version as its shadow, a feedback loop.
-    client.create_deployment("shelter-cam", champion, kind="monitoring_only", confidence_threshold=0.2)
+    client.create_deployment("shelter-cam", champion, kind="monitoring_only")
     deployment = client.get_deployment("shelter-cam")
     deployment.set_shadow_model(shadow)
     assert (deployment.champion_model_version_id, deployment.shadow_model_version_id) == (
@@ -177,7 +187,6 @@ def test_an_experiment_exported_as_a_model_inherits_its_base(client: Client) -> 
         "v1",
         "classification",
         labelmap=labelmap,
-        io=ModelIO(width=8, height=8),
         training_entrypoint="train.py",
     )
     experiment = client.create_experiment("digits-retrain", base, parameters={"epochs": 3})
@@ -280,9 +289,11 @@ def test_training_data_batches_and_deployment_settings(client: Client) -> None:
     deployment.remove_shadow_model()
     assert deployment.shadow_model_version_id is None
     deployment.set_champion_model(second)
-    deployment.update_confidence_threshold(0.5)
+    # A classification answers every class: a confidence threshold is refused.
+    with pytest.raises(Unprocessable, match=r"body\.confidence_threshold"):
+        deployment.update_confidence_threshold(0.5)
     again = client.get_deployment_by_id(deployment.id)
-    assert again.champion_model_version_id == second.id and again["confidence_threshold"] == 0.5
+    assert again.champion_model_version_id == second.id and again["confidence_threshold"] == 0.0
 
 
 def test_scopes_of_keys_made_through_the_sdk(platform: Settings, client: Client) -> None:

@@ -12,13 +12,14 @@ import pytest
 from cvloop.demo.digits import DETECTOR_IO, box_detector_model, train_linear_classifier
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType
+from schemas.vocabulary import OutputFormat
 from services.common.domain.agreement import agreement, box_agreement, iou
+from services.common.domain.model_signature import Unservable, check_servable, onnx_file, read_signature
 from services.common.domain.onnx_graphs import dense_classifier
-from services.common.domain.preprocess import preprocess
+from services.common.domain.preprocess import placement, preprocess
 from services.common.domain.registry import ModelFile
-from services.serving.model_config import read_signature, triton_config, triton_files, triton_model_name
-from services.serving.models import Unservable, check_input, onnx_file
-from services.serving.postprocess import OutputError, classification, detection, output_names, to_prediction
+from services.serving.model_config import triton_config, triton_files, triton_model_name
+from services.serving.postprocess import OutputError, Reading, classification, to_prediction
 from services.serving.routing import ModelLeases
 
 PIXELS = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)  # height 4, width 6
@@ -47,8 +48,7 @@ def test_preprocess_gray_uses_luma() -> None:
 
 
 def test_classification_sorted_best_first_and_softmax_of_logits() -> None:
-    io = ModelIO(width=1, height=1, scores_are_logits=True)
-    prediction = classification(np.array([[0.0, 2.0, 1.0]]), io, ["a", "b", "c"])
+    prediction = classification(np.array([[0.0, 2.0, 1.0]]), True, ["a", "b", "c"])
     assert prediction.classes == ["b", "c", "a"]
     assert sum(prediction.scores) == pytest.approx(1.0)
     assert prediction.scores[0] == pytest.approx(np.exp(2) / (1 + np.exp(1) + np.exp(2)))
@@ -56,17 +56,29 @@ def test_classification_sorted_best_first_and_softmax_of_logits() -> None:
 
 def test_classification_refuses_a_labelmap_of_another_size() -> None:
     with pytest.raises(OutputError, match="3 classes but the labelmap has 2"):
-        classification(np.array([[0.2, 0.3, 0.5]]), ModelIO(width=1, height=1), ["a", "b"])
+        classification(np.array([[0.2, 0.3, 0.5]]), False, ["a", "b"])
+
+
+def _reading(io: ModelIO, labels: list[str], image_size: tuple[int, int], threshold: float = 0.0) -> Reading:
+    return Reading(
+        detection_type=DetectionType.DETECTION,
+        output_format=io.format_for(DetectionType.DETECTION),
+        io=io,
+        labels=labels,
+        placement=placement(*image_size, io),
+        threshold=threshold,
+        max_polygon_points=100,
+    )
 
 
 def test_detection_normalised_boxes_in_image_pixels_clipped() -> None:
-    prediction = detection(
-        np.array([[[0.1, 0.2, 0.5, 0.6], [0.5, 0.5, 1.2, 1.0]]]),
-        np.array([[0.9, 1.0000001]]),
-        np.array([[1, 0]]),
-        DETECTOR_IO,
-        ["cat", "dog"],
-        (200, 100),
+    prediction = to_prediction(
+        [
+            np.array([[[0.1, 0.2, 0.5, 0.6], [0.5, 0.5, 1.2, 1.0]]]),
+            np.array([[0.9, 1.0000001]]),
+            np.array([[1, 0]]),
+        ],
+        _reading(DETECTOR_IO, ["cat", "dog"], (200, 100)),
     )
     assert prediction.classes == ["dog", "cat"]
     assert prediction.scores == [pytest.approx(0.9), 1.0]
@@ -75,39 +87,23 @@ def test_detection_normalised_boxes_in_image_pixels_clipped() -> None:
 
 def test_detection_in_input_pixels_and_bad_class_index() -> None:
     io = ModelIO(width=50, height=50, box_format="xyxy_input_pixels")
-    prediction = detection(
-        np.array([[10, 10, 20, 30]]), np.array([0.5]), np.array([0.0]), io, ["x"], (100, 200)
+    prediction = to_prediction(
+        [np.array([[10, 10, 20, 30]]), np.array([0.5]), np.array([0.0])], _reading(io, ["x"], (100, 200))
     )
     np.testing.assert_allclose(prediction.boxes, [[20, 40, 40, 120]])
     with pytest.raises(OutputError, match="class index 3"):
-        detection(np.array([[0, 0, 1, 1]]), np.array([0.5]), np.array([3]), io, ["x"], (10, 10))
+        to_prediction(
+            [np.array([[0, 0, 1, 1]]), np.array([0.5]), np.array([3])], _reading(io, ["x"], (10, 10))
+        )
 
 
 def test_threshold_applies_to_shapes_only() -> None:
-    outputs = {
-        "b": np.array([[[0, 0, 0.5, 0.5], [0, 0, 1, 1]]]),
-        "s": np.array([[0.8, 0.3]]),
-        "c": np.array([[0, 0]]),
-    }
-    io = ModelIO(width=4, height=4, outputs={"boxes": "b", "scores": "s", "classes": "c"})
-    names = output_names(DetectionType.DETECTION, io, ["b", "s", "c"])
-    kept = to_prediction(DetectionType.DETECTION, outputs, names, io, ["x"], (10, 10)).above_threshold(0.5)
+    tensors = [np.array([[[0, 0, 0.5, 0.5], [0, 0, 1, 1]]]), np.array([[0.8, 0.3]]), np.array([[0, 0]])]
+    io = ModelIO(width=4, height=4)
+    kept = to_prediction(tensors, _reading(io, ["x"], (10, 10))).above_threshold(0.5)
     assert kept.scores == [0.8] and kept.boxes == [(0.0, 0.0, 5.0, 5.0)]
-
-
-def test_output_names_by_role_or_graph_order() -> None:
-    io = ModelIO(width=1, height=1)
-    assert output_names(DetectionType.DETECTION, io, ["x", "y", "z", "extra"]) == ("x", "y", "z")
-    named = ModelIO(width=1, height=1, outputs={"scores": "probabilities"})
-    assert output_names(DetectionType.CLASSIFICATION, named, ["logits", "probabilities"]) == (
-        "probabilities",
-    )
-    with pytest.raises(ValueError, match="does not have"):
-        output_names(
-            DetectionType.CLASSIFICATION, ModelIO(width=1, height=1, outputs={"scores": "nope"}), ["s"]
-        )
-    with pytest.raises(ValueError, match="not supported"):
-        output_names(DetectionType.SEGMENTATION, io, ["masks"])
+    every = ClassificationPrediction(classes=["a", "b"], scores=[0.9, 0.1])
+    assert every.above_threshold(0.5) == every
 
 
 def test_agreement() -> None:
@@ -158,13 +154,29 @@ def test_signature_and_config_from_the_graph() -> None:
         read_signature(b"not onnx")
 
 
-def test_input_must_match_the_io_settings() -> None:
+def test_input_and_outputs_must_match_the_io_settings() -> None:
     signature = read_signature(train_linear_classifier().onnx)
-    check_input(signature, ModelIO(width=8, height=8, color="gray"))
-    with pytest.raises(Unservable, match=r"shape \[-1, 1, 8, 8\]"):
-        check_input(signature, ModelIO(width=8, height=8, color="rgb"))
-    with pytest.raises(Unservable, match="UINT8"):
-        check_input(signature, ModelIO(width=8, height=8, color="gray", dtype="uint8"))
+    classification_type = DetectionType.CLASSIFICATION
+    servable = check_servable(classification_type, ModelIO(width=8, height=8, color="gray"), signature, 10)
+    assert servable.output_format == OutputFormat.SOFTMAX and servable.outputs == ("scores",)
+    assert servable.classes == 10
+
+    def refused(io: ModelIO, labels: int | None = 10) -> tuple[str, str]:
+        with pytest.raises(Unservable) as caught:
+            check_servable(classification_type, io, signature, labels)
+        return caught.value.field, str(caught.value)
+
+    field, message = refused(ModelIO(width=8, height=8, color="rgb"))
+    assert field == "io.color" and "shape [-1, 1, 8, 8]" in message
+    assert refused(ModelIO(width=9, height=8, color="gray"))[0] == "io.width"
+    assert refused(ModelIO(width=8, height=8, color="gray", dtype="uint8"))[0] == "io.dtype"
+    assert (
+        refused(ModelIO(width=8, height=8, color="gray", outputs={"scores": "nope"}))[0]
+        == "io.outputs.scores"
+    )
+    assert refused(ModelIO(width=8, height=8, color="gray"), labels=3)[0] == "labelmap_id"
+    wrong_format = ModelIO(width=8, height=8, color="gray", output_format=OutputFormat.YOLO_RAW)
+    assert refused(wrong_format)[0] == "io.output_format"
 
 
 def test_the_onnx_file_of_a_version() -> None:

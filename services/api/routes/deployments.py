@@ -18,7 +18,8 @@ from schemas.api.deployments import (
     ModelVersionChoice,
     ThresholdUpdate,
 )
-from schemas.events import DeploymentChange, JobKind
+from schemas.events import DeploymentChange, DeploymentKind, JobKind
+from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from services.common.db.repositories import deployment_figures, deployments, jobs, registry
 from services.common.db.repositories.base import Db
@@ -30,6 +31,7 @@ from ..comparison import compare
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..outbox import Change, change
+from ..servable import check_served
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
 MAX_COMPARISON_WINDOW = 5000
@@ -88,6 +90,18 @@ async def _model_version_for(db: Db, deployment: Deployment, model_version_id: U
     return version
 
 
+def refuse_classification_threshold(detection_type: DetectionType, threshold: float) -> None:
+    """A classification answers every class with its score, so a confidence threshold would be stored
+    and ignored: refused instead (0, the default, means none)."""
+    if detection_type == DetectionType.CLASSIFICATION and threshold > 0:
+        raise ApiError(
+            422,
+            "body.confidence_threshold",
+            "a classification deployment answers every class with its score: it takes no confidence "
+            "threshold (leave it 0)",
+        )
+
+
 async def labels_of(db: Db, project_id: UUID, labelmap_id: UUID | None) -> list[str] | None:
     labelmap = labelmap_id and await registry.get_labelmap(db, project_id, labelmap_id)
     return labelmap.labels if labelmap else None
@@ -113,6 +127,9 @@ async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> 
     version = await registry.get_model_version(ctx.pool, key.project_id, body.model_version_id)
     if version is None:
         raise not_found("body.model_version_id", "model version")
+    refuse_classification_threshold(version.detection_type, body.confidence_threshold)
+    if body.kind == DeploymentKind.SERVED:
+        await check_served(ctx.pool, ctx.store, version)
     async with change(ctx) as current:
         try:
             deployment = await deployments.create_deployment(
@@ -154,7 +171,9 @@ async def set_champion(
 ) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
-        await _model_version_for(current.conn, deployment, body.model_version_id)
+        version = await _model_version_for(current.conn, deployment, body.model_version_id)
+        if deployment.kind == DeploymentKind.SERVED:
+            await check_served(current.conn, ctx.store, version)
         if body.model_version_id == deployment.shadow_model_version_id:
             raise ApiError(
                 409, "body.model_version_id", "this model version is the shadow: promote the shadow instead"
@@ -170,7 +189,9 @@ async def set_champion(
 async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
-        await _model_version_for(current.conn, deployment, body.model_version_id)
+        version = await _model_version_for(current.conn, deployment, body.model_version_id)
+        if deployment.kind == DeploymentKind.SERVED:
+            await check_served(current.conn, ctx.store, version)
         if body.model_version_id == deployment.champion_model_version_id:
             raise ApiError(409, "body.model_version_id", "this model version is already the champion")
         deployment = await deployments.set_shadow(
@@ -198,6 +219,9 @@ async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Deploy
 
 @router.put("/deployments/{deployment_id}/threshold")
 async def set_threshold(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ThresholdUpdate) -> DeploymentOut:
+    refuse_classification_threshold(
+        (await existing(ctx.pool, key.project_id, deployment_id)).detection_type, body.confidence_threshold
+    )
     async with change(ctx) as current:
         deployment = await deployments.set_confidence_threshold(
             current.conn, key.project_id, deployment_id, body.confidence_threshold

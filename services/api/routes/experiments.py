@@ -24,6 +24,7 @@ from services.common.http import ApiError
 from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import uploaded
+from ..servable import check_registered
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 
@@ -102,6 +103,7 @@ async def export_as_model(
             "the experiment has no base model version to inherit a detection type from",
         )
     new = exported_version(experiment, base, version=body.version, description=body.description, io=body.io)
+    await check_registered(ctx.pool, ctx.store, project_id, new)
     # The new model and its version appear together or not at all.
     async with transaction(ctx.pool) as conn:
         if body.model_id is not None:

@@ -38,6 +38,7 @@ from ..context import Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
+from ..servable import check_registered
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -256,6 +257,7 @@ async def create_model_version(
         sha256, size = await uploaded(ctx.store, object_key, f"body.files.{name}")
         files.append(ModelFile(name=name, object_key=object_key, sha256=sha256, size_bytes=size))
     new = NewModelVersion.model_validate(body.model_dump(exclude={"files"}) | {"files": files})
+    await check_registered(ctx.pool, ctx.store, project_id, new)
     version = await registry.create_model_version(ctx.pool, project_id, model_id, new)
     return ModelVersionOut.model_validate(version)
 

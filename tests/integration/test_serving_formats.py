@@ -1,0 +1,248 @@
+"""The output formats of the model families people deploy, served end to end: graphs with the exact
+layouts of YOLOv8, YOLOv5, NMS-free, YOLOv8-seg and torchvision Mask R-CNN exports
+(cvloop.demo.architectures) registered, deployed and called through `python -m services.serving` on
+the real tritonserver; each answer equals a box-by-box reference decoding (tests/detection_reference)
+of the same graph run here by onnxruntime on the same input tensor."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import numpy as np
+import onnxruntime
+import pytest
+from PIL import Image, ImageDraw
+
+from cvloop.demo import architectures
+from cvloop.demo.architectures import Architecture
+from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
+from cvloop.stack.service import Serving
+from cvloop.stack.settings import StackSettings
+from schemas.events import DeploymentChange, DeploymentKind
+from schemas.topics import Topic
+from schemas.vocabulary import Scope
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, projects
+from services.common.domain.preprocess import preprocess
+from services.common.kafka.producer import EventProducer
+from services.common.storage import ObjectStore
+from tests import detection_reference as reference
+
+WAIT_S = 90.0
+THRESHOLD = 0.1
+WIDTH, HEIGHT = 480, 360  # not square: the letterbox pads
+BOX_TOLERANCE_PX = 0.05  # Triton's onnxruntime and this one may differ in the last float32 bits
+SCORE_TOLERANCE = 1e-4
+MASK_IOU = 0.7  # a bounded polygon (100 points) through the outline's pixel centres vs the mask itself
+MIN_MASK_PIXELS = 400  # smaller masks: a polygon's half-pixel inset weighs too much for the IoU
+
+BUILDERS: dict[str, Callable[[], Architecture]] = {
+    "yolov8": architectures.yolov8,
+    "yolov5": architectures.yolov5,
+    "nms-free": architectures.nms_free,
+    "yolov8-seg": architectures.yolov8_seg,
+    "torchvision-maskrcnn": architectures.torchvision_mask_rcnn,
+}
+
+
+def scene(seed: int) -> bytes:
+    """A smooth WIDTH x HEIGHT picture (a gradient with a few filled shapes), as PNG."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:HEIGHT, :WIDTH]
+    pixels = np.stack([xs * 255 // WIDTH, ys * 255 // HEIGHT, (xs + ys) * 255 // (WIDTH + HEIGHT)], axis=-1)
+    image = Image.fromarray(pixels.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(5):
+        x, y = rng.integers(0, WIDTH - 80), rng.integers(0, HEIGHT - 80)
+        w, h = rng.integers(40, 160, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x, y, x + w, y + h), fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    settings: StackSettings
+    key: str
+    deployment_ids: dict[str, UUID]
+    architectures: dict[str, Architecture]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.serving_port}"
+
+
+@pytest.fixture(scope="module")
+async def world(
+    postgres_settings: StackSettings,
+    kafka_settings: StackSettings,
+    s3_settings: StackSettings,
+    triton_settings: StackSettings,
+) -> AsyncIterator[World]:
+    settings = triton_settings.model_copy(update={"serving_triton_timeout_ms": 60_000})
+    db = await open_pool(settings.database_url)
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket()
+    project = await projects.create_project(db, f"formats-{uuid4()}")
+    _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
+    built = {name: build() for name, build in BUILDERS.items()}
+    deployment_ids = {}
+    async with EventProducer.from_settings(settings) as producer:
+        for name, arch in built.items():
+            deployment = await deployments.create_deployment(
+                db,
+                project.id,
+                name,
+                kind=DeploymentKind.SERVED,
+                detection_type=arch.detection_type,
+                champion_model_version_id=await register_onnx_model(
+                    db,
+                    store,
+                    project.id,
+                    name,
+                    "1",
+                    arch,
+                    arch.detection_type,
+                    await find_or_create_labelmap(db, project.id, name, arch.labels),
+                ),
+                confidence_threshold=THRESHOLD,
+            )
+            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
+            deployment_ids[name] = deployment.id
+    serving = Serving(settings)
+    serving.start()
+    try:
+        yield World(settings, key, deployment_ids, built)
+    finally:
+        serving.stop()
+        await db.close()
+
+
+async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:
+    """The deployment's prediction, polling while serving loads it."""
+    url = f"{world.url}/v1/deployments/{world.deployment_ids[name]}/predict"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world.key}"}, timeout=60) as client:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                response = await client.post(url, content=png)
+                if response.status_code == 200:
+                    return response.json()["prediction"]
+                assert response.status_code in (404, 503), response.text
+                await asyncio.sleep(0.5)
+
+
+def _run_here(arch: Architecture, png: bytes) -> list[np.ndarray]:
+    """The graph run by onnxruntime here on cvloop's preprocessing of the image."""
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    tensor = preprocess(pixels, arch.io)
+    session = onnxruntime.InferenceSession(arch.onnx, providers=["CPUExecutionProvider"])
+    feed = tensor[0] if len(session.get_inputs()[0].shape) == 3 else tensor
+    return session.run(None, {"images": feed})
+
+
+def _expected_yolo(arch: Architecture, outputs: list[np.ndarray]) -> list[reference.Detection]:
+    rows = outputs[0][0]
+    io_ = arch.io
+    if arch.io.output_format == "yolo_raw" and rows.shape[0] > rows.shape[1]:  # YOLOv5: anchors first
+        return reference.yolo(
+            rows.T, rows.shape[1] - 5, True, THRESHOLD, io_.iou_threshold, io_.max_detections
+        )
+    classes = len(arch.labels)
+    return reference.yolo(rows, classes, False, THRESHOLD, io_.iou_threshold, io_.max_detections)
+
+
+def _assert_boxes(
+    prediction: dict[str, Any], expected: list[reference.Detection], arch: Architecture
+) -> None:
+    letterbox = reference.Letterbox(WIDTH, HEIGHT, arch.io.width)
+    assert prediction["classes"] == [arch.labels[d.cls] for d in expected]
+    np.testing.assert_allclose(prediction["scores"], [d.score for d in expected], atol=SCORE_TOLERANCE)
+    boxes = [letterbox.box_to_original(d.box) for d in expected]
+    np.testing.assert_allclose(prediction["boxes"], boxes, atol=BOX_TOLERANCE_PX)
+
+
+@pytest.mark.parametrize("name", ["yolov8", "yolov5"])
+async def test_yolo_raw_decoded_and_suppressed_like_the_reference(world: World, name: str) -> None:
+    arch = world.architectures[name]
+    for seed in range(2):
+        png = scene(seed)
+        expected = _expected_yolo(arch, _run_here(arch, png))
+        assert expected, "the scene should give detections"
+        _assert_boxes(await _predict(world, name, png), expected, arch)
+
+
+async def test_nms_free_rows_like_the_reference(world: World) -> None:
+    arch = world.architectures["nms-free"]
+    png = scene(3)
+    rows = _run_here(arch, png)[0][0]
+    expected = [
+        reference.Detection(row[:4].astype(np.float64), float(row[4]), int(row[5]))
+        for row in rows
+        if row[4] >= THRESHOLD
+    ]
+    assert expected
+    _assert_boxes(await _predict(world, "nms-free", png), expected, arch)
+
+
+def _assert_segments(prediction: dict[str, Any], expected: list[tuple[str, float, np.ndarray]]) -> None:
+    """The prediction holds the reference's detections in order (label, score), less those whose mask
+    has no area to outline; each polygon, drawn on the original, covers its mask's largest region."""
+    found = list(zip(prediction["classes"], prediction["scores"], prediction["polygons"], strict=True))
+    compared = 0
+    for label, score, mask in expected:
+        region = reference.largest_region(mask)
+        if found and found[0][0] == label and abs(found[0][1] - score) <= SCORE_TOLERANCE:
+            polygon = found.pop(0)[2]
+            if region.sum() >= MIN_MASK_PIXELS:
+                compared += 1
+                assert reference.mask_iou(reference.rasterised(polygon, WIDTH, HEIGHT), region) > MASK_IOU
+        else:  # dropped: only a mask too small or thin to enclose an area may be
+            assert region.sum() < MIN_MASK_PIXELS, (label, score)
+    assert not found, found
+    assert compared, "the scene should give masks large enough to compare"
+
+
+async def test_yolo_seg_polygons_like_the_reference_masks(world: World) -> None:
+    arch = world.architectures["yolov8-seg"]
+    png = scene(4)
+    outputs = _run_here(arch, png)
+    rows, protos = outputs[0][0], outputs[1][0]
+    coefficients, side = protos.shape[0], protos.shape[1]
+    classes = rows.shape[0] - 4 - coefficients
+    kept = reference.yolo(rows, classes, False, THRESHOLD, arch.io.iou_threshold, arch.io.max_detections)
+    letterbox = reference.Letterbox(WIDTH, HEIGHT, arch.io.width)
+    step = arch.io.width // side
+    masks = []
+    for detection in kept:
+        logits = np.tensordot(rows[4 + classes :, detection.anchor], protos, axes=1)
+        centres = (np.arange(side) + 0.5) * step
+        x1, y1, x2, y2 = detection.box
+        inside = ((centres >= y1) & (centres <= y2))[:, None] & ((centres >= x1) & (centres <= x2))[None, :]
+        mask = np.kron((logits > 0) & inside, np.ones((step, step), dtype=np.uint8)).astype(bool)
+        masks.append(letterbox.mask_to_original(mask))
+    prediction = await _predict(world, "yolov8-seg", png)
+    _assert_segments(prediction, [(arch.labels[d.cls], d.score, m) for d, m in zip(kept, masks, strict=True)])
+
+
+async def test_torchvision_masks_become_polygons_like_the_reference(world: World) -> None:
+    arch = world.architectures["torchvision-maskrcnn"]
+    png = scene(5)
+    boxes, labels, scores, masks = _run_here(arch, png)
+    expected = []
+    for i in np.flatnonzero(scores >= THRESHOLD):
+        # torchvision pastes each mask inside its box; the input is the image stretched: stretch it back.
+        x1, y1, x2, y2 = boxes[i]
+        ys, xs = np.mgrid[: masks.shape[2], : masks.shape[3]] + 0.5
+        inside = (xs > np.floor(x1)) & (xs < np.ceil(x2)) & (ys > np.floor(y1)) & (ys < np.ceil(y2))
+        mask = Image.fromarray(((masks[i, 0] > arch.io.mask_threshold) & inside).astype(np.uint8) * 255)
+        original = np.asarray(mask.resize((WIDTH, HEIGHT), Image.NEAREST)) > 127
+        expected.append((arch.labels[int(labels[i])], float(scores[i]), original))
+    _assert_segments(await _predict(world, "torchvision-maskrcnn", png), expected)
