@@ -24,6 +24,7 @@ from schemas.events import (
 from schemas.predictions import ClassificationPrediction
 from schemas.topics import Topic
 from services.common.db.repositories import drift_reports, predicted_assets, prediction_scores
+from services.common.db.repositories.base import Db
 from services.common.domain.scoring import Score
 from services.scoring.drift import DriftWindow, drift_report
 from tests.api_support import Api, Project, Running, new_project, published
@@ -79,7 +80,7 @@ async def classified(
     return event.prediction_id
 
 
-async def store_drift_reports(running: Running, project: Project, deployment_id: UUID) -> None:
+async def store_drift_reports(db: Db, project_id: UUID, deployment_id: UUID) -> None:
     """Two windows as the scoring stream tests them against one reference: the first like the training
     data, the second shifted by three standard deviations."""
     rng = np.random.default_rng(7)
@@ -100,7 +101,7 @@ async def store_drift_reports(running: Running, project: Project, deployment_id:
             alpha=0.01,
             correction=MultipleTestingCorrection.BONFERRONI,
         )
-        assert await drift_reports.insert_drift_report(running.pool, project.id, report)
+        assert await drift_reports.insert_drift_report(db, project_id, report)
 
 
 async def monitored_deployment(
@@ -142,7 +143,7 @@ async def monitored_deployment(
     )
     for prediction in first_hour[:2]:
         await api("PUT", f"/v1/predictions/{prediction}/review", 200, json={"review": CAT})
-    await store_drift_reports(running, project, UUID(dep["id"]))
+    await store_drift_reports(running.pool, project.id, UUID(dep["id"]))
     return dep, predictions
 
 
@@ -332,7 +333,7 @@ async def test_a_deleted_deployment_goes_with_its_predictions_and_tells_serving(
     version = await model_version(api, detection_type="classification")
     dep = await deployment(api, version)
     prediction = await classified(running, project, dep, int(uuid4()) % 10**6, START, 5.0)
-    await store_drift_reports(running, project, UUID(dep["id"]))
+    await store_drift_reports(running.pool, project.id, UUID(dep["id"]))
     assert (
         await running.as_key(project.read).raw("DELETE", f"/v1/deployments/{dep['id']}")
     ).status_code == 403
