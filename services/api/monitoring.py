@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import TypeAdapter
 
 from schemas.api.monitoring import QualityBucket
@@ -27,21 +27,28 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def time_range(
+def period(
     start: Annotated[
         datetime | None, Query(description="Inclusive (ISO 8601; UTC when no offset). Default: end - 1 day.")
     ] = None,
     end: Annotated[datetime | None, Query(description="Exclusive. Default: now.")] = None,
-    bucket_s: Annotated[
-        int, Query(ge=1, le=31 * 86400, description=f"Bucket length; at most {MAX_BUCKETS} buckets.")
-    ] = 3600,
-) -> TimeRange:
-    """The range a monitoring request asks for; 422 naming the field when it is empty or too finely cut."""
+) -> tuple[datetime, datetime]:
+    """The [start, end) a monitoring request asks for; 422 naming `query.start` when it is empty."""
     until = _utc(end) if end else datetime.now(UTC)
     since = _utc(start) if start else until - DEFAULT_RANGE
     if since >= until:
         raise ApiError(422, "query.start", "start must be before end")
-    span = TimeRange(since, until, timedelta(seconds=bucket_s))
+    return since, until
+
+
+def time_range(
+    bounds: Annotated[tuple[datetime, datetime], Depends(period)],
+    bucket_s: Annotated[
+        int, Query(ge=1, le=31 * 86400, description=f"Bucket length; at most {MAX_BUCKETS} buckets.")
+    ] = 3600,
+) -> TimeRange:
+    """The period cut into buckets; 422 naming `query.bucket_s` when that makes too many."""
+    span = TimeRange(*bounds, timedelta(seconds=bucket_s))
     if span.buckets > MAX_BUCKETS:
         raise ApiError(
             422, "query.bucket_s", f"{span.buckets} buckets: at most {MAX_BUCKETS}; choose a longer bucket"

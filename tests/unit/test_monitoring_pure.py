@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 
 from schemas.vocabulary import Role
-from services.api.monitoring import MAX_BUCKETS, quality_buckets, time_range
+from services.api.monitoring import MAX_BUCKETS, period, quality_buckets, time_range
 from services.common.domain.monitoring import ReviewedAnswer
 from services.common.http import ApiError
 
@@ -18,9 +18,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_a_range_defaults_to_the_last_day_hourly_and_reads_naive_times_as_utc() -> None:
-    span = time_range(None, datetime(2026, 1, 2), 3600)
+    span = time_range(period(None, datetime(2026, 1, 2)), 3600)
     assert span.start == T0 and span.end == T0 + timedelta(days=1) and span.buckets == 24
-    assert time_range(T0, T0 + timedelta(minutes=90), 3600).buckets == 2  # a partial last bucket counts
+    assert time_range((T0, T0 + timedelta(minutes=90)), 3600).buckets == 2  # a partial last bucket counts
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_an_empty_or_too_finely_cut_range_names_the_field(
     start: datetime, end: datetime, bucket_s: int, field: str
 ) -> None:
     with pytest.raises(ApiError) as refused:
-        time_range(start, end, bucket_s)
+        time_range(period(start, end), bucket_s)
     assert refused.value.status_code == 422 and refused.value.field == field
 
 

@@ -3,6 +3,7 @@ prediction volume and latency by role, champion/shadow quality from the reviews.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from services.common.db.repositories import drift_reports, monitoring
 from services.common.domain.monitoring import TimeRange
 
 from ..context import Ctx, Page, ReadKey
-from ..monitoring import quality_buckets, time_range
+from ..monitoring import period, quality_buckets, time_range
 from .deployments import existing
 
 router = APIRouter(prefix="/v1/deployments/{deployment_id}/monitoring", tags=["monitoring"])
@@ -40,18 +41,17 @@ async def drift(
     ctx: Ctx,
     key: ReadKey,
     deployment_id: UUID,
-    span: Span,
+    bounds: Annotated[tuple[datetime, datetime], Depends(period)],
     page: Page,
     flagged: Annotated[bool, Query(description="Only the reports that detected drift.")] = False,
 ) -> PageOf[DriftReportOut]:
-    """Drift reports whose window ended in the range, oldest first (bucket_s is not used)."""
+    """Drift reports whose window ended in the range, oldest first."""
     await existing(ctx.pool, key.project_id, deployment_id)
     reports, total = await drift_reports.drift_reports_between(
         ctx.pool,
         key.project_id,
         deployment_id,
-        span.start,
-        span.end,
+        *bounds,
         flagged_only=flagged,
         limit=page.limit,
         offset=page.offset,
