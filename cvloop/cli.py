@@ -11,7 +11,7 @@ from services.common.logs import configure_logging
 from .commands.deployments import deployments
 from .commands.jobs import jobs
 from .commands.projects import projects
-from .commands.registry import models, project, upload
+from .commands.registry import labelmaps, models, project, upload
 from .stack import stack
 from .stack.component import Health
 from .stack.process import StackError
@@ -91,7 +91,7 @@ def topics_create(settings: StackSettings) -> None:
         sys.exit(1)
 
 
-for command in (projects, project, upload, models, deployments, jobs):
+for command in (projects, project, upload, models, labelmaps, deployments, jobs):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 from uuid import UUID
 
 import click
@@ -53,9 +54,12 @@ def jobs_wait(client: Client, job_id: UUID, timeout_s: float, poll_s: float) -> 
     """Wait for the job's latest run to finish; exits 1 when it failed."""
     job = wait_with_bar(client.get_job(job_id), timeout_s, poll_s)
     click.echo(_line(job.id, job.kind, job.status))
-    if job.status != RunStatus.SUCCEEDED:
-        reason = (job.latest_run or {}).get("reason")
-        click.echo(f"failed: {reason}", err=True)
+    _exit_unless_succeeded(job.latest_run)
+
+
+def _exit_unless_succeeded(run: dict[str, Any] | None) -> None:
+    if run is None or run["status"] != RunStatus.SUCCEEDED:
+        click.echo(f"failed: {(run or {}).get('reason')}", err=True)
         sys.exit(1)
 
 
@@ -65,11 +69,14 @@ def jobs_wait(client: Client, job_id: UUID, timeout_s: float, poll_s: float) -> 
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
 @with_client
 def jobs_logs(client: Client, job_id: UUID, follow: bool, poll_s: float) -> None:
-    """Print the latest run's log lines."""
+    """Print the latest run's log lines; with -f, exits 1 when the run failed."""
     job = client.get_job(job_id)
     if follow:
+        followed = job.latest_run  # the run follow_logs reads: the latest when it starts
         for line in job.follow_logs(poll_s=poll_s):
             click.echo(line.text)
+        runs = job.refresh().data.get("runs") or []
+        _exit_unless_succeeded(next((r for r in runs if followed and r["id"] == followed["id"]), None))
         return
     after, run_id = None, None
     while True:  # page by page, as many as the server splits them into

@@ -118,3 +118,44 @@ def models_push(
         version, detection_type, labelmap=labelmap_id, files=uploaded, io=io, description=description
     )
     click.echo(f"{model.name} {model_version.version}  {model_version.id}")
+
+
+@models.command("download")
+@click.argument("model_name")
+@click.argument("version")
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write the files into.",
+)
+@with_client
+def models_download(client: Client, model_name: str, version: str, folder: Path) -> None:
+    """Fetch VERSION of MODEL_NAME's files (checked against their sha256); prints each path."""
+    for path in client.get_model(model_name).get_version(version).download(folder):
+        click.echo(str(path))
+
+
+@models.command("delete-version")
+@click.argument("model_name")
+@click.argument("version")
+@with_client
+def models_delete_version(client: Client, model_name: str, version: str) -> None:
+    """Delete a version nothing uses (the answer names what still does)."""
+    client.get_model(model_name).get_version(version).delete()
+    click.echo(f"{model_name} {version}: deleted")
+
+
+@click.group()
+def labelmaps() -> None:
+    """Labelmaps."""
+
+
+@labelmaps.command("list")
+@with_client
+def labelmaps_list(client: Client) -> None:
+    """List the project's labelmaps."""
+    for labelmap in client.list_labelmaps():
+        click.echo(f"{labelmap.name:<32} {len(labelmap.labels):>5} labels  {labelmap.id}")

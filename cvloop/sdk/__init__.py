@@ -25,8 +25,9 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from .experiments import Experiment
+from .experiments import Artifact, Experiment
 from .jobs import Job, JobTimeout, LogLine
+from .monitoring import Comparison, DriftReport, Latency, Outliers, Quality
 from .registry import Asset, Dataset, DatasetVersion, Labelmap, Model, ModelVersion, Processing
 from .retry import NO_RETRY, RetryPolicy
 from .uploads import UploadedFile
@@ -34,28 +35,34 @@ from .uploads import UploadedFile
 __all__ = [
     "NO_RETRY",
     "ApiError",
+    "Artifact",
     "Asset",
     "BadRequest",
     "BatchItemResult",
     "Client",
+    "Comparison",
     "Conflict",
     "CvloopError",
     "Dataset",
     "DatasetVersion",
     "Deployment",
     "DeploymentPolicy",
+    "DriftReport",
     "Experiment",
     "Forbidden",
     "Job",
     "JobTimeout",
     "Labelmap",
+    "Latency",
     "LogLine",
     "Model",
     "ModelVersion",
     "NotFound",
+    "Outliers",
     "PayloadTooLarge",
     "PredictedAsset",
     "Processing",
+    "Quality",
     "RetryPolicy",
     "ServedPrediction",
     "ServerError",

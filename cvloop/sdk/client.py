@@ -141,6 +141,9 @@ class Client:
     def get_labelmap(self, labelmap_id: UUID | str) -> Labelmap:
         return Labelmap(self, self.api.get(f"/v1/labelmaps/{ref_id(labelmap_id)}"))
 
+    def list_labelmaps(self, name: str | None = None) -> list[Labelmap]:
+        return self._list(Labelmap, "/v1/labelmaps", {"name": name})
+
     def create_dataset(self, name: str, description: str = "") -> Dataset:
         return Dataset(self, self.api.post("/v1/datasets", {"name": name, "description": description}))
 

@@ -18,6 +18,7 @@ from schemas.predictions import DetectionType, Prediction
 from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus
 
 from .jobs import Job
+from .monitoring import Comparison, DriftReport, Latency, Outliers, Quality, span_params
 from .pagination import paginate
 from .registry import DatasetVersion
 from .resource import Record, Ref, Resource, as_json, ids_by_alias, ref_id
@@ -340,16 +341,64 @@ class Deployment(Resource):
             body["predicted_at"] = timestamp.isoformat()
         return body
 
-    def predict(self, image: FileSource) -> ServedPrediction:
-        """The champion's prediction for an image, through serving (a served deployment). Not retried
-        once sent: a second try would log a second prediction."""
+    def predict(self, image: FileSource, tags: Sequence[str] = ()) -> ServedPrediction:
+        """The champion's prediction for an image, through serving (a served deployment); `tags` are
+        kept on the predicted asset. Not retried once sent: a second try would log a second prediction."""
         response = self.client.serving.request(
             "POST",
             f"/v1/deployments/{self.id}/predict",
+            params={"tags": list(tags)},
             content=_image_bytes(image),
             headers={"Content-Type": "application/octet-stream"},
         )
         return ServedPrediction.model_validate(response.json())
+
+    def delete(self) -> None:
+        """Delete the deployment with its predictions and reports (409 while a job on it is active)."""
+        self.client.api.delete(self.url)
+
+    # Monitoring over a time range (default: the last day, in hourly buckets) ------------------
+
+    def drift(
+        self, start: datetime | None = None, end: datetime | None = None, *, flagged: bool = False
+    ) -> list[DriftReport]:
+        """Drift reports whose window ended in the range, oldest first; `flagged`: only those that
+        detected drift."""
+        params = span_params(start, end, None) | {"flagged": flagged}
+        pages = paginate(self.client.api_page(f"{self.url}/monitoring/drift", params))
+        return [DriftReport.model_validate(item) for item in pages]
+
+    def outliers(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        bucket_s: int | None = None,
+        level: float = 0.99,
+        bins: int = 20,
+    ) -> Outliers:
+        """The outlier-score histogram of the range, and per bucket the share of scores above `level`."""
+        params = span_params(start, end, bucket_s) | {"level": level, "bins": bins}
+        return Outliers.model_validate(self.client.api.get(f"{self.url}/monitoring/outliers", params))
+
+    def latency(
+        self, start: datetime | None = None, end: datetime | None = None, *, bucket_s: int | None = None
+    ) -> Latency:
+        """Predictions and latency p50/p95/p99 per bucket and role."""
+        params = span_params(start, end, bucket_s)
+        return Latency.model_validate(self.client.api.get(f"{self.url}/monitoring/latency", params))
+
+    def quality(
+        self, start: datetime | None = None, end: datetime | None = None, *, bucket_s: int | None = None
+    ) -> Quality:
+        """Champion and shadow against the reviews, per bucket of prediction time."""
+        params = span_params(start, end, bucket_s)
+        return Quality.model_validate(self.client.api.get(f"{self.url}/monitoring/quality", params))
+
+    def comparison(self, window: int = 500) -> Comparison:
+        """Champion against shadow over the champion's latest `window` predictions: latency, quality
+        against the reviews, agreement."""
+        return Comparison.model_validate(self.client.api.get(f"{self.url}/comparison", {"window": window}))
 
     # Predictions out: review and submission ---------------------------------------------------
 

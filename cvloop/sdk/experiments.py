@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.api.experiments import ArtifactOut as Artifact
 from schemas.model_io import ModelIO
 from schemas.vocabulary import UploadKind
 
@@ -21,20 +22,20 @@ class Experiment(Resource):
         return self.data["name"]
 
     @property
-    def artifacts(self) -> dict[str, str]:
-        """Artifact name to object key."""
-        return {a["name"]: a["object_key"] for a in self.data.get("artifacts", [])}
+    def artifacts(self) -> list[Artifact]:
+        """The artifacts as the API answers them: id, name, object_key, sha256, size_bytes."""
+        return [Artifact.model_validate(a) for a in self.data.get("artifacts", [])]
 
     def store(
         self, name: str, source: FileSource | UploadedFile, progress: Progress | None = None
-    ) -> dict[str, Any]:
+    ) -> Artifact:
         """Upload a file (unless already uploaded) and keep it as the artifact `name`."""
         uploaded = self.client.ensure_uploaded(source, UploadKind.MODELS, progress)
         artifact = self.client.api.post(
             f"{self.url}/artifacts", {"name": name, "object_key": uploaded.object_key}
         )
         self.refresh()
-        return artifact
+        return Artifact.model_validate(artifact)
 
     def export_as_model(
         self,

@@ -4,6 +4,7 @@ versions (files uploaded first), processings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from schemas.model_io import ModelIO
 from schemas.predictions import DetectionType
 from schemas.vocabulary import UploadKind
 
+from .downloads import download_file, inside
 from .jobs import Job
 from .pagination import paginate
 from .resource import Record, Ref, Resource, as_json, ids_by_alias, ref_id
@@ -40,6 +42,10 @@ class Asset(Record):
     @property
     def annotations(self) -> list[dict[str, Any]]:
         return self.data.get("annotations", [])
+
+    def delete(self) -> None:
+        """Remove it from its dataset version (409 when a submitted prediction became it)."""
+        self.client.api.delete(f"/v1/dataset-versions/{self.data['dataset_version_id']}/assets/{self.id}")
 
 
 class DatasetVersion(Resource):
@@ -110,6 +116,10 @@ class Processing(Record):
     def name(self) -> str:
         return self.data["name"]
 
+    def delete(self) -> None:
+        """Delete it (409 once jobs ran it)."""
+        self.client.api.delete(f"/v1/processings/{self.id}")
+
 
 class ModelVersion(Resource):
     path = "/v1/model-versions/{id}"
@@ -129,6 +139,20 @@ class ModelVersion(Resource):
 
     def get_model(self) -> Model:
         return self.client.get_model_by_id(self.data["model_id"])
+
+    def download(self, folder: str | Path) -> list[Path]:
+        """Fetch every file of the version into `folder` (made if missing) through the presigned URLs
+        the API hands out, checking each file's sha256; answers the paths written."""
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        return [
+            download_file(item["url"], inside(target, item["name"]), item["sha256"])
+            for item in self.client.api.get(f"{self.url}/files")
+        ]
+
+    def delete(self) -> None:
+        """Delete it (409 naming what still uses it: deployments, predictions, experiments, jobs)."""
+        self.client.api.delete(self.url)
 
     def launch_processing(self, processing: Ref, parameters: Mapping[str, Any] | None = None) -> Job:
         """Run a processing on this model version; follow it with the Job (wait, logs)."""

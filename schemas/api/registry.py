@@ -152,3 +152,11 @@ class ModelVersionOut(Answer):
     io: ModelIO | None
     files: list[ModelFileOut]
     created_at: datetime
+
+
+class ModelFileDownload(Answer):
+    name: str
+    sha256: str
+    size_bytes: int
+    url: str = Field(description="A presigned GET of the file on the object store, valid until expires_at.")
+    expires_at: datetime

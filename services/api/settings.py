@@ -36,3 +36,10 @@ class ApiSettings(Settings):
         validation_alias=from_env("CVLOOP_API_IMAGE_URL_TTL_S"),
         description="How long a predicted asset's presigned image_url stays valid.",
     )
+    api_download_url_ttl_s: int = Field(
+        900,
+        gt=0,
+        le=7 * 24 * 3600,
+        validation_alias=from_env("CVLOOP_API_DOWNLOAD_URL_TTL_S"),
+        description="How long the presigned URLs of GET /v1/model-versions/{id}/files stay valid.",
+    )

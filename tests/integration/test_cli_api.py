@@ -9,6 +9,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -16,13 +17,15 @@ import asyncpg
 import numpy as np
 import pytest
 
-from cvloop.sdk import Client, Job
+from cvloop.sdk import Client, Conflict, Job, NotFound
 from cvloop.stack.service import Api
 from cvloop.stack.settings import sdk_settings
 from schemas.vocabulary import RunStatus
+from services.common.db.pool import create_pool
 from services.common.db.repositories import jobs
 from services.common.domain.onnx_graphs import dense_classifier
 from services.common.settings import Settings
+from tests.integration.test_api_monitoring import START, store_drift_reports
 from tests.sdk_support import invoke, needs, new_project, png, running
 
 pytestmark = needs("services/api/__main__.py")
@@ -197,3 +200,113 @@ def test_jobs_wait_exits_1_on_a_failed_run_and_rerun_starts_another(
     code, _, err = invoke(api_settings, "jobs", "rerun", str(job.id), api_key=admin_key)
     assert code == 1 and "409" in err  # a run is still pending
     assert str(job.id) in invoke(api_settings, "jobs", "list", "--kind", "processing", api_key=admin_key)[1]
+
+
+def test_jobs_logs_follow_exits_1_on_a_failed_run(
+    api_settings: Settings, admin_key: str, client: Client
+) -> None:
+    job = _launch(client)
+    runner = threading.Thread(
+        target=_drive, args=(api_settings, job, ["loading", "boom"], RunStatus.FAILED, "weights missing")
+    )
+    runner.start()
+    try:
+        code, out, err = invoke(api_settings, "jobs", "logs", str(job.id), "-f", "--poll", "0.1",
+                                api_key=admin_key)  # fmt: skip
+    finally:
+        runner.join()
+    assert code == 1 and out.splitlines() == ["loading", "boom"] and "weights missing" in err
+
+
+def _store_drift(settings: Settings, project_id: UUID, deployment_id: UUID) -> None:
+    async def store() -> None:
+        pool = await create_pool(settings.database_url, max_size=1)  # with the jsonb codec
+        try:
+            await store_drift_reports(pool, project_id, deployment_id)
+        finally:
+            await pool.close()
+
+    asyncio.run(store())
+
+
+def test_monitoring_and_the_pipeline_from_the_sdk_and_the_command_line(
+    api_settings: Settings, admin_key: str, client: Client
+) -> None:
+    model = client.create_model(f"mon-{uuid4().hex[:6]}")
+    version = model.create_version("v1", "classification")
+    name = f"watched-{uuid4().hex[:6]}"
+    deployment = client.create_deployment(name, version)
+    deployment.setup_continuous_training(training_parameters={"epochs": 4}, threshold=25)
+    _store_drift(api_settings, UUID(client.get_project()["id"]), deployment.id)
+
+    start, end = START, START + timedelta(hours=2)
+    reports = deployment.drift(start, end)
+    assert [r.drift_detected for r in reports] == [False, True]
+    [flagged] = deployment.drift(start, end, flagged=True)
+    assert flagged.id == reports[1].id and all(f.drifted for f in flagged.features)
+    assert deployment.latency(start, end).buckets == []  # nothing predicted in the range
+    assert deployment.outliers(start, end, bins=4).histogram[3].upper == 1.0
+    assert deployment.quality(start, end).reviewed == 0
+    comparison = deployment.comparison(window=50)
+    assert comparison.champion is not None and comparison.champion.model_version_id == version.id
+    assert comparison.shadow is None
+
+    def cvloop(*args: str) -> tuple[str, str]:
+        code, out, err = invoke(api_settings, *args, api_key=admin_key)
+        assert code == 0, out + err
+        return out, err
+
+    since, until = start.isoformat(), end.isoformat()
+    out, err = cvloop(
+        "deployments", "drift", name, "--since", since, "--until", until, "--flagged", "--features"
+    )
+    assert "DRIFT" in out and "bonferroni" in out and "brightness" in out and "1 reports, 1 flagged" in err
+    out, _ = cvloop("deployments", "drift", name, "--since", since, "--until", until)
+    assert [line.split()[5] for line in out.splitlines()] == ["ok", "DRIFT"]
+    out, _ = cvloop("deployments", "comparison", name)
+    assert f"champion  {version.id}" in out and "no reviews" in out and re.search(r"^shadow\s+-$", out, re.M)
+    out, _ = cvloop("deployments", "show", name)
+    assert re.search(r"continuous training\s+active, threshold 25, 0 submitted", out), out
+    assert '"epochs": 4' in out and "training data" in out and "policy manual" in out
+
+    code, _, err = invoke(
+        api_settings, "deployments", "drift", name, "--since", "yesterday", api_key=admin_key
+    )
+    assert code == 2 and "24h, 90m, 7d" in err
+
+
+def test_model_files_download_and_deletes_refused_while_in_use(
+    api_settings: Settings, admin_key: str, client: Client, tmp_path: Path
+) -> None:
+    weights = bytes(range(256)) * 1024
+    model = client.create_model(f"dl-{uuid4().hex[:6]}")
+    version = model.create_version(
+        "v1", "classification", files={"model.onnx": weights, "labels.txt": b"a\nb\n"}
+    )
+    written = version.download(tmp_path / "sdk")
+    assert sorted(p.name for p in written) == ["labels.txt", "model.onnx"]
+    assert (tmp_path / "sdk" / "model.onnx").read_bytes() == weights
+
+    target = str(tmp_path / "cli")
+    code, out, err = invoke(
+        api_settings, "models", "download", model.name, "v1", "--to", target, api_key=admin_key
+    )
+    assert code == 0, out + err
+    assert (tmp_path / "cli" / "labels.txt").read_bytes() == b"a\nb\n" and len(out.splitlines()) == 2
+
+    deployment = client.create_deployment(f"uses-{uuid4().hex[:6]}", version)
+    with pytest.raises(Conflict, match=rf"deployment '{deployment.name}' \(champion\)"):
+        version.delete()
+    code, _, err = invoke(api_settings, "models", "delete-version", model.name, "v1", api_key=admin_key)
+    assert code == 1 and "409" in err and deployment.name in err
+    deployment.delete()
+    code, out, err = invoke(api_settings, "models", "delete-version", model.name, "v1", api_key=admin_key)
+    assert code == 0 and "deleted" in out, out + err
+    with pytest.raises(NotFound):
+        version.refresh()
+
+    labelmap = client.create_labelmap(f"lm-{uuid4().hex[:6]}", ["a", "b"])
+    assert labelmap in client.list_labelmaps()
+    assert client.list_labelmaps(name=labelmap.name) == [labelmap]
+    code, out, _ = invoke(api_settings, "labelmaps", "list", api_key=admin_key)
+    assert code == 0 and re.search(rf"^{labelmap.name}\s+2 labels\s+{labelmap.id}$", out, re.M)

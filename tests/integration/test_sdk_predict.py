@@ -4,6 +4,7 @@ plane, served once serving has followed the deployment's event."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -13,7 +14,10 @@ import pytest
 from cvloop.sdk import ApiError, Client, Deployment, NotFound, ServedPrediction, UnsupportedMediaType
 from cvloop.stack.service import Api, Serving
 from cvloop.stack.settings import sdk_settings
+from schemas.events import PredictionLogged
+from schemas.topics import Topic
 from services.common.settings import Settings
+from tests.api_support import published
 from tests.sdk_support import eventually, needs, new_project, running
 
 pytestmark = needs("services/api/__main__.py", "services/serving/__main__.py", "cvloop/demo/digits.py")
@@ -67,6 +71,17 @@ def test_predict_answers_the_champions_prediction(platform: Settings, tmp_path: 
             top = max(range(len(prediction.classes)), key=lambda i: prediction.scores[i])
             right += prediction.classes[top] == digit_label(index)
         assert right >= 8  # the classifier is ~95 % accurate on held-out digits
+
+        tagged = deployment.predict(images[0], tags=["line-3", "night"])
+        [logged] = asyncio.run(
+            published(
+                platform,
+                [Topic.PREDICTIONS],
+                lambda e: isinstance(e, PredictionLogged) and e.prediction_id == tagged.prediction_id,
+                1,
+            )
+        )
+        assert logged.tags == ["line-3", "night"]
 
         not_an_image = tmp_path / "notes.txt"
         not_an_image.write_text("no pixels here")

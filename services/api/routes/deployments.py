@@ -21,8 +21,8 @@ from schemas.api.deployments import (
 from schemas.events import DeploymentChange, DeploymentKind, JobKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
-from services.common.db.repositories import deployment_figures, deployments, jobs, registry
-from services.common.db.repositories.base import Db
+from services.common.db.repositories import deletions, deployment_figures, deployments, jobs, registry
+from services.common.db.repositories.base import Db, NotFound
 from services.common.domain.deployments import Deployment
 from services.common.domain.registry import ModelVersion
 from services.common.http import ApiError
@@ -163,6 +163,18 @@ async def list_deployments(
 @router.get("/deployments/{deployment_id}")
 async def get_deployment(ctx: Ctx, key: ReadKey, deployment_id: UUID) -> DeploymentOut:
     return await deployment_out(ctx.pool, await existing(ctx.pool, key.project_id, deployment_id))
+
+
+@router.delete("/deployments/{deployment_id}", status_code=204)
+async def delete_deployment(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> None:
+    """With its predictions, drift reports and references; serving stops routing it (DELETED). 409
+    while a job on it is active."""
+    async with change(ctx) as current:
+        try:
+            deployment = await deletions.delete_deployment(current.conn, key.project_id, deployment_id)
+        except NotFound:
+            raise not_found("path.deployment_id", "deployment") from None
+        published(current, deployment, DeploymentChange.DELETED)
 
 
 @router.put("/deployments/{deployment_id}/champion")

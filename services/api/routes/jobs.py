@@ -21,7 +21,8 @@ from schemas.api.jobs import (
 from schemas.events import JobKind
 from schemas.topics import Topic
 from schemas.vocabulary import RunStatus, TargetType
-from services.common.db.repositories import jobs, processings, registry
+from services.common.db.repositories import deletions, jobs, processings, registry
+from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.job_events import job_requested
 from services.common.domain.jobs import Job, JobRun
 from services.common.http import ApiError
@@ -129,6 +130,16 @@ async def list_processings(ctx: Ctx, key: ReadKey, page: Page) -> PageOf[Process
         ctx.pool, key.project_id, limit=page.limit, offset=page.offset
     )
     return PageOf[ProcessingOut](items=[ProcessingOut.model_validate(p) for p in found], total=total)
+
+
+@router.delete("/processings/{processing_id}", status_code=204)
+async def delete_processing(ctx: Ctx, key: WriteKey, processing_id: UUID) -> None:
+    """409 while jobs ran it: they keep pointing at it for their history."""
+    async with transaction(ctx.pool) as conn:
+        try:
+            await deletions.delete_processing(conn, key.project_id, processing_id)
+        except NotFound:
+            raise not_found("path.processing_id", "processing") from None
 
 
 @router.post("/model-versions/{model_version_id}/processings", status_code=201)

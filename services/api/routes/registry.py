@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from schemas.api.registry import (
     LabelmapCreate,
     LabelmapOut,
     ModelCreate,
+    ModelFileDownload,
     ModelOut,
     ModelVersionCreate,
     ModelVersionOut,
@@ -27,14 +29,14 @@ from schemas.api.registry import (
 )
 from schemas.object_keys import ObjectKind, parse_key
 from schemas.vocabulary import UploadKind
-from services.common.db.repositories import experiments, registry
-from services.common.db.repositories.base import transaction
+from services.common.db.repositories import deletions, experiments, registry
+from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.images import ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.http import ApiError
 from services.common.storage.images import store_image
 
-from ..context import Ctx, Page, ReadKey, WriteKey
+from ..context import Context, Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
@@ -279,3 +281,60 @@ async def get_model_version(ctx: Ctx, key: ReadKey, model_version_id: UUID) -> M
     if version is None:
         raise not_found("path.model_version_id", "model version")
     return ModelVersionOut.model_validate(version)
+
+
+# Listing labelmaps, downloading a version's files, deleting what nothing uses any more.
+
+
+@router.get("/labelmaps")
+async def list_labelmaps(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[LabelmapOut]:
+    labelmaps, total = await registry.list_labelmaps(
+        ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
+    )
+    return PageOf[LabelmapOut](items=[LabelmapOut.model_validate(m) for m in labelmaps], total=total)
+
+
+def _presigned(ctx: Context, files: list[ModelFile]) -> list[ModelFileDownload]:
+    ttl = timedelta(seconds=ctx.settings.api_download_url_ttl_s)
+    expires_at = datetime.now(UTC) + ttl
+    return [
+        ModelFileDownload(
+            name=f.name,
+            sha256=f.sha256,
+            size_bytes=f.size_bytes,
+            url=ctx.store.presigned_get_url(f.object_key, ttl),
+            expires_at=expires_at,
+        )
+        for f in files
+    ]
+
+
+@router.get("/model-versions/{model_version_id}/files")
+async def download_model_version_files(
+    ctx: Ctx, key: ReadKey, model_version_id: UUID
+) -> list[ModelFileDownload]:
+    """Each file of the version with a presigned URL to GET it from the object store."""
+    version = await registry.get_model_version(ctx.pool, key.project_id, model_version_id)
+    if version is None:
+        raise not_found("path.model_version_id", "model version")
+    return await asyncio.to_thread(_presigned, ctx, version.files)
+
+
+@router.delete("/model-versions/{model_version_id}", status_code=204)
+async def delete_model_version(ctx: Ctx, key: WriteKey, model_version_id: UUID) -> None:
+    """409 naming what still uses it: deployments, recorded predictions, experiments, active jobs."""
+    async with transaction(ctx.pool) as conn:
+        try:
+            await deletions.delete_model_version(conn, key.project_id, model_version_id)
+        except NotFound:
+            raise not_found("path.model_version_id", "model version") from None
+
+
+@router.delete("/dataset-versions/{dataset_version_id}/assets/{asset_id}", status_code=204)
+async def delete_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, asset_id: UUID) -> None:
+    """409 naming what still uses it: the submitted predictions it came from, active jobs on its version."""
+    async with transaction(ctx.pool) as conn:
+        try:
+            await deletions.delete_asset(conn, key.project_id, dataset_version_id, asset_id)
+        except NotFound:
+            raise not_found("path.asset_id", "asset") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -50,3 +51,29 @@ async def list_drift_reports(
         offset,
     )
     return [DriftReport.model_validate(dict(r)) for r in rows]
+
+
+async def drift_reports_between(
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    flagged_only: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[DriftReport], int]:
+    """The reports whose window ended in [start, end), oldest first, and how many there are in all;
+    `flagged_only`: those that detected drift."""
+    where = """project_id = $1 AND deployment_id = $2 AND window_end >= $3 AND window_end < $4
+               AND (drift_detected OR NOT $5)"""
+    args = (project_id, deployment_id, start, end, flagged_only)
+    rows = await db.fetch(
+        f"SELECT * FROM drift_reports WHERE {where} ORDER BY window_end, event_id LIMIT $6 OFFSET $7",
+        *args,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(f"SELECT count(*) FROM drift_reports WHERE {where}", *args)
+    return [DriftReport.model_validate(dict(r)) for r in rows], total

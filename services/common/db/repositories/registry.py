@@ -364,3 +364,23 @@ async def list_models(
         name,
     )
     return [Model.model_validate(dict(r)) for r in rows], total
+
+
+async def list_labelmaps(
+    db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Labelmap], int]:
+    rows = await db.fetch(
+        """SELECT * FROM labelmaps
+           WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
+           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
+        project_id,
+        name,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        "SELECT count(*) FROM labelmaps WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
+        project_id,
+        name,
+    )
+    return [Labelmap.model_validate(dict(r)) for r in rows], total
