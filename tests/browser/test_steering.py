@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -83,7 +84,9 @@ def _truth(index: int) -> dict:
     return {"type": "classification", "classes": [digit_label(index)], "scores": [1.0]}
 
 
-def test_configure_the_whole_pipeline_from_the_page(page: Page, world: Steered, client: Client) -> None:
+def test_configure_the_whole_pipeline_from_the_page(
+    page: Page, world: Steered, client: Client, screenshots: Path
+) -> None:
     deployment_id = world.deployment.id
     page.goto(f"/review/deployments/{deployment_id}/pipeline")
     badges = page.locator("#badges")
@@ -114,6 +117,7 @@ def test_configure_the_whole_pipeline_from_the_page(page: Page, world: Steered, 
     ct.locator("button[name=activate]").click()
     expect(ct.locator(".problems")).to_have_text("body.threshold: Input should be greater than 0")
     expect(ct.locator("[name=threshold]")).to_have_attribute("aria-invalid", "true")
+    ct.screenshot(path=screenshots / "08-continuous-training-refused.png")
     # The parameters start as the champion's; one edited, one added.
     names = ct.locator("#ct-parameters [name=parameter]")
     expect(names).to_have_count(2)
@@ -166,10 +170,11 @@ def test_configure_the_whole_pipeline_from_the_page(page: Page, world: Steered, 
     expect(page.locator("#message")).to_have_text("Shadow removed.")
     assert client.get_deployment_by_id(deployment_id).shadow_model_version_id is None
     expect(page.locator("#remove-shadow")).to_be_disabled()
+    page.screenshot(path=screenshots / "09-pipeline-settings.png", full_page=True)
 
 
 def test_select_all_reviewed_across_pages_and_see_the_pipeline_train(
-    page: Page, world: Steered, client: Client
+    page: Page, world: Steered, client: Client, screenshots: Path
 ) -> None:
     deployment_id = world.deployment.id
     page.goto(f"/review/deployments/{deployment_id}")
@@ -194,6 +199,7 @@ def test_select_all_reviewed_across_pages_and_see_the_pipeline_train(
         f"{REVIEWED} reviewed predictions match the filter, on every page"
     )
     expect(submit).to_have_text(f"Submit {REVIEWED} reviewed predictions to {FEEDBACK}")
+    page.locator(".actions").screenshot(path=screenshots / "11-select-all-reviewed.png")
     submit.click()
     expect(page.locator("#message")).to_have_text(f"Submitted {REVIEWED} to the feedback loop.")
     expect(page.locator(".card[data-status='REVIEWED']")).to_have_count(0)
@@ -238,7 +244,9 @@ SCHEMA = (
 )
 
 
-def test_register_and_launch_a_processing_from_its_form(page: Page, world: Steered, client: Client) -> None:
+def test_register_and_launch_a_processing_from_its_form(
+    page: Page, world: Steered, client: Client, screenshots: Path
+) -> None:
     page.click("header >> text=Processings")
     form = page.locator("#create-form")
     form.locator("[name=name]").fill("greet")
@@ -267,6 +275,7 @@ def test_register_and_launch_a_processing_from_its_form(page: Page, world: Steer
     expect(page.locator("#message")).to_have_text("Processing launched.")
     expect(page.locator("#logs")).to_contain_text("say byebyebye", timeout=60_000)
     expect(page.locator("#log-state")).to_have_text("finished", timeout=60_000)
+    page.screenshot(path=screenshots / "10-processings.png", full_page=True)
     job_id = page.locator("#launched-job").get_attribute("href").rsplit("/", 1)[-1]
     job = client.api.get(f"/v1/jobs/{job_id}")
     assert job["parameters"] == {"word": "bye", "times": 3}
