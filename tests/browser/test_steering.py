@@ -95,7 +95,7 @@ def test_configure_the_whole_pipeline_from_the_page(
     # Training data: chosen, saved, its reference computed by the job runner.
     page.select_option("#training-data-form select", label="digits · train")
     page.click("#training-data-form button[type=submit]")
-    expect(page.locator("#message")).to_have_text("Training data saved: its reference is being computed.")
+    expect(page.locator("#message")).to_have_text("Training data saved: its reference is computing.")
     eventually(lambda: client.get_deployment_by_id(deployment_id).get_training_data().status == "ready", 180)
     page.reload()
     expect(badges.locator(".badge.on")).to_have_text(["training data ready"])

@@ -4,6 +4,7 @@ what a filter matches, and every REVIEWED prediction it matches submitted in one
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from schemas.events import AssetSubmitted
@@ -81,3 +82,21 @@ async def test_submit_reviewed_needs_a_feedback_version_a_write_key_and_its_own_
     assert (await other.raw("POST", path, json={"dataset_version_id": dv["id"]})).status_code == 404
     assert (await other.raw("GET", f"/v1/deployments/{dep['id']}/predictions/count")).status_code == 404
     assert (await api("GET", f"/v1/predictions/{prediction}", 200))["status"] == "REVIEWED"
+
+
+async def test_concurrent_submissions_of_all_reviewed_submit_each_prediction_once(
+    running: Running, project: Project, api: Api
+) -> None:
+    dep, dv, predictions = await _review_world(running, project, api, 4)
+    for prediction in predictions:
+        await api("PUT", f"/v1/predictions/{prediction}/review", 200, json={"review": BOX})
+    path = f"/v1/deployments/{dep['id']}/predictions/submit-reviewed"
+    body = {"dataset_version_id": dv["id"]}
+    answers = await asyncio.gather(*(api("POST", path, 200, json=body) for _ in range(3)))
+    submitted = [s["prediction_id"] for answer in answers for s in answer["submitted"]]
+    assert sorted(submitted) == sorted(str(p) for p in predictions)  # each once, whoever got it
+    assert (await api("GET", f"/v1/dataset-versions/{dv['id']}/assets", 200))["total"] == len(predictions)
+    feedback = await published(
+        running.settings, [Topic.FEEDBACK], of_deployment(dep["id"]), len(predictions), settle_s=1.5
+    )
+    assert sorted(str(e.prediction_id) for e in feedback) == sorted(submitted)

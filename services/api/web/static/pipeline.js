@@ -161,16 +161,17 @@ function act(call, done) {
     .catch((error) => say(error.message, true));
 }
 
-// A settings form: its call on submit (told which button submitted it), the refusal shown inside it.
+// A settings form: its call on submit (told which button submitted it), the refusal shown inside it;
+// `done` is what to say once saved, or makes it from the button and the API's answer.
 function onSubmit(id, call, done) {
   const form = document.getElementById(id);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const button = event.submitter?.name ?? "save";
     attempt(form, async () => {
-      await call(form, button);
+      const answer = await call(form, button);
       await load();
-      say(typeof done === "function" ? done(button) : done);
+      say(typeof done === "function" ? done(button, answer) : done);
     }).catch((error) => say(error.message, true));
   });
 }
@@ -203,7 +204,7 @@ function continuousDeployment(form, button) {
 const saved = (what) => (button) => (button === "activate" ? `${what} saved and activated.` : `${what} saved.`);
 
 async function page() {
-  onSubmit("training-data-form", (form) => api("PUT", `${base}/training-data`, { dataset_version_id: form.elements.dataset_version_id.value || null }), "Training data saved: its reference is being computed.");
+  onSubmit("training-data-form", (form) => api("PUT", `${base}/training-data`, { dataset_version_id: form.elements.dataset_version_id.value || null }), (_, answer) => `Training data saved: its reference is ${answer.status}.`);
   onSubmit("feedback-loop-form", (form) => api("PUT", `${base}/feedback-loop/${form.elements.dataset_version_id.value || "none"}`), "Attached to the feedback loop.");
   onSubmit("continuous-training-form", continuousTraining, saved("Continuous training"));
   onSubmit("continuous-deployment-form", continuousDeployment, saved("Continuous deployment"));
