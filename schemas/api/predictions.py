@@ -76,3 +76,11 @@ class Submitted(Answer):
 
 class SubmitOut(Answer):
     submitted: list[Submitted]
+
+
+class SubmitReviewedRequest(Body):
+    dataset_version_id: UUID = Field(description="A dataset version attached to the feedback loop.")
+
+
+class PredictionCount(Answer):
+    count: int = Field(description="Predicted assets the filter matches.")

@@ -26,8 +26,10 @@ def client() -> TestClient:
         (f"/review/deployments/{ID}", "predictions.js", f'data-deployment="{ID}"'),
         (f"/review/predictions/{ID}", "prediction.js", f'data-prediction="{ID}"'),
         (f"/review/deployments/{ID}/pipeline", "pipeline.js", 'id="promote"'),
+        (f"/review/deployments/{ID}/pipeline", "pipeline.js", 'id="continuous-training-form"'),
         ("/review/jobs", "jobs.js", 'id="jobs"'),
-        (f"/review/jobs/{ID}", "job.js", f'data-job="{ID}"'),
+        (f"/review/jobs/{ID}", "job.js", 'id="rerun"'),
+        ("/review/processings", "processings.js", 'id="launch-form"'),
     ],
 )
 def test_pages_render(client: TestClient, path: str, script: str, marker: str) -> None:

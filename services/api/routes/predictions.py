@@ -8,28 +8,31 @@ from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from schemas.api.common import Page as PageOf
 from schemas.api.predictions import (
-    MAX_SUBMIT,
     PredictedAssetOut,
+    PredictionCount,
     ReviewRequest,
     SubmitOut,
     SubmitRequest,
+    SubmitReviewedRequest,
     Submitted,
 )
 from schemas.events import AssetSubmitted, PredictionReviewed
 from schemas.topics import Topic
 from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.repositories import predicted_assets, registry
+from services.common.domain.deployments import Deployment
 from services.common.domain.predictions import PredictionFilter
+from services.common.domain.projects import ApiKey
 from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError
 
 from ..context import Context, Ctx, Page, ReadKey, WriteKey
 from ..errors import not_found
-from ..outbox import change
+from ..outbox import Change, change
 from ..rules import annotation_problem
 from .deployments import champion_labels, existing
 
@@ -38,22 +41,16 @@ router = APIRouter(prefix="/v1", tags=["predicted assets"])
 Score = Annotated[float | None, Query(ge=0.0, le=1.0)]
 
 
-@router.get("/deployments/{deployment_id}/predictions")
-async def list_predictions(
-    ctx: Ctx,
-    key: ReadKey,
-    page: Page,
-    deployment_id: UUID,
+def grid_filter(
     status: ReviewStatus | None = None,
     since: Annotated[datetime | None, Query(description="Logged at or after (inclusive).")] = None,
     until: Annotated[datetime | None, Query(description="Logged before (exclusive).")] = None,
     min_outlier_score: Score = None,
     max_outlier_score: Score = None,
     tags: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
-    order: PredictionOrder = PredictionOrder.NEWEST,
-) -> PageOf[PredictedAssetOut]:
-    await existing(ctx.pool, key.project_id, deployment_id)
-    where = PredictionFilter(
+) -> PredictionFilter:
+    """The review grid's filter, the same for listing, counting and submitting what it shows."""
+    return PredictionFilter(
         status=status,
         created_from=since,
         created_until=until,
@@ -61,6 +58,21 @@ async def list_predictions(
         max_outlier_score=max_outlier_score,
         tags=tags or [],
     )
+
+
+GridFilter = Annotated[PredictionFilter, Depends(grid_filter)]
+
+
+@router.get("/deployments/{deployment_id}/predictions")
+async def list_predictions(
+    ctx: Ctx,
+    key: ReadKey,
+    page: Page,
+    deployment_id: UUID,
+    where: GridFilter,
+    order: PredictionOrder = PredictionOrder.NEWEST,
+) -> PageOf[PredictedAssetOut]:
+    await existing(ctx.pool, key.project_id, deployment_id)
     found = await predicted_assets.list_predictions(
         ctx.pool,
         key.project_id,
@@ -77,6 +89,18 @@ async def list_predictions(
         for p, u in zip(found, urls, strict=True)
     ]
     return PageOf[PredictedAssetOut](items=items, total=total)
+
+
+@router.get("/deployments/{deployment_id}/predictions/count")
+async def count_predictions(
+    ctx: Ctx, key: ReadKey, deployment_id: UUID, where: GridFilter
+) -> PredictionCount:
+    """How many predicted assets the filter matches, without listing them (with `status=REVIEWED`: what
+    `submit-reviewed` with the same filter would submit)."""
+    await existing(ctx.pool, key.project_id, deployment_id)
+    return PredictionCount(
+        count=await predicted_assets.count_predictions(ctx.pool, key.project_id, deployment_id, where)
+    )
 
 
 def _image_urls(ctx: Context, object_keys: list[str]) -> list[str]:
@@ -133,6 +157,44 @@ async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewReque
     return PredictedAssetOut.model_validate(asset)
 
 
+async def _feedback_version(ctx: Context, project_id: UUID, deployment: Deployment, version_id: UUID) -> None:
+    """404 for a dataset version that does not exist, 409 for one outside the deployment's feedback loop."""
+    if version_id not in deployment.feedback_dataset_version_ids:
+        if await registry.get_dataset_version(ctx.pool, project_id, version_id) is None:
+            raise not_found("body.dataset_version_id", "dataset version")
+        raise ApiError(
+            409,
+            "body.dataset_version_id",
+            "the dataset version is not attached to this deployment's feedback loop",
+        )
+
+
+def _announce(current: Change, deployment_id: UUID, version_id: UUID, submitted: list[Submitted]) -> None:
+    """One `feedback` event per newly submitted prediction: what the pipeline counts toward training."""
+    for done in submitted:
+        current.publish(
+            Topic.FEEDBACK,
+            AssetSubmitted(
+                deployment_id=deployment_id,
+                prediction_id=done.prediction_id,
+                dataset_version_id=version_id,
+                asset_id=done.asset_id,
+            ),
+        )
+
+
+async def _submit_matching(
+    current: Change, key: ApiKey, deployment_id: UUID, where: PredictionFilter, version_id: UUID
+) -> list[Submitted]:
+    """Every REVIEWED prediction the filter matches, submitted at once and announced."""
+    pairs = await predicted_assets.submit_all_reviewed(
+        current.conn, key.project_id, deployment_id, where, version_id, submitted_by=key.name
+    )
+    submitted = [Submitted(prediction_id=p, asset_id=a) for p, a in pairs]
+    _announce(current, deployment_id, version_id, submitted)
+    return submitted
+
+
 @router.post("/deployments/{deployment_id}/predictions/submit")
 async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitRequest) -> SubmitOut:
     """Add reviewed predictions to a feedback-loop dataset version, all of them or none: each becomes
@@ -140,45 +202,47 @@ async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitReque
     Submitting again what was already submitted there answers it again and publishes nothing."""
     project_id = key.project_id
     deployment = await existing(ctx.pool, project_id, deployment_id)
-    if body.dataset_version_id not in deployment.feedback_dataset_version_ids:
-        if await registry.get_dataset_version(ctx.pool, project_id, body.dataset_version_id) is None:
-            raise not_found("body.dataset_version_id", "dataset version")
-        raise ApiError(
-            409,
-            "body.dataset_version_id",
-            "the dataset version is not attached to this deployment's feedback loop",
-        )
-    submitted = []
+    await _feedback_version(ctx, project_id, deployment, body.dataset_version_id)
     async with change(ctx) as current:
-        if body.prediction_ids is not None:
-            selected = list(dict.fromkeys(body.prediction_ids))
-            fields = {p: f"body.prediction_ids[{body.prediction_ids.index(p)}]" for p in selected}
-        else:
-            selected = await predicted_assets.reviewed_prediction_ids(
-                current.conn, project_id, deployment_id, limit=MAX_SUBMIT
+        if body.prediction_ids is None:
+            return SubmitOut(
+                submitted=await _submit_matching(
+                    current, key, deployment_id, PredictionFilter(), body.dataset_version_id
+                )
             )
-            fields = {p: "body.all_reviewed" for p in selected}
-        for prediction_id in selected:
+        submitted, new = [], []
+        for index, prediction_id in enumerate(body.prediction_ids):
+            if prediction_id in body.prediction_ids[:index]:
+                continue
+            field = f"body.prediction_ids[{index}]"
             asset = await predicted_assets.get_prediction(current.conn, project_id, prediction_id)
             if asset is None or asset.deployment_id != deployment_id:
-                raise not_found(fields[prediction_id], f"prediction {prediction_id} of this deployment")
+                raise not_found(field, f"prediction {prediction_id} of this deployment")
             try:
                 submission = await predicted_assets.submit_reviewed(
                     current.conn, project_id, prediction_id, body.dataset_version_id, submitted_by=key.name
                 )
             except IllegalTransition as exc:
-                raise ApiError(409, fields[prediction_id], f"prediction {prediction_id}: {exc}") from None
+                raise ApiError(409, field, f"prediction {prediction_id}: {exc}") from None
             result = submission.predicted_asset
             assert result.submitted_asset_id is not None  # SUBMITTED rows name their asset
             submitted.append(Submitted(prediction_id=prediction_id, asset_id=result.submitted_asset_id))
             if submission.newly_submitted:
-                current.publish(
-                    Topic.FEEDBACK,
-                    AssetSubmitted(
-                        deployment_id=deployment_id,
-                        prediction_id=prediction_id,
-                        dataset_version_id=body.dataset_version_id,
-                        asset_id=result.submitted_asset_id,
-                    ),
-                )
+                new.append(submitted[-1])
+        _announce(current, deployment_id, body.dataset_version_id, new)
+    return SubmitOut(submitted=submitted)
+
+
+@router.post("/deployments/{deployment_id}/predictions/submit-reviewed")
+async def submit_reviewed(
+    ctx: Ctx, key: WriteKey, deployment_id: UUID, where: GridFilter, body: SubmitReviewedRequest
+) -> SubmitOut:
+    """Submit every REVIEWED prediction the grid's filter matches (its `status` is ignored), across all
+    its pages, to a feedback-loop dataset version, in one transaction; one `feedback` event each. Ask
+    `GET .../predictions/count?status=REVIEWED` with the same filter for how many first. Repeating it
+    submits nothing more (those are SUBMITTED now): it answers an empty list."""
+    deployment = await existing(ctx.pool, key.project_id, deployment_id)
+    await _feedback_version(ctx, key.project_id, deployment, body.dataset_version_id)
+    async with change(ctx) as current:
+        submitted = await _submit_matching(current, key, deployment_id, where, body.dataset_version_id)
     return SubmitOut(submitted=submitted)

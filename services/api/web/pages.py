@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from schemas.vocabulary import PredictionOrder, ReferenceStatus, ReviewStatus
+from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus, RunStatus
 
 HERE = Path(__file__).parent
 PREFIX = "/review"
@@ -18,7 +18,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
 # The words the pages compare and offer, rendered into every page from the one vocabulary.
 VOCABULARY = {
-    e.__name__: {m.name: m.value for m in e} for e in (ReviewStatus, PredictionOrder, ReferenceStatus)
+    e.__name__: {m.name: m.value for m in e}
+    for e in (ReviewStatus, PredictionOrder, ReferenceStatus, DeploymentPolicy, RunStatus)
 }
 
 
@@ -49,6 +50,11 @@ async def pipeline_page(request: Request, deployment_id: UUID) -> HTMLResponse:
 @router.get("/jobs")
 async def jobs_page(request: Request) -> HTMLResponse:
     return _page(request, "jobs.html")
+
+
+@router.get("/processings")
+async def processings_page(request: Request) -> HTMLResponse:
+    return _page(request, "processings.html")
 
 
 @router.get("/jobs/{job_id}")

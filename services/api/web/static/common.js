@@ -8,7 +8,13 @@ export function apiKey() {
   return localStorage.getItem(KEY);
 }
 
-export class ApiError extends Error {}
+// The API's answer to a refused call: `errors` names each field at fault ({field, message}).
+export class ApiError extends Error {
+  constructor(message, errors = []) {
+    super(message);
+    this.errors = errors;
+  }
+}
 
 // A call to the JSON API with the key; the API's own error detail becomes the message.
 export async function api(method, path, body) {
@@ -21,7 +27,9 @@ export async function api(method, path, body) {
   });
   const json = response.headers.get("content-type")?.startsWith("application/json");
   const answer = json ? await response.json() : null;
-  if (!response.ok) throw new ApiError(`${response.status}: ${answer?.detail ?? response.statusText}`);
+  if (!response.ok) {
+    throw new ApiError(`${response.status}: ${answer?.detail ?? response.statusText}`, answer?.errors ?? []);
+  }
   return answer;
 }
 
@@ -137,4 +145,70 @@ export function localInput(iso) {
   if (!iso) return "";
   const t = new Date(iso);
   return new Date(t.getTime() - t.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+// Runs a form's action: the API's refusal is shown inside the form, one line per field at fault, and the
+// inputs it names (data-field="body.threshold") are marked invalid.
+export async function attempt(form, action) {
+  const problems = form.querySelector(".problems");
+  problems.replaceChildren();
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  try {
+    await action();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    const errors = error.errors.length ? error.errors : [{ field: "", message: error.message }];
+    problems.replaceChildren(...errors.map((e) => el("li", {}, e.field ? `${e.field}: ${e.message}` : e.message)));
+    for (const e of errors) {
+      for (const input of form.querySelectorAll("[data-field]")) {
+        if (e.field.startsWith(input.dataset.field)) input.setAttribute("aria-invalid", "true");
+      }
+    }
+  }
+}
+
+// A select's options from [value, text] pairs, keeping `chosen` selected.
+export function options(select, pairs, chosen) {
+  select.replaceChildren(...pairs.map(([value, text]) => el("option", { value, selected: value === chosen }, text)));
+}
+
+// Every dataset version of the project as [id, "dataset · version"], for the settings' choices.
+export async function datasetVersionChoices() {
+  const { items: datasets } = await api("GET", "/v1/datasets?limit=500");
+  const perDataset = await Promise.all(
+    datasets.map(async (dataset) => {
+      const { items } = await api("GET", `/v1/datasets/${dataset.id}/versions?limit=500`);
+      return items.map((v) => [v.id, `${dataset.name} · ${v.version}`]);
+    }),
+  );
+  return perDataset.flat();
+}
+
+// Every model version of the project as [id, "model version"].
+export async function modelVersionChoices() {
+  const { items: models } = await api("GET", "/v1/models?limit=500");
+  const perModel = await Promise.all(
+    models.map(async (model) => {
+      const { items } = await api("GET", `/v1/models/${model.id}/versions?limit=500`);
+      return items.map((v) => [v.id, `${model.name} ${v.version}`]);
+    }),
+  );
+  return perModel.flat();
+}
+
+const POLL_MS = 1000;
+
+// A job's latest run's log lines into `pre`, asking for those after the last one shown every second
+// until the run has finished; `state` says live or finished, `finished` runs once it has.
+export async function followLogs(jobId, pre, state, finished, after = -1) {
+  const answer = await api("GET", `/v1/jobs/${jobId}/logs?after=${after}`);
+  pre.append(...answer.lines.map((line) => `${line.text}\n`));
+  const last = answer.lines.length ? answer.lines.at(-1).number : after;
+  state.textContent = answer.finished ? "finished" : "live";
+  state.className = `badge ${answer.finished ? "off" : "on"}`;
+  if (answer.finished) {
+    await finished();
+    return;
+  }
+  setTimeout(() => followLogs(jobId, pre, state, finished, last).catch((error) => say(error.message, true)), POLL_MS);
 }

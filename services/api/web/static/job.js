@@ -1,12 +1,15 @@
-// One job: its runs, and the latest run's log lines, polled while the run goes on.
-import { api, badge, el, facts, number, say, start, when } from "./common.js";
+// One job: its runs, the latest run's log lines polled while the run goes on, and a re-run once it has
+// finished.
+import { api, badge, el, facts, followLogs, number, say, start, vocabulary, when } from "./common.js";
 
-const POLL_MS = 1000;
 const jobId = document.querySelector("h1").dataset.job;
 const logs = document.getElementById("logs");
 
 function showJob(job) {
   document.querySelector("h1").textContent = `${job.kind} job`;
+  // The API refuses a re-run while a run is pending or running.
+  const { SUCCEEDED, FAILED } = vocabulary.RunStatus;
+  document.getElementById("rerun").disabled = ![SUCCEEDED, FAILED].includes(job.latest_run?.status);
   facts(document.getElementById("job"), [
     ["Target", `${job.target_type} ${job.target_id}`],
     ["Created", when(job.created_at)],
@@ -28,22 +31,21 @@ function showJob(job) {
   );
 }
 
-// Asks for the lines after the last one shown until the run has finished.
-async function follow(after = -1) {
-  const answer = await api("GET", `/v1/jobs/${jobId}/logs?after=${after}`);
-  logs.append(...answer.lines.map((line) => `${line.text}\n`));
-  const last = answer.lines.length ? answer.lines.at(-1).number : after;
-  const state = document.getElementById("log-state");
-  state.textContent = answer.finished ? "finished" : "live";
-  state.className = `badge ${answer.finished ? "off" : "on"}`;
-  if (answer.finished) {
-    showJob(await api("GET", `/v1/jobs/${jobId}`));
-    return;
-  }
-  setTimeout(() => follow(last).catch((error) => say(error.message, true)), POLL_MS);
+function follow() {
+  return followLogs(jobId, logs, document.getElementById("log-state"), async () => showJob(await api("GET", `/v1/jobs/${jobId}`)));
+}
+
+async function rerun() {
+  document.getElementById("rerun").disabled = true;
+  const run = await api("POST", `/v1/jobs/${jobId}/rerun`);
+  say(`Run ${run.attempt} requested.`);
+  logs.replaceChildren();
+  showJob(await api("GET", `/v1/jobs/${jobId}`));
+  await follow();
 }
 
 async function page() {
+  document.getElementById("rerun").addEventListener("click", () => rerun().catch((error) => say(error.message, true)));
   const job = await api("GET", `/v1/jobs/${jobId}`);
   showJob(job);
   if (job.runs.length) await follow();

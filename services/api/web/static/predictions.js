@@ -1,4 +1,6 @@
-// A deployment's predicted assets as a grid: filters, selection, submission to the feedback loop.
+// A deployment's predicted assets as a grid: filters, selection, submission to the feedback loop: the
+// cards ticked by hand, or every REVIEWED prediction the filter matches across all pages (counted by the
+// API first, so the button says how many will go where before anyone presses it).
 import { api, badge, el, localInput, number, prefix, say, start, summary, vocabulary, when } from "./common.js";
 
 const PAGE = 24;
@@ -6,6 +8,10 @@ const deploymentId = document.getElementById("deployment-name").dataset.deployme
 const form = document.getElementById("filters");
 const grid = document.getElementById("grid");
 const submitButton = document.getElementById("submit-selected");
+const versionSelect = document.getElementById("dataset-version");
+// The count of REVIEWED predictions matching the filter once "Select all reviewed" is pressed; null while
+// the selection is the cards ticked by hand.
+let allReviewed = null;
 
 // The grid's state lives in the address, so a filtered view can be shared and reloaded.
 function query() {
@@ -64,9 +70,38 @@ function selected() {
 }
 
 function updateSubmit() {
-  const count = selected().length;
-  submitButton.disabled = count === 0 || !document.getElementById("dataset-version").value;
-  submitButton.textContent = count ? `Submit ${count} to feedback loop` : "Submit to feedback loop";
+  const count = allReviewed ?? selected().length;
+  const version = versionSelect.selectedOptions[0]?.textContent;
+  submitButton.disabled = count === 0 || !versionSelect.value;
+  if (allReviewed !== null) {
+    submitButton.textContent = `Submit ${count} reviewed prediction${count === 1 ? "" : "s"} to ${version}`;
+  } else {
+    submitButton.textContent = count ? `Submit ${count} to feedback loop` : "Submit to feedback loop";
+  }
+}
+
+// The grid's filter without its paging and order: what counting and submitting all reviewed take.
+function filterOnly() {
+  const params = query();
+  for (const name of ["limit", "offset", "order", "status"]) params.delete(name);
+  return params;
+}
+
+async function selectAllReviewed() {
+  const { REVIEWED } = vocabulary.ReviewStatus;
+  const status = query().get("status");
+  const params = filterOnly();
+  params.set("status", REVIEWED);
+  const { count } = status && status !== REVIEWED ? { count: 0 } : await api("GET", `/v1/deployments/${deploymentId}/predictions/count?${params}`);
+  for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === REVIEWED;
+  allReviewed = count;
+  document.getElementById("selection").textContent = `${count} reviewed prediction${count === 1 ? "" : "s"} match the filter, on every page`;
+  updateSubmit();
+}
+
+function clearAllReviewed() {
+  allReviewed = null;
+  document.getElementById("selection").textContent = "";
 }
 
 async function load() {
@@ -75,6 +110,7 @@ async function load() {
   params.set("offset", params.get("offset") ?? 0);
   const { items, total } = await api("GET", `/v1/deployments/${deploymentId}/predictions?${params}`);
   grid.replaceChildren(...items.map(card));
+  clearAllReviewed();
   const offset = Number(params.get("offset"));
   document.getElementById("total").textContent =
     total ? `${offset + 1}-${offset + items.length} of ${total}` : "no predicted assets match";
@@ -91,7 +127,6 @@ function go(params) {
 }
 
 async function datasetVersions(deployment) {
-  const select = document.getElementById("dataset-version");
   const { items } = await api("GET", `/v1/deployments/${deployment.id}/feedback-loop`);
   const options = await Promise.all(
     items.map(async (version) => {
@@ -99,14 +134,19 @@ async function datasetVersions(deployment) {
       return el("option", { value: version.id }, `${dataset.name} · ${version.version}`);
     }),
   );
-  select.replaceChildren(...(options.length ? options : [el("option", { value: "" }, "no feedback loop")]));
+  versionSelect.replaceChildren(...(options.length ? options : [el("option", { value: "" }, "no feedback loop")]));
 }
 
 async function submit() {
-  const picked = selected().map((c) => c.dataset.prediction);
-  const body = { dataset_version_id: document.getElementById("dataset-version").value, prediction_ids: picked };
-  const { submitted } = await api("POST", `/v1/deployments/${deploymentId}/predictions/submit`, body);
-  say(`Submitted ${submitted.length} to the feedback loop.`);
+  const body = { dataset_version_id: versionSelect.value };
+  let answer;
+  if (allReviewed !== null) {
+    answer = await api("POST", `/v1/deployments/${deploymentId}/predictions/submit-reviewed?${filterOnly()}`, body);
+  } else {
+    body.prediction_ids = selected().map((c) => c.dataset.prediction);
+    answer = await api("POST", `/v1/deployments/${deploymentId}/predictions/submit`, body);
+  }
+  say(`Submitted ${answer.submitted.length} to the feedback loop.`);
   await load();
 }
 
@@ -125,12 +165,12 @@ async function page() {
       go(params);
     });
   }
-  grid.addEventListener("change", updateSubmit);
-  document.getElementById("dataset-version").addEventListener("change", updateSubmit);
-  document.getElementById("select-reviewed").addEventListener("click", () => {
-    for (const c of grid.querySelectorAll(".card")) c.querySelector(".pick").checked = c.dataset.status === vocabulary.ReviewStatus.REVIEWED;
+  grid.addEventListener("change", () => {
+    clearAllReviewed(); // a card ticked by hand: the selection is the ticked cards again
     updateSubmit();
   });
+  versionSelect.addEventListener("change", updateSubmit);
+  document.getElementById("select-reviewed").addEventListener("click", () => selectAllReviewed().catch((error) => say(error.message, true)));
   submitButton.addEventListener("click", () => submit().catch((error) => say(error.message, true)));
   await datasetVersions(deployment);
   await load();

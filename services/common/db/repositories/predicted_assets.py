@@ -338,14 +338,57 @@ async def count_by_deployment_and_status(db: Db) -> dict[tuple[UUID, ReviewStatu
     return {(row["deployment_id"], ReviewStatus(row["status"])): row["n"] for row in rows}
 
 
-async def reviewed_prediction_ids(db: Db, project_id: UUID, deployment_id: UUID, *, limit: int) -> list[UUID]:
-    """The deployment's REVIEWED predictions, oldest first: what "submit all reviewed" submits."""
-    rows = await db.fetch(
-        """SELECT prediction_id FROM predicted_assets
-           WHERE project_id = $1 AND deployment_id = $2 AND status = 'REVIEWED'
-           ORDER BY created_at, prediction_id LIMIT $3""",
-        project_id,
-        deployment_id,
-        limit,
-    )
-    return [r["prediction_id"] for r in rows]
+async def submit_all_reviewed(
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    where: PredictionFilter,
+    dataset_version_id: UUID,
+    *,
+    submitted_by: str,
+) -> list[tuple[UUID, UUID]]:
+    """Submit every REVIEWED prediction of the deployment that `where` matches (its status is ignored) to
+    a feedback-loop dataset version in one statement: the images become assets (one per image, as
+    `add_asset` makes them), the reviews their annotations, the predictions SUBMITTED. The rows are
+    locked first, so a concurrent submission of the same ones finds them SUBMITTED and skips them; a
+    repeat submits nothing. Answers (prediction_id, asset_id) of those newly submitted."""
+    conditions, args = _where(project_id, deployment_id, where.model_copy(update={"status": None}))
+    args += [dataset_version_id, submitted_by]
+    version, by = f"${len(args) - 1}", f"${len(args)}"
+    async with transaction(db) as conn:
+        in_loop = await conn.fetchval(
+            """SELECT true FROM deployment_feedback_dataset_versions
+               WHERE project_id = $1 AND deployment_id = $2 AND dataset_version_id = $3""",
+            project_id,
+            deployment_id,
+            dataset_version_id,
+        )
+        if not in_loop:
+            raise NotFound(f"dataset version {dataset_version_id} is not in this deployment's feedback loop")
+        rows = await conn.fetch(
+            f"""WITH chosen AS (
+                    SELECT prediction_id, image_object_key, image_sha256, width, height, review
+                    FROM predicted_assets WHERE {" AND ".join(conditions)} AND status = 'REVIEWED'
+                    FOR UPDATE
+                ), added AS (
+                    INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+                    SELECT DISTINCT ON (image_sha256) $1, {version}::uuid, image_object_key, image_sha256,
+                           width, height
+                    FROM chosen ORDER BY image_sha256, prediction_id
+                    ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+                    RETURNING id, sha256
+                ), annotated AS (
+                    INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
+                    SELECT $1, added.id, chosen.review, {by}::text, chosen.prediction_id
+                    FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
+                    ON CONFLICT (asset_id, prediction_id) DO NOTHING
+                )
+                UPDATE predicted_assets p
+                SET status = 'SUBMITTED', submitted_dataset_version_id = {version}::uuid,
+                    submitted_asset_id = added.id, submitted_at = now()
+                FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
+                WHERE p.project_id = $1 AND p.prediction_id = chosen.prediction_id
+                RETURNING p.prediction_id, p.submitted_asset_id""",
+            *args,
+        )
+    return [(r["prediction_id"], r["submitted_asset_id"]) for r in rows]
