@@ -6,9 +6,13 @@ not served.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .limits import Finite, Line
+
+TensorName = Annotated[Line, Field(min_length=1, max_length=256)]
 
 
 class ModelIO(BaseModel):
@@ -20,9 +24,13 @@ class ModelIO(BaseModel):
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     color: Literal["rgb", "bgr", "gray"] = "rgb"
     dtype: Literal["float32", "uint8"] = "float32"
-    scale: float = Field(1.0 / 255.0, gt=0.0, description="Pixels are multiplied by this first.")
-    mean: tuple[float, ...] = Field((0.0,), description="Subtracted per channel after scaling (1 or 3).")
-    std: tuple[float, ...] = Field((1.0,), description="Divided per channel after the mean (1 or 3).")
+    scale: Finite = Field(1.0 / 255.0, gt=0.0, description="Pixels are multiplied by this first.")
+    mean: tuple[Finite, ...] = Field(
+        (0.0,), max_length=3, description="Subtracted per channel after scaling (1 or 3)."
+    )
+    std: tuple[Finite, ...] = Field(
+        (1.0,), max_length=3, description="Divided per channel after the mean (1 or 3)."
+    )
 
     # Postprocessing: output tensors -> a prediction of the deployment's detection type.
     scores_are_logits: bool = Field(
@@ -31,7 +39,8 @@ class ModelIO(BaseModel):
     box_format: Literal["xyxy_normalized", "xyxy_input_pixels"] = Field(
         "xyxy_normalized", description="Detection: how the boxes output is expressed."
     )
-    outputs: dict[str, str] = Field(
+    outputs: dict[TensorName, TensorName] = Field(
+        max_length=16,
         default_factory=dict,
         description="Output tensor name by role (`scores`; and `boxes`, `classes` for detection). "
         "Empty: the model's outputs in graph order.",

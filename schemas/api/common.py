@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.limits import JsonObject, Line, Text
 from schemas.object_keys import validate_key
 
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-Version = Annotated[str, Field(min_length=1, max_length=64)]
-Alias = Annotated[str, Field(min_length=1, max_length=64)]
-Description = Annotated[str, Field(max_length=4096)]
-ObjectKeyText = Annotated[str, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
-JsonObject = dict[str, Any]
+Name = Annotated[Line, Field(min_length=1, max_length=128)]
+Version = Annotated[Line, Field(min_length=1, max_length=64)]
+Alias = Annotated[Line, Field(min_length=1, max_length=64)]
+Description = Annotated[Text, Field(max_length=4096)]
+ObjectKeyText = Annotated[Line, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
+
+__all__ = ["Alias", "Answer", "Body", "Description", "JsonObject", "Name", "ObjectKeyText", "Page", "Version"]
 
 T = TypeVar("T")
 

@@ -13,8 +13,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import ImageKey, RoleResult, Tag
+from schemas.events import MAX_TAGS, ImageKey, RoleResult, Side, SourceName, Tag
 from schemas.events import _check_shapes_inside as check_shapes_inside  # the events' own rule
+from schemas.limits import JsonObject
 
 MAX_BATCH_ITEMS = 500
 
@@ -24,13 +25,13 @@ class MonitorFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    width: Side
+    height: Side
     champion: RoleResult
     shadow: RoleResult | None = Field(None, description="The shadow's answer; its latency_ms is required.")
-    source: str = Field("monitor_api", max_length=128, description="Free text naming the producer.")
-    tags: list[Tag] = Field(default_factory=list, max_length=64)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: SourceName = "monitor_api"
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: JsonObject = Field(default_factory=dict)
     predicted_at: datetime | None = Field(None, description="When the model answered; defaults to now.")
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from schemas.events import DeploymentKind, Tag
+from schemas.events import MAX_TAGS, DeploymentKind, Tag
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
@@ -201,7 +201,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         deployment_id: UUID,
         request: Request,
         key: ApiKey = Depends(writer),  # noqa: B008 (FastAPI's idiom; the checker is built with settings)
-        tags: Annotated[list[Tag], Query(max_length=64)] = [],  # noqa: B006 (FastAPI copies defaults)
+        tags: Annotated[list[Tag], Query(max_length=MAX_TAGS)] = [],  # noqa: B006 (FastAPI copies defaults)
     ) -> Response:
         """The champion's prediction for the image (raw body or multipart `image`)."""
         gw = _gateway()

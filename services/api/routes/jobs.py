@@ -19,6 +19,7 @@ from schemas.api.jobs import (
     ProcessingOut,
 )
 from schemas.events import JobKind
+from schemas.limits import INT64_MAX
 from schemas.topics import Topic
 from schemas.vocabulary import RunStatus, TargetType
 from services.common.db.repositories import jobs, processings, registry
@@ -81,7 +82,9 @@ async def get_logs(
     key: ReadKey,
     job_id: UUID,
     run_id: Annotated[UUID | None, Query(description="Default: the latest run.")] = None,
-    after: Annotated[int, Query(ge=-1, description="Lines after this number (a follower's last one).")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=INT64_MAX, description="Lines after this number (a follower's last one).")
+    ] = -1,
 ) -> LogsOut:
     _, runs = await _job(ctx, key.project_id, job_id)
     chosen = next((r for r in runs if r.id == run_id), None) if run_id else (runs[-1] if runs else None)

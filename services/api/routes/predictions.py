@@ -19,7 +19,7 @@ from schemas.api.predictions import (
     SubmitRequest,
     Submitted,
 )
-from schemas.events import AssetSubmitted, PredictionReviewed
+from schemas.events import MAX_TAGS, AssetSubmitted, PredictionReviewed, Tag
 from schemas.topics import Topic
 from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.repositories import predicted_assets, registry
@@ -49,7 +49,9 @@ async def list_predictions(
     until: Annotated[datetime | None, Query(description="Logged before (exclusive).")] = None,
     min_outlier_score: Score = None,
     max_outlier_score: Score = None,
-    tags: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
+    tags: Annotated[
+        list[Tag] | None, Query(max_length=MAX_TAGS, description="Repeatable; all must match.")
+    ] = None,
     order: PredictionOrder = PredictionOrder.NEWEST,
 ) -> PageOf[PredictedAssetOut]:
     await existing(ctx.pool, key.project_id, deployment_id)
