@@ -6,7 +6,7 @@ so a client sees which field is at fault (`body.champion.prediction.scores[1]: .
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from schemas.codec import field_path
 from services.common.settings import Settings
@@ -51,6 +53,33 @@ class ApiError(HTTPException):
     ) -> None:
         super().__init__(status_code, detail=message, headers=headers)
         self.field = field
+
+
+async def read_body(request: Request, limit: int, field: str = "") -> bytes:
+    """The request's body, refused with 413 once it passes `limit` bytes: a declared Content-Length
+    before anything is read, a chunked body (which declares none) as its bytes stream in."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, field, f"the body is {declared} bytes; at most {limit} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, field, f"the body is over {limit} bytes; at most {limit} are accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_multipart(request: Request, body: bytes, field: str, max_fields: int) -> FormData:
+    """A multipart body already read (within its limit) as form parts: at most one file."""
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        return await MultiPartParser(request.headers, stream(), max_files=1, max_fields=max_fields).parse()
+    except MultiPartException as exc:
+        raise ApiError(422, field, f"unreadable multipart body: {exc.message}") from None
 
 
 def create_app(

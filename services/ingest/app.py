@@ -27,6 +27,7 @@ from services.common.storage.object_store import ObjectStore
 from . import outbox, persistence, raw_consumer
 from .deployments import RecentDeployments
 from .intake import Refused
+from .model_versions import ModelVersionLabels
 from .recorder import RecordingQueue
 from .routes import Intake, router
 from .settings import IngestSettings
@@ -91,8 +92,12 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 settings.max_image_bytes,
                 queue,
                 RecentDeployments(settings.ingest_cache_s),
+                ModelVersionLabels(),
+                settings.max_image_pixels,
             )
-            raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
+            raw = raw_consumer.RawHandler(
+                pool, producer, store, settings.max_image_bytes, settings.max_image_pixels
+            )
             tasks = [
                 asyncio.create_task(
                     _consume(

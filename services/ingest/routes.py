@@ -27,13 +27,14 @@ from schemas.events import PredictionLogged, PredictionSource
 from services.common.auth import RequireScope
 from services.common.domain.deployments import Deployment
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError
+from services.common.http import ApiError, parse_multipart, read_body
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 
 from . import images, intake, recorder
 from .deployments import RecentDeployments
 from .metrics import PREDICTIONS, REQUEST_SECONDS
+from .model_versions import ModelVersionLabels
 
 # Room for base64's third and the JSON around the image; a larger request is refused unread.
 _BODY_OVERHEAD = 1024 * 1024
@@ -54,6 +55,8 @@ class Intake:
     max_image_bytes: int
     queue: recorder.RecordingQueue  # single requests, recorded together when they arrive together
     deployments: RecentDeployments
+    model_versions: ModelVersionLabels
+    max_image_pixels: int
 
 
 async def _authorized(request: Request) -> tuple[Intake, ApiKey]:
@@ -71,12 +74,6 @@ async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Depl
     return deployment
 
 
-def _check_length(request: Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ApiError(413, "", f"request is {length} bytes; at most {limit} are accepted")
-
-
 def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedImage) -> PredictionLogged:
     return intake.build_event(
         item,
@@ -90,8 +87,17 @@ def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedIm
     )
 
 
-def _by_key(deployment: Deployment, item: MonitorFields, object_key: str) -> PredictionLogged:
+async def _check_models(intake_: Intake, deployment: Deployment, item: MonitorFields) -> None:
+    named = intake.model_versions(item, deployment).values()
+    labels = await intake_.model_versions.of(intake_.pool, deployment.project_id, named) if named else {}
+    intake.check_labels(item, deployment, labels)
+
+
+async def _by_key(
+    intake_: Intake, deployment: Deployment, item: MonitorFields, object_key: str
+) -> PredictionLogged:
     intake.check_deployment(item, deployment)
+    await _check_models(intake_, deployment, item)
     ref = images.reference(object_key, item.width, item.height)
     return _build(deployment, item, images.ResolvedImage(ref, None))
 
@@ -100,21 +106,24 @@ async def _with_bytes(
     intake_: Intake, deployment: Deployment, item: MonitorFields, data: bytes, field: str
 ) -> PredictionLogged:
     intake.check_deployment(item, deployment)  # before the image is stored
-    image = await images.store(intake_.store, data, intake_.max_image_bytes, field)
+    await _check_models(intake_, deployment, item)
+    image = await images.store(intake_.store, data, intake_.max_image_bytes, intake_.max_image_pixels, field)
     intake.check_image_size(item, image.ref)
     return _build(deployment, item, image)
 
 
 async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
     if item.image_object_key is not None:
-        return _by_key(deployment, item, item.image_object_key)
+        return await _by_key(intake_, deployment, item, item.image_object_key)
     assert item.image_base64 is not None  # the model holds exactly one
     data = images.decode_base64(item.image_base64, intake_.max_image_bytes)
     return await _with_bytes(intake_, deployment, item, data, "image_base64")
 
 
-async def _multipart_item(intake_: Intake, deployment: Deployment, request: Request) -> PredictionLogged:
-    form = await request.form(max_files=1, max_fields=1)
+async def _multipart_item(
+    intake_: Intake, deployment: Deployment, request: Request, body: bytes
+) -> PredictionLogged:
+    form = await parse_multipart(request, body, "image", max_fields=1)
     image, data = form.get("image"), form.get("data")
     if not isinstance(image, UploadFile):
         raise ApiError(422, "image", "a multipart request needs an 'image' file part")
@@ -152,15 +161,13 @@ async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     an `image` file part and a `data` JSON part holding the other fields."""
     started = time.perf_counter()
     intake_, key = await _authorized(request)
-    _check_length(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
+    body = await read_body(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
     deployment = await _deployment(intake_, key, deployment_id)
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            event = await _multipart_item(intake_, deployment, request)
+            event = await _multipart_item(intake_, deployment, request, body)
         else:
-            event = await _json_item(
-                intake_, deployment, MonitorPrediction.model_validate_json(await request.body())
-            )
+            event = await _json_item(intake_, deployment, MonitorPrediction.model_validate_json(body))
     except (intake.Refused, ValidationError):
         PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
         raise
@@ -178,8 +185,8 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
     """Log many predictions; each item is answered on its own, as the single route would have."""
     started = time.perf_counter()
     intake_, key = await _authorized(request)
-    _check_length(request, _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD)
-    batch = MonitorBatch.model_validate_json(await request.body())
+    body_limit = _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD
+    batch = MonitorBatch.model_validate_json(await read_body(request, body_limit))
     deployment = await _deployment(intake_, key, deployment_id)
     results: list[BatchItemResult | None] = [None] * len(batch.items)
     events: list[PredictionLogged | None] = [None] * len(batch.items)
@@ -197,7 +204,7 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
             if item.image_object_key is None:
                 with_bytes.append((index, item))  # decoded and stored below, some at once
             else:
-                events[index] = _by_key(deployment, item, item.image_object_key)
+                events[index] = await _by_key(intake_, deployment, item, item.image_object_key)
         except (ValidationError, intake.Refused) as exc:
             refuse(index, exc)
     limit = asyncio.Semaphore(_IMAGE_PREPARATION)

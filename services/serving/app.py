@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -16,7 +16,6 @@ import httpx
 import orjson
 from fastapi import Depends, FastAPI, Query, Request, Response
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from schemas.events import MAX_TAGS, DeploymentKind, Tag
 from schemas.vocabulary import Scope
@@ -24,7 +23,7 @@ from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
 from services.common.domain.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError, create_app
+from services.common.http import ApiError, create_app, parse_multipart, read_body
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
@@ -55,41 +54,21 @@ class Gateway:
     follower: DeploymentFollower
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "image", f"the body is {declared} bytes; at most {limit} are accepted")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "image", f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _image_bytes(request: Request, max_bytes: int) -> bytes:
     """The image: the raw body, or the multipart part named `image`."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await _read_limited(request, max_bytes)
-    body = await _read_limited(request, max_bytes + MULTIPART_OVERHEAD)
-
-    async def _stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, _stream(), max_files=1, max_fields=8).parse()
-    except MultiPartException as exc:
-        raise ApiError(422, "image", f"unreadable multipart body: {exc.message}") from None
+        return await read_body(request, max_bytes, "image")
+    body = await read_body(request, max_bytes + MULTIPART_OVERHEAD, "image")
+    form = await parse_multipart(request, body, "image", max_fields=8)
     part = form.get("image")
     if not isinstance(part, UploadFile):
         raise ApiError(422, "image", "a multipart body needs a file part named `image`")
     return await part.read()
 
 
-def _decode(data: bytes, max_bytes: int) -> DecodedImage:
+def _decode(data: bytes, settings: ServingSettings) -> DecodedImage:
     try:
-        return decode_image(data, max_bytes)
+        return decode_image(data, settings.max_image_bytes, settings.max_image_pixels)
     except ImageTooLarge as exc:
         raise ApiError(413, "image", str(exc)) from None
     except InvalidImage as exc:
@@ -211,7 +190,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         with metrics.REQUEST_SECONDS.labels(deployment).time():
             try:
                 data = await _image_bytes(request, gw.settings.max_image_bytes)
-                image = _decode(data, gw.settings.max_image_bytes)
+                image = _decode(data, gw.settings)
             except ApiError as problem:
                 metrics.ERRORS.labels(deployment, "bad_image").inc()
                 raise problem
@@ -247,7 +226,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         gw = _gateway()
         project = key.project_id
         _routed(gw, deployment_id, project)  # refuse before reading the body
-        body = await _read_limited(request, gw.settings.max_image_bytes)
+        body = await read_body(request, gw.settings.max_image_bytes)
         route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
         try:
             answer = await gw.passthrough.infer(route, body, dict(request.headers))

@@ -52,7 +52,9 @@ async def upload(
     if kind is UploadKind.IMAGES:
         data = await file.read(ctx.settings.max_image_bytes + 1)
         try:
-            image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
+            image = await asyncio.to_thread(
+                decode_image, data, ctx.settings.max_image_bytes, ctx.settings.max_image_pixels
+            )
         except ImageTooLarge as exc:
             raise ApiError(413, "body.file", str(exc)) from None
         except InvalidImage as exc:
@@ -158,7 +160,9 @@ async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: Ass
         raise not_found("path.dataset_version_id", "dataset version")
     data = await read_uploaded(ctx.store, body.object_key, "body.object_key")
     try:
-        image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
+        image = await asyncio.to_thread(
+            decode_image, data, ctx.settings.max_image_bytes, ctx.settings.max_image_pixels
+        )
     except InvalidImage as exc:
         raise ApiError(422, "body.object_key", str(exc)) from None
     if body.annotation is not None:
