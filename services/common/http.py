@@ -26,11 +26,12 @@ from services.common.settings import Settings
 ReadyCheck = Callable[[], Awaitable[str | None]]  # None when ready, else the reason it is not
 
 
-def _problems(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+def problems_of(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Pydantic's errors as the common format's problems; `prefix` says where the model was (`body`)."""
     problems = []
     for error in errors:
         message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-        problems.append({"field": field_path(tuple(error["loc"])), "message": message})
+        problems.append({"field": field_path((*prefix, *error["loc"])), "message": message})
     return problems
 
 
@@ -93,12 +94,12 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, _problems(list(exc.errors())))
+        return error_response(422, problems_of(list(exc.errors())))
 
     @app.exception_handler(ValidationError)
     async def _invalid_body(_: Request, exc: ValidationError) -> JSONResponse:
         # A model built by hand inside a handler (a multipart field parsed as JSON, say) is still bad input.
-        return error_response(422, _problems(exc.errors(include_url=False)))
+        return error_response(422, problems_of(exc.errors(include_url=False)))
 
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:

@@ -15,15 +15,24 @@ from uuid import UUID
 import httpx
 import orjson
 from fastapi import Depends, FastAPI, Query, Request, Response
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from schemas.events import MAX_TAGS, DeploymentKind, Tag
+from schemas.inference import parse_infer_request
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
 from services.common.domain.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError, create_app, parse_multipart, read_body
+from services.common.http import (
+    ApiError,
+    create_app,
+    error_response,
+    parse_multipart,
+    problems_of,
+    read_body,
+)
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
@@ -41,6 +50,7 @@ from .triton import ModelNotLoaded, Triton, TritonError, TritonUnavailable
 logger = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around a multipart image
+INLINE_PARSE_BYTES = 64 * 1024  # a larger v2 request is checked in a thread: parsing it takes milliseconds
 
 
 @dataclass
@@ -105,6 +115,14 @@ def _inference_problem(exc: Exception, deployment: str) -> ApiError:
         return ApiError(503, "", f"the champion is not loaded on Triton (reloading): {exc}")
     metrics.ERRORS.labels(deployment, "inference_failed").inc()
     return ApiError(502, "", f"the champion failed: {exc}")
+
+
+async def _checked_infer_request(body: bytes, header_length: str | None) -> None:
+    """Raise what is wrong with the KServe v2 request; a large one is parsed off the event loop."""
+    if len(body) <= INLINE_PARSE_BYTES:
+        parse_infer_request(body, header_length)
+    else:
+        await asyncio.to_thread(parse_infer_request, body, header_length)
 
 
 def build_app(settings: ServingSettings) -> FastAPI:
@@ -227,6 +245,14 @@ def build_app(settings: ServingSettings) -> FastAPI:
         project = key.project_id
         _routed(gw, deployment_id, project)  # refuse before reading the body
         body = await read_body(request, gw.settings.max_image_bytes)
+        try:
+            await _checked_infer_request(body, request.headers.get("inference-header-content-length"))
+        except ValidationError as exc:
+            metrics.ERRORS.labels(str(deployment_id), "bad_request").inc()
+            return error_response(400, problems_of(exc.errors(include_url=False), ("body",)))
+        except ValueError as exc:
+            metrics.ERRORS.labels(str(deployment_id), "bad_request").inc()
+            raise ApiError(400, "body", str(exc)) from None
         route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
         try:
             answer = await gw.passthrough.infer(route, body, dict(request.headers))
