@@ -150,37 +150,46 @@ async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitReque
             "body.dataset_version_id",
             "the dataset version is not attached to this deployment's feedback loop",
         )
-    submitted = []
     async with change(ctx) as current:
         if body.prediction_ids is not None:
             selected = list(dict.fromkeys(body.prediction_ids))
-            fields = {p: f"body.prediction_ids[{body.prediction_ids.index(p)}]" for p in selected}
         else:
             selected = await predicted_assets.reviewed_prediction_ids(
                 current.conn, project_id, deployment_id, limit=MAX_SUBMIT
             )
-            fields = {p: "body.all_reviewed" for p in selected}
-        for prediction_id in selected:
-            asset = await predicted_assets.get_prediction(current.conn, project_id, prediction_id)
-            if asset is None or asset.deployment_id != deployment_id:
-                raise not_found(fields[prediction_id], f"prediction {prediction_id} of this deployment")
-            try:
-                submission = await predicted_assets.submit_reviewed(
-                    current.conn, project_id, prediction_id, body.dataset_version_id, submitted_by=key.name
-                )
-            except IllegalTransition as exc:
-                raise ApiError(409, fields[prediction_id], f"prediction {prediction_id}: {exc}") from None
-            result = submission.predicted_asset
-            assert result.submitted_asset_id is not None  # SUBMITTED rows name their asset
-            submitted.append(Submitted(prediction_id=prediction_id, asset_id=result.submitted_asset_id))
+        try:
+            submissions = await predicted_assets.submit_reviewed(
+                current.conn,
+                project_id,
+                deployment_id,
+                selected,
+                body.dataset_version_id,
+                submitted_by=key.name,
+            )
+        except predicted_assets.UnknownPrediction as exc:
+            field = _field(body, exc.prediction_id)
+            raise not_found(field, f"prediction {exc.prediction_id} of this deployment") from None
+        except IllegalTransition as exc:
+            assert exc.prediction_id is not None  # submit_reviewed names the prediction
+            raise ApiError(409, _field(body, exc.prediction_id), str(exc)) from None
+        submitted = []
+        for submission in submissions:
+            submitted.append(Submitted(prediction_id=submission.prediction_id, asset_id=submission.asset_id))
             if submission.newly_submitted:
                 current.publish(
                     Topic.FEEDBACK,
                     AssetSubmitted(
                         deployment_id=deployment_id,
-                        prediction_id=prediction_id,
+                        prediction_id=submission.prediction_id,
                         dataset_version_id=body.dataset_version_id,
-                        asset_id=result.submitted_asset_id,
+                        asset_id=submission.asset_id,
                     ),
                 )
     return SubmitOut(submitted=submitted)
+
+
+def _field(body: SubmitRequest, prediction_id: UUID) -> str:
+    """The request field that named the prediction (looked up once, for the error only)."""
+    if body.prediction_ids is None:
+        return "body.all_reviewed"
+    return f"body.prediction_ids[{body.prediction_ids.index(prediction_id)}]"

@@ -21,7 +21,6 @@ from services.common.domain.review_state import check_transition
 
 from . import outbox
 from .base import Db, NotFound, transaction
-from .registry import add_annotation, add_asset
 
 # Fixed SQL per order: the ORDER BY is never built from the caller's text.
 _ORDER_BY = {
@@ -223,56 +222,96 @@ async def review(
     return _predicted_asset(row)
 
 
+class UnknownPrediction(NotFound):
+    """A prediction a submission names that is not of the deployment (or not in the project)."""
+
+    def __init__(self, prediction_id: UUID) -> None:
+        super().__init__(f"prediction {prediction_id} is not of this deployment")
+        self.prediction_id = prediction_id
+
+
+# The locked rows' images become the dataset version's assets (or find the ones already there), their
+# reviews the assets' annotations, and the rows SUBMITTED: one statement for any number of predictions.
+# $1 project, $2 dataset version, $3 prediction ids, $4 who submitted.
+_SUBMIT = """
+    WITH chosen AS (
+        SELECT prediction_id, image_object_key, image_sha256, width, height, review
+        FROM predicted_assets WHERE project_id = $1 AND prediction_id = ANY($3::uuid[])
+    ),
+    added AS (
+        INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+        SELECT $1, $2, image_object_key, image_sha256, width, height FROM chosen
+        ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+        RETURNING id, sha256
+    ),
+    annotated AS (
+        INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
+        SELECT $1, added.id, chosen.review, $4, chosen.prediction_id
+        FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
+        ON CONFLICT (asset_id, prediction_id) DO NOTHING
+    )
+    UPDATE predicted_assets p
+    SET status = 'SUBMITTED', submitted_dataset_version_id = $2, submitted_asset_id = added.id,
+        submitted_at = now()
+    FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
+    WHERE p.project_id = $1 AND p.prediction_id = chosen.prediction_id
+    RETURNING p.prediction_id, p.submitted_asset_id"""
+
+
 async def submit_reviewed(
-    db: Db, project_id: UUID, prediction_id: UUID, dataset_version_id: UUID, *, submitted_by: str
-) -> Submission:
-    """Add a REVIEWED prediction's image and review to one of its deployment's feedback-loop dataset
-    versions and mark it SUBMITTED, all at once. Repeating the same submission changes nothing."""
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    prediction_ids: Sequence[UUID],
+    dataset_version_id: UUID,
+    *,
+    submitted_by: str,
+) -> list[Submission]:
+    """Add REVIEWED predictions of the deployment (distinct ids) to one of its feedback-loop dataset
+    versions, all of them or none, in a fixed number of statements whatever their count; one Submission
+    per id, in order. Repeating the same submission changes nothing. Raises UnknownPrediction for an id
+    not of the deployment, IllegalTransition (naming it) for one not REVIEWED."""
     async with transaction(db) as conn:
-        current = await _locked(conn, project_id, prediction_id)
-        if (
-            current.status is ReviewStatus.SUBMITTED
-            and current.submitted_dataset_version_id == dataset_version_id
-            and current.submitted_asset_id is not None
-        ):
-            return Submission(current, newly_submitted=False)
-        check_transition(current.status, ReviewStatus.SUBMITTED)
         in_loop = await conn.fetchval(
             """SELECT true FROM deployment_feedback_dataset_versions
                WHERE project_id = $1 AND deployment_id = $2 AND dataset_version_id = $3""",
             project_id,
-            current.deployment_id,
+            deployment_id,
             dataset_version_id,
         )
         if not in_loop:
             raise NotFound(
                 f"dataset version {dataset_version_id} is not in the feedback loop of deployment "
-                f"{current.deployment_id}"
+                f"{deployment_id}"
             )
-        assert current.review is not None  # REVIEWED rows hold a review (a CHECK constraint)
-        asset = await add_asset(
-            conn,
+        # Locked in one order, so two submissions sharing predictions cannot deadlock.
+        rows = await conn.fetch(
+            """SELECT prediction_id, status, submitted_dataset_version_id, submitted_asset_id
+               FROM predicted_assets
+               WHERE project_id = $1 AND deployment_id = $2 AND prediction_id = ANY($3::uuid[])
+               ORDER BY prediction_id FOR UPDATE""",
             project_id,
-            dataset_version_id,
-            object_key=current.image_object_key,
-            sha256=current.image_sha256,
-            width=current.width,
-            height=current.height,
+            deployment_id,
+            list(prediction_ids),
         )
-        await add_annotation(
-            conn, project_id, asset.id, current.review, created_by=submitted_by, prediction_id=prediction_id
-        )
-        row = await conn.fetchrow(
-            """UPDATE predicted_assets
-               SET status = 'SUBMITTED', submitted_dataset_version_id = $3, submitted_asset_id = $4,
-                   submitted_at = now()
-               WHERE project_id = $1 AND prediction_id = $2 RETURNING *""",
-            project_id,
-            prediction_id,
-            dataset_version_id,
-            asset.id,
-        )
-    return Submission(_predicted_asset(row), newly_submitted=True)
+        current = {row["prediction_id"]: row for row in rows}
+        assets: dict[UUID, UUID] = {}  # the asset of each prediction already submitted there
+        fresh = []
+        for prediction_id in prediction_ids:
+            row = current.get(prediction_id)
+            if row is None:
+                raise UnknownPrediction(prediction_id)
+            already = row["status"] == ReviewStatus.SUBMITTED and row["submitted_asset_id"] is not None
+            if already and row["submitted_dataset_version_id"] == dataset_version_id:
+                assets[prediction_id] = row["submitted_asset_id"]
+            else:
+                check_transition(row["status"], ReviewStatus.SUBMITTED, prediction_id)
+                fresh.append(prediction_id)
+        if fresh:
+            for row in await conn.fetch(_SUBMIT, project_id, dataset_version_id, fresh, submitted_by):
+                assets[row["prediction_id"]] = row["submitted_asset_id"]
+    newly = set(fresh)
+    return [Submission(p, assets[p], newly_submitted=p in newly) for p in prediction_ids]
 
 
 def _where(project_id: UUID, deployment_id: UUID, where: PredictionFilter) -> tuple[list[str], list[Any]]:
