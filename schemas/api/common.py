@@ -15,7 +15,19 @@ Alias = Annotated[Line, Field(min_length=1, max_length=64)]
 Description = Annotated[Text, Field(max_length=4096)]
 ObjectKeyText = Annotated[Line, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
 
-__all__ = ["Alias", "Answer", "Body", "Description", "JsonObject", "Name", "ObjectKeyText", "Page", "Version"]
+__all__ = [
+    "Alias",
+    "Answer",
+    "Body",
+    "Description",
+    "ErrorBody",
+    "JsonObject",
+    "Name",
+    "ObjectKeyText",
+    "Page",
+    "Problem",
+    "Version",
+]
 
 T = TypeVar("T")
 
@@ -30,6 +42,25 @@ class Answer(BaseModel):
     """An answer body: built from the server's records, leaving out what the contract does not show."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, from_attributes=True)
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(
+        description="The field at fault as a path (`body.champion.prediction.scores[1]`, `query.tags[0]`); "
+        "empty for the request as a whole."
+    )
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of cvloop's HTTP services (api, ingest, serving), whatever its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str = Field(description="The problems on one line: `<field>: <message>; ...`.")
+    errors: list[Problem] = Field(min_length=1)
 
 
 class Page(Answer, Generic[T]):

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.api.common import ErrorBody
 from schemas.events import MAX_TAGS, ImageKey, RoleResult, Side, SourceName, Tag
 from schemas.events import _check_shapes_inside as check_shapes_inside  # the events' own rule
 from schemas.limits import JsonObject
@@ -64,7 +65,13 @@ class MonitorBatch(BaseModel):
 
 
 class PredictionAccepted(BaseModel):
-    """201: the new prediction's id; 409: the id of the one already logged for this image."""
+    """201: the new prediction's id."""
+
+    prediction_id: UUID
+
+
+class AlreadyLogged(ErrorBody):
+    """409: the image is already logged for the deployment; the id of the prediction that is."""
 
     prediction_id: UUID
 

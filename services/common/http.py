@@ -6,7 +6,7 @@ so a client sees which field is at fault (`body.champion.prediction.scores[1]: .
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -15,11 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from schemas.api.common import ErrorBody
 from schemas.codec import field_path
 from services.common.settings import Settings
 
@@ -83,14 +84,76 @@ async def parse_multipart(request: Request, body: bytes, field: str, max_fields:
         raise ApiError(422, field, f"unreadable multipart body: {exc.message}") from None
 
 
+_MEANINGS = {
+    400: "The request is malformed (the field and why).",
+    401: "No API key, or one that is unknown or revoked.",
+    403: "The API key lacks the scope this route needs.",
+    404: "Not found in the key's project (another project's looks the same).",
+    409: "The request contradicts the current state.",
+    413: "The body or the image is larger than accepted.",
+    415: "The body is not an accepted kind of file.",
+    422: "A field is invalid (the field and why).",
+    502: "A model failed to answer.",
+    503: "Not ready now (starting, or a dependency is down): retry.",
+}
+# What any keyed route may answer: the key is checked, ids are looked up, the input is validated.
+KEYED_ERRORS = (401, 403, 404, 422)
+BINARY = {"type": "string", "format": "binary"}
+
+
+def error_responses(*codes: int, model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error statuses, all in the one error format."""
+    return {code: {"model": model, "description": _MEANINGS[code]} for code in codes}
+
+
+def body_of(content: dict[str, type[BaseModel] | dict[str, Any]], description: str = "") -> dict[str, Any]:
+    """`openapi_extra` declaring the body a handler reads itself (to bound it as it streams), by media
+    type: a model by reference (listed in create_app's `body_models`) or a literal schema."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                media_type: {
+                    "schema": {"$ref": f"#/components/schemas/{schema.__name__}"}
+                    if isinstance(schema, type)
+                    else schema
+                }
+                for media_type, schema in content.items()
+            },
+        }
+    }
+
+
+def _with_body_models(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
+    """Add the schemas of bodies declared with `body_of` to the OpenAPI document's components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema.pop("$defs", {}))
+                components[model.__name__] = schema
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     title: str,
     ready: ReadyCheck,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     registry: CollectorRegistry = REGISTRY,
+    body_models: Sequence[type[BaseModel]] = (),
     **fastapi_options: Any,
 ) -> FastAPI:
-    app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
+    """The service's app: errors answered in one format (and documented so on every route, replacing
+    FastAPI's own 422 schema), health, readiness and metrics."""
+    app = FastAPI(title=title, lifespan=lifespan, responses=error_responses(*KEYED_ERRORS), **fastapi_options)
+    _with_body_models(app, body_models)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,7 +29,7 @@ from .deployments import RecentDeployments
 from .intake import Refused
 from .model_versions import ModelVersionLabels
 from .recorder import RecordingQueue
-from .routes import Intake, router
+from .routes import BODY_MODELS, Intake, router
 from .settings import IngestSettings
 
 # Events of a busy deployment share a partition: large producer batches let its readers fetch many
@@ -142,7 +142,7 @@ def build_app(settings: IngestSettings) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = create_app("cvloop ingest", ready, lifespan=lifespan)
+    app = create_app("cvloop ingest", ready, lifespan=lifespan, body_models=BODY_MODELS)
 
     @app.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> JSONResponse:

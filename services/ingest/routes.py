@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
+from schemas.api.common import Problem
 from schemas.api.ingest import (
+    AlreadyLogged,
     BatchItemResult,
     BatchResults,
     MonitorBatch,
@@ -27,7 +29,7 @@ from schemas.events import PredictionLogged, PredictionSource
 from services.common.auth import RequireScope
 from services.common.domain.deployments import Deployment
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError, parse_multipart, read_body
+from services.common.http import BINARY, ApiError, body_of, error_responses, parse_multipart, read_body
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 
@@ -140,21 +142,35 @@ def _already_logged(deployment: Deployment, prediction_id: UUID) -> str:
 def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
     """409 in the common error format, with the id of the prediction already logged for the image."""
     message = _already_logged(deployment, prediction_id)
-    return JSONResponse(
-        {
-            "prediction_id": str(prediction_id),
-            "detail": f"image: {message}",
-            "errors": [{"field": "image", "message": message}],
-        },
-        status_code=409,
+    body = AlreadyLogged(
+        prediction_id=prediction_id,
+        detail=f"image: {message}",
+        errors=[Problem(field="image", message=message)],
     )
+    return JSONResponse(body.model_dump(mode="json"), status_code=409)
+
+
+# The bodies the routes read themselves (bounded as they stream), as the OpenAPI document shows them.
+BODY_MODELS = (MonitorPrediction, MonitorBatch)
+_MULTIPART = {
+    "type": "object",
+    "required": ["image", "data"],
+    "properties": {
+        "image": BINARY,
+        "data": {"type": "string", "description": "The other fields (MonitorFields) as JSON."},
+    },
+}
 
 
 @router.post(
     "/v1/deployments/{deployment_id}/predictions",
     status_code=201,
     response_model=PredictionAccepted,
-    responses={409: {"description": "The image is already logged: the existing prediction_id."}},
+    responses={
+        **error_responses(409, model=AlreadyLogged),
+        **error_responses(413, 415),
+    },
+    openapi_extra=body_of({"application/json": MonitorPrediction, "multipart/form-data": _MULTIPART}),
 )
 async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     """Log one prediction made elsewhere: JSON (`image_base64` or `image_object_key`), or multipart with
@@ -180,7 +196,12 @@ async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     return JSONResponse({"prediction_id": str(result.prediction_id)}, status_code=201)
 
 
-@router.post("/v1/deployments/{deployment_id}/predictions:batch", response_model=BatchResults)
+@router.post(
+    "/v1/deployments/{deployment_id}/predictions:batch",
+    response_model=BatchResults,
+    responses=error_responses(409, 413),
+    openapi_extra=body_of({"application/json": MonitorBatch}),
+)
 async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
     """Log many predictions; each item is answered on its own, as the single route would have."""
     started = time.perf_counter()

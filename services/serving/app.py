@@ -18,17 +18,22 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from schemas.api.serving import ServedPrediction
 from schemas.events import MAX_TAGS, DeploymentKind, Tag
-from schemas.inference import parse_infer_request
+from schemas.inference import InferRequest, parse_infer_request
+from schemas.object_keys import IMAGE_CONTENT_TYPES
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
 from services.common.domain.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.projects import ApiKey
 from services.common.http import (
+    BINARY,
     ApiError,
+    body_of,
     create_app,
     error_response,
+    error_responses,
     parse_multipart,
     problems_of,
     read_body,
@@ -182,7 +187,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
             return "not following the deployments topic (re-reading the routing)"
         return None
 
-    app = create_app("cvloop serving", ready, lifespan=lifespan)
+    app = create_app("cvloop serving", ready, lifespan=lifespan, body_models=[InferRequest])
 
     # Each route's key check; a live key is trusted for a while (a predict must not cost a database write).
     writer = RequireScope(Scope.WRITE, remember_s=settings.serving_auth_cache_s)
@@ -193,7 +198,22 @@ def build_app(settings: ServingSettings) -> FastAPI:
             raise ApiError(503, "", "serving is starting or stopping")
         return gateway
 
-    @app.post("/v1/deployments/{deployment_id}/predict")
+    @app.post(
+        "/v1/deployments/{deployment_id}/predict",
+        responses={200: {"model": ServedPrediction}, **error_responses(409, 413, 415, 502, 503)},
+        openapi_extra=body_of(
+            {
+                **dict.fromkeys(IMAGE_CONTENT_TYPES, BINARY),
+                "application/octet-stream": BINARY,
+                "multipart/form-data": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": BINARY},
+                },
+            },
+            "The image file (JPEG, PNG or WebP, told by its bytes), or a multipart `image` part.",
+        ),
+    )
     async def predict(
         deployment_id: UUID,
         request: Request,
@@ -233,7 +253,23 @@ def build_app(settings: ServingSettings) -> FastAPI:
         gw = _gateway()
         return gw, _routed(gw, deployment_id, key.project_id)
 
-    @app.post("/v2/models/{deployment_id}/infer")
+    @app.post(
+        "/v2/models/{deployment_id}/infer",
+        responses={
+            200: {"description": "Triton's answer, as Triton sent it (KServe v2 JSON or binary)."},
+            **error_responses(400, 409, 413, 502, 503),
+        },
+        openapi_extra=body_of(
+            {
+                "application/json": InferRequest,
+                "application/octet-stream": {
+                    **BINARY,
+                    "description": "The binary tensor extension: the JSON header (its length in "
+                    "Inference-Header-Content-Length), then each binary tensor's bytes.",
+                },
+            }
+        ),
+    )
     @app.post("/v2/models/{deployment_id}/versions/{version}/infer", include_in_schema=False)
     async def v2_infer(
         deployment_id: UUID,
@@ -264,7 +300,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         metrics.REQUESTS.labels(str(deployment_id), "v2_infer", str(answer.status_code)).inc()
         return answer
 
-    @app.get("/v2/models/{deployment_id}")
+    @app.get("/v2/models/{deployment_id}", responses=error_responses(409, 503))
     async def v2_metadata(
         deployment_id: UUID,
         key: ApiKey = Depends(reader),  # noqa: B008
@@ -273,7 +309,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         assert route.champion is not None
         return await gw.passthrough.metadata(route.champion)
 
-    @app.get("/v2/models/{deployment_id}/ready")
+    @app.get("/v2/models/{deployment_id}/ready", responses=error_responses(409, 503))
     async def v2_ready(
         deployment_id: UUID,
         key: ApiKey = Depends(reader),  # noqa: B008

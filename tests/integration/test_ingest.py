@@ -21,6 +21,8 @@ from PIL import Image
 
 from cvloop.stack import stack
 from schemas import DeadLetter, PredictionLogged, RawPrediction, RoleResult, decode
+from schemas.api.common import ErrorBody
+from schemas.api.ingest import AlreadyLogged
 from schemas.events import DeploymentKind, DeploymentUpdated, PredictionSource
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
@@ -246,8 +248,8 @@ async def test_same_image_answers_409_with_the_existing_id_even_when_concurrent(
     assert statuses == [201] + [409] * 7, [a.text for a in answers]
     (created,) = [a.json()["prediction_id"] for a in answers if a.status_code == 201]
     assert {a.json()["prediction_id"] for a in answers} == {created}
-    conflict = next(a for a in answers if a.status_code == 409).json()
-    assert conflict["errors"][0]["field"] == "image"
+    conflict = AlreadyLogged.model_validate(next(a for a in answers if a.status_code == 409).json())
+    assert conflict.errors[0].field == "image" and str(conflict.prediction_id) == created
     rows = await pool.fetchval(
         "SELECT count(*) FROM predicted_assets WHERE deployment_id = $1 AND prediction_id = $2",
         world.detection,
@@ -362,7 +364,7 @@ async def test_bad_input_names_the_field(
         headers={"Content-Type": "application/json"},
     )
     assert answer.status_code == status, answer.text
-    assert answer.json()["errors"][0]["field"] == field, answer.text
+    assert ErrorBody.model_validate(answer.json()).errors[0].field == field, answer.text  # as documented
 
 
 async def test_too_large_image_answers_413(client: httpx.AsyncClient, world: World) -> None:

@@ -41,6 +41,8 @@ from cvloop.stack.scratch import free_port_base
 from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
 from cvloop.stack.triton import TritonServer
+from schemas.api.common import ErrorBody
+from schemas.api.serving import ServedPrediction
 from schemas.codec import decode
 from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged
 from schemas.features import CLASSIFICATION_FEATURES, IMAGE_FEATURES
@@ -597,7 +599,7 @@ async def test_an_image_served_again_answers_the_prediction_that_exists(
 async def _predict_ok_with(client: httpx.AsyncClient, deployment: UUID, png: bytes) -> UUID:
     response = await client.post(f"/v1/deployments/{deployment}/predict", content=png)
     assert response.status_code == 200, response.text
-    return UUID(response.json()["prediction_id"])
+    return ServedPrediction.model_validate(response.json()).prediction_id  # the documented answer
 
 
 @pytest.mark.parametrize(
@@ -677,7 +679,7 @@ async def test_v2_infer_answers_400_for_a_malformed_request(
         headers={"Content-Type": "application/json", **headers},
     )
     assert answer.status_code == 400, answer.text
-    assert answer.json()["errors"][0]["field"] == field, answer.text
+    assert ErrorBody.model_validate(answer.json()).errors[0].field == field, answer.text  # as documented
     assert problem in answer.json()["detail"], answer.text
 
 

@@ -28,7 +28,7 @@ from services.common.http import ApiError
 
 from ..comparison import compare
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import Change, change
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
@@ -108,7 +108,7 @@ def published(current: Change, deployment: Deployment, what: DeploymentChange) -
     return deployment
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, responses=WRITE_ERRORS)
 async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> DeploymentOut:
     version = await registry.get_model_version(ctx.pool, key.project_id, body.model_version_id)
     if version is None:
@@ -148,7 +148,7 @@ async def get_deployment(ctx: Ctx, key: ReadKey, deployment_id: UUID) -> Deploym
     return await deployment_out(ctx.pool, await existing(ctx.pool, key.project_id, deployment_id))
 
 
-@router.put("/deployments/{deployment_id}/champion")
+@router.put("/deployments/{deployment_id}/champion", responses=WRITE_ERRORS)
 async def set_champion(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice
 ) -> DeploymentOut:
@@ -166,7 +166,7 @@ async def set_champion(
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.put("/deployments/{deployment_id}/shadow")
+@router.put("/deployments/{deployment_id}/shadow", responses=WRITE_ERRORS)
 async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
@@ -180,7 +180,7 @@ async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVe
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.delete("/deployments/{deployment_id}/shadow")
+@router.delete("/deployments/{deployment_id}/shadow", responses=WRITE_ERRORS)
 async def remove_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.set_shadow(current.conn, key.project_id, deployment_id, None)
@@ -188,7 +188,7 @@ async def remove_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Deploym
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.post("/deployments/{deployment_id}/shadow/promote")
+@router.post("/deployments/{deployment_id}/shadow/promote", responses=WRITE_ERRORS)
 async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.promote_shadow(current.conn, key.project_id, deployment_id)
@@ -196,7 +196,7 @@ async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Deploy
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.put("/deployments/{deployment_id}/threshold")
+@router.put("/deployments/{deployment_id}/threshold", responses=WRITE_ERRORS)
 async def set_threshold(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ThresholdUpdate) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.set_confidence_threshold(

@@ -28,7 +28,7 @@ from services.common.domain.jobs import Job, JobRun
 from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import change
 from ..rules import missing_parameters, unknown_parameters
 
@@ -98,7 +98,7 @@ async def get_logs(
     )
 
 
-@router.post("/jobs/{job_id}/rerun", status_code=201)
+@router.post("/jobs/{job_id}/rerun", status_code=201, responses=WRITE_ERRORS)
 async def rerun(ctx: Ctx, key: WriteKey, job_id: UUID) -> JobRunOut:
     """A new run of a finished job, requested again on `jobs`; 409 while a run is pending or running."""
     async with change(ctx) as current:
@@ -109,7 +109,7 @@ async def rerun(ctx: Ctx, key: WriteKey, job_id: UUID) -> JobRunOut:
     return run_out(run)
 
 
-@router.post("/processings", status_code=201)
+@router.post("/processings", status_code=201, responses=WRITE_ERRORS)
 async def create_processing(ctx: Ctx, key: WriteKey, body: ProcessingCreate) -> ProcessingOut:
     try:
         processing = await processings.create_processing(
@@ -134,7 +134,7 @@ async def list_processings(ctx: Ctx, key: ReadKey, page: Page) -> PageOf[Process
     return PageOf[ProcessingOut](items=[ProcessingOut.model_validate(p) for p in found], total=total)
 
 
-@router.post("/model-versions/{model_version_id}/processings", status_code=201)
+@router.post("/model-versions/{model_version_id}/processings", status_code=201, responses=WRITE_ERRORS)
 async def launch_processing(
     ctx: Ctx, key: WriteKey, model_version_id: UUID, body: ProcessingLaunch
 ) -> JobOut:

@@ -28,7 +28,7 @@ from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError
 
 from ..context import Context, Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import change
 from ..rules import annotation_problem
 from .deployments import champion_labels, existing
@@ -96,7 +96,7 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
     return PredictedAssetOut.model_validate(asset.model_dump() | {"image_url": url})
 
 
-@router.put("/predictions/{prediction_id}/review")
+@router.put("/predictions/{prediction_id}/review", responses=WRITE_ERRORS)
 async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewRequest) -> PredictedAssetOut:
     """TO_REVIEW -> REVIEWED (or a corrected review of a REVIEWED one); one `reviews` event. The review
     becomes ground truth in a feedback-loop dataset version: it must fit the deployment's detection type,
@@ -135,7 +135,7 @@ async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewReque
     return PredictedAssetOut.model_validate(asset)
 
 
-@router.post("/deployments/{deployment_id}/predictions/submit")
+@router.post("/deployments/{deployment_id}/predictions/submit", responses=WRITE_ERRORS)
 async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitRequest) -> SubmitOut:
     """Add reviewed predictions to a feedback-loop dataset version, all of them or none: each becomes
     SUBMITTED together with its asset and annotation, in one transaction; one `feedback` event each.

@@ -35,14 +35,14 @@ from services.common.http import ApiError
 from services.common.storage.images import store_image
 
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import UPLOAD_ERRORS, WRITE_ERRORS, not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, responses=UPLOAD_ERRORS)
 async def upload(
     ctx: Ctx,
     key: WriteKey,
@@ -75,7 +75,7 @@ async def upload(
     )
 
 
-@router.post("/labelmaps", status_code=201)
+@router.post("/labelmaps", status_code=201, responses=WRITE_ERRORS)
 async def create_labelmap(ctx: Ctx, key: WriteKey, body: LabelmapCreate) -> LabelmapOut:
     labelmap = await registry.create_labelmap(ctx.pool, key.project_id, body.name, body.labels)
     return LabelmapOut.model_validate(labelmap)
@@ -89,7 +89,7 @@ async def get_labelmap(ctx: Ctx, key: ReadKey, labelmap_id: UUID) -> LabelmapOut
     return LabelmapOut.model_validate(labelmap)
 
 
-@router.post("/datasets", status_code=201)
+@router.post("/datasets", status_code=201, responses=WRITE_ERRORS)
 async def create_dataset(ctx: Ctx, key: WriteKey, body: DatasetCreate) -> DatasetOut:
     dataset = await registry.create_dataset(ctx.pool, key.project_id, body.name, body.description)
     return DatasetOut.model_validate(dataset)
@@ -111,7 +111,7 @@ async def get_dataset(ctx: Ctx, key: ReadKey, dataset_id: UUID) -> DatasetOut:
     return DatasetOut.model_validate(dataset)
 
 
-@router.post("/datasets/{dataset_id}/versions", status_code=201)
+@router.post("/datasets/{dataset_id}/versions", status_code=201, responses=WRITE_ERRORS)
 async def create_dataset_version(
     ctx: Ctx, key: WriteKey, dataset_id: UUID, body: DatasetVersionCreate
 ) -> DatasetVersionOut:
@@ -153,7 +153,7 @@ async def get_dataset_version(ctx: Ctx, key: ReadKey, dataset_version_id: UUID) 
     return DatasetVersionOut.model_validate(version)
 
 
-@router.post("/dataset-versions/{dataset_version_id}/assets", status_code=201)
+@router.post("/dataset-versions/{dataset_version_id}/assets", status_code=201, responses=WRITE_ERRORS)
 async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: AssetCreate) -> AssetOut:
     version = await registry.get_dataset_version(ctx.pool, key.project_id, dataset_version_id)
     if version is None:
@@ -216,7 +216,7 @@ async def list_assets(ctx: Ctx, key: ReadKey, page: Page, dataset_version_id: UU
     return PageOf[AssetOut](items=items, total=total)
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, responses=WRITE_ERRORS)
 async def create_model(ctx: Ctx, key: WriteKey, body: ModelCreate) -> ModelOut:
     return ModelOut.model_validate(
         await registry.create_model(ctx.pool, key.project_id, body.name, body.description)
@@ -239,7 +239,7 @@ async def get_model(ctx: Ctx, key: ReadKey, model_id: UUID) -> ModelOut:
     return ModelOut.model_validate(model)
 
 
-@router.post("/models/{model_id}/versions", status_code=201)
+@router.post("/models/{model_id}/versions", status_code=201, responses=WRITE_ERRORS)
 async def create_model_version(
     ctx: Ctx, key: WriteKey, model_id: UUID, body: ModelVersionCreate
 ) -> ModelVersionOut:

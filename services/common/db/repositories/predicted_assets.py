@@ -230,32 +230,31 @@ class UnknownPrediction(NotFound):
         self.prediction_id = prediction_id
 
 
-# The locked rows' images become the dataset version's assets (or find the ones already there), their
-# reviews the assets' annotations, and the rows SUBMITTED: one statement for any number of predictions.
-# $1 project, $2 dataset version, $3 prediction ids, $4 who submitted.
-_SUBMIT = """
-    WITH chosen AS (
-        SELECT prediction_id, image_object_key, image_sha256, width, height, review
-        FROM predicted_assets WHERE project_id = $1 AND prediction_id = ANY($3::uuid[])
-    ),
-    added AS (
-        INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
-        SELECT $1, $2, image_object_key, image_sha256, width, height FROM chosen
-        ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
-        RETURNING id, sha256
-    ),
-    annotated AS (
-        INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
-        SELECT $1, added.id, chosen.review, $4, chosen.prediction_id
-        FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
-        ON CONFLICT (asset_id, prediction_id) DO NOTHING
-    )
+# Each statement takes every selected prediction at once; rows are matched through the primary key (not
+# by joining one statement's RETURNING to another, which the planner cannot estimate and loops over).
+# The images become the dataset version's assets (or find the ones already there): $1 project, $2 dataset
+# version, $3 prediction ids.
+_ADD_ASSETS = """
+    INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+    SELECT $1, $2, image_object_key, image_sha256, width, height
+    FROM predicted_assets WHERE project_id = $1 AND prediction_id = ANY($3::uuid[])
+    ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+    RETURNING id, sha256"""
+# Their reviews become the assets' annotations: $1 project, $2 who submitted, $3 and $4 prediction and
+# asset ids, pairwise.
+_ANNOTATE = """
+    INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
+    SELECT $1, a.asset_id, p.review, $2, p.prediction_id
+    FROM unnest($3::uuid[], $4::uuid[]) AS a(prediction_id, asset_id)
+    JOIN predicted_assets p ON p.project_id = $1 AND p.prediction_id = a.prediction_id
+    ON CONFLICT (asset_id, prediction_id) DO NOTHING"""
+# And the predictions SUBMITTED: $1 project, $2 dataset version, $3 and $4 as above.
+_MARK_SUBMITTED = """
     UPDATE predicted_assets p
-    SET status = 'SUBMITTED', submitted_dataset_version_id = $2, submitted_asset_id = added.id,
+    SET status = 'SUBMITTED', submitted_dataset_version_id = $2, submitted_asset_id = a.asset_id,
         submitted_at = now()
-    FROM chosen JOIN added ON added.sha256 = chosen.image_sha256
-    WHERE p.project_id = $1 AND p.prediction_id = chosen.prediction_id
-    RETURNING p.prediction_id, p.submitted_asset_id"""
+    FROM unnest($3::uuid[], $4::uuid[]) AS a(prediction_id, asset_id)
+    WHERE p.project_id = $1 AND p.prediction_id = a.prediction_id"""
 
 
 async def submit_reviewed(
@@ -286,7 +285,7 @@ async def submit_reviewed(
             )
         # Locked in one order, so two submissions sharing predictions cannot deadlock.
         rows = await conn.fetch(
-            """SELECT prediction_id, status, submitted_dataset_version_id, submitted_asset_id
+            """SELECT prediction_id, image_sha256, status, submitted_dataset_version_id, submitted_asset_id
                FROM predicted_assets
                WHERE project_id = $1 AND deployment_id = $2 AND prediction_id = ANY($3::uuid[])
                ORDER BY prediction_id FOR UPDATE""",
@@ -295,7 +294,7 @@ async def submit_reviewed(
             list(prediction_ids),
         )
         current = {row["prediction_id"]: row for row in rows}
-        assets: dict[UUID, UUID] = {}  # the asset of each prediction already submitted there
+        assets: dict[UUID, UUID] = {}  # each prediction's asset in the dataset version
         fresh = []
         for prediction_id in prediction_ids:
             row = current.get(prediction_id)
@@ -308,8 +307,12 @@ async def submit_reviewed(
                 check_transition(row["status"], ReviewStatus.SUBMITTED, prediction_id)
                 fresh.append(prediction_id)
         if fresh:
-            for row in await conn.fetch(_SUBMIT, project_id, dataset_version_id, fresh, submitted_by):
-                assets[row["prediction_id"]] = row["submitted_asset_id"]
+            added = await conn.fetch(_ADD_ASSETS, project_id, dataset_version_id, fresh)
+            by_image = {row["sha256"]: row["id"] for row in added}
+            fresh_assets = [by_image[current[p]["image_sha256"]] for p in fresh]
+            await conn.execute(_ANNOTATE, project_id, submitted_by, fresh, fresh_assets)
+            await conn.execute(_MARK_SUBMITTED, project_id, dataset_version_id, fresh, fresh_assets)
+            assets.update(zip(fresh, fresh_assets, strict=True))
     newly = set(fresh)
     return [Submission(p, assets[p], newly_submitted=p in newly) for p in prediction_ids]
 
