@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from .limits import INT64_MAX, Line
 
@@ -36,6 +37,15 @@ Datatype = Literal[
     "BF16", "BYTES",
 ]  # fmt: skip
 TensorName = Annotated[Line, Field(min_length=1, max_length=256)]
+# What each element of `data` is, by the datatype's first two letters (BOOL, UINT*, INT*, FP*/BF16, BYTES).
+_ELEMENT_KINDS: dict[str, type | tuple[type, ...]] = {
+    "BO": bool,
+    "UI": int,
+    "IN": int,
+    "FP": (int, float),
+    "BF": (int, float),
+    "BY": str,
+}
 Dimension = Annotated[int, Field(ge=0, le=INT64_MAX)]
 MAX_DIMENSIONS = 16
 
@@ -44,11 +54,24 @@ class _Part(BaseModel):
     model_config = ConfigDict(frozen=True)  # unknown fields pass: the protocol lets clients extend it
 
 
+def _not_null(value: Any) -> Any:
+    """Omittable fields may be left out but not sent as null, which Triton fails on (with a 500)."""
+    if value is None:
+        raise ValueError("must not be null: leave it out instead")
+    return value
+
+
+# An optional field: absent is None, an explicit null is refused (and the documents show no null).
+Omittable = SkipJsonSchema[None]
+
+
 class TensorParameters(_Part):
-    binary_data_size: int | None = Field(
-        None, ge=0, le=INT64_MAX, description="Binary extension: the tensor's bytes follow the JSON header."
+    binary_data_size: Annotated[int, Field(ge=0, le=INT64_MAX)] | Omittable = Field(
+        None, description="Binary extension: the tensor's bytes follow the JSON header."
     )
-    binary_data: bool | None = None
+    binary_data: bool | Omittable = None
+
+    _present = field_validator("binary_data_size", "binary_data", mode="before")(_not_null)
 
 
 def _flattened(data: Any) -> list[Any]:
@@ -62,7 +85,9 @@ class InferInput(_Part):
     shape: list[Dimension] = Field(max_length=MAX_DIMENSIONS)
     datatype: Datatype
     parameters: TensorParameters = Field(default_factory=TensorParameters)
-    data: list[Any] | None = Field(None, description="The tensor's elements, row-major, nested or flat.")
+    data: list[Any] | Omittable = Field(None, description="The tensor's elements, row-major, nested or flat.")
+
+    _present = field_validator("data", mode="before")(_not_null)
 
     @property
     def elements(self) -> int:
@@ -81,9 +106,15 @@ class InferInput(_Part):
                     f"holds {self.elements * size}"
                 )
             return self
-        count = len(_flattened(self.data))
-        if count != self.elements:
-            raise ValueError(f"data holds {count} elements but shape {self.shape} holds {self.elements}")
+        elements = _flattened(self.data)
+        if len(elements) != self.elements:
+            raise ValueError(
+                f"data holds {len(elements)} elements but shape {self.shape} holds {self.elements}"
+            )
+        kind = _ELEMENT_KINDS[self.datatype[:2]]
+        for i, element in enumerate(elements):
+            if not isinstance(element, kind) or (kind is not bool and isinstance(element, bool)):
+                raise ValueError(f"data element {i} is {element!r}, not a {self.datatype} value")
         return self
 
 
@@ -93,10 +124,12 @@ class RequestedOutput(_Part):
 
 
 class InferRequest(_Part):
-    id: Annotated[Line, Field(max_length=256)] | None = None
+    id: Annotated[Line, Field(max_length=256)] | Omittable = None
     inputs: list[InferInput] = Field(min_length=1, max_length=256)
-    outputs: list[RequestedOutput] | None = Field(None, max_length=256)
+    outputs: Annotated[list[RequestedOutput], Field(max_length=256)] | Omittable = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    _present = field_validator("id", "outputs", mode="before")(_not_null)
 
     @model_validator(mode="after")
     def _distinct_inputs(self) -> Self:
@@ -110,6 +143,17 @@ class InferRequest(_Part):
     def binary_bytes(self) -> int:
         """The bytes the binary tensors take after the JSON header."""
         return sum(i.parameters.binary_data_size or 0 for i in self.inputs)
+
+
+class InferRefused(BaseModel):
+    """A 400 of `/v2 infer`: KServe's `error` always; serving's own refusals add the common error body's
+    `detail` and `errors` (Triton's carry `error` only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str | Omittable = None
+    errors: list[dict[str, str]] | Omittable = None
 
 
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:

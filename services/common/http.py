@@ -36,9 +36,10 @@ def problems_of(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> l
     return problems
 
 
-def error_response(status_code: int, problems: list[dict[str, str]]) -> JSONResponse:
+def error_response(status_code: int, problems: list[dict[str, str]], **more: str) -> JSONResponse:
+    """The common error body; `more` adds fields a protocol needs beside it (KServe's `error`)."""
     detail = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems)
-    return JSONResponse({"detail": detail, "errors": problems}, status_code=status_code)
+    return JSONResponse({"detail": detail, "errors": problems, **more}, status_code=status_code)
 
 
 def field_error(status_code: int, field: str, message: str) -> JSONResponse:

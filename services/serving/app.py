@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 
 from schemas.api.serving import ServedPrediction
 from schemas.events import MAX_TAGS, DeploymentKind, Tag
-from schemas.inference import InferRequest, parse_infer_request
+from schemas.inference import InferRefused, InferRequest, parse_infer_request
 from schemas.object_keys import IMAGE_CONTENT_TYPES
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
@@ -128,6 +128,15 @@ async def _checked_infer_request(body: bytes, header_length: str | None) -> None
         parse_infer_request(body, header_length)
     else:
         await asyncio.to_thread(parse_infer_request, body, header_length)
+
+
+def _refused_infer(exc: ValueError) -> Response:
+    """400 in the common format, with KServe's `error` beside it, which tritonclient shows its caller."""
+    if isinstance(exc, ValidationError):
+        problems = problems_of(exc.errors(include_url=False), ("body",))
+    else:
+        problems = [{"field": "body", "message": str(exc)}]
+    return error_response(400, problems, error="; ".join(f"{p['field']}: {p['message']}" for p in problems))
 
 
 def build_app(settings: ServingSettings) -> FastAPI:
@@ -257,7 +266,12 @@ def build_app(settings: ServingSettings) -> FastAPI:
         "/v2/models/{deployment_id}/infer",
         responses={
             200: {"description": "Triton's answer, as Triton sent it (KServe v2 JSON or binary)."},
-            **error_responses(400, 409, 413, 502, 503),
+            **error_responses(409, 413, 502, 503),
+            400: {
+                "model": InferRefused,
+                "description": "Not a KServe v2 request serving accepts (the common error body and "
+                "`error`), or one Triton refused (its own body: `error` only).",
+            },
         },
         openapi_extra=body_of(
             {
@@ -283,12 +297,9 @@ def build_app(settings: ServingSettings) -> FastAPI:
         body = await read_body(request, gw.settings.max_image_bytes)
         try:
             await _checked_infer_request(body, request.headers.get("inference-header-content-length"))
-        except ValidationError as exc:
+        except ValueError as exc:  # pydantic's ValidationError included
             metrics.ERRORS.labels(str(deployment_id), "bad_request").inc()
-            return error_response(400, problems_of(exc.errors(include_url=False), ("body",)))
-        except ValueError as exc:
-            metrics.ERRORS.labels(str(deployment_id), "bad_request").inc()
-            raise ApiError(400, "body", str(exc)) from None
+            return _refused_infer(exc)
         route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
         try:
             answer = await gw.passthrough.infer(route, body, dict(request.headers))

@@ -46,6 +46,7 @@ from schemas.api.serving import ServedPrediction
 from schemas.codec import decode
 from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged
 from schemas.features import CLASSIFICATION_FEATURES, IMAGE_FEATURES
+from schemas.inference import InferRefused
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
@@ -679,8 +680,10 @@ async def test_v2_infer_answers_400_for_a_malformed_request(
         headers={"Content-Type": "application/json", **headers},
     )
     assert answer.status_code == 400, answer.text
-    assert ErrorBody.model_validate(answer.json()).errors[0].field == field, answer.text  # as documented
-    assert problem in answer.json()["detail"], answer.text
+    refused = InferRefused.model_validate(answer.json())  # as documented: tritonclient reads `error`
+    common = ErrorBody.model_validate({"detail": refused.detail, "errors": refused.errors})
+    assert common.errors[0].field == field, answer.text
+    assert problem in common.detail and refused.error == common.detail, answer.text
 
 
 async def test_demo_seeding_is_idempotent_and_served(world: World) -> None:
