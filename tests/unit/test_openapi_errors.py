@@ -98,3 +98,21 @@ def test_writes_document_409_and_uploads_413_and_415() -> None:
         assert ("409" in operation["responses"]) == (method != "get"), (method, path)
     upload = spec["paths"]["/v1/uploads"]["post"]["responses"]
     assert {"413", "415"} <= set(upload)
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_query_parameter_is_bounded(service: str) -> None:
+    """A query string reaches SQL too: its text holds no control character, its integers fit a bigint."""
+    spec = APPS[service]().openapi()
+    loose = []
+    for method, path, operation in _operations(spec):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "query":
+                continue
+            schemas = [parameter["schema"], *parameter["schema"].get("anyOf", [])]
+            for schema in [s.get("items", s) for s in schemas]:
+                if schema.get("type") == "string" and not {"pattern", "enum", "format"} & set(schema):
+                    loose.append((method, path, parameter["name"]))
+                if schema.get("type") == "integer" and "maximum" not in schema:
+                    loose.append((method, path, parameter["name"]))
+    assert not loose

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Query
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.deployments import (
     ComparisonOut,
@@ -132,7 +133,7 @@ async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> 
 
 @router.get("/deployments")
 async def list_deployments(
-    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+    ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None
 ) -> PageOf[DeploymentOut]:
     found = [
         d

@@ -7,6 +7,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.experiments import (
     ArtifactCreate,
@@ -50,7 +51,7 @@ async def create_experiment(ctx: Ctx, key: WriteKey, body: ExperimentCreate) -> 
 
 @router.get("/experiments")
 async def list_experiments(
-    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+    ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None
 ) -> PageOf[ExperimentOut]:
     found, total = await experiments.list_experiments(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset

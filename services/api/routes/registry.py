@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, Query, UploadFile
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.registry import (
     AnnotationOut,
@@ -96,7 +97,7 @@ async def create_dataset(ctx: Ctx, key: WriteKey, body: DatasetCreate) -> Datase
 
 
 @router.get("/datasets")
-async def list_datasets(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[DatasetOut]:
+async def list_datasets(ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None) -> PageOf[DatasetOut]:
     datasets, total = await registry.list_datasets(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
     )
@@ -224,7 +225,7 @@ async def create_model(ctx: Ctx, key: WriteKey, body: ModelCreate) -> ModelOut:
 
 
 @router.get("/models")
-async def list_models(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[ModelOut]:
+async def list_models(ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None) -> PageOf[ModelOut]:
     models, total = await registry.list_models(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
     )
