@@ -8,6 +8,8 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import INT32_MAX
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -23,7 +25,7 @@ class Event(BaseModel):
         default_factory=uuid4, description="Idempotency key: a replay carries the same id."
     )
     type: str
-    schema_version: int = 1
+    schema_version: int = Field(1, ge=1, le=INT32_MAX)
     occurred_at: datetime = Field(default_factory=utcnow)
     deployment_id: UUID
 

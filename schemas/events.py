@@ -10,11 +10,16 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .envelope import Event
+from .limits import INT32_MAX, MAX_JSON_BYTES, Finite, JsonObject, Line, json_object
 from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
 
-Tag = Annotated[str, Field(min_length=1, max_length=128)]
-LatencyMs = Annotated[float, Field(ge=0.0, description="Inference time in milliseconds.")]
+Tag = Annotated[Line, Field(min_length=1, max_length=128)]
+MAX_TAGS = 64
+LatencyMs = Annotated[Finite, Field(ge=0.0, description="Inference time in milliseconds.")]
+Side = Annotated[int, Field(gt=0, le=INT32_MAX, description="Pixels.")]
+SourceName = Annotated[Line, Field(max_length=128, description="Free text naming the producer.")]
+LoggedMetadata = json_object(MAX_JSON_BYTES + 1024)
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -41,8 +46,8 @@ ImageKey = Annotated[
 class ImageRef(_Part):
     object_key: ImageKey
     sha256: Sha256
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    width: Side
+    height: Side
     content_type: Literal[IMAGE_CONTENT_TYPES]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -78,13 +83,13 @@ class RawPrediction(Event):
     type: Literal["prediction.raw"] = "prediction.raw"
     image_object_key: ImageKey | None = None
     image_base64: str | None = Field(None, description="The image file (JPEG, PNG or WebP), base64-encoded.")
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    width: Side
+    height: Side
     champion: RoleResult
     shadow: RoleResult | None = None
-    source: str = Field("kafka", max_length=128, description="Free text naming the producer.")
-    tags: list[Tag] = Field(default_factory=list, max_length=64)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: SourceName = "kafka"
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: JsonObject = Field(default_factory=dict)
     predicted_at: datetime | None = Field(
         None, description="When the model answered; defaults to occurred_at."
     )
@@ -111,8 +116,9 @@ class PredictionLogged(Event):
         default_factory=dict, description="Image features from the shared feature function, by name."
     )
     source: PredictionSource
-    tags: list[Tag] = Field(default_factory=list, max_length=64)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    # The client's metadata and the producer's name ingest adds to it.
+    metadata: LoggedMetadata = Field(default_factory=dict)  # type: ignore[valid-type]
     predicted_at: datetime
 
     @model_validator(mode="after")

@@ -6,12 +6,16 @@ not served.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.predictions import DetectionType
 from schemas.vocabulary import OutputFormat, Resize
+
+from .limits import Finite, Line
+
+TensorName = Annotated[Line, Field(min_length=1, max_length=256)]
 
 # The output formats each detection type can be served with; the first is the default (output_format None).
 FORMATS: dict[DetectionType, tuple[OutputFormat, ...]] = {
@@ -37,9 +41,13 @@ class ModelIO(BaseModel):
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     color: Literal["rgb", "bgr", "gray"] = "rgb"
     dtype: Literal["float32", "uint8"] = "float32"
-    scale: float = Field(1.0 / 255.0, gt=0.0, description="Pixels are multiplied by this first.")
-    mean: tuple[float, ...] = Field((0.0,), description="Subtracted per channel after scaling (1 or 3).")
-    std: tuple[float, ...] = Field((1.0,), description="Divided per channel after the mean (1 or 3).")
+    scale: Finite = Field(1.0 / 255.0, gt=0.0, description="Pixels are multiplied by this first.")
+    mean: tuple[Finite, ...] = Field(
+        (0.0,), max_length=3, description="Subtracted per channel after scaling (1 or 3)."
+    )
+    std: tuple[Finite, ...] = Field(
+        (1.0,), max_length=3, description="Divided per channel after the mean (1 or 3)."
+    )
 
     # Postprocessing: output tensors -> a prediction of the deployment's detection type.
     output_format: OutputFormat | None = Field(
@@ -57,7 +65,8 @@ class ModelIO(BaseModel):
     mask_threshold: float = Field(
         0.5, gt=0.0, lt=1.0, description="yolo_seg, torchvision: a pixel with a higher mask value is in."
     )
-    outputs: dict[str, str] = Field(
+    outputs: dict[TensorName, TensorName] = Field(
+        max_length=16,
         default_factory=dict,
         description="Output tensor name by role (the roles of each output format: docs/models.md). "
         "Empty: the model's outputs in graph order.",

@@ -11,11 +11,14 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .limits import Finite, Line
+
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
-Label = Annotated[str, Field(min_length=1, max_length=256)]
-Box = tuple[float, float, float, float]
-Point = tuple[float, float]
-Polygon = Annotated[list[Point], Field(min_length=3)]
+Label = Annotated[Line, Field(min_length=1, max_length=256)]
+Box = tuple[Finite, Finite, Finite, Finite]
+Point = tuple[Finite, Finite]
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=10_000)]
+MAX_SHAPES = 10_000  # classes (and shapes) of one prediction
 
 
 class DetectionType(StrEnum):
@@ -29,8 +32,8 @@ class _Prediction(BaseModel):
 
     SHAPES: ClassVar[str | None] = None  # the field holding one shape per class, if the type has shapes
 
-    classes: list[Label]
-    scores: list[Score]
+    classes: list[Label] = Field(max_length=MAX_SHAPES)
+    scores: list[Score] = Field(max_length=MAX_SHAPES)
 
     def _check_parallel(self, **shapes: list) -> None:
         for name, values in {"scores": self.scores, **shapes}.items():

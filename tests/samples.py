@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -225,3 +227,15 @@ def job_and_run(
         finished_at=None,
     )
     return job, run
+
+
+def pixel_bomb(width: int = 8000, height: int = 8000) -> bytes:
+    """A PNG of a few hundred bytes whose header declares `width` x `height` pixels: decoding it would
+    allocate width x height x 3 bytes (and fail on its truncated data); only its header is sound."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = zlib.compress(b"\x00" * (1 + 3 * min(width, 4096)))  # not even one full row
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

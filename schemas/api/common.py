@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.limits import JsonObject, Line, Text
 from schemas.object_keys import validate_key
 
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-Version = Annotated[str, Field(min_length=1, max_length=64)]
-Alias = Annotated[str, Field(min_length=1, max_length=64)]
-Description = Annotated[str, Field(max_length=4096)]
-ObjectKeyText = Annotated[str, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
-JsonObject = dict[str, Any]
+Name = Annotated[Line, Field(min_length=1, max_length=128)]
+Version = Annotated[Line, Field(min_length=1, max_length=64)]
+Alias = Annotated[Line, Field(min_length=1, max_length=64)]
+Description = Annotated[Text, Field(max_length=4096)]
+ObjectKeyText = Annotated[Line, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
+
+__all__ = [
+    "Alias",
+    "Answer",
+    "Body",
+    "Description",
+    "ErrorBody",
+    "JsonObject",
+    "Name",
+    "ObjectKeyText",
+    "Page",
+    "Problem",
+    "Version",
+]
 
 T = TypeVar("T")
 
@@ -28,6 +42,25 @@ class Answer(BaseModel):
     """An answer body: built from the server's records, leaving out what the contract does not show."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, from_attributes=True)
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(
+        description="The field at fault as a path (`body.champion.prediction.scores[1]`, `query.tags[0]`); "
+        "empty for the request as a whole."
+    )
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of cvloop's HTTP services (api, ingest, serving), whatever its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str = Field(description="The problems on one line: `<field>: <message>; ...`.")
+    errors: list[Problem] = Field(min_length=1)
 
 
 class Page(Answer, Generic[T]):

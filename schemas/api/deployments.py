@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from schemas.events import DeploymentKind
+from schemas.limits import Int32
 from schemas.predictions import DetectionType
 from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
 
@@ -45,7 +46,7 @@ class ContinuousTrainingRequest(Body):
     project_id: UUID | None = Field(None, description="Must be this key's project; default: it.")
     dataset_versions: dict[Alias, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
     training_parameters: JsonObject | None = Field(None, description="Default: the champion's.")
-    threshold: int | None = Field(None, gt=0, description="Submitted assets that start a training.")
+    threshold: Int32 | None = Field(None, gt=0, description="Submitted assets that start a training.")
     active: bool = False
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from schemas.limits import Line
 from schemas.model_io import ModelIO
 
 from .common import Alias, Answer, Body, Description, JsonObject, Name, ObjectKeyText, Version
@@ -21,7 +22,7 @@ class ExperimentCreate(Body):
 
 
 class ArtifactCreate(Body):
-    name: Annotated[str, Field(min_length=1, max_length=256)]
+    name: Annotated[Line, Field(min_length=1, max_length=256)]
     object_key: ObjectKeyText
 
 

@@ -13,8 +13,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import ImageKey, RoleResult, Tag
+from schemas.api.common import ErrorBody
+from schemas.events import MAX_TAGS, ImageKey, RoleResult, Side, SourceName, Tag
 from schemas.events import _check_shapes_inside as check_shapes_inside  # the events' own rule
+from schemas.limits import JsonObject
 
 MAX_BATCH_ITEMS = 500
 
@@ -24,13 +26,13 @@ class MonitorFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    width: Side
+    height: Side
     champion: RoleResult
     shadow: RoleResult | None = Field(None, description="The shadow's answer; its latency_ms is required.")
-    source: str = Field("monitor_api", max_length=128, description="Free text naming the producer.")
-    tags: list[Tag] = Field(default_factory=list, max_length=64)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: SourceName = "monitor_api"
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: JsonObject = Field(default_factory=dict)
     predicted_at: datetime | None = Field(None, description="When the model answered; defaults to now.")
 
     @model_validator(mode="after")
@@ -63,7 +65,13 @@ class MonitorBatch(BaseModel):
 
 
 class PredictionAccepted(BaseModel):
-    """201: the new prediction's id; 409: the id of the one already logged for this image."""
+    """201: the new prediction's id."""
+
+    prediction_id: UUID
+
+
+class AlreadyLogged(ErrorBody):
+    """409: the image is already logged for the deployment; the id of the prediction that is."""
 
     prediction_id: UUID
 

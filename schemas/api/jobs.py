@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from schemas.events import JobKind
+from schemas.limits import Line, Text
 from schemas.vocabulary import RunStatus
 
 from .common import Answer, Body, Description, JsonObject, Name
@@ -51,8 +52,8 @@ class LogsOut(Answer):
 class ProcessingCreate(Body):
     name: Name
     description: Description = ""
-    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(None, min_length=1)
-    image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    command: list[Annotated[Text, Field(max_length=4096)]] | None = Field(None, min_length=1, max_length=256)
+    image: Annotated[Line, Field(min_length=1, max_length=1024)] | None = None
     parameters_schema: JsonObject = Field(
         default_factory=dict,
         description="JSON Schema of the parameters; its `properties` name the parameters it accepts.",

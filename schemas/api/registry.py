@@ -8,13 +8,12 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
+from schemas.limits import Line, Text
 from schemas.model_io import ModelIO
 from schemas.object_keys import validate_image_key
-from schemas.predictions import DetectionType, Prediction
+from schemas.predictions import DetectionType, Label, Prediction
 
 from .common import Alias, Answer, Body, Description, JsonObject, Name, ObjectKeyText, Version
-
-Label = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class UploadOut(Answer):
@@ -74,7 +73,7 @@ class DatasetVersionOut(Answer):
 
 
 class AssetCreate(Body):
-    object_key: Annotated[str, Field(description="An uploaded image's key (POST /v1/uploads?kind=images).")]
+    object_key: Annotated[Line, Field(description="An uploaded image's key (POST /v1/uploads?kind=images).")]
     annotation: Prediction | None = Field(None, description="Ground truth of the dataset version's type.")
 
     @field_validator("object_key")
@@ -120,12 +119,12 @@ class ModelVersionCreate(Body):
     description: Description = ""
     labelmap_id: UUID | None = None
     training_parameters: JsonObject = Field(default_factory=dict)
-    training_entrypoint: Annotated[str, Field(max_length=1024)] | None = None
-    training_image: Annotated[str, Field(max_length=1024)] | None = None
+    training_entrypoint: Annotated[Text, Field(max_length=1024)] | None = None
+    training_image: Annotated[Line, Field(max_length=1024)] | None = None
     source_experiment_id: UUID | None = None
     dataset_versions: dict[Alias, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
     io: ModelIO | None = Field(None, description="How serving calls it; None: not servable.")
-    files: dict[Annotated[str, Field(min_length=1, max_length=256)], ObjectKeyText] = Field(
+    files: dict[Annotated[Line, Field(min_length=1, max_length=256)], ObjectKeyText] = Field(
         default_factory=dict, description="File name to uploaded object key (POST /v1/uploads?kind=models)."
     )
 

@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.limits import INT64_MAX
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.domain.projects import ApiKey
@@ -42,7 +43,7 @@ class Paging:
 
 def _paging(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX, description="Items to skip.")] = 0,
 ) -> Paging:
     return Paging(limit, offset)
 

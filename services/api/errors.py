@@ -9,7 +9,13 @@ from fastapi.responses import JSONResponse
 from services.common.db.repositories.base import Conflict, NotFound
 from services.common.domain.outbox import EventTooLarge
 from services.common.domain.review_state import IllegalTransition
-from services.common.http import ApiError, field_error
+from services.common.http import ApiError, error_responses, field_error
+
+# What a write may answer beyond what every keyed route may (services.common.http.KEYED_ERRORS): its
+# change contradicts the current state (a name taken, an illegal review transition); an upload, too large
+# or not an accepted file.
+WRITE_ERRORS = error_responses(409)
+UPLOAD_ERRORS = error_responses(409, 413, 415)
 
 # Unique constraints named by Postgres as <table>_<columns>_key: the body field that collided.
 _UNIQUE_FIELDS = {"name": "body.name", "version": "body.version"}

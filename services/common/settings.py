@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.local_stack import DEFAULT_PORT_BASE, LOCAL_HOST, PortBase, PortOffset
+from services.common.domain.images import MAX_PIXELS
 
 LOCAL_DATABASE = "cvloop"  # the local Postgres's database and superuser
 LOCAL_DATABASE_USER = "cvloop"
@@ -94,6 +95,13 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=from_env("CVLOOP_MAX_IMAGE_BYTES"),
         description="Largest image file serving and ingest accept; a larger one answers 413.",
+    )
+    max_image_pixels: int = Field(
+        MAX_PIXELS,
+        gt=0,
+        validation_alias=from_env("CVLOOP_MAX_IMAGE_PIXELS"),
+        description="Most pixels (width x height, read from the header before decoding) of an image serving, "
+        "ingest and the api accept; a larger one answers 413 naming `image`.",
     )
 
     bind_host: str = Field(

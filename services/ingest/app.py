@@ -27,8 +27,9 @@ from services.common.storage.object_store import ObjectStore
 from . import outbox, persistence, raw_consumer
 from .deployments import RecentDeployments
 from .intake import Refused
+from .model_versions import ModelVersionLabels
 from .recorder import RecordingQueue
-from .routes import Intake, router
+from .routes import BODY_MODELS, Intake, router
 from .settings import IngestSettings
 
 # Events of a busy deployment share a partition: large producer batches let its readers fetch many
@@ -93,8 +94,12 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 settings.max_image_bytes,
                 queue,
                 RecentDeployments(settings.ingest_cache_s),
+                ModelVersionLabels(),
+                settings.max_image_pixels,
             )
-            raw = raw_consumer.RawHandler(pool, producer, store, settings.max_image_bytes)
+            raw = raw_consumer.RawHandler(
+                pool, producer, store, settings.max_image_bytes, settings.max_image_pixels
+            )
             consumers = [
                 _consumer(
                     settings, raw_consumer.CONSUMER, Topic.PREDICTIONS_RAW, decode, raw, producer, stop
@@ -137,7 +142,7 @@ def build_app(settings: IngestSettings) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = create_app("cvloop ingest", ready, lifespan=lifespan)
+    app = create_app("cvloop ingest", ready, lifespan=lifespan, body_models=BODY_MODELS)
 
     @app.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> JSONResponse:

@@ -49,10 +49,12 @@ def reference(object_key: str, width: int, height: int) -> ImageRef:
     )
 
 
-async def store(store: ObjectStore, data: bytes, max_bytes: int, field: str) -> ResolvedImage:
+async def store(
+    store: ObjectStore, data: bytes, max_bytes: int, max_pixels: int, field: str
+) -> ResolvedImage:
     """Decode (off the event loop), then store the bytes under their sha256."""
     try:
-        decoded = await asyncio.to_thread(decode_image, data, max_bytes)
+        decoded = await asyncio.to_thread(decode_image, data, max_bytes, max_pixels)
     except ImageTooLarge as exc:
         raise Refused(413, field, str(exc)) from None
     except InvalidImage as exc:

@@ -8,6 +8,7 @@ the features come from the shared feature function.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID, uuid5
@@ -89,6 +90,46 @@ def check_deployment(item: MonitoredPrediction, deployment: Deployment) -> None:
                 f"is {result.prediction.type} but the deployment's detection type is "
                 f"{deployment.detection_type}",
             )
+
+
+def model_versions(item: MonitoredPrediction, deployment: Deployment) -> dict[str, UUID]:
+    """The model version each role's answer is attributed to, by role: the one named, else the
+    deployment's own for that role (none when it has none)."""
+    named = {
+        "champion": (item.champion, deployment.champion_model_version_id),
+        "shadow": (item.shadow, deployment.shadow_model_version_id),
+    }
+    return {
+        role: result.model_version_id or default
+        for role, (result, default) in named.items()
+        if result is not None and (result.model_version_id or default) is not None
+    }
+
+
+def check_labels(
+    item: MonitoredPrediction, deployment: Deployment, labels: Mapping[UUID, list[str] | None]
+) -> None:
+    """Each role's model version must be of the deployment's project (`labels` holds those that are),
+    and its classes in that model version's labelmap (when it has one): what review and submission
+    would refuse later is refused now."""
+    for role, model_version_id in model_versions(item, deployment).items():
+        result = item.champion if role == "champion" else item.shadow
+        assert result is not None  # model_versions names roles that answered
+        if model_version_id not in labels:
+            raise Refused(
+                404, f"{role}.model_version_id", f"model version {model_version_id} is not in this project"
+            )
+        labelmap = labels[model_version_id]
+        if labelmap is None:
+            continue
+        known = set(labelmap)
+        for i, label in enumerate(result.prediction.classes):
+            if label not in known:
+                raise Refused(
+                    422,
+                    f"{role}.prediction.classes[{i}]",
+                    f"{label!r} is not in the labelmap of model version {model_version_id}",
+                )
 
 
 def check_image_size(item: MonitoredPrediction, image: ImageRef) -> None:

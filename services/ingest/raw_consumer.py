@@ -4,8 +4,9 @@ endpoint and recorded the same way; a message that breaks one goes to `deadlette
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -19,6 +20,7 @@ from services.common.storage.object_store import ObjectStore
 from . import images, intake, recorder
 from .deployments import UnknownDeployment, deployments_by_id
 from .metrics import CONSUMED, PREDICTIONS
+from .model_versions import ModelVersionLabels
 
 CONSUMER = "cvloop-ingest-raw"
 
@@ -29,14 +31,17 @@ class RawHandler:
     producer: EventProducer
     store: ObjectStore
     max_image_bytes: int
+    max_image_pixels: int
+    model_versions: ModelVersionLabels = field(default_factory=ModelVersionLabels)
 
     async def __call__(self, messages: list[RawPrediction]) -> Sequence[Exception | None]:
         deployments = await deployments_by_id(self.pool, (m.deployment_id for m in messages))
+        labels = await self._labels(messages, deployments)
         built: list[PredictionLogged | Exception | None] = []
         with_bytes: list[int] = []
         for i, message in enumerate(messages):
             try:
-                built.append(self._check(message, deployments))
+                built.append(self._check(message, deployments, labels))
             except MESSAGE_ERRORS as exc:
                 built.append(exc)
                 continue
@@ -74,13 +79,33 @@ class RawHandler:
             CONSUMED.labels("raw", "done" if outcome is None else "dead_lettered").inc()
         return outcomes
 
-    def _check(self, message: RawPrediction, deployments: dict[UUID, Deployment]) -> PredictionLogged | None:
+    async def _labels(
+        self, messages: list[RawPrediction], deployments: dict[UUID, Deployment]
+    ) -> dict[UUID, dict[UUID, list[str] | None]]:
+        """The labels of the model versions the messages name, by project: one query per project."""
+        named: dict[UUID, set[UUID]] = defaultdict(set)
+        for message in messages:
+            deployment = deployments.get(message.deployment_id)
+            if deployment is not None:
+                named[deployment.project_id].update(intake.model_versions(message, deployment).values())
+        return {
+            project_id: await self.model_versions.of(self.pool, project_id, ids)
+            for project_id, ids in named.items()
+        }
+
+    def _check(
+        self,
+        message: RawPrediction,
+        deployments: dict[UUID, Deployment],
+        labels: dict[UUID, dict[UUID, list[str] | None]],
+    ) -> PredictionLogged | None:
         """The event of a message naming its image by key; None for one carrying the bytes (checked,
         but its event needs the stored image)."""
         deployment = deployments.get(message.deployment_id)
         if deployment is None:
             raise UnknownDeployment(message.deployment_id)
         intake.check_deployment(message, deployment)
+        intake.check_labels(message, deployment, labels.get(deployment.project_id, {}))
         if message.image_object_key is None:
             return None
         ref = images.reference(message.image_object_key, message.width, message.height)
@@ -89,7 +114,9 @@ class RawHandler:
     async def _with_image(self, message: RawPrediction, deployment: Deployment) -> PredictionLogged:
         assert message.image_base64 is not None
         data = images.decode_base64(message.image_base64, self.max_image_bytes)
-        image = await images.store(self.store, data, self.max_image_bytes, "image_base64")
+        image = await images.store(
+            self.store, data, self.max_image_bytes, self.max_image_pixels, "image_base64"
+        )
         intake.check_image_size(message, image.ref)
         return self._event(message, deployment, image)
 

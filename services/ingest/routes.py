@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
+from schemas.api.common import Problem
 from schemas.api.ingest import (
+    AlreadyLogged,
     BatchItemResult,
     BatchResults,
     MonitorBatch,
@@ -27,13 +29,14 @@ from schemas.events import PredictionLogged, PredictionSource
 from services.common.auth import RequireScope
 from services.common.domain.deployments import Deployment
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError
+from services.common.http import BINARY, ApiError, body_of, error_responses, parse_multipart, read_body
 from services.common.kafka.producer import EventProducer
 from services.common.storage.object_store import ObjectStore
 
 from . import images, intake, recorder
 from .deployments import RecentDeployments
 from .metrics import PREDICTIONS, REQUEST_SECONDS
+from .model_versions import ModelVersionLabels
 
 # Room for base64's third and the JSON around the image; a larger request is refused unread.
 _BODY_OVERHEAD = 1024 * 1024
@@ -54,6 +57,8 @@ class Intake:
     max_image_bytes: int
     queue: recorder.RecordingQueue  # single requests, recorded together when they arrive together
     deployments: RecentDeployments
+    model_versions: ModelVersionLabels
+    max_image_pixels: int
 
 
 async def _authorized(request: Request) -> tuple[Intake, ApiKey]:
@@ -71,12 +76,6 @@ async def _deployment(intake_: Intake, key: ApiKey, deployment_id: UUID) -> Depl
     return deployment
 
 
-def _check_length(request: Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ApiError(413, "", f"request is {length} bytes; at most {limit} are accepted")
-
-
 def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedImage) -> PredictionLogged:
     return intake.build_event(
         item,
@@ -90,8 +89,17 @@ def _build(deployment: Deployment, item: MonitorFields, image: images.ResolvedIm
     )
 
 
-def _by_key(deployment: Deployment, item: MonitorFields, object_key: str) -> PredictionLogged:
+async def _check_models(intake_: Intake, deployment: Deployment, item: MonitorFields) -> None:
+    named = intake.model_versions(item, deployment).values()
+    labels = await intake_.model_versions.of(intake_.pool, deployment.project_id, named) if named else {}
+    intake.check_labels(item, deployment, labels)
+
+
+async def _by_key(
+    intake_: Intake, deployment: Deployment, item: MonitorFields, object_key: str
+) -> PredictionLogged:
     intake.check_deployment(item, deployment)
+    await _check_models(intake_, deployment, item)
     ref = images.reference(object_key, item.width, item.height)
     return _build(deployment, item, images.ResolvedImage(ref, None))
 
@@ -100,21 +108,24 @@ async def _with_bytes(
     intake_: Intake, deployment: Deployment, item: MonitorFields, data: bytes, field: str
 ) -> PredictionLogged:
     intake.check_deployment(item, deployment)  # before the image is stored
-    image = await images.store(intake_.store, data, intake_.max_image_bytes, field)
+    await _check_models(intake_, deployment, item)
+    image = await images.store(intake_.store, data, intake_.max_image_bytes, intake_.max_image_pixels, field)
     intake.check_image_size(item, image.ref)
     return _build(deployment, item, image)
 
 
 async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
     if item.image_object_key is not None:
-        return _by_key(deployment, item, item.image_object_key)
+        return await _by_key(intake_, deployment, item, item.image_object_key)
     assert item.image_base64 is not None  # the model holds exactly one
     data = images.decode_base64(item.image_base64, intake_.max_image_bytes)
     return await _with_bytes(intake_, deployment, item, data, "image_base64")
 
 
-async def _multipart_item(intake_: Intake, deployment: Deployment, request: Request) -> PredictionLogged:
-    form = await request.form(max_files=1, max_fields=1)
+async def _multipart_item(
+    intake_: Intake, deployment: Deployment, request: Request, body: bytes
+) -> PredictionLogged:
+    form = await parse_multipart(request, body, "image", max_fields=1)
     image, data = form.get("image"), form.get("data")
     if not isinstance(image, UploadFile):
         raise ApiError(422, "image", "a multipart request needs an 'image' file part")
@@ -131,36 +142,48 @@ def _already_logged(deployment: Deployment, prediction_id: UUID) -> str:
 def _duplicate(deployment: Deployment, prediction_id: UUID) -> JSONResponse:
     """409 in the common error format, with the id of the prediction already logged for the image."""
     message = _already_logged(deployment, prediction_id)
-    return JSONResponse(
-        {
-            "prediction_id": str(prediction_id),
-            "detail": f"image: {message}",
-            "errors": [{"field": "image", "message": message}],
-        },
-        status_code=409,
+    body = AlreadyLogged(
+        prediction_id=prediction_id,
+        detail=f"image: {message}",
+        errors=[Problem(field="image", message=message)],
     )
+    return JSONResponse(body.model_dump(mode="json"), status_code=409)
+
+
+# The bodies the routes read themselves (bounded as they stream), as the OpenAPI document shows them.
+BODY_MODELS = (MonitorPrediction, MonitorBatch)
+_MULTIPART = {
+    "type": "object",
+    "required": ["image", "data"],
+    "properties": {
+        "image": BINARY,
+        "data": {"type": "string", "description": "The other fields (MonitorFields) as JSON."},
+    },
+}
 
 
 @router.post(
     "/v1/deployments/{deployment_id}/predictions",
     status_code=201,
     response_model=PredictionAccepted,
-    responses={409: {"description": "The image is already logged: the existing prediction_id."}},
+    responses={
+        **error_responses(409, model=AlreadyLogged),
+        **error_responses(413, 415),
+    },
+    openapi_extra=body_of({"application/json": MonitorPrediction, "multipart/form-data": _MULTIPART}),
 )
 async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     """Log one prediction made elsewhere: JSON (`image_base64` or `image_object_key`), or multipart with
     an `image` file part and a `data` JSON part holding the other fields."""
     started = time.perf_counter()
     intake_, key = await _authorized(request)
-    _check_length(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
+    body = await read_body(request, intake_.max_image_bytes * 4 // 3 + _BODY_OVERHEAD)
     deployment = await _deployment(intake_, key, deployment_id)
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            event = await _multipart_item(intake_, deployment, request)
+            event = await _multipart_item(intake_, deployment, request, body)
         else:
-            event = await _json_item(
-                intake_, deployment, MonitorPrediction.model_validate_json(await request.body())
-            )
+            event = await _json_item(intake_, deployment, MonitorPrediction.model_validate_json(body))
         result = await intake_.queue.record((key.project_id, event))
     except (intake.Refused, ValidationError):
         PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
@@ -173,13 +196,18 @@ async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
     return JSONResponse({"prediction_id": str(result.prediction_id)}, status_code=201)
 
 
-@router.post("/v1/deployments/{deployment_id}/predictions:batch", response_model=BatchResults)
+@router.post(
+    "/v1/deployments/{deployment_id}/predictions:batch",
+    response_model=BatchResults,
+    responses=error_responses(409, 413),
+    openapi_extra=body_of({"application/json": MonitorBatch}),
+)
 async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
     """Log many predictions; each item is answered on its own, as the single route would have."""
     started = time.perf_counter()
     intake_, key = await _authorized(request)
-    _check_length(request, _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD)
-    batch = MonitorBatch.model_validate_json(await request.body())
+    body_limit = _BATCH_BODY_LIMIT_IMAGES * (intake_.max_image_bytes * 4 // 3) + _BODY_OVERHEAD
+    batch = MonitorBatch.model_validate_json(await read_body(request, body_limit))
     deployment = await _deployment(intake_, key, deployment_id)
     results: list[BatchItemResult | None] = [None] * len(batch.items)
     events: list[PredictionLogged | None] = [None] * len(batch.items)
@@ -197,7 +225,7 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
             if item.image_object_key is None:
                 with_bytes.append((index, item))  # decoded and stored below, some at once
             else:
-                events[index] = _by_key(deployment, item, item.image_object_key)
+                events[index] = await _by_key(intake_, deployment, item, item.image_object_key)
         except (ValidationError, intake.Refused) as exc:
             refuse(index, exc)
     limit = asyncio.Semaphore(_IMAGE_PREPARATION)

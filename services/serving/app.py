@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -15,16 +15,29 @@ from uuid import UUID
 import httpx
 import orjson
 from fastapi import Depends, FastAPI, Query, Request, Response
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
-from schemas.events import DeploymentKind, Tag
+from schemas.api.serving import ServedPrediction
+from schemas.events import MAX_TAGS, DeploymentKind, Tag
+from schemas.inference import InferRefused, InferRequest, parse_infer_request
+from schemas.object_keys import IMAGE_CONTENT_TYPES
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.db.pool import open_pool
 from services.common.domain.images import DecodedImage, ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.projects import ApiKey
-from services.common.http import ApiError, create_app
+from services.common.http import (
+    BINARY,
+    ApiError,
+    body_of,
+    create_app,
+    error_response,
+    error_responses,
+    parse_multipart,
+    problems_of,
+    read_body,
+)
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
@@ -42,6 +55,7 @@ from .triton import ModelNotLoaded, Triton, TritonError, TritonUnavailable
 logger = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around a multipart image
+INLINE_PARSE_BYTES = 64 * 1024  # a larger v2 request is checked in a thread: parsing it takes milliseconds
 
 
 @dataclass
@@ -55,41 +69,21 @@ class Gateway:
     follower: DeploymentFollower
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "image", f"the body is {declared} bytes; at most {limit} are accepted")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "image", f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _image_bytes(request: Request, max_bytes: int) -> bytes:
     """The image: the raw body, or the multipart part named `image`."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await _read_limited(request, max_bytes)
-    body = await _read_limited(request, max_bytes + MULTIPART_OVERHEAD)
-
-    async def _stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, _stream(), max_files=1, max_fields=8).parse()
-    except MultiPartException as exc:
-        raise ApiError(422, "image", f"unreadable multipart body: {exc.message}") from None
+        return await read_body(request, max_bytes, "image")
+    body = await read_body(request, max_bytes + MULTIPART_OVERHEAD, "image")
+    form = await parse_multipart(request, body, "image", max_fields=8)
     part = form.get("image")
     if not isinstance(part, UploadFile):
         raise ApiError(422, "image", "a multipart body needs a file part named `image`")
     return await part.read()
 
 
-def _decode(data: bytes, max_bytes: int) -> DecodedImage:
+def _decode(data: bytes, settings: ServingSettings) -> DecodedImage:
     try:
-        return decode_image(data, max_bytes)
+        return decode_image(data, settings.max_image_bytes, settings.max_image_pixels)
     except ImageTooLarge as exc:
         raise ApiError(413, "image", str(exc)) from None
     except InvalidImage as exc:
@@ -126,6 +120,23 @@ def _inference_problem(exc: Exception, deployment: str) -> ApiError:
         return ApiError(503, "", f"the champion is not loaded on Triton (reloading): {exc}")
     metrics.ERRORS.labels(deployment, "inference_failed").inc()
     return ApiError(502, "", f"the champion failed: {exc}")
+
+
+async def _checked_infer_request(body: bytes, header_length: str | None) -> None:
+    """Raise what is wrong with the KServe v2 request; a large one is parsed off the event loop."""
+    if len(body) <= INLINE_PARSE_BYTES:
+        parse_infer_request(body, header_length)
+    else:
+        await asyncio.to_thread(parse_infer_request, body, header_length)
+
+
+def _refused_infer(exc: ValueError) -> Response:
+    """400 in the common format, with KServe's `error` beside it, which tritonclient shows its caller."""
+    if isinstance(exc, ValidationError):
+        problems = problems_of(exc.errors(include_url=False), ("body",))
+    else:
+        problems = [{"field": "body", "message": str(exc)}]
+    return error_response(400, problems, error="; ".join(f"{p['field']}: {p['message']}" for p in problems))
 
 
 def build_app(settings: ServingSettings) -> FastAPI:
@@ -185,7 +196,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
             return "not following the deployments topic (re-reading the routing)"
         return None
 
-    app = create_app("cvloop serving", ready, lifespan=lifespan)
+    app = create_app("cvloop serving", ready, lifespan=lifespan, body_models=[InferRequest])
 
     # Each route's key check; a live key is trusted for a while (a predict must not cost a database write).
     writer = RequireScope(Scope.WRITE, remember_s=settings.serving_auth_cache_s)
@@ -196,12 +207,27 @@ def build_app(settings: ServingSettings) -> FastAPI:
             raise ApiError(503, "", "serving is starting or stopping")
         return gateway
 
-    @app.post("/v1/deployments/{deployment_id}/predict")
+    @app.post(
+        "/v1/deployments/{deployment_id}/predict",
+        responses={200: {"model": ServedPrediction}, **error_responses(409, 413, 415, 502, 503)},
+        openapi_extra=body_of(
+            {
+                **dict.fromkeys(IMAGE_CONTENT_TYPES, BINARY),
+                "application/octet-stream": BINARY,
+                "multipart/form-data": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": BINARY},
+                },
+            },
+            "The image file (JPEG, PNG or WebP, told by its bytes), or a multipart `image` part.",
+        ),
+    )
     async def predict(
         deployment_id: UUID,
         request: Request,
         key: ApiKey = Depends(writer),  # noqa: B008 (FastAPI's idiom; the checker is built with settings)
-        tags: Annotated[list[Tag], Query(max_length=64)] = [],  # noqa: B006 (FastAPI copies defaults)
+        tags: Annotated[list[Tag], Query(max_length=MAX_TAGS)] = [],  # noqa: B006 (FastAPI copies defaults)
     ) -> Response:
         """The champion's prediction for the image (raw body or multipart `image`)."""
         gw = _gateway()
@@ -211,7 +237,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         with metrics.REQUEST_SECONDS.labels(deployment).time():
             try:
                 data = await _image_bytes(request, gw.settings.max_image_bytes)
-                image = _decode(data, gw.settings.max_image_bytes)
+                image = _decode(data, gw.settings)
             except ApiError as problem:
                 metrics.ERRORS.labels(deployment, "bad_image").inc()
                 raise problem
@@ -236,7 +262,28 @@ def build_app(settings: ServingSettings) -> FastAPI:
         gw = _gateway()
         return gw, _routed(gw, deployment_id, key.project_id)
 
-    @app.post("/v2/models/{deployment_id}/infer")
+    @app.post(
+        "/v2/models/{deployment_id}/infer",
+        responses={
+            200: {"description": "Triton's answer, as Triton sent it (KServe v2 JSON or binary)."},
+            **error_responses(409, 413, 502, 503),
+            400: {
+                "model": InferRefused,
+                "description": "Not a KServe v2 request serving accepts (the common error body and "
+                "`error`), or one Triton refused (its own body: `error` only).",
+            },
+        },
+        openapi_extra=body_of(
+            {
+                "application/json": InferRequest,
+                "application/octet-stream": {
+                    **BINARY,
+                    "description": "The binary tensor extension: the JSON header (its length in "
+                    "Inference-Header-Content-Length), then each binary tensor's bytes.",
+                },
+            }
+        ),
+    )
     @app.post("/v2/models/{deployment_id}/versions/{version}/infer", include_in_schema=False)
     async def v2_infer(
         deployment_id: UUID,
@@ -247,7 +294,12 @@ def build_app(settings: ServingSettings) -> FastAPI:
         gw = _gateway()
         project = key.project_id
         _routed(gw, deployment_id, project)  # refuse before reading the body
-        body = await _read_limited(request, gw.settings.max_image_bytes)
+        body = await read_body(request, gw.settings.max_image_bytes)
+        try:
+            await _checked_infer_request(body, request.headers.get("inference-header-content-length"))
+        except ValueError as exc:  # pydantic's ValidationError included
+            metrics.ERRORS.labels(str(deployment_id), "bad_request").inc()
+            return _refused_infer(exc)
         route = _routed(gw, deployment_id, project)  # leased by infer before it awaits anything
         try:
             answer = await gw.passthrough.infer(route, body, dict(request.headers))
@@ -259,7 +311,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         metrics.REQUESTS.labels(str(deployment_id), "v2_infer", str(answer.status_code)).inc()
         return answer
 
-    @app.get("/v2/models/{deployment_id}")
+    @app.get("/v2/models/{deployment_id}", responses=error_responses(409, 503))
     async def v2_metadata(
         deployment_id: UUID,
         key: ApiKey = Depends(reader),  # noqa: B008
@@ -268,7 +320,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
         assert route.champion is not None
         return await gw.passthrough.metadata(route.champion)
 
-    @app.get("/v2/models/{deployment_id}/ready")
+    @app.get("/v2/models/{deployment_id}/ready", responses=error_responses(409, 503))
     async def v2_ready(
         deployment_id: UUID,
         key: ApiKey = Depends(reader),  # noqa: B008

@@ -4,7 +4,6 @@ a client retrying)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 from schemas.events import ImageRef
@@ -22,8 +21,8 @@ class ImageStore:
         self.remembered = remembered
         self._stored: OrderedDict[str, None] = OrderedDict()  # sha256, least recently used first
 
-    async def store(self, data: bytes, image: DecodedImage) -> ImageRef:
-        digest = hashlib.sha256(data).hexdigest()
+    async def store(self, data: bytes, digest: str, image: DecodedImage) -> ImageRef:
+        """The image's reference; `digest` is the sha256 of `data` (the caller has it already)."""
         if digest in self._stored:
             self._stored.move_to_end(digest)
             return ImageRef(

@@ -1,15 +1,19 @@
 """One prediction: the champion and the shadow called concurrently on the same image, the champion's
 answer returned as soon as it is there, and the `predictions` event published in the background once
-the shadow has answered, failed or run out of its budget."""
+the shadow has answered, failed or run out of its budget.
+
+A deployment keeps one predicted asset per image (its first prediction), so the prediction id is derived
+from the deployment and the image's sha256: an image served again answers the id of the prediction that
+exists (stored once its first event is persisted), never an id that would stay unknown."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from schemas.envelope import utcnow
 from schemas.events import PredictionLogged, PredictionSource, RoleResult
@@ -36,6 +40,12 @@ logger = logging.getLogger(__name__)
 # Features of a larger image are computed in a thread (numpy lets go of the GIL; ~80 ms at 1920x1080)
 # so the event loop keeps answering; a smaller one costs less inline than the hand-over to a thread.
 INLINE_FEATURES_PIXELS = 128 * 128
+_PREDICTION_NAMESPACE = UUID("5b0e7d0c-3f7e-4c55-9a51-0d7c2c1f9e63")
+
+
+def served_prediction_id(deployment_id: UUID, image_sha256: str) -> UUID:
+    """The id of the deployment's prediction for the image: the same every time the image is served."""
+    return uuid5(_PREDICTION_NAMESPACE, f"{deployment_id}:{image_sha256}")
 
 
 @dataclass(frozen=True)
@@ -157,10 +167,11 @@ class Predictor:
                 shadow.cancel()
             self.router.release(route)
             raise
-        answer = Answer(uuid.uuid4(), champion)
+        digest = hashlib.sha256(data).hexdigest()
+        answer = Answer(served_prediction_id(route.state.deployment_id, digest), champion)
         # The lease passes to the finishing task: the models stay loaded until the shadow is done.
         task = asyncio.get_running_loop().create_task(
-            self._finish(route, answer, shadow, started, data, image, tags)
+            self._finish(route, answer, shadow, started, data, digest, image, tags)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -173,6 +184,7 @@ class Predictor:
         shadow: asyncio.Task[ModelAnswer] | str | None,
         started: float,
         data: bytes,
+        digest: str,
         image: DecodedImage,
         tags: list[str],
     ) -> None:
@@ -192,7 +204,7 @@ class Predictor:
                 deployment_id=route.state.deployment_id,
                 prediction_id=answer.prediction_id,
                 detection_type=route.state.detection_type,
-                image=await self.images.store(data, image),
+                image=await self.images.store(data, digest, image),
                 champion=answer.champion.result(),
                 shadow=shadow_answer.result() if shadow_answer else None,
                 shadow_error=shadow_error,

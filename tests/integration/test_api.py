@@ -12,6 +12,7 @@ import pytest
 
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
+from schemas.api.common import ErrorBody
 from schemas.events import (
     AssetSubmitted,
     DeploymentUpdated,
@@ -210,6 +211,63 @@ async def test_bad_input_names_the_field(api: Api) -> None:
     await api("POST", "/v1/models", 201, json={"name": "twice"})
     answer = await api.raw("POST", "/v1/models", json={"name": "twice"})
     assert answer.status_code == 409 and answer.json()["errors"][0]["field"] == "body.name"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        pytest.param("GET", "/v1/models", {"params": {"name": "a\x00b"}}, "query.name", id="nul-in-a-query"),
+        pytest.param(
+            "GET", "/v1/deployments", {"params": {"offset": 2**63}}, "query.offset", id="offset-past-int64"
+        ),
+        pytest.param(
+            "GET",
+            "/v1/deployments/{deployment}/predictions",
+            {"params": {"tags": ["a\x00"]}},
+            "query.tags[0]",
+            id="nul-tag",
+        ),
+        pytest.param(
+            "POST", "/v1/models", {"json": {"name": "nul\x00name"}}, "body.name", id="nul-in-a-name"
+        ),
+        pytest.param(
+            "POST",
+            "/v1/models",
+            {"json": {"name": "m", "description": "\x1b[2J"}},
+            "body.description",
+            id="escape-code",
+        ),
+        pytest.param(
+            "PUT",
+            "/v1/deployments/{deployment}/continuous-training",
+            {"json": {"threshold": 2**31, "active": True}},
+            "body.threshold",
+            id="threshold-past-int32",
+        ),
+        pytest.param(
+            "PUT",
+            "/v1/deployments/{deployment}/threshold",
+            {"content": b'{"confidence_threshold": NaN}', "headers": {"Content-Type": "application/json"}},
+            "body.confidence_threshold",
+            id="nan-threshold",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/experiments",
+            {"json": {"name": "e", "parameters": {"n": 2**64}}},
+            "body.parameters",
+            id="int-past-64-bits-in-parameters",
+        ),
+    ],
+)
+async def test_what_postgres_would_refuse_is_a_422_naming_the_field(
+    api: Api, method: str, path: str, kwargs: dict[str, Any], field: str
+) -> None:
+    """Each of these answered 500 when Postgres or orjson refused it; now the schema does, first."""
+    dep = await deployment(api, await model_version(api))
+    answer = await api.raw(method, path.format(deployment=dep["id"]), **kwargs)
+    assert answer.status_code == 422, answer.text
+    assert ErrorBody.model_validate(answer.json()).errors[0].field == field, answer.text
 
 
 # --- registry ------------------------------------------------------------------------------------

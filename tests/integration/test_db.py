@@ -37,7 +37,7 @@ from services.common.db.pool import create_pool, open_pool
 from services.common.db.repositories import deployments, jobs, predicted_assets, projects, registry
 from services.common.db.repositories.base import Conflict, NotFound
 from services.common.domain.deployments import ContinuousTraining
-from services.common.domain.predictions import PredictionFilter
+from services.common.domain.predictions import PredictionFilter, Submission
 from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.domain.review_state import IllegalTransition
 
@@ -481,38 +481,31 @@ async def test_review_then_submit(pool: asyncpg.Pool) -> None:
     pid = world.project_id
     prediction_id = await _logged(pool, world, "img")
 
-    with pytest.raises(IllegalTransition, match="TO_REVIEW -> SUBMITTED"):
-        await predicted_assets.submit_reviewed(
-            pool, pid, prediction_id, world.feedback_version_id, submitted_by="a"
-        )
+    with pytest.raises(IllegalTransition, match="TO_REVIEW -> SUBMITTED") as refused:
+        await _submit(pool, world, [prediction_id], world.feedback_version_id)
+    assert refused.value.prediction_id == prediction_id
     reviewed = await predicted_assets.review(pool, pid, prediction_id, _box("dog"), reviewed_by="ann")
     assert reviewed.status is ReviewStatus.REVIEWED and reviewed.review["classes"] == ["dog"]  # type: ignore[index]
     corrected = await predicted_assets.review(pool, pid, prediction_id, _box("cat"), reviewed_by="bob")
     assert corrected.review["classes"] == ["cat"] and corrected.reviewed_by == "bob"  # type: ignore[index]
 
     with pytest.raises(NotFound, match="feedback loop"):  # a version outside the deployment's loop
-        await predicted_assets.submit_reviewed(
-            pool, pid, prediction_id, world.dataset_version_id, submitted_by="a"
-        )
-    submission = await predicted_assets.submit_reviewed(
-        pool, pid, prediction_id, world.feedback_version_id, submitted_by="ann"
-    )
-    assert submission.newly_submitted
-    assert submission.predicted_asset.status is ReviewStatus.SUBMITTED
+        await _submit(pool, world, [prediction_id], world.dataset_version_id)
+    [submission] = await _submit(pool, world, [prediction_id], world.feedback_version_id)
+    assert submission.newly_submitted and submission.prediction_id == prediction_id
+    stored = await predicted_assets.get_prediction(pool, pid, prediction_id)
+    assert stored is not None and stored.status is ReviewStatus.SUBMITTED
+    assert stored.submitted_asset_id == submission.asset_id
     assets = await registry.list_assets(pool, pid, world.feedback_version_id)
-    assert [a.id for a in assets] == [submission.predicted_asset.submitted_asset_id]
-    assert assets[0].sha256 == submission.predicted_asset.image_sha256
-    [annotation] = await registry.list_annotations(pool, pid, submission.predicted_asset.submitted_asset_id)
+    assert [a.id for a in assets] == [submission.asset_id]
+    assert assets[0].sha256 == stored.image_sha256
+    [annotation] = await registry.list_annotations(pool, pid, submission.asset_id)
     assert annotation.shapes == corrected.review and annotation.prediction_id == prediction_id
+    assert annotation.created_by == "ann"
 
-    again = await predicted_assets.submit_reviewed(
-        pool, pid, prediction_id, world.feedback_version_id, submitted_by="a"
-    )
-    assert (again.newly_submitted, again.predicted_asset.submitted_asset_id) == (
-        False,
-        submission.predicted_asset.submitted_asset_id,
-    )
-    assert len(await registry.list_annotations(pool, pid, submission.predicted_asset.submitted_asset_id)) == 1
+    [again] = await _submit(pool, world, [prediction_id], world.feedback_version_id)
+    assert (again.newly_submitted, again.asset_id) == (False, submission.asset_id)
+    assert len(await registry.list_annotations(pool, pid, submission.asset_id)) == 1
     with pytest.raises(IllegalTransition, match="SUBMITTED -> REVIEWED"):
         await predicted_assets.review(pool, pid, prediction_id, _box(), reviewed_by="ann")
     assert await predicted_assets.set_outlier_score(pool, pid, prediction_id, 0.7)  # scores may arrive late
@@ -527,10 +520,47 @@ async def _in_state(pool: asyncpg.Pool, world: World, status: ReviewStatus) -> U
     if status is not ReviewStatus.TO_REVIEW:
         await predicted_assets.review(pool, world.project_id, prediction_id, _box(), reviewed_by="ann")
     if status is ReviewStatus.SUBMITTED:
-        await predicted_assets.submit_reviewed(
-            pool, world.project_id, prediction_id, world.feedback_version_id, submitted_by="ann"
-        )
+        await _submit(pool, world, [prediction_id], world.feedback_version_id)
     return prediction_id
+
+
+async def _submit(
+    pool: asyncpg.Pool, world: World, prediction_ids: list[UUID], dataset_version_id: UUID
+) -> list[Submission]:
+    return await predicted_assets.submit_reviewed(
+        pool, world.project_id, world.deployment_id, prediction_ids, dataset_version_id, submitted_by="ann"
+    )
+
+
+async def test_a_submission_of_many_is_all_or_nothing(pool: asyncpg.Pool) -> None:
+    """Many predictions in a fixed number of statements: the new ones submitted, the ones already there
+    answered again; one not REVIEWED, or not of the deployment, and nothing changes."""
+    world = await _world(pool, f"many-{uuid4().hex[:6]}")
+    reviewed = [await _in_state(pool, world, ReviewStatus.REVIEWED) for _ in range(5)]
+    submitted = await _in_state(pool, world, ReviewStatus.SUBMITTED)
+    pending = await _in_state(pool, world, ReviewStatus.TO_REVIEW)
+
+    for spoiler, error in ((pending, IllegalTransition), (uuid4(), predicted_assets.UnknownPrediction)):
+        with pytest.raises(error) as refused:
+            await _submit(pool, world, [*reviewed, spoiler], world.feedback_version_id)
+        assert refused.value.prediction_id == spoiler
+        # Only the asset of the prediction submitted before: nothing of the refused submission stayed.
+        assert len(await registry.list_assets(pool, world.project_id, world.feedback_version_id)) == 1
+        for prediction_id in reviewed:
+            found = await predicted_assets.get_prediction(pool, world.project_id, prediction_id)
+            assert found is not None and found.status is ReviewStatus.REVIEWED
+
+    answers = await _submit(pool, world, [submitted, *reviewed], world.feedback_version_id)
+    assert [a.prediction_id for a in answers] == [submitted, *reviewed]
+    assert [a.newly_submitted for a in answers] == [False] + [True] * 5
+    assets = await registry.list_assets(pool, world.project_id, world.feedback_version_id)
+    assert {a.id for a in assets} == {a.asset_id for a in answers}
+    for answer in answers:
+        found = await predicted_assets.get_prediction(pool, world.project_id, answer.prediction_id)
+        assert found is not None and found.status is ReviewStatus.SUBMITTED
+        assert found.submitted_asset_id == answer.asset_id
+        [annotation] = await registry.list_annotations(pool, world.project_id, answer.asset_id)
+        assert annotation.prediction_id == answer.prediction_id and annotation.shapes == found.review
 
 
 REVIEW = '{"type": "detection", "classes": [], "scores": [], "boxes": []}'

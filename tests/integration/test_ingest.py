@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from PIL import Image
 
 from cvloop.stack import stack
 from schemas import DeadLetter, PredictionLogged, RawPrediction, RoleResult, decode
+from schemas.api.common import ErrorBody
+from schemas.api.ingest import AlreadyLogged
 from schemas.events import DeploymentKind, DeploymentUpdated, PredictionSource
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
@@ -41,6 +44,7 @@ from services.ingest.intake import raw_ids
 from tests import samples
 
 WAIT_S = 60.0
+LABELS = [f"class-{i}" for i in range(3)]  # the champion's labelmap: what samples.detection answers
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,7 @@ class World:
     classification: UUID  # monitoring-only
     served: UUID
     other_project_deployment: UUID
+    other_project_version: UUID  # a model version of another project
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +84,12 @@ async def world(pool: asyncpg.Pool) -> World:
     _, key = await projects.create_api_key(pool, project.id, "writer", [Scope.WRITE])
     _, read_key = await projects.create_api_key(pool, project.id, "reader", [Scope.READ])
     model = await registry.create_model(pool, project.id, "detector")
+    labelmap = await registry.create_labelmap(pool, project.id, "labels", [*LABELS, "a"])
     version = await registry.create_model_version(
         pool,
         project.id,
         model.id,
-        NewModelVersion(version="1", detection_type=DetectionType.DETECTION),
+        NewModelVersion(version="1", detection_type=DetectionType.DETECTION, labelmap_id=labelmap.id),
     )
 
     async def deployment(project_id: UUID, kind: DeploymentKind, detection_type: DetectionType) -> UUID:
@@ -99,6 +105,10 @@ async def world(pool: asyncpg.Pool) -> World:
         return created.id
 
     other = await projects.create_project(pool, f"other-{uuid4().hex[:8]}")
+    other_model = await registry.create_model(pool, other.id, "detector")
+    other_version = await registry.create_model_version(
+        pool, other.id, other_model.id, NewModelVersion(version="1", detection_type=DetectionType.DETECTION)
+    )
     return World(
         project_id=project.id,
         key=key,
@@ -112,6 +122,7 @@ async def world(pool: asyncpg.Pool) -> World:
         other_project_deployment=await deployment(
             other.id, DeploymentKind.MONITORING_ONLY, DetectionType.DETECTION
         ),
+        other_project_version=other_version.id,
     )
 
 
@@ -242,8 +253,8 @@ async def test_same_image_answers_409_with_the_existing_id_even_when_concurrent(
     assert statuses == [201] + [409] * 7, [a.text for a in answers]
     (created,) = [a.json()["prediction_id"] for a in answers if a.status_code == 201]
     assert {a.json()["prediction_id"] for a in answers} == {created}
-    conflict = next(a for a in answers if a.status_code == 409).json()
-    assert conflict["errors"][0]["field"] == "image"
+    conflict = AlreadyLogged.model_validate(next(a for a in answers if a.status_code == 409).json())
+    assert conflict.errors[0].field == "image" and str(conflict.prediction_id) == created
     rows = await pool.fetchval(
         "SELECT count(*) FROM predicted_assets WHERE deployment_id = $1 AND prediction_id = $2",
         world.detection,
@@ -306,20 +317,129 @@ async def test_object_key_of_a_stored_image(
             id="not-an-image",
         ),
         pytest.param({"image_base64": "%%%"}, 422, "image_base64", id="not-base64"),
+        # What Postgres, orjson or the readers downstream would refuse, refused at the door.
+        pytest.param({"tags": ["a\x00b"]}, 422, "tags[0]", id="nul-in-a-tag"),
+        pytest.param({"source": "edge\x1b[31m"}, 422, "source", id="control-character"),
+        pytest.param({"metadata": {"count": 2**64}}, 422, "metadata", id="int-above-int64"),
+        pytest.param({"metadata": {"blob": "x" * 70_000}}, 422, "metadata", id="metadata-too-large"),
+        pytest.param({"tags": [f"t{i}" for i in range(65)]}, 422, "tags", id="too-many-tags"),
+        pytest.param({"width": 2**40}, 422, "width", id="width-above-int32"),
+        pytest.param(
+            {
+                "champion": {
+                    "prediction": samples.detection((0.9,)).model_dump(mode="json")
+                    | {"boxes": [[math.nan, 5, 8, 30]]},
+                    "latency_ms": 1,
+                }
+            },
+            422,
+            "champion.prediction.boxes[0][0]",
+            id="nan-box",
+        ),
+        pytest.param(
+            {
+                "champion": {
+                    "prediction": samples.detection((0.9,)).model_dump(mode="json"),
+                    "latency_ms": math.inf,
+                }
+            },
+            422,
+            "champion.latency_ms",
+            id="infinite-latency",
+        ),
+        pytest.param(
+            {
+                "champion": {
+                    "prediction": samples.detection((0.9,)).model_dump(mode="json") | {"classes": ["cat"]},
+                    "latency_ms": 1,
+                }
+            },
+            422,
+            "champion.prediction.classes[0]",
+            id="label-outside-the-labelmap",
+        ),
     ],
 )
 async def test_bad_input_names_the_field(
     client: httpx.AsyncClient, world: World, change: dict[str, Any], status: int, field: str
 ) -> None:
-    answer = await client.post(f"/v1/deployments/{world.detection}/predictions", json=body() | change)
+    answer = await client.post(
+        f"/v1/deployments/{world.detection}/predictions",
+        content=json.dumps(body() | change),  # NaN and Infinity too, as a careless producer writes them
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == status, answer.text
-    assert answer.json()["errors"][0]["field"] == field, answer.text
+    assert ErrorBody.model_validate(answer.json()).errors[0].field == field, answer.text  # as documented
 
 
 async def test_too_large_image_answers_413(client: httpx.AsyncClient, world: World) -> None:
     huge = base64.b64encode(bytes(11 * 1024 * 1024)).decode()
     answer = await client.post(f"/v1/deployments/{world.detection}/predictions", json=body(image_base64=huge))
     assert answer.status_code == 413, answer.text
+
+
+async def test_a_chunked_body_over_the_limit_answers_413(client: httpx.AsyncClient, world: World) -> None:
+    """A chunked body declares no length: its bytes are counted as they come."""
+
+    async def twenty_megabytes() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * (1024 * 1024)
+
+    answer = await client.post(
+        f"/v1/deployments/{world.detection}/predictions",
+        content=twenty_megabytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413, answer.text  # the limit is about 14.3 MB (10 MB of image as base64)
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+
+
+async def test_a_pixel_bomb_answers_413_without_being_decoded(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A PNG of a few bytes declaring 8000x8000 pixels: refused from its header (decoding its truncated
+    data would answer 415, and allocate 192 MB first)."""
+    bomb = samples.pixel_bomb(8000, 8000)
+    fields = body(width=8000, height=8000)
+    answer = await client.post(
+        f"/v1/deployments/{world.detection}/predictions",
+        json=fields | {"image_base64": base64.b64encode(bomb).decode()},
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["errors"][0]["field"] == "image_base64"
+    assert "8000x8000" in answer.text
+    del fields["image_base64"]
+    multipart = await client.post(
+        f"/v1/deployments/{world.detection}/predictions",
+        files={"image": ("bomb.png", bomb, "image/png")},
+        data={"data": json.dumps(fields)},
+    )
+    assert multipart.status_code == 413, multipart.text
+    assert multipart.json()["errors"][0]["field"] == "image"
+
+
+async def test_model_versions_outside_the_project_answer_404(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, world: World
+) -> None:
+    """A foreign or unknown model version would fail the INSERT's foreign key: refused before, naming it."""
+    for version in (world.other_project_version, uuid4()):
+        for role in ("champion", "shadow"):
+            fields = body()
+            fields[role] = fields[role] | {"model_version_id": str(version)}
+            answer = await client.post(f"/v1/deployments/{world.detection}/predictions", json=fields)
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["errors"][0]["field"] == f"{role}.model_version_id"
+    named = body()
+    named["champion"] = named["champion"] | {"model_version_id": str(world.champion_id)}
+    accepted = await client.post(f"/v1/deployments/{world.detection}/predictions", json=named)
+    assert accepted.status_code == 201, accepted.text
+    batch = await client.post(
+        f"/v1/deployments/{world.detection}/predictions:batch",
+        json={
+            "items": [body(), body() | {"champion": named["champion"] | {"model_version_id": str(uuid4())}}]
+        },
+    )
+    assert [r["status"] for r in batch.json()["results"]] == [201, 404], batch.text
 
 
 async def test_served_deployment_refuses_monitored_predictions(
@@ -427,6 +547,12 @@ async def test_valid_raw_message_reaches_predictions_and_postgres_once(
         pytest.param("unknown-deployment", "deployment_id", id="unknown-deployment"),
         pytest.param("served", "deployment_id", id="served-deployment"),
         pytest.param("same-image", "image", id="image-already-logged"),
+        pytest.param("nul-tag", "tags[0]", id="nul-in-a-tag"),
+        pytest.param("huge-int", "metadata", id="int-above-int64-in-metadata"),
+        pytest.param("nan-box", "champion.prediction.boxes[0][0]", id="nan-box"),
+        pytest.param("foreign-version", "champion.model_version_id", id="foreign-model-version"),
+        pytest.param("unknown-version", "champion.model_version_id", id="unknown-model-version"),
+        pytest.param("unknown-label", "champion.prediction.classes[0]", id="label-outside-the-labelmap"),
     ],
 )
 async def test_bad_raw_messages_are_dead_lettered_with_the_field(
@@ -450,6 +576,17 @@ async def test_bad_raw_messages_are_dead_lettered_with_the_field(
         payload["deployment_id"] = str(uuid4())
     elif value == "served":
         payload["deployment_id"] = str(world.served)
+    elif value == "nul-tag":
+        payload["tags"] = ["a\x00b"]
+    elif value == "huge-int":
+        payload["metadata"]["count"] = 2**64
+    elif value == "nan-box":
+        payload["champion"]["prediction"]["boxes"][0][0] = math.nan
+    elif value in ("foreign-version", "unknown-version"):
+        foreign = world.other_project_version if value == "foreign-version" else uuid4()
+        payload["champion"]["model_version_id"] = str(foreign)
+    elif value == "unknown-label":
+        payload["champion"]["prediction"]["classes"][0] = "cat"
     elif value == "same-image":
         image = png()
         first = await client.post(f"/v1/deployments/{world.detection}/predictions", json=body(image))

@@ -35,14 +35,18 @@ from cvloop.demo.digits import (
     train_linear_classifier,
     train_mlp_classifier,
 )
+from cvloop.stack import stack
 from cvloop.stack.process import wait_until
 from cvloop.stack.scratch import free_port_base
 from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
 from cvloop.stack.triton import TritonServer
+from schemas.api.common import ErrorBody
+from schemas.api.serving import ServedPrediction
 from schemas.codec import decode
 from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged
 from schemas.features import CLASSIFICATION_FEATURES, IMAGE_FEATURES
+from schemas.inference import InferRefused
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
@@ -55,6 +59,7 @@ from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
+from tests import samples
 
 WAIT_S = 60.0
 MAX_IMAGE_BYTES = 200_000
@@ -502,7 +507,7 @@ async def test_bad_input_gets_its_error_and_publishes_nothing(
     monitoring = await world.deploy("monitoring", world.linear, kind=DeploymentKind.MONITORING_ONLY)
     unservable = await world.deploy("unservable", world.no_io)
     await _until_served(client, deployment)
-    sent_before = len(await _events_of(world.settings, deployment, (await _predict_ok(client, deployment))))
+    sent_before = len(await _events_of(world.settings, deployment, await _predict_ok(client, deployment, 2)))
 
     async def refused(path: UUID, status: int, field: str, **kwargs: Any) -> str:
         response = await client.post(f"/v1/deployments/{path}/predict", **kwargs)
@@ -527,7 +532,7 @@ async def test_bad_input_gets_its_error_and_publishes_nothing(
         deployment, 404, "deployment_id", content=digit_png(1), headers=world.headers(world.other_project_key)
     )
 
-    events = await _events_of(world.settings, deployment, await _predict_ok(client, deployment))
+    events = await _events_of(world.settings, deployment, await _predict_ok(client, deployment, 3))
     assert len(events) == sent_before + 1  # only the two good requests were published
     metrics = (await client.get("/metrics")).text
     assert (
@@ -535,10 +540,150 @@ async def test_bad_input_gets_its_error_and_publishes_nothing(
     )
 
 
-async def _predict_ok(client: httpx.AsyncClient, deployment: UUID) -> UUID:
-    response = await client.post(f"/v1/deployments/{deployment}/predict", content=digit_png(2))
+async def _predict_ok(client: httpx.AsyncClient, deployment: UUID, digit: int) -> UUID:
+    response = await client.post(f"/v1/deployments/{deployment}/predict", content=digit_png(digit))
     assert response.status_code == 200, response.text
     return UUID(response.json()["prediction_id"])
+
+
+async def test_limits_at_the_door_answer_4xx_naming_the_field(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """What ingest's INSERT would refuse (a NUL in a tag) and what would stall every request (a pixel
+    bomb decoded full size) are refused before any work."""
+    deployment = await world.deploy("limits", world.linear)
+    await _until_served(client, deployment)
+    path = f"/v1/deployments/{deployment}/predict"
+    for tags, field in (
+        (["a\x00b"], "query.tags[0]"),
+        (["x" * 129], "query.tags[0]"),
+        (["t"] * 65, "query.tags"),
+    ):
+        answer = await client.post(path, params={"tags": tags}, content=digit_png(4))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == field, answer.text
+    bomb = await client.post(path, content=samples.pixel_bomb(8000, 8000))
+    assert bomb.status_code == 413, bomb.text  # decoding its truncated data would answer 415
+    assert bomb.json()["errors"][0]["field"] == "image"
+    assert "8000x8000" in bomb.json()["detail"]
+
+
+async def test_an_image_served_again_answers_the_prediction_that_exists(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """A deployment keeps one predicted asset per image: the id served the second time is the first's,
+    and it resolves once ingest persisted the event."""
+    deployment = await world.deploy("repeated", world.linear)
+    await _until_served(client, deployment)
+    png = digit_png(41)
+    ids = {await _predict_ok_with(client, deployment, png) for _ in range(3)}
+    assert len(ids) == 1
+    for health in stack.up(world.settings, ["ingest"]):
+        assert health.ok, health
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                if await world.db.fetchval("SELECT 1 FROM predicted_assets WHERE prediction_id = $1", *ids):
+                    break
+                await asyncio.sleep(0.2)
+        rows = await world.db.fetch(
+            "SELECT prediction_id FROM predicted_assets WHERE deployment_id = $1 AND image_sha256 = $2",
+            deployment,
+            hashlib.sha256(png).hexdigest(),
+        )
+        assert [row["prediction_id"] for row in rows] == list(ids)
+    finally:
+        for _ in stack.down(world.settings, ["ingest"]):
+            pass
+
+
+async def _predict_ok_with(client: httpx.AsyncClient, deployment: UUID, png: bytes) -> UUID:
+    response = await client.post(f"/v1/deployments/{deployment}/predict", content=png)
+    assert response.status_code == 200, response.text
+    return ServedPrediction.model_validate(response.json()).prediction_id  # the documented answer
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "field", "problem"),
+    [
+        pytest.param(b"", {}, "body", "empty", id="empty-body"),
+        pytest.param(b"{}", {}, "body.inputs", "required", id="no-inputs"),
+        pytest.param(b'{"inputs": [', {}, "body", "Invalid JSON", id="malformed-json"),
+        pytest.param(
+            json.dumps(
+                {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5]}]}
+            ),
+            {},
+            "body.inputs[0]",
+            "holds 1 elements",
+            id="data-does-not-fit-the-shape",
+        ),
+        pytest.param(
+            json.dumps(
+                {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP33", "data": [0]}]}
+            ),
+            {},
+            "body.inputs[0].datatype",
+            "FP32",
+            id="unknown-datatype",
+        ),
+        pytest.param(
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "image",
+                            "shape": [1, 1, 8, 8],
+                            "datatype": "FP32",
+                            "parameters": {"binary_data_size": 256},
+                        }
+                    ]
+                }
+            ),
+            {"Inference-Header-Content-Length": "10000"},
+            "body",
+            "Inference-Header-Content-Length",
+            id="binary-header-longer-than-the-body",
+        ),
+        pytest.param(
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "image",
+                            "shape": [1, 1, 8, 8],
+                            "datatype": "FP32",
+                            "parameters": {"binary_data_size": 256},
+                        }
+                    ]
+                }
+            ),
+            {},
+            "body",
+            "binary tensors declare 256 bytes",
+            id="binary-data-missing",
+        ),
+    ],
+)
+async def test_v2_infer_answers_400_for_a_malformed_request(
+    world: World,
+    client: httpx.AsyncClient,
+    body: bytes | str,
+    headers: dict[str, str],
+    field: str,
+    problem: str,
+) -> None:
+    deployment = world.deployment_ids["champion-and-shadow"]
+    answer = await client.post(
+        f"/v2/models/{deployment}/infer",
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    assert answer.status_code == 400, answer.text
+    refused = InferRefused.model_validate(answer.json())  # as documented: tritonclient reads `error`
+    common = ErrorBody.model_validate({"detail": refused.detail, "errors": refused.errors})
+    assert common.errors[0].field == field, answer.text
+    assert problem in common.detail and refused.error == common.detail, answer.text
 
 
 async def test_demo_seeding_is_idempotent_and_served(world: World) -> None:

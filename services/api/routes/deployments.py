@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Query
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.deployments import (
     ComparisonOut,
@@ -29,7 +30,7 @@ from services.common.http import ApiError
 
 from ..comparison import compare
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import Change, change
 from ..servable import check_served
 
@@ -122,7 +123,7 @@ def published(current: Change, deployment: Deployment, what: DeploymentChange) -
     return deployment
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, responses=WRITE_ERRORS)
 async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> DeploymentOut:
     version = await registry.get_model_version(ctx.pool, key.project_id, body.model_version_id)
     if version is None:
@@ -149,7 +150,7 @@ async def create_deployment(ctx: Ctx, key: WriteKey, body: DeploymentCreate) -> 
 
 @router.get("/deployments")
 async def list_deployments(
-    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+    ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None
 ) -> PageOf[DeploymentOut]:
     found = [
         d
@@ -165,7 +166,7 @@ async def get_deployment(ctx: Ctx, key: ReadKey, deployment_id: UUID) -> Deploym
     return await deployment_out(ctx.pool, await existing(ctx.pool, key.project_id, deployment_id))
 
 
-@router.delete("/deployments/{deployment_id}", status_code=204)
+@router.delete("/deployments/{deployment_id}", status_code=204, responses=WRITE_ERRORS)
 async def delete_deployment(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> None:
     """With its predictions, drift reports and references; serving stops routing it (DELETED). 409
     while a job on it is active."""
@@ -177,7 +178,7 @@ async def delete_deployment(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Non
         published(current, deployment, DeploymentChange.DELETED)
 
 
-@router.put("/deployments/{deployment_id}/champion")
+@router.put("/deployments/{deployment_id}/champion", responses=WRITE_ERRORS)
 async def set_champion(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice
 ) -> DeploymentOut:
@@ -197,7 +198,7 @@ async def set_champion(
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.put("/deployments/{deployment_id}/shadow")
+@router.put("/deployments/{deployment_id}/shadow", responses=WRITE_ERRORS)
 async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVersionChoice) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
@@ -213,7 +214,7 @@ async def set_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ModelVe
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.delete("/deployments/{deployment_id}/shadow")
+@router.delete("/deployments/{deployment_id}/shadow", responses=WRITE_ERRORS)
 async def remove_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.set_shadow(current.conn, key.project_id, deployment_id, None)
@@ -221,7 +222,7 @@ async def remove_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Deploym
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.post("/deployments/{deployment_id}/shadow/promote")
+@router.post("/deployments/{deployment_id}/shadow/promote", responses=WRITE_ERRORS)
 async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> DeploymentOut:
     async with change(ctx) as current:
         deployment = await deployments.promote_shadow(current.conn, key.project_id, deployment_id)
@@ -229,7 +230,7 @@ async def promote_shadow(ctx: Ctx, key: WriteKey, deployment_id: UUID) -> Deploy
     return await deployment_out(ctx.pool, deployment)
 
 
-@router.put("/deployments/{deployment_id}/threshold")
+@router.put("/deployments/{deployment_id}/threshold", responses=WRITE_ERRORS)
 async def set_threshold(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ThresholdUpdate) -> DeploymentOut:
     refuse_classification_threshold(
         (await existing(ctx.pool, key.project_id, deployment_id)).detection_type, body.confidence_threshold

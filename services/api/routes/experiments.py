@@ -7,6 +7,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.experiments import (
     ArtifactCreate,
@@ -22,14 +23,14 @@ from services.common.domain.model_export import exported_version
 from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..objects import uploaded
 from ..servable import check_registered
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, responses=WRITE_ERRORS)
 async def create_experiment(ctx: Ctx, key: WriteKey, body: ExperimentCreate) -> ExperimentOut:
     if body.base_model_version_id and not await registry.get_model_version(
         ctx.pool, key.project_id, body.base_model_version_id
@@ -51,7 +52,7 @@ async def create_experiment(ctx: Ctx, key: WriteKey, body: ExperimentCreate) -> 
 
 @router.get("/experiments")
 async def list_experiments(
-    ctx: Ctx, key: ReadKey, page: Page, name: str | None = None
+    ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None
 ) -> PageOf[ExperimentOut]:
     found, total = await experiments.list_experiments(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
@@ -67,7 +68,7 @@ async def get_experiment(ctx: Ctx, key: ReadKey, experiment_id: UUID) -> Experim
     return ExperimentOut.model_validate(experiment)
 
 
-@router.post("/experiments/{experiment_id}/artifacts", status_code=201)
+@router.post("/experiments/{experiment_id}/artifacts", status_code=201, responses=WRITE_ERRORS)
 async def add_artifact(ctx: Ctx, key: WriteKey, experiment_id: UUID, body: ArtifactCreate) -> ArtifactOut:
     if await experiments.get_experiment(ctx.pool, key.project_id, experiment_id) is None:
         raise not_found("path.experiment_id", "experiment")
@@ -84,7 +85,7 @@ async def add_artifact(ctx: Ctx, key: WriteKey, experiment_id: UUID, body: Artif
     return ArtifactOut.model_validate(artifact)
 
 
-@router.post("/experiments/{experiment_id}/export", status_code=201)
+@router.post("/experiments/{experiment_id}/export", status_code=201, responses=WRITE_ERRORS)
 async def export_as_model(
     ctx: Ctx, key: WriteKey, experiment_id: UUID, body: ExportRequest
 ) -> ModelVersionOut:

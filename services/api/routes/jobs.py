@@ -19,6 +19,7 @@ from schemas.api.jobs import (
     ProcessingOut,
 )
 from schemas.events import JobKind
+from schemas.limits import INT64_MAX
 from schemas.topics import Topic
 from schemas.vocabulary import RunStatus, TargetType
 from services.common.db.repositories import deletions, jobs, processings, registry
@@ -28,7 +29,7 @@ from services.common.domain.jobs import Job, JobRun
 from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import change
 from ..rules import missing_parameters, unknown_parameters
 
@@ -82,7 +83,9 @@ async def get_logs(
     key: ReadKey,
     job_id: UUID,
     run_id: Annotated[UUID | None, Query(description="Default: the latest run.")] = None,
-    after: Annotated[int, Query(ge=-1, description="Lines after this number (a follower's last one).")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=INT64_MAX, description="Lines after this number (a follower's last one).")
+    ] = -1,
 ) -> LogsOut:
     _, runs = await _job(ctx, key.project_id, job_id)
     chosen = next((r for r in runs if r.id == run_id), None) if run_id else (runs[-1] if runs else None)
@@ -96,7 +99,7 @@ async def get_logs(
     )
 
 
-@router.post("/jobs/{job_id}/rerun", status_code=201)
+@router.post("/jobs/{job_id}/rerun", status_code=201, responses=WRITE_ERRORS)
 async def rerun(ctx: Ctx, key: WriteKey, job_id: UUID) -> JobRunOut:
     """A new run of a finished job, requested again on `jobs`; 409 while a run is pending or running."""
     async with change(ctx) as current:
@@ -107,7 +110,7 @@ async def rerun(ctx: Ctx, key: WriteKey, job_id: UUID) -> JobRunOut:
     return run_out(run)
 
 
-@router.post("/processings", status_code=201)
+@router.post("/processings", status_code=201, responses=WRITE_ERRORS)
 async def create_processing(ctx: Ctx, key: WriteKey, body: ProcessingCreate) -> ProcessingOut:
     try:
         processing = await processings.create_processing(
@@ -132,7 +135,7 @@ async def list_processings(ctx: Ctx, key: ReadKey, page: Page) -> PageOf[Process
     return PageOf[ProcessingOut](items=[ProcessingOut.model_validate(p) for p in found], total=total)
 
 
-@router.delete("/processings/{processing_id}", status_code=204)
+@router.delete("/processings/{processing_id}", status_code=204, responses=WRITE_ERRORS)
 async def delete_processing(ctx: Ctx, key: WriteKey, processing_id: UUID) -> None:
     """409 while jobs ran it: they keep pointing at it for their history."""
     async with transaction(ctx.pool) as conn:
@@ -142,7 +145,7 @@ async def delete_processing(ctx: Ctx, key: WriteKey, processing_id: UUID) -> Non
             raise not_found("path.processing_id", "processing") from None
 
 
-@router.post("/model-versions/{model_version_id}/processings", status_code=201)
+@router.post("/model-versions/{model_version_id}/processings", status_code=201, responses=WRITE_ERRORS)
 async def launch_processing(
     ctx: Ctx, key: WriteKey, model_version_id: UUID, body: ProcessingLaunch
 ) -> JobOut:

@@ -28,7 +28,7 @@ from services.common.domain.job_events import job_requested
 from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import change
 from ..rules import feedback_mismatch
 from .deployments import continuous_training_out, deployment_out, existing, labels_of, published
@@ -40,7 +40,7 @@ async def _training_data(db: Db, deployment: Deployment) -> TrainingDataOut:
     return (await deployment_out(db, deployment)).training_data
 
 
-@router.put("/training-data", status_code=202)
+@router.put("/training-data", status_code=202, responses=WRITE_ERRORS)
 async def set_training_data(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: TrainingDataRequest
 ) -> TrainingDataOut:
@@ -102,7 +102,7 @@ async def get_feedback_loop(
     return await _feedback_loop(ctx.pool, await existing(ctx.pool, key.project_id, deployment_id), page)
 
 
-@router.put("/feedback-loop/{dataset_version_id}")
+@router.put("/feedback-loop/{dataset_version_id}", responses=WRITE_ERRORS)
 async def attach_to_feedback_loop(
     ctx: Ctx, key: WriteKey, page: Page, deployment_id: UUID, dataset_version_id: UUID
 ) -> PageOf[DatasetVersionOut]:
@@ -134,7 +134,7 @@ async def attach_to_feedback_loop(
     return answer
 
 
-@router.delete("/feedback-loop/{dataset_version_id}", status_code=204)
+@router.delete("/feedback-loop/{dataset_version_id}", status_code=204, responses=WRITE_ERRORS)
 async def detach_from_feedback_loop(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, dataset_version_id: UUID
 ) -> Response:
@@ -146,7 +146,7 @@ async def detach_from_feedback_loop(
     return Response(status_code=204)
 
 
-@router.put("/continuous-training")
+@router.put("/continuous-training", responses=WRITE_ERRORS)
 async def set_continuous_training(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ContinuousTrainingRequest
 ) -> ContinuousTrainingOut:
@@ -181,7 +181,7 @@ async def set_continuous_training(
     return await continuous_training_out(ctx.pool, deployment)
 
 
-@router.patch("/continuous-training")
+@router.patch("/continuous-training", responses=WRITE_ERRORS)
 async def toggle_continuous_training(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ActiveToggle
 ) -> ContinuousTrainingOut:
@@ -199,7 +199,7 @@ async def toggle_continuous_training(
     return await continuous_training_out(ctx.pool, deployment)
 
 
-@router.put("/continuous-deployment")
+@router.put("/continuous-deployment", responses=WRITE_ERRORS)
 async def set_continuous_deployment(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ContinuousDeploymentRequest
 ) -> ContinuousDeploymentOut:
@@ -215,7 +215,7 @@ async def set_continuous_deployment(
     return ContinuousDeploymentOut(policy=deployment.cd_policy.value, active=deployment.cd_active)
 
 
-@router.patch("/continuous-deployment")
+@router.patch("/continuous-deployment", responses=WRITE_ERRORS)
 async def toggle_continuous_deployment(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, body: ActiveToggle
 ) -> ContinuousDeploymentOut:

@@ -20,7 +20,7 @@ from schemas.api.predictions import (
     SubmitReviewedRequest,
     Submitted,
 )
-from schemas.events import AssetSubmitted, PredictionReviewed
+from schemas.events import MAX_TAGS, AssetSubmitted, PredictionReviewed, Tag
 from schemas.topics import Topic
 from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.repositories import predicted_assets, registry
@@ -31,7 +31,7 @@ from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError
 
 from ..context import Context, Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 from ..outbox import Change, change
 from ..rules import annotation_problem
 from .deployments import champion_labels, existing
@@ -47,7 +47,9 @@ def grid_filter(
     until: Annotated[datetime | None, Query(description="Logged before (exclusive).")] = None,
     min_outlier_score: Score = None,
     max_outlier_score: Score = None,
-    tags: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
+    tags: Annotated[
+        list[Tag] | None, Query(max_length=MAX_TAGS, description="Repeatable; all must match.")
+    ] = None,
 ) -> PredictionFilter:
     """The review grid's filter, the same for listing, counting and submitting what it shows."""
     return PredictionFilter(
@@ -118,7 +120,7 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
     return PredictedAssetOut.model_validate(asset.model_dump() | {"image_url": url})
 
 
-@router.put("/predictions/{prediction_id}/review")
+@router.put("/predictions/{prediction_id}/review", responses=WRITE_ERRORS)
 async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewRequest) -> PredictedAssetOut:
     """TO_REVIEW -> REVIEWED (or a corrected review of a REVIEWED one); one `reviews` event. The review
     becomes ground truth in a feedback-loop dataset version: it must fit the deployment's detection type,
@@ -195,7 +197,7 @@ async def _submit_matching(
     return submitted
 
 
-@router.post("/deployments/{deployment_id}/predictions/submit")
+@router.post("/deployments/{deployment_id}/predictions/submit", responses=WRITE_ERRORS)
 async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitRequest) -> SubmitOut:
     """Add reviewed predictions to a feedback-loop dataset version, all of them or none: each becomes
     SUBMITTED together with its asset and annotation, in one transaction; one `feedback` event each.
@@ -210,30 +212,37 @@ async def submit(ctx: Ctx, key: WriteKey, deployment_id: UUID, body: SubmitReque
                     current, key, deployment_id, PredictionFilter(), body.dataset_version_id
                 )
             )
-        submitted, new = [], []
-        for index, prediction_id in enumerate(body.prediction_ids):
-            if prediction_id in body.prediction_ids[:index]:
-                continue
-            field = f"body.prediction_ids[{index}]"
-            asset = await predicted_assets.get_prediction(current.conn, project_id, prediction_id)
-            if asset is None or asset.deployment_id != deployment_id:
-                raise not_found(field, f"prediction {prediction_id} of this deployment")
-            try:
-                submission = await predicted_assets.submit_reviewed(
-                    current.conn, project_id, prediction_id, body.dataset_version_id, submitted_by=key.name
-                )
-            except IllegalTransition as exc:
-                raise ApiError(409, field, f"prediction {prediction_id}: {exc}") from None
-            result = submission.predicted_asset
-            assert result.submitted_asset_id is not None  # SUBMITTED rows name their asset
-            submitted.append(Submitted(prediction_id=prediction_id, asset_id=result.submitted_asset_id))
-            if submission.newly_submitted:
-                new.append(submitted[-1])
-        _announce(current, deployment_id, body.dataset_version_id, new)
+        try:
+            submissions = await predicted_assets.submit_reviewed(
+                current.conn,
+                project_id,
+                deployment_id,
+                list(dict.fromkeys(body.prediction_ids)),
+                body.dataset_version_id,
+                submitted_by=key.name,
+            )
+        except predicted_assets.UnknownPrediction as exc:
+            field = _field(body.prediction_ids, exc.prediction_id)
+            raise not_found(field, f"prediction {exc.prediction_id} of this deployment") from None
+        except IllegalTransition as exc:
+            assert exc.prediction_id is not None  # submit_reviewed names the prediction
+            raise ApiError(409, _field(body.prediction_ids, exc.prediction_id), str(exc)) from None
+        submitted = [Submitted(prediction_id=s.prediction_id, asset_id=s.asset_id) for s in submissions]
+        _announce(
+            current,
+            deployment_id,
+            body.dataset_version_id,
+            [done for done, s in zip(submitted, submissions, strict=True) if s.newly_submitted],
+        )
     return SubmitOut(submitted=submitted)
 
 
-@router.post("/deployments/{deployment_id}/predictions/submit-reviewed")
+def _field(prediction_ids: list[UUID], prediction_id: UUID) -> str:
+    """The request field that named the prediction (looked up once, for the error only)."""
+    return f"body.prediction_ids[{prediction_ids.index(prediction_id)}]"
+
+
+@router.post("/deployments/{deployment_id}/predictions/submit-reviewed", responses=WRITE_ERRORS)
 async def submit_reviewed(
     ctx: Ctx, key: WriteKey, deployment_id: UUID, where: GridFilter, body: SubmitReviewedRequest
 ) -> SubmitOut:

@@ -11,7 +11,7 @@ from schemas.api.projects import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Project
 from services.common.db.repositories import projects
 
 from ..context import AdminKey, Ctx, Page, ReadKey
-from ..errors import not_found
+from ..errors import WRITE_ERRORS, not_found
 
 router = APIRouter(prefix="/v1", tags=["projects"])
 
@@ -33,13 +33,13 @@ async def list_api_keys(ctx: Ctx, key: AdminKey, page: Page) -> PageOf[ApiKeyOut
     )
 
 
-@router.post("/api-keys", status_code=201)
+@router.post("/api-keys", status_code=201, responses=WRITE_ERRORS)
 async def create_api_key(ctx: Ctx, key: AdminKey, body: ApiKeyCreate) -> ApiKeyCreated:
     created, secret = await projects.create_api_key(ctx.pool, key.project_id, body.name, body.scopes)
     return ApiKeyCreated.model_validate(created.model_dump() | {"secret": secret})
 
 
-@router.delete("/api-keys/{key_id}", status_code=204)
+@router.delete("/api-keys/{key_id}", status_code=204, responses=WRITE_ERRORS)
 async def revoke_api_key(ctx: Ctx, key: AdminKey, key_id: UUID) -> Response:
     if not await projects.revoke_api_key(ctx.pool, key.project_id, key_id):
         raise not_found("path.key_id", "API key")

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, Query, UploadFile
 
+from schemas.api.common import Name
 from schemas.api.common import Page as PageOf
 from schemas.api.registry import (
     AnnotationOut,
@@ -37,7 +38,7 @@ from services.common.http import ApiError
 from services.common.storage.images import store_image
 
 from ..context import Context, Ctx, Page, ReadKey, WriteKey
-from ..errors import not_found
+from ..errors import UPLOAD_ERRORS, WRITE_ERRORS, not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
 from ..servable import check_registered
@@ -45,7 +46,7 @@ from ..servable import check_registered
 router = APIRouter(prefix="/v1", tags=["registry"])
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, responses=UPLOAD_ERRORS)
 async def upload(
     ctx: Ctx,
     key: WriteKey,
@@ -55,7 +56,9 @@ async def upload(
     if kind is UploadKind.IMAGES:
         data = await file.read(ctx.settings.max_image_bytes + 1)
         try:
-            image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
+            image = await asyncio.to_thread(
+                decode_image, data, ctx.settings.max_image_bytes, ctx.settings.max_image_pixels
+            )
         except ImageTooLarge as exc:
             raise ApiError(413, "body.file", str(exc)) from None
         except InvalidImage as exc:
@@ -76,7 +79,7 @@ async def upload(
     )
 
 
-@router.post("/labelmaps", status_code=201)
+@router.post("/labelmaps", status_code=201, responses=WRITE_ERRORS)
 async def create_labelmap(ctx: Ctx, key: WriteKey, body: LabelmapCreate) -> LabelmapOut:
     labelmap = await registry.create_labelmap(ctx.pool, key.project_id, body.name, body.labels)
     return LabelmapOut.model_validate(labelmap)
@@ -90,14 +93,14 @@ async def get_labelmap(ctx: Ctx, key: ReadKey, labelmap_id: UUID) -> LabelmapOut
     return LabelmapOut.model_validate(labelmap)
 
 
-@router.post("/datasets", status_code=201)
+@router.post("/datasets", status_code=201, responses=WRITE_ERRORS)
 async def create_dataset(ctx: Ctx, key: WriteKey, body: DatasetCreate) -> DatasetOut:
     dataset = await registry.create_dataset(ctx.pool, key.project_id, body.name, body.description)
     return DatasetOut.model_validate(dataset)
 
 
 @router.get("/datasets")
-async def list_datasets(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[DatasetOut]:
+async def list_datasets(ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None) -> PageOf[DatasetOut]:
     datasets, total = await registry.list_datasets(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
     )
@@ -112,7 +115,7 @@ async def get_dataset(ctx: Ctx, key: ReadKey, dataset_id: UUID) -> DatasetOut:
     return DatasetOut.model_validate(dataset)
 
 
-@router.post("/datasets/{dataset_id}/versions", status_code=201)
+@router.post("/datasets/{dataset_id}/versions", status_code=201, responses=WRITE_ERRORS)
 async def create_dataset_version(
     ctx: Ctx, key: WriteKey, dataset_id: UUID, body: DatasetVersionCreate
 ) -> DatasetVersionOut:
@@ -154,14 +157,16 @@ async def get_dataset_version(ctx: Ctx, key: ReadKey, dataset_version_id: UUID) 
     return DatasetVersionOut.model_validate(version)
 
 
-@router.post("/dataset-versions/{dataset_version_id}/assets", status_code=201)
+@router.post("/dataset-versions/{dataset_version_id}/assets", status_code=201, responses=WRITE_ERRORS)
 async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: AssetCreate) -> AssetOut:
     version = await registry.get_dataset_version(ctx.pool, key.project_id, dataset_version_id)
     if version is None:
         raise not_found("path.dataset_version_id", "dataset version")
     data = await read_uploaded(ctx.store, body.object_key, "body.object_key")
     try:
-        image = await asyncio.to_thread(decode_image, data, ctx.settings.max_image_bytes)
+        image = await asyncio.to_thread(
+            decode_image, data, ctx.settings.max_image_bytes, ctx.settings.max_image_pixels
+        )
     except InvalidImage as exc:
         raise ApiError(422, "body.object_key", str(exc)) from None
     if body.annotation is not None:
@@ -215,7 +220,7 @@ async def list_assets(ctx: Ctx, key: ReadKey, page: Page, dataset_version_id: UU
     return PageOf[AssetOut](items=items, total=total)
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, responses=WRITE_ERRORS)
 async def create_model(ctx: Ctx, key: WriteKey, body: ModelCreate) -> ModelOut:
     return ModelOut.model_validate(
         await registry.create_model(ctx.pool, key.project_id, body.name, body.description)
@@ -223,7 +228,7 @@ async def create_model(ctx: Ctx, key: WriteKey, body: ModelCreate) -> ModelOut:
 
 
 @router.get("/models")
-async def list_models(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[ModelOut]:
+async def list_models(ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None) -> PageOf[ModelOut]:
     models, total = await registry.list_models(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
     )
@@ -238,7 +243,7 @@ async def get_model(ctx: Ctx, key: ReadKey, model_id: UUID) -> ModelOut:
     return ModelOut.model_validate(model)
 
 
-@router.post("/models/{model_id}/versions", status_code=201)
+@router.post("/models/{model_id}/versions", status_code=201, responses=WRITE_ERRORS)
 async def create_model_version(
     ctx: Ctx, key: WriteKey, model_id: UUID, body: ModelVersionCreate
 ) -> ModelVersionOut:
@@ -287,7 +292,7 @@ async def get_model_version(ctx: Ctx, key: ReadKey, model_version_id: UUID) -> M
 
 
 @router.get("/labelmaps")
-async def list_labelmaps(ctx: Ctx, key: ReadKey, page: Page, name: str | None = None) -> PageOf[LabelmapOut]:
+async def list_labelmaps(ctx: Ctx, key: ReadKey, page: Page, name: Name | None = None) -> PageOf[LabelmapOut]:
     labelmaps, total = await registry.list_labelmaps(
         ctx.pool, key.project_id, name=name, limit=page.limit, offset=page.offset
     )
@@ -320,7 +325,7 @@ async def download_model_version_files(
     return await asyncio.to_thread(_presigned, ctx, version.files)
 
 
-@router.delete("/model-versions/{model_version_id}", status_code=204)
+@router.delete("/model-versions/{model_version_id}", status_code=204, responses=WRITE_ERRORS)
 async def delete_model_version(ctx: Ctx, key: WriteKey, model_version_id: UUID) -> None:
     """409 naming what still uses it: deployments, recorded predictions, experiments, active jobs."""
     async with transaction(ctx.pool) as conn:
@@ -330,7 +335,9 @@ async def delete_model_version(ctx: Ctx, key: WriteKey, model_version_id: UUID) 
             raise not_found("path.model_version_id", "model version") from None
 
 
-@router.delete("/dataset-versions/{dataset_version_id}/assets/{asset_id}", status_code=204)
+@router.delete(
+    "/dataset-versions/{dataset_version_id}/assets/{asset_id}", status_code=204, responses=WRITE_ERRORS
+)
 async def delete_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, asset_id: UUID) -> None:
     """409 naming what still uses it: the submitted predictions it came from, active jobs on its version."""
     async with transaction(ctx.pool) as conn:

@@ -1,7 +1,8 @@
 """Image bytes -> checked, decoded RGB pixels, the same way for serving, ingest and the reference job.
 
 The format is read from the bytes (never from a client's content type or file name); only JPEG, PNG and
-WebP are accepted, and the pixel count is bounded so a small file cannot expand into a huge image.
+WebP are accepted, and the pixel count is bounded so a small file cannot expand into a huge image: the
+size is read from the header (Pillow's `Image.open` decodes nothing yet) and refused before any decoding.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from schemas.features import RgbImage
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-MAX_PIXELS = 64 * 1024 * 1024  # 8192 x 8192
+MAX_PIXELS = 40_000_000  # the default pixel budget: 40 megapixels (a 185-byte PNG may declare more)
 
 
 class InvalidImage(ValueError):
@@ -41,7 +42,7 @@ class DecodedImage:
         return int(self.pixels.shape[0])
 
 
-def decode_image(data: bytes, max_bytes: int) -> DecodedImage:
+def decode_image(data: bytes, max_bytes: int, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     if len(data) > max_bytes:
         raise ImageTooLarge(f"image is {len(data)} bytes; at most {max_bytes} are accepted")
     if not data:
@@ -50,11 +51,16 @@ def decode_image(data: bytes, max_bytes: int) -> DecodedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageTooLarge(f"image is {image.width}x{image.height}; at most {MAX_PIXELS} pixels")
+            if image.width * image.height > max_pixels:
+                raise ImageTooLarge(
+                    f"image is {image.width}x{image.height} pixels; at most {max_pixels} pixels are accepted"
+                )
             content_type = FORMATS[image.format or ""]
             pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (past 89 megapixels), reached only with a budget set above it.
+        raise ImageTooLarge(f"image is larger than Pillow decodes safely: {exc}") from None
+    except UnidentifiedImageError as exc:
         raise InvalidImage(f"not a JPEG, PNG or WebP image ({exc.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, InvalidImage):

@@ -32,5 +32,6 @@ class PredictionFilter(BaseModel):
 
 @dataclass(frozen=True)
 class Submission:
-    predicted_asset: PredictedAsset  # its submitted_asset_id is the dataset version's new asset
+    prediction_id: UUID
+    asset_id: UUID  # the dataset version's asset holding the prediction's image and review
     newly_submitted: bool  # False when this exact submission had already been made

@@ -8,6 +8,8 @@ The database enforces the same rules with a trigger (migrations/0001_initial.sql
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from schemas.vocabulary import ReviewStatus
 
 _ALLOWED: frozenset[tuple[ReviewStatus, ReviewStatus]] = frozenset(
@@ -22,10 +24,14 @@ _ALLOWED: frozenset[tuple[ReviewStatus, ReviewStatus]] = frozenset(
 class IllegalTransition(ValueError):
     """A predicted asset was asked to move to a review state it cannot reach from its current one."""
 
-    def __init__(self, current: ReviewStatus, target: ReviewStatus) -> None:
-        super().__init__(f"illegal review transition {current} -> {target}{_why(current, target)}")
+    def __init__(
+        self, current: ReviewStatus, target: ReviewStatus, prediction_id: UUID | None = None
+    ) -> None:
+        subject = f"prediction {prediction_id}: " if prediction_id is not None else ""
+        super().__init__(f"{subject}illegal review transition {current} -> {target}{_why(current, target)}")
         self.current = current
         self.target = target
+        self.prediction_id = prediction_id
 
 
 def _why(current: ReviewStatus, target: ReviewStatus) -> str:
@@ -40,8 +46,8 @@ def allowed(current: ReviewStatus, target: ReviewStatus) -> bool:
     return (ReviewStatus(current), ReviewStatus(target)) in _ALLOWED
 
 
-def check_transition(current: ReviewStatus, target: ReviewStatus) -> None:
-    """Raise IllegalTransition unless `current` may move to `target`."""
+def check_transition(current: ReviewStatus, target: ReviewStatus, prediction_id: UUID | None = None) -> None:
+    """Raise IllegalTransition unless `current` may move to `target` (naming the prediction, if given)."""
     current, target = ReviewStatus(current), ReviewStatus(target)
     if not allowed(current, target):
-        raise IllegalTransition(current, target)
+        raise IllegalTransition(current, target, prediction_id)

@@ -22,7 +22,6 @@ from services.common.domain.review_state import check_transition
 
 from . import outbox
 from .base import Db, NotFound, transaction
-from .registry import add_annotation, add_asset
 
 # Fixed SQL per order: the ORDER BY is never built from the caller's text.
 _ORDER_BY = {
@@ -225,56 +224,99 @@ async def review(
     return _predicted_asset(row)
 
 
+class UnknownPrediction(NotFound):
+    """A prediction a submission names that is not of the deployment (or not in the project)."""
+
+    def __init__(self, prediction_id: UUID) -> None:
+        super().__init__(f"prediction {prediction_id} is not of this deployment")
+        self.prediction_id = prediction_id
+
+
+# Each statement takes every selected prediction at once; rows are matched through the primary key (not
+# by joining one statement's RETURNING to another, which the planner cannot estimate and loops over).
+# The images become the dataset version's assets (or find the ones already there): $1 project, $2 dataset
+# version, $3 prediction ids.
+_ADD_ASSETS = """
+    INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+    SELECT $1, $2, image_object_key, image_sha256, width, height
+    FROM predicted_assets WHERE project_id = $1 AND prediction_id = ANY($3::uuid[])
+    ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+    RETURNING id, sha256"""
+# Their reviews become the assets' annotations: $1 project, $2 who submitted, $3 and $4 prediction and
+# asset ids, pairwise.
+_ANNOTATE = """
+    INSERT INTO annotations (project_id, asset_id, shapes, created_by, prediction_id)
+    SELECT $1, a.asset_id, p.review, $2, p.prediction_id
+    FROM unnest($3::uuid[], $4::uuid[]) AS a(prediction_id, asset_id)
+    JOIN predicted_assets p ON p.project_id = $1 AND p.prediction_id = a.prediction_id
+    ON CONFLICT (asset_id, prediction_id) DO NOTHING"""
+# And the predictions SUBMITTED: $1 project, $2 dataset version, $3 and $4 as above.
+_MARK_SUBMITTED = """
+    UPDATE predicted_assets p
+    SET status = 'SUBMITTED', submitted_dataset_version_id = $2, submitted_asset_id = a.asset_id,
+        submitted_at = now()
+    FROM unnest($3::uuid[], $4::uuid[]) AS a(prediction_id, asset_id)
+    WHERE p.project_id = $1 AND p.prediction_id = a.prediction_id"""
+
+
 async def submit_reviewed(
-    db: Db, project_id: UUID, prediction_id: UUID, dataset_version_id: UUID, *, submitted_by: str
-) -> Submission:
-    """Add a REVIEWED prediction's image and review to one of its deployment's feedback-loop dataset
-    versions and mark it SUBMITTED, all at once. Repeating the same submission changes nothing."""
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    prediction_ids: Sequence[UUID],
+    dataset_version_id: UUID,
+    *,
+    submitted_by: str,
+) -> list[Submission]:
+    """Add REVIEWED predictions of the deployment (distinct ids) to one of its feedback-loop dataset
+    versions, all of them or none, in a fixed number of statements whatever their count; one Submission
+    per id, in order. Repeating the same submission changes nothing. Raises UnknownPrediction for an id
+    not of the deployment, IllegalTransition (naming it) for one not REVIEWED."""
     async with transaction(db) as conn:
-        current = await _locked(conn, project_id, prediction_id)
-        if (
-            current.status is ReviewStatus.SUBMITTED
-            and current.submitted_dataset_version_id == dataset_version_id
-            and current.submitted_asset_id is not None
-        ):
-            return Submission(current, newly_submitted=False)
-        check_transition(current.status, ReviewStatus.SUBMITTED)
         in_loop = await conn.fetchval(
             """SELECT true FROM deployment_feedback_dataset_versions
                WHERE project_id = $1 AND deployment_id = $2 AND dataset_version_id = $3""",
             project_id,
-            current.deployment_id,
+            deployment_id,
             dataset_version_id,
         )
         if not in_loop:
             raise NotFound(
                 f"dataset version {dataset_version_id} is not in the feedback loop of deployment "
-                f"{current.deployment_id}"
+                f"{deployment_id}"
             )
-        assert current.review is not None  # REVIEWED rows hold a review (a CHECK constraint)
-        asset = await add_asset(
-            conn,
+        # Locked in one order, so two submissions sharing predictions cannot deadlock.
+        rows = await conn.fetch(
+            """SELECT prediction_id, image_sha256, status, submitted_dataset_version_id, submitted_asset_id
+               FROM predicted_assets
+               WHERE project_id = $1 AND deployment_id = $2 AND prediction_id = ANY($3::uuid[])
+               ORDER BY prediction_id FOR UPDATE""",
             project_id,
-            dataset_version_id,
-            object_key=current.image_object_key,
-            sha256=current.image_sha256,
-            width=current.width,
-            height=current.height,
+            deployment_id,
+            list(prediction_ids),
         )
-        await add_annotation(
-            conn, project_id, asset.id, current.review, created_by=submitted_by, prediction_id=prediction_id
-        )
-        row = await conn.fetchrow(
-            """UPDATE predicted_assets
-               SET status = 'SUBMITTED', submitted_dataset_version_id = $3, submitted_asset_id = $4,
-                   submitted_at = now()
-               WHERE project_id = $1 AND prediction_id = $2 RETURNING *""",
-            project_id,
-            prediction_id,
-            dataset_version_id,
-            asset.id,
-        )
-    return Submission(_predicted_asset(row), newly_submitted=True)
+        current = {row["prediction_id"]: row for row in rows}
+        assets: dict[UUID, UUID] = {}  # each prediction's asset in the dataset version
+        fresh = []
+        for prediction_id in prediction_ids:
+            row = current.get(prediction_id)
+            if row is None:
+                raise UnknownPrediction(prediction_id)
+            already = row["status"] == ReviewStatus.SUBMITTED and row["submitted_asset_id"] is not None
+            if already and row["submitted_dataset_version_id"] == dataset_version_id:
+                assets[prediction_id] = row["submitted_asset_id"]
+            else:
+                check_transition(row["status"], ReviewStatus.SUBMITTED, prediction_id)
+                fresh.append(prediction_id)
+        if fresh:
+            added = await conn.fetch(_ADD_ASSETS, project_id, dataset_version_id, fresh)
+            by_image = {row["sha256"]: row["id"] for row in added}
+            fresh_assets = [by_image[current[p]["image_sha256"]] for p in fresh]
+            await conn.execute(_ANNOTATE, project_id, submitted_by, fresh, fresh_assets)
+            await conn.execute(_MARK_SUBMITTED, project_id, dataset_version_id, fresh, fresh_assets)
+            assets.update(zip(fresh, fresh_assets, strict=True))
+    newly = set(fresh)
+    return [Submission(p, assets[p], newly_submitted=p in newly) for p in prediction_ids]
 
 
 def _where(project_id: UUID, deployment_id: UUID, where: PredictionFilter) -> tuple[list[str], list[Any]]:

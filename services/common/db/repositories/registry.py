@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -259,6 +260,20 @@ async def list_model_versions(db: Db, project_id: UUID, model_id: UUID) -> list[
 
 
 # Lookups and pages the control plane answers with: each list comes with how many rows match in all.
+
+
+async def model_version_labels(
+    db: Db, project_id: UUID, model_version_ids: Collection[UUID]
+) -> dict[UUID, list[str] | None]:
+    """The labels of each of these model versions that is in the project (None: it has no labelmap);
+    another project's or an unknown one is left out."""
+    rows = await db.fetch(
+        """SELECT v.id, l.labels FROM model_versions v LEFT JOIN labelmaps l ON l.id = v.labelmap_id
+           WHERE v.project_id = $1 AND v.id = ANY($2::uuid[])""",
+        project_id,
+        list(model_version_ids),
+    )
+    return {row["id"]: row["labels"] for row in rows}
 
 
 async def get_labelmap(db: Db, project_id: UUID, labelmap_id: UUID) -> Labelmap | None:
