@@ -112,7 +112,9 @@ def test_local_server_is_the_unprivileged_postmaster(postgres_settings: StackSet
         pytest.skip("DATABASE_URL points at an external server")
     component = Postgres(postgres_settings)
     assert component.health().state == "healthy"
-    pid = read_pid(component.workdir)
+    recorded = read_pid(component.workdir)
+    assert recorded is not None
+    pid, _ = recorded
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"  # the postmaster itself
     if os.geteuid() == 0:
         assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("postgres").pw_uid
