@@ -60,7 +60,7 @@ class JobRunnerService:
         await self.producer.start()
         relay = Relay(pool, self.producer, RELAY_INTERVAL_S)
         backend = self._backend(pool, store)
-        executor = Executor(pool, backend, self.settings.jobs_timeout_s, relay.wake.set)
+        executor = Executor(pool, store, backend, self.settings.jobs_timeout_s, relay.wake.set)
         self.scheduler = Scheduler(
             pool,
             executor.execute,
@@ -68,6 +68,7 @@ class JobRunnerService:
             poll_s=self.settings.jobs_poll_s,
         )
         self.jobs_consumer = self._jobs_consumer(self.scheduler, self.producer)
+        backend.clean_orphans()
         for job, run in await jobs.running_runs(pool):
             if backend.resumes_runs:
                 logger.warning("following a run a stopped runner left", extra={"run_id": str(run.id)})

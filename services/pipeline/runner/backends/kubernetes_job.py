@@ -85,10 +85,7 @@ def render_job(template: Manifest, launch: Launch, *, namespace: str, image: str
     mount = _workspace_mount(container)
     env = JobWorkspace(Path(mount)).job_env(job.id, run.id, job.kind)
     container["env"] = [{"name": name, "value": value} for name, value in env.items()]
-    if command.platform_env:
-        container["envFrom"] = copy.deepcopy(_named(pod_spec["initContainers"], STEPS[0]).get("envFrom", []))
-    else:
-        container.pop("envFrom", None)
+    container.pop("envFrom", None)  # the job container gets no platform secret, whatever the template says
     resources = job.parameters.get(RESOURCES_PARAMETER)
     if resources is not None:
         if not isinstance(resources, dict) or not set(resources) <= {"requests", "limits"}:

@@ -1,6 +1,7 @@
 """One command as a subprocess: its stdout and stderr lines streamed to the run's log as they come, a time
 limit, and the whole process group stopped (SIGTERM, then SIGKILL) when it is exceeded or the run is
-cancelled."""
+cancelled; when the command ends, whatever it left running in its group is killed. It inherits no file
+descriptor of the runner's but its pipes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import Exit, Log, process_exit
@@ -49,8 +50,16 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 async def run_process(
-    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout_s: float, log: Log
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    log: Log,
+    started: Callable[[int], None] = lambda _: None,
 ) -> Exit:
+    """`started` gets the process group's id as soon as it exists (the runner records it, so that a
+    runner restarted after a crash can stop what its predecessor left running)."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -60,10 +69,13 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, stopped as a whole
+            close_fds=True,  # nothing of the runner's: its listening socket stays with it
+            pass_fds=(),
             limit=LINE_LIMIT,
         )
     except OSError as exc:
         return Exit(False, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+    started(process.pid)
     assert process.stdout is not None and process.stderr is not None
     last_stderr: list[str] = []
     pumps = asyncio.gather(_pump(process.stdout, log, None), _pump(process.stderr, log, last_stderr))
@@ -78,6 +90,7 @@ async def run_process(
         await _stop(process)
         pumps.cancel()
         raise
+    _signal_group(process, signal.SIGKILL)  # what the command started and left behind ends with it
     try:
         async with asyncio.timeout(DRAIN_S):
             await pumps

@@ -1,0 +1,100 @@
+"""What a local job runs inside: none of the platform's credentials and as little of its reach as the
+machine allows.
+
+- its environment is built from nothing: PATH (the runner's Python first), HOME (its workspace), the
+  locale and time zone, the job contract's variables, and the few settings of its own a command names
+  (`JobCommand.passed_env`: the reference job's sample size); no DATABASE_URL, Kafka address, S3 key
+  or API key reaches it;
+- run by a root runner, it runs as JOBS_LOCAL_USER (`cvloop-job`, created when missing), without
+  supplementary groups, in a workspace folder of its own (0700, its owner), so it can read no file of
+  the platform's (the local Postgres's password, the demo's API key);
+- when the machine lets the runner make one (`unshare`), it runs in a network namespace of its own with
+  no interface up: it reaches no server at all (what it needs is staged in and out by the runner);
+- a runner that is not root runs jobs as its own user: the environment and the network (through a user
+  namespace) are still cut off, but a job can read the runner user's files.
+
+Own process group, no inherited descriptors: `process.run_process`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.job_workspace import JobWorkspace
+from services.common.os_users import as_user, ensure_system_user, grant_search, is_root
+
+from ...settings import PipelineSettings
+from . import Launch
+
+logger = logging.getLogger(__name__)
+
+INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")  # harmless and what programs print with
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+WORK_DIR_MODE = 0o711  # others may walk to their own workspace but not list the others
+WORKSPACE_MODE = 0o700
+
+
+def _network_namespace(root: bool) -> list[str]:
+    """The prefix running a command without network, or [] when this machine does not allow it (a
+    container without CAP_SYS_ADMIN, user namespaces disabled)."""
+    prefix = ["unshare", "--net", "--"] if root else ["unshare", "--user", "--net", "--"]
+    try:
+        probed = subprocess.run([*prefix, "true"], capture_output=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return prefix if probed.returncode == 0 else []
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    user: str | None  # None: the runner's own user
+    network_prefix: tuple[str, ...]
+
+    @classmethod
+    def for_runner(cls, settings: PipelineSettings) -> Sandbox:
+        root = is_root()
+        user = ensure_system_user(settings.jobs_local_user).pw_name if root else None
+        sandbox = cls(user, tuple(_network_namespace(root)))
+        if user is None or not sandbox.network_prefix:
+            logger.warning(
+                "local jobs are less isolated",
+                extra={"own_user": user is not None, "no_network": bool(sandbox.network_prefix)},
+            )
+        return sandbox
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        wrapped = as_user(self.user, argv) if self.user else list(argv)
+        return [*self.network_prefix, *wrapped]
+
+    def make_work_dir(self, work_dir: Path) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            grant_search(work_dir)
+            os.chmod(work_dir, WORK_DIR_MODE)
+
+    def make_workspace(self, workspace: JobWorkspace) -> None:
+        workspace.root.mkdir(mode=WORKSPACE_MODE)
+        os.chmod(workspace.root, WORKSPACE_MODE)  # whatever the umask
+
+    def hand_over(self, workspace: JobWorkspace) -> None:
+        """Give the staged-in workspace to the job's user."""
+        if self.user is None:
+            return
+        ids = ensure_system_user(self.user)
+        for folder, _, files in os.walk(workspace.root):  # the runner wrote it: no links
+            os.chown(folder, ids.pw_uid, ids.pw_gid)
+            for name in files:
+                os.chown(os.path.join(folder, name), ids.pw_uid, ids.pw_gid, follow_symlinks=False)
+
+    def env(self, workspace: JobWorkspace, launch: Launch) -> dict[str, str]:
+        """The command's whole environment (nothing else of the runner's)."""
+        names = (*INHERITED_ENV, *launch.command.passed_env)
+        env = {name: os.environ[name] for name in names if name in os.environ}
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), SYSTEM_PATH])
+        env["HOME"] = str(workspace.root)
+        return env | workspace.job_env(launch.job.id, launch.run.id, launch.job.kind)
