@@ -38,6 +38,9 @@ def _launch(
     return Launch(job=job, run=run, command=command, processing_name="convert", timeout_s=timeout_s)
 
 
+JOB_ENV = ("CVLOOP_JOB_DIR", "CVLOOP_JOB_KIND", "CVLOOP_JOB_ID", "CVLOOP_RUN_ID")
+
+
 def _containers(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     spec = manifest["spec"]["template"]["spec"]
     return {c["name"]: c for c in [*spec["initContainers"], *spec["containers"]]}
@@ -74,13 +77,17 @@ def test_a_training_job_is_rendered_with_its_command_deadline_and_contract_env()
     assert job["resources"]["requests"]["cpu"] == "1"  # the template's
 
 
-def test_a_reference_job_gets_the_platform_settings_and_an_image_processing_its_image() -> None:
-    reference = _containers(_render(_launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))))["job"]
+def test_a_reference_job_gets_no_platform_settings_and_an_image_processing_its_image() -> None:
+    containers = _containers(_render(_launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))))
+    reference = containers["job"]
     assert reference["command"] == ["python", "-m", "services.scoring.reference_job"]
-    assert [next(iter(source.values()))["name"] for source in reference["envFrom"]] == [
-        "cvloop-config",
-        "cvloop-secrets",
-    ]
+    assert "envFrom" not in reference
+    assert {v["name"] for v in reference["env"]} == set(JOB_ENV)
+    for step in ("stage-in", "stage-out"):  # the workspace steps read the narrow secret, not the platform's
+        assert [next(iter(s.values()))["name"] for s in containers[step]["envFrom"]] == [
+            "cvloop-config",
+            "cvloop-job-workspace",
+        ]
     image_only = JobCommand(command=None, image="me/convert:2")
     job = _containers(_render(_launch(JobKind.PROCESSING, image_only)))["job"]
     assert job["image"] == "me/convert:2" and "command" not in job and "args" not in job
