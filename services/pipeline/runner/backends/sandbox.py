@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from . import Launch
 logger = logging.getLogger(__name__)
 
 INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")  # harmless and what programs print with
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+JOB_PATH = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin:/usr/bin:/bin"])
 WORK_DIR_MODE = 0o711  # others may walk to their own workspace but not list the others
 WORKSPACE_MODE = 0o700
 
@@ -68,7 +69,11 @@ class Sandbox:
         return sandbox
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        wrapped = as_user(self.user, argv) if self.user else list(argv)
+        """argv in the sandbox, its program found on the job's PATH by the runner (a Python started by a
+        bare name as another user may not find its virtual environment)."""
+        program = shutil.which(argv[0], path=JOB_PATH) or argv[0]
+        command = [program, *argv[1:]]
+        wrapped = as_user(self.user, command) if self.user else command
         return [*self.network_prefix, *wrapped]
 
     def make_work_dir(self, work_dir: Path) -> None:
@@ -95,6 +100,6 @@ class Sandbox:
         """The command's whole environment (nothing else of the runner's)."""
         names = (*INHERITED_ENV, *launch.command.passed_env)
         env = {name: os.environ[name] for name in names if name in os.environ}
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), SYSTEM_PATH])
+        env["PATH"] = JOB_PATH
         env["HOME"] = str(workspace.root)
         return env | workspace.job_env(launch.job.id, launch.run.id, launch.job.kind)
