@@ -72,8 +72,9 @@ class PipelineSettings(Settings):
     jobs_kubernetes_api: str | None = Field(
         None,
         validation_alias=from_env("JOBS_KUBERNETES_API"),
-        description="Kubernetes API server URL. Unset: the in-cluster one (KUBERNETES_SERVICE_HOST), with "
-        "the pod's service-account token and CA.",
+        description="Kubernetes API server URL, used without credentials (`kubectl proxy`, say). Unset: the "
+        "in-cluster one (KUBERNETES_SERVICE_HOST), with the pod's service-account token (read again as it "
+        "rotates) and CA.",
     )
     jobs_image: str = Field(
         "cvloop:latest",

@@ -59,6 +59,10 @@ class Backend(Protocol):
         its workspaces; answers those runs."""
         ...
 
+    async def close(self) -> None:
+        """Release what it holds (an API client) when the runner stops."""
+        ...
+
     async def run(self, launch: Launch, log: Log) -> Exit:
         """Stage in, run, stage out; cancelled, it stops the command before it returns."""
         ...

@@ -40,6 +40,9 @@ class LocalBackend:
         """Kill what a runner that died left running here and remove its workspaces."""
         return orphans.reap(self.work_dir)
 
+    async def close(self) -> None:
+        pass  # it holds nothing: the runner's pool and store are the runner's
+
     async def run(self, launch: Launch, log: Log) -> Exit:
         argv = local_command(launch.command, launch.processing_name)
         job, run = launch.job, launch.run
