@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,7 @@ class Sandbox:
         """Give the staged-in workspace to the job's user."""
         if self.user is None:
             return
-        ids = ensure_system_user(self.user)
+        ids = pwd.getpwnam(self.user)
         for folder, _, files in os.walk(workspace.root):  # the runner wrote it: no links
             os.chown(folder, ids.pw_uid, ids.pw_gid)
             for name in files:
