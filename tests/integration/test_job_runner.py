@@ -408,22 +408,25 @@ async def test_a_processing_finds_no_credentials_and_cannot_reach_the_platforms_
 
 
 async def test_the_local_postgres_lets_no_one_in_without_its_password(job_runner_settings: Settings) -> None:
-    """Whatever the network, trust and peer are gone: the DSN the docs used to give is refused."""
-    url = f"postgresql://cvloop@127.0.0.1:{job_runner_settings.postgres_port}/cvloop"
-    refused = await asyncio.create_subprocess_exec(
-        "psql",
-        "-X",
-        "-d",
-        url,
-        "-c",
-        "SELECT 1",
-        env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "5"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await refused.communicate()
-    assert refused.returncode != 0
-    assert b"password" in err, err
+    """Whatever the network, trust and peer are gone: the DSN the docs used to give is refused, over TCP
+    and over the server's Unix socket (beside its data)."""
+    port = job_runner_settings.postgres_port
+    socket_dir = job_runner_settings.state_path / "postgres"
+    for dsn in (f"postgresql://cvloop@127.0.0.1:{port}/cvloop", f"host={socket_dir} port={port} user=cvloop"):
+        refused = await asyncio.create_subprocess_exec(
+            "psql",
+            "-X",
+            "-d",
+            dsn,
+            "-c",
+            "SELECT 1",
+            env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "5"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await refused.communicate()
+        assert refused.returncode != 0
+        assert b"password" in err, (dsn, err)
     with_password = await asyncpg.connect(job_runner_settings.database_url)
     try:
         assert await with_password.fetchval("SELECT 1") == 1
