@@ -88,6 +88,16 @@ def test_a_reference_job_gets_no_platform_settings_and_an_image_processing_its_i
     assert reference["command"] == ["python", "-m", "services.scoring.reference_job"]
     assert "envFrom" not in reference
     assert {v["name"] for v in reference["env"]} == set(JOB_ENV)
+    runner_env = {"SCORING_REFERENCE_SAMPLE_SIZE": "300", "DATABASE_URL": "postgresql://u:p@db/cvloop"}
+    launch = _launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))
+    manifest = render_job(
+        load_template(TEMPLATE), launch, namespace="ml-jobs", image=IMAGE, environ=runner_env
+    )
+    env = {v["name"]: v["value"] for v in _containers(manifest)["job"]["env"]}
+    assert (
+        env.keys() == {*JOB_ENV, "SCORING_REFERENCE_SAMPLE_SIZE"}
+        and env["SCORING_REFERENCE_SAMPLE_SIZE"] == "300"
+    )
     for step in ("stage-in", "stage-out"):  # the workspace steps read the narrow secret, not the platform's
         assert [next(iter(s.values()))["name"] for s in containers[step]["envFrom"]] == [
             "cvloop-config",

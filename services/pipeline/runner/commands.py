@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -64,6 +65,11 @@ def job_command(
             raise JobRefused("the job's processing does not exist")
         return processing_command(processing)
     return JobCommand(command=REFERENCE_JOB, passed_env=REFERENCE_JOB_ENV)
+
+
+def passed_env(command: JobCommand, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of the runner's environment `environ` the command gets (those of its own it names)."""
+    return {name: environ[name] for name in command.passed_env if name in environ}
 
 
 def local_command(job: JobCommand, processing_name: str | None) -> tuple[str, ...]:

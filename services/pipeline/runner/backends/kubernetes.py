@@ -126,7 +126,9 @@ class KubernetesBackend:
         await self.api.close()
 
     async def run(self, launch: Launch, log: Log) -> Exit:
-        manifest = render_job(self.template, launch, namespace=self.namespace, image=self.image)
+        manifest = render_job(
+            self.template, launch, namespace=self.namespace, image=self.image, environ=os.environ
+        )
         name = job_name(launch)
         try:
             await self.batch.create_namespaced_job(self.namespace, manifest)

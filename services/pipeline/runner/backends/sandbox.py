@@ -31,6 +31,7 @@ from schemas.job_workspace import JobWorkspace
 from services.common.os_users import as_user, ensure_system_user, grant_search, is_root
 
 from ...settings import PipelineSettings
+from ..commands import passed_env
 from . import Launch
 
 logger = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ class Sandbox:
 
     def env(self, workspace: JobWorkspace, launch: Launch) -> dict[str, str]:
         """The command's whole environment (nothing else of the runner's)."""
-        names = (*INHERITED_ENV, *launch.command.passed_env)
-        env = {name: os.environ[name] for name in names if name in os.environ}
+        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        env |= passed_env(launch.command, os.environ)
         env["PATH"] = JOB_PATH
         env["HOME"] = str(workspace.root)
         return env | workspace.job_env(launch.job.id, launch.run.id, launch.job.kind)
