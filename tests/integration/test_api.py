@@ -684,7 +684,7 @@ async def test_only_an_admin_key_registers_code_and_it_is_recorded(
         refused = await api.raw("POST", f"/v1/models/{model['id']}/versions", json=body)
         assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == f"body.{field}"
         answer = await admin("POST", f"/v1/models/{model['id']}/versions", 201, json=body)
-        assert answer[field] == value
+        assert (answer[field], answer["created_by_key_id"]) == (value, keys["admin-key"])
     version = await model_version(api)  # a model version without code needs no more than write
     job = await api(
         "POST",
