@@ -107,6 +107,12 @@ try:
     print("password file: " + pathlib.Path(parameters["password_file"]).read_text(), flush=True)
 except OSError as exc:
     print(f"password file: {type(exc).__name__}", flush=True)
+try:
+    print("other workspaces: " + ",".join(os.listdir(workspace.root.parent)), flush=True)
+except OSError as exc:
+    print(f"other workspaces: {type(exc).__name__}", flush=True)
+folder = workspace.root.stat()
+print(f"workspace: {oct(folder.st_mode & 0o777)} owner {folder.st_uid} me {os.getuid()}", flush=True)
 urls = [os.environ.get("DATABASE_URL"), f"postgresql://cvloop@127.0.0.1:{parameters['postgres_port']}/cvloop"]
 for url in filter(None, urls):
     answer = subprocess.run(

@@ -403,8 +403,13 @@ async def test_a_processing_finds_no_credentials_and_cannot_reach_the_platforms_
     psql = [line for line in lines if line.startswith("psql exit ")]
     assert psql and all(line != "psql exit 0" for line in psql), lines
     assert other.name not in text and "api_keys=" not in text
-    if os.geteuid() == 0:  # as cvloop-job: the password file is not even readable
+    (workspace,) = [line for line in lines if line.startswith("workspace: ")]
+    assert workspace.startswith("workspace: 0o700 owner ")  # a private folder, the job's own
+    assert workspace.split()[3] == workspace.split()[5], workspace  # "workspace: MODE owner UID me UID"
+    if os.geteuid() == 0:  # as cvloop-job: neither the password file nor the other workspaces are readable
         assert "password file: PermissionError" in lines
+        assert "other workspaces: PermissionError" in lines
+        assert workspace.split()[3] != "0"
 
 
 async def test_the_local_postgres_lets_no_one_in_without_its_password(job_runner_settings: Settings) -> None:

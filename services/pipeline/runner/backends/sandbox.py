@@ -79,9 +79,11 @@ class Sandbox:
         return [*self.network_prefix, *wrapped]
 
     def make_work_dir(self, work_dir: Path) -> None:
+        """JOBS_WORK_DIR, and the way to it and to the runner's Python for the job's user."""
         work_dir.mkdir(parents=True, exist_ok=True)
         if self.user:
             grant_search(work_dir)
+            grant_search(Path(sys.executable).resolve())  # a Python under a 0700 home (pyenv, say)
             os.chmod(work_dir, WORK_DIR_MODE)
 
     def make_workspace(self, workspace: JobWorkspace) -> None:
