@@ -87,7 +87,8 @@ workspace.outputs.joinpath("model.onnx").write_bytes(b"converted by steps.py")
 
 # What a processing registered by an attacker tries (issue 15): print its environment and descriptors, read
 # the local Postgres's password file, and ask the platform's Postgres for every project, with what its
-# environment gives and with the local stack's address as it is written in the docs; `sleep` then waits.
+# environment gives and with the local stack's address as it is written in the docs; `sleep` then waits,
+# `daemon` leaves a process of its own session behind.
 ATTACK_SCRIPT = r"""
 import json, os, pathlib, subprocess, sys, time
 
@@ -126,4 +127,7 @@ print(f"pid {os.getpid()} pgid {os.getpgid(0)}", flush=True)
 if parameters.get("mode") == "sleep":
     print("sleeping", flush=True)
     time.sleep(600)
+if parameters.get("mode") == "daemon":  # a session of its own: out of the job's process group
+    daemon = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    print(f"daemon {daemon.pid}", flush=True)
 """

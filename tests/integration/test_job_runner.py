@@ -46,7 +46,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.os_users import grant_search
 from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
-from services.pipeline.runner.backends import Exit
+from services.pipeline.runner.backends import Exit, orphans
 from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
@@ -358,7 +358,12 @@ async def test_a_processing_that_writes_outputs_makes_a_new_model_version(
 
 
 async def _attack(
-    pool: asyncpg.Pool, producer: EventProducer, reg: Registry, scripts: dict[str, Path], settings: Settings
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    reg: Registry,
+    scripts: dict[str, Path],
+    settings: Settings,
+    mode: str | None = None,
 ) -> tuple[JobRun, list[str]]:
     """Project A's processing running ATTACK_SCRIPT on A's model version, run to its end."""
     processing = await processings.create_processing(
@@ -367,6 +372,7 @@ async def _attack(
     parameters = {
         "postgres_port": settings.postgres_port,
         "password_file": str(settings.local_database_password_file),
+        "mode": mode,
     }
     job, run, _ = await jobs.create_job(
         pool,
@@ -410,6 +416,23 @@ async def test_a_processing_finds_no_credentials_and_cannot_reach_the_platforms_
         assert "password file: PermissionError" in lines
         assert "other workspaces: PermissionError" in lines
         assert workspace.split()[3] != "0"
+
+
+async def test_what_a_job_leaves_running_ends_with_it(
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    reg: Registry,
+    scripts: dict[str, Path],
+    job_runner_settings: Settings,
+) -> None:
+    finished, lines = await _attack(pool, producer, reg, scripts, job_runner_settings, mode="daemon")
+    assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
+    (daemon,) = [int(line.split()[1]) for line in lines if line.startswith("daemon ")]
+
+    async def gone() -> bool | None:  # killed when the run ended; its exit takes its moment
+        return True if not orphans.group_members(daemon) else None
+
+    await until(gone, "the job's daemon to be killed")
 
 
 async def test_the_local_postgres_lets_no_one_in_without_its_password(job_runner_settings: Settings) -> None:

@@ -64,6 +64,7 @@ class LocalBackend:
                 timeout_s=launch.timeout_s,
                 log=log,
                 started=lambda pgid: orphans.record(self.work_dir, run.id, pgid),
+                ended=lambda: orphans.kill_run(run.id),  # what escaped its process group
             )
             if not ended.succeeded:
                 return ended

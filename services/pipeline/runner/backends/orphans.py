@@ -1,7 +1,11 @@
-"""What a runner that died (kill -9, a crash) left behind on this machine: each local run in progress has
-a marker, JOBS_WORK_DIR/<run id>.pgid, written before its stage-in and holding its command's process
-group once started. A restarted runner kills each such group whose processes still carry that run's id
-in their environment (a process group id reused since by something else is left alone), removes the
+"""What a run leaves running: the processes that carry its id in their environment (CVLOOP_RUN_ID, which
+the runner gives every command and its children inherit), even those that left its process group with a
+session of their own, are killed when the run ends (`kill_run`).
+
+What a runner that died (kill -9, a crash) left behind on this machine: each local run in progress has a
+marker, JOBS_WORK_DIR/<run id>.pgid, written before its stage-in and holding its command's process group
+once started. A restarted runner kills that group if its processes still carry the run's id (a process
+group id reused since by something else is left alone) and every other process carrying it, removes the
 workspace and the marker; the run itself is failed by the service (a subprocess cannot be adopted: its
 output pipes died with the runner)."""
 
@@ -35,8 +39,9 @@ def clear(work_dir: Path, run_id: UUID) -> None:
     marker(work_dir, run_id).unlink(missing_ok=True)
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, process group, state) of every process."""
+    found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -45,9 +50,13 @@ def _group_members(pgid: int) -> list[int]:
         except OSError:  # ended meanwhile
             continue
         fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        if int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        found.append((int(entry.name), int(fields[2]), fields[0]))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (not the zombies, ended and not yet reaped)."""
+    return [pid for pid, group, state in _processes() if group == pgid and state != "Z"]
 
 
 def _carries_run(pid: int, run_id: UUID) -> bool:
@@ -58,13 +67,17 @@ def _carries_run(pid: int, run_id: UUID) -> bool:
     return f"{RUN_ID_ENV}={run_id}".encode() in environ.split(b"\0")
 
 
-def kill_orphan(pgid: int, run_id: UUID) -> bool:
-    """SIGKILL the process group `pgid` if it still runs run `run_id`; True when it did."""
-    if not any(_carries_run(pid, run_id) for pid in _group_members(pgid)):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    return True
+def kill_run(run_id: UUID, pgid: int | None = None) -> int:
+    """SIGKILL the process group `pgid` if it still runs run `run_id`, and every process carrying the
+    run's id; answers how many processes carried it."""
+    if pgid is not None and any(_carries_run(pid, run_id) for pid in group_members(pgid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    carrying = [pid for pid, _, state in _processes() if state != "Z" and _carries_run(pid, run_id)]
+    for pid in carrying:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(carrying)
 
 
 def reap(work_dir: Path) -> list[UUID]:
@@ -77,7 +90,7 @@ def reap(work_dir: Path) -> list[UUID]:
         except ValueError:
             continue
         content = path.read_text().strip()
-        killed = content.isdigit() and kill_orphan(int(content), run_id)
+        killed = kill_run(run_id, int(content) if content.isdigit() else None)
         shutil.rmtree(work_dir / str(run_id), ignore_errors=True)
         path.unlink(missing_ok=True)
         logger.warning(
