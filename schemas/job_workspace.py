@@ -14,6 +14,8 @@ files in `schemas/json/` (`job-workspace.*.schema.json`).
       datasets/<alias>/labels.json   the dataset version's labels, when it has a labelmap
       outputs/                       written by the job
       outputs/metrics.json           optional {name: number}
+      outputs/reference.bin          a reference job's reference (the scoring stream's format)
+      outputs/reference.json         ReferenceSummary, beside it
 
 The command runs with the folder as its working directory and the environment below set.
 """
@@ -39,6 +41,7 @@ JOB_ID_ENV = "CVLOOP_JOB_ID"
 RUN_ID_ENV = "CVLOOP_RUN_ID"
 
 TEST_ALIAS = "test"  # by convention the alias a trainer evaluates on and never trains on
+TRAINING_ALIAS = "training"  # a reference job's dataset: the deployment's training data
 
 # The layout, relative to the workspace folder (or to a dataset alias's folder).
 JOB_FILE = "job.json"
@@ -50,6 +53,8 @@ DATASETS_DIR = "datasets"
 ASSETS_FILE = "assets.jsonl"
 IMAGES_DIR = "images"
 OUTPUTS_DIR = "outputs"
+REFERENCE_DATA = "reference.bin"  # relative to outputs/
+REFERENCE_SUMMARY = "reference.json"
 
 
 class _File(BaseModel):
@@ -91,11 +96,21 @@ class AssetLine(_File):
     annotation: Prediction | None = None  # the asset's latest annotation
 
 
+class ReferenceSummary(_File):
+    """outputs/reference.json of a reference job: what the runner records with the reference it stores."""
+
+    detector: str
+    feature_names: list[str]
+    training_size: int
+    sample_size: int
+
+
 # Each file's model, by the name of its JSON Schema file (schemas/jsonschema.py writes them).
 FILE_MODELS: dict[str, type[_File]] = {
     "job-workspace.job": JobFile,
     "job-workspace.model-version": ModelVersionFile,
     "job-workspace.asset-line": AssetLine,
+    "job-workspace.reference-summary": ReferenceSummary,
 }
 
 
@@ -148,6 +163,14 @@ class JobWorkspace:
     @property
     def metrics_file(self) -> Path:
         return self.outputs / METRICS_FILE
+
+    @property
+    def reference_data(self) -> Path:
+        return self.outputs / REFERENCE_DATA
+
+    @property
+    def reference_summary(self) -> Path:
+        return self.outputs / REFERENCE_SUMMARY
 
     def relative(self, path: Path) -> str:
         """`path` as people see it in messages: relative to the workspace folder."""

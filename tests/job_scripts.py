@@ -84,3 +84,50 @@ for step in range(1, 6):
 workspace = JobWorkspace(pathlib.Path(os.environ[JOB_DIR_ENV]))
 workspace.outputs.joinpath("model.onnx").write_bytes(b"converted by steps.py")
 """
+
+# What a processing registered by an attacker tries (issue 15): print its environment and descriptors, read
+# the local Postgres's password file, and ask the platform's Postgres for every project, with what its
+# environment gives and with the local stack's address as it is written in the docs; `sleep` then waits,
+# `daemon` leaves a process of its own session behind.
+ATTACK_SCRIPT = r"""
+import json, os, pathlib, subprocess, sys, time
+
+from schemas.job_workspace import JOB_DIR_ENV, JobWorkspace
+
+workspace = JobWorkspace(pathlib.Path(os.environ[JOB_DIR_ENV]))
+parameters = json.loads(workspace.parameters_file.read_text())
+print("env: " + ",".join(sorted(os.environ)), flush=True)
+descriptors = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        descriptors[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+print("sockets: " + ",".join(t for t in descriptors.values() if t.startswith("socket:")), flush=True)
+try:
+    print("password file: " + pathlib.Path(parameters["password_file"]).read_text(), flush=True)
+except OSError as exc:
+    print(f"password file: {type(exc).__name__}", flush=True)
+try:
+    print("other workspaces: " + ",".join(os.listdir(workspace.root.parent)), flush=True)
+except OSError as exc:
+    print(f"other workspaces: {type(exc).__name__}", flush=True)
+folder = workspace.root.stat()
+print(f"workspace: {oct(folder.st_mode & 0o777)} owner {folder.st_uid} me {os.getuid()}", flush=True)
+urls = [os.environ.get("DATABASE_URL"), f"postgresql://cvloop@127.0.0.1:{parameters['postgres_port']}/cvloop"]
+for url in filter(None, urls):
+    answer = subprocess.run(
+        ["psql", "-X", "-A", "-t", "-d", url + "?connect_timeout=5", "-c",
+         "SELECT name FROM projects UNION ALL SELECT 'api_keys=' || count(*) FROM api_keys"],
+        capture_output=True, text=True, timeout=30,
+    )
+    print(f"psql exit {answer.returncode}", flush=True)
+    print(answer.stdout + answer.stderr, flush=True)
+print(f"pid {os.getpid()} pgid {os.getpgid(0)}", flush=True)
+if parameters.get("mode") == "sleep":
+    print("sleeping", flush=True)
+    time.sleep(600)
+if parameters.get("mode") == "daemon":  # a session of its own: out of the job's process group
+    daemon = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    print(f"daemon {daemon.pid}", flush=True)
+"""

@@ -9,6 +9,7 @@ from uuid import UUID
 import click
 
 from cvloop.sdk import Client
+from cvloop.sdk.jobs import launched_by
 from schemas.events import JobKind
 from schemas.vocabulary import RunStatus
 
@@ -28,9 +29,9 @@ def _line(job_id: object, kind: str, status: str | None) -> str:
 @click.option("--kind", type=click.Choice([k.value for k in JobKind]), default=None)
 @with_client
 def jobs_list(client: Client, kind: str | None) -> None:
-    """List jobs with their latest run's status."""
+    """List jobs with their latest run's status and who launched it, when."""
     for job in client.list_jobs(kind):
-        click.echo(_line(job.id, job.kind, job.status))
+        click.echo(f"{_line(job.id, job.kind, job.status)}  launched by {job.launched_by}")
 
 
 @jobs.command("show")
@@ -42,7 +43,10 @@ def jobs_show(client: Client, job_id: UUID) -> None:
     click.echo(_line(job.id, job.kind, job.status))
     for run in job.data.get("runs") or []:
         reason = f"  {run['reason']}" if run.get("reason") else ""
-        click.echo(f"  run {run['attempt']}  {run['status']:<10} {run.get('duration_s') or '-'} s{reason}")
+        click.echo(
+            f"  run {run['attempt']}  {run['status']:<10} {run.get('duration_s') or '-'} s"
+            f"  launched by {launched_by(run)}{reason}"
+        )
 
 
 @jobs.command("wait")

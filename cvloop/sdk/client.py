@@ -183,6 +183,8 @@ class Client:
         description: str = "",
         parameters_schema: Mapping[str, Any] | None = None,
     ) -> Processing:
+        """Register code the platform's machines run: the client's key needs the admin scope
+        (`Forbidden` otherwise)."""
         body = {
             "name": name,
             "description": description,

@@ -35,6 +35,14 @@ class JobTimeout(TimeoutError):
     """The job's latest run had not finished when the wait ran out."""
 
 
+def launched_by(run: dict[str, Any]) -> str:
+    """Who launched a run and when: `<key name> (<key id>) at <time>`, or `the platform at <time>` for a
+    run the platform started (a training the pipeline requested)."""
+    launcher = run.get("launched_by")
+    who = f"{launcher['key_name']} ({launcher['key_id']})" if launcher else "the platform"
+    return f"{who} at {run['created_at']}"
+
+
 class Job(Resource):
     path = "/v1/jobs/{id}"
 
@@ -48,6 +56,12 @@ class Job(Resource):
         if runs:
             return max(runs, key=lambda run: run["attempt"])
         return self.data.get("latest_run")
+
+    @property
+    def launched_by(self) -> str:
+        """Who launched the latest run and when (see `launched_by`)."""
+        run = self.latest_run
+        return launched_by(run) if run else "-"
 
     @property
     def status(self) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from schemas.local_stack import LOCAL_HOST
+from services.common.os_users import as_user, grant_search, is_root
 from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER
 
 from .component import Component
@@ -40,6 +42,27 @@ SERVER_SETTINGS = {
     "log_min_messages": "log",
     "log_checkpoints": "off",
 }
+
+
+# No trust and no peer: a job run as another OS user on this machine cannot get in without the password
+# (<state dir>/postgres.password, readable by the platform's user only).
+HBA_RULES = """\
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+PASSWORD_BYTES = 24
+
+
+def _ensure_password(path: Path) -> None:
+    """The local superuser's password: made once, random, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made at an earlier start, or by a concurrent `cvloop up`
+        return
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(PASSWORD_BYTES))
 
 
 def find_bin_dir() -> Path | None:
@@ -112,22 +135,46 @@ class Postgres(Component):
         logger.info("postgres cluster initialised", extra={"data_dir": str(self.data_dir)})
 
     def start(self) -> None:
+        if not self.external:
+            _ensure_password(self.settings.local_database_password_file)
         super().start()
         if not self.external:
             self._ensure_database()
+            self._require_password()
 
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
         dsn = (
             f"host={LOCAL_HOST} port={self.settings.postgres_port} user={SUPERUSER} dbname={database} "
             "connect_timeout=2"
         )
-        return subprocess.run(
-            [self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql],
+        try:
+            env = os.environ | {"PGPASSWORD": self.settings.local_database_password_file.read_text().strip()}
+        except FileNotFoundError:  # a cluster started before passwords: still trust
+            env = dict(os.environ)
+        return subprocess.run(  # the SQL on stdin: a password in it stays out of `ps`
+            [self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
+            input=sql,
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
+            env=env,
         )
+
+    def _require_password(self) -> None:
+        """Every connection, over TCP or the socket, gives the superuser's password: a cluster made with
+        trust (initdb, or before this rule) gets the password and the rules, then reloads them."""
+        hba = self.data_dir / "pg_hba.conf"
+        if hba.read_text() == HBA_RULES:
+            return
+        password = self.settings.local_database_password_file.read_text().strip()
+        altered = self._psql(f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'")
+        if altered.returncode != 0:
+            raise StackError(f"postgres: could not set the password: {altered.stderr.strip()}")
+        hba.write_text(HBA_RULES)
+        reloaded = self._psql("SELECT pg_reload_conf()")
+        if reloaded.returncode != 0:
+            raise StackError(f"postgres: could not reload pg_hba.conf: {reloaded.stderr.strip()}")
 
     def _ensure_database(self) -> None:
         exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
@@ -147,29 +194,17 @@ class Postgres(Component):
 
 
 def _as_server_user(argv: Sequence[str]) -> list[str]:
-    """argv unchanged, or run as the `postgres` system user when we are root.
-
-    setpriv execs in place (runuser/su fork and wait), so a spawned server keeps its own pid.
-    """
-    if os.geteuid() != 0:
+    """argv unchanged, or run as the `postgres` system user when we are root."""
+    if not is_root():
         return list(argv)
-    return ["setpriv", f"--reuid={SYSTEM_USER}", f"--regid={SYSTEM_USER}", "--init-groups", "--", *argv]
+    return as_user(SYSTEM_USER, argv, init_groups=True)
 
 
 def _hand_over_to_system_user(workdir: Path) -> None:
-    """Give the component's folder to the `postgres` user and let it reach that folder.
-
-    The folder's parents often deny others entirely (pytest's temp folders are 0700, so is a root
-    home): we add only the search bit (o+x) to those parents, which lets a process that already
-    knows the path walk through without being able to list or read anything in them. The data
-    itself stays 0700 and owned by `postgres`.
-    """
+    """Give the component's folder to the `postgres` user and let it reach that folder (the data itself
+    stays 0700 and owned by `postgres`)."""
     user = pwd.getpwnam(SYSTEM_USER)
-    for parent in workdir.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
-            logger.warning("granted search permission to others", extra={"path": str(parent)})
+    grant_search(workdir)
     if workdir.stat().st_uid == user.pw_uid:
         return  # handed over at an earlier start; the server has owned everything since
     os.chown(workdir, user.pw_uid, user.pw_gid)

@@ -15,6 +15,11 @@ from schemas.vocabulary import RunStatus
 from .common import Answer, Body, Description, JsonObject, Name
 
 
+class LaunchedBy(Answer):
+    key_id: UUID
+    key_name: str
+
+
 class JobRunOut(Answer):
     id: UUID
     attempt: int
@@ -24,6 +29,11 @@ class JobRunOut(Answer):
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None = Field(None, description="From start to finish, once finished.")
+    launched_by: LaunchedBy | None = Field(
+        None,
+        description="The API key that launched the run, at created_at; null: the platform launched it "
+        "(a training the pipeline requested).",
+    )
 
 
 class JobOut(Answer):
@@ -74,6 +84,7 @@ class ProcessingOut(Answer):
     image: str | None
     parameters_schema: dict[str, Any]
     created_at: datetime
+    created_by_key_id: UUID | None = Field(None, description="The admin API key that registered it.")
 
 
 class ProcessingLaunch(Body):

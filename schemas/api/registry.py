@@ -151,6 +151,9 @@ class ModelVersionOut(Answer):
     io: ModelIO | None
     files: list[ModelFileOut]
     created_at: datetime
+    created_by_key_id: UUID | None = Field(
+        None, description="The API key that created it (admin when it has a training entrypoint or image)."
+    )
 
 
 class ModelFileDownload(Answer):

@@ -14,6 +14,7 @@ from schemas.limits import INT64_MAX
 from schemas.vocabulary import Scope
 from services.common.auth import RequireScope
 from services.common.domain.projects import ApiKey
+from services.common.http import ApiError
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 
@@ -71,3 +72,10 @@ class _Key:
 ReadKey = Annotated[ApiKey, Depends(_Key(Scope.READ))]
 WriteKey = Annotated[ApiKey, Depends(_Key(Scope.WRITE))]
 AdminKey = Annotated[ApiKey, Depends(_Key(Scope.ADMIN))]
+
+
+def require_scope(key: ApiKey, scope: Scope, field: str) -> None:
+    """403 naming `field` when what the request sets there needs a scope the key lacks (a write key may
+    create a model version, but only an admin key may give it code to train with)."""
+    if scope not in key.scopes:
+        raise ApiError(403, field, f"setting this needs an API key with the {scope.value} scope")

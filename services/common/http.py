@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -193,17 +193,25 @@ async def always_ready() -> str | None:
     return None
 
 
-def serve(app: FastAPI, settings: Settings, local_port: int) -> None:
+EventLoop = Literal["auto", "asyncio"]
+
+
+def serve(app: FastAPI, settings: Settings, local_port: int, loop: EventLoop = "auto") -> None:
     """Run the app until SIGTERM; on its local-stack port unless CVLOOP_HTTP_PORT says otherwise.
 
     The port is bound before the app starts: uvicorn would bind it after the lifespan, whose outgoing
-    connections (Postgres, Kafka, S3) may meanwhile be given that very port as their ephemeral one."""
+    connections (Postgres, Kafka, S3) may meanwhile be given that very port as their ephemeral one. It is
+    not inherited by a child process (uvicorn marks it inheritable for workers this never starts): a
+    child left running would hold the port. `loop` "asyncio": the standard library's event loop, whose
+    subprocesses inherit no descriptor (uvloop's ignore close_fds)."""
     config = uvicorn.Config(
         app,
         host=settings.bind_host,
         port=settings.http_port or local_port,
         log_level=settings.log_level.lower(),
         access_log=False,  # per-request lines are what the metrics are for
+        loop=loop,
     )
     listening = config.bind_socket()
+    listening.set_inheritable(False)
     uvicorn.Server(config).run(sockets=[listening])

@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 
-from services.common.http import create_app, serve
+from services.common.http import EventLoop, create_app, serve
 from services.common.logs import configure_logging
 from services.common.settings import Settings
 
@@ -52,9 +52,12 @@ def health_app(title: str, build: Callable[[SettingsT], Service]) -> Callable[[S
 
 
 def run_service(
-    settings: SettingsT, build_app: Callable[[SettingsT], FastAPI], port: Callable[[SettingsT], int]
+    settings: SettingsT,
+    build_app: Callable[[SettingsT], FastAPI],
+    port: Callable[[SettingsT], int],
+    loop: EventLoop = "auto",
 ) -> None:
     """Serve the app `build_app` makes from the service's settings on its local-stack port (or
     CVLOOP_HTTP_PORT)."""
     configure_logging(settings.log_level)
-    serve(build_app(settings), settings, port(settings))
+    serve(build_app(settings), settings, port(settings), loop)

@@ -126,10 +126,20 @@ class Settings(BaseSettings):
         return (self.tools_dir_setting or self.state_path / "tools").resolve()
 
     @property
+    def local_database_password_file(self) -> Path:
+        """The local Postgres's password, made by `cvloop up` (0600: jobs, run as another user, cannot
+        read it)."""
+        return self.state_path / "postgres.password"
+
+    @property
     def database_url(self) -> str:
-        return self.database_url_setting or (
-            f"postgresql://{LOCAL_DATABASE_USER}@{LOCAL_HOST}:{self.postgres_port}/{LOCAL_DATABASE}"
-        )
+        if self.database_url_setting:
+            return self.database_url_setting
+        try:
+            user = f"{LOCAL_DATABASE_USER}:{self.local_database_password_file.read_text().strip()}"
+        except FileNotFoundError:  # a local Postgres not started yet, or started before passwords
+            user = LOCAL_DATABASE_USER
+        return f"postgresql://{user}@{LOCAL_HOST}:{self.postgres_port}/{LOCAL_DATABASE}"
 
     @property
     def postgres_port(self) -> int:

@@ -57,6 +57,13 @@ class PipelineSettings(Settings):
         validation_alias=from_env("JOBS_KEEP_WORKSPACES"),
         description="Keep a local run's folder after it finished (to look at what a job wrote).",
     )
+    jobs_local_user: str = Field(
+        "cvloop-job",
+        min_length=1,
+        validation_alias=from_env("JOBS_LOCAL_USER"),
+        description="OS user the local backend runs jobs as when the runner runs as root (created when "
+        "missing, with no network of its own); a runner that is not root runs them as itself.",
+    )
     jobs_kubernetes_namespace: str = Field(
         "cvloop",
         validation_alias=from_env("JOBS_KUBERNETES_NAMESPACE"),
@@ -65,8 +72,9 @@ class PipelineSettings(Settings):
     jobs_kubernetes_api: str | None = Field(
         None,
         validation_alias=from_env("JOBS_KUBERNETES_API"),
-        description="Kubernetes API server URL. Unset: the in-cluster one (KUBERNETES_SERVICE_HOST), with "
-        "the pod's service-account token and CA.",
+        description="Kubernetes API server URL, used without credentials (`kubectl proxy`, say). Unset: the "
+        "in-cluster one (KUBERNETES_SERVICE_HOST), with the pod's service-account token (read again as it "
+        "rotates) and CA.",
     )
     jobs_image: str = Field(
         "cvloop:latest",

@@ -347,9 +347,11 @@ async def test_model_versions_point_at_uploaded_files(api: Api) -> None:
     assert too_large.status_code == 413 and too_large.json()["errors"][0]["field"] == "body.file"
 
 
-async def test_export_experiment_as_a_new_model_or_a_new_version(api: Api) -> None:
+async def test_export_experiment_as_a_new_model_or_a_new_version(
+    running: Running, project: Project, api: Api
+) -> None:
     base = await model_version(
-        api,
+        running.as_key(project.admin),  # a training entrypoint is code the platform runs
         training_parameters={"epochs": 3, "lr": 0.1},
         training_entrypoint="train.py",
         training_image="trainer:1",
@@ -724,9 +726,43 @@ async def test_prediction_list_filters_and_orders(running: Running, project: Pro
 # --- jobs and processings ------------------------------------------------------------------------
 
 
+async def test_only_an_admin_key_registers_code_and_it_is_recorded(
+    running: Running, project: Project, api: Api
+) -> None:
+    """A processing's command, a model version's training entrypoint or image run on the platform's
+    machines: a write key gets 403 naming what it tried to set, an admin key's is recorded."""
+    body = {"name": f"p-{uuid4().hex[:6]}", "command": ["psql", "postgresql://cvloop@127.0.0.1/cvloop"]}
+    refused = await api.raw("POST", "/v1/processings", json=body)
+    assert refused.status_code == 403 and "admin scope" in refused.json()["detail"]
+    assert body["name"] not in {p["name"] for p in (await api("GET", "/v1/processings", 200))["items"]}
+    admin = running.as_key(project.admin)
+    registered = await admin("POST", "/v1/processings", 201, json=body)
+    keys = {k["name"]: k["id"] for k in (await admin("GET", "/v1/api-keys", 200))["items"]}
+    assert registered["created_by_key_id"] == keys["admin-key"]
+    model = await api("POST", "/v1/models", 201, json={"name": f"model-{uuid4().hex[:6]}"})
+    for field, value in (("training_entrypoint", "python evil.py"), ("training_image", "evil:1")):
+        body = {"version": field, "detection_type": "detection", field: value}
+        refused = await api.raw("POST", f"/v1/models/{model['id']}/versions", json=body)
+        assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == f"body.{field}"
+        answer = await admin("POST", f"/v1/models/{model['id']}/versions", 201, json=body)
+        assert (answer[field], answer["created_by_key_id"]) == (value, keys["admin-key"])
+    version = await model_version(api)  # a model version without code needs no more than write
+    job = await api(
+        "POST",
+        f"/v1/model-versions/{version['id']}/processings",
+        201,
+        json={"processing_id": registered["id"]},
+    )
+    launched = {"key_id": keys["write-key"], "key_name": "write-key"}
+    assert job["latest_run"]["launched_by"] == launched  # launching stays a write action, and is shown
+    listed = await api("GET", "/v1/jobs", 200, params={"kind": "processing"})
+    (shown,) = [j for j in listed["items"] if j["id"] == job["id"]]
+    assert shown["latest_run"]["launched_by"] == launched and shown["latest_run"]["created_at"]
+
+
 async def test_processing_jobs_are_requested_and_rerun(running: Running, project: Project, api: Api) -> None:
     version = await model_version(api)
-    processing = await api(
+    processing = await running.as_key(project.admin)(
         "POST",
         "/v1/processings",
         201,

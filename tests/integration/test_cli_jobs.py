@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -39,9 +38,9 @@ def admin_key(stack_settings: Settings) -> str:
 
 
 def test_a_processing_runs_in_the_runner_and_cvloop_follows_it(
-    stack_settings: Settings, admin_key: str, tmp_path: Path
+    stack_settings: Settings, admin_key: str
 ) -> None:
-    script = tmp_path / "steps.py"
+    script = stack_settings.state_path / "steps.py"  # readable by the jobs' OS user, unlike pytest's tmp
     script.write_text(STEPS_SCRIPT)
     name = f"steps-{uuid4().hex[:6]}"
     with Client(admin_key, settings=sdk_settings(stack_settings)) as client:
@@ -61,7 +60,12 @@ def test_a_processing_runs_in_the_runner_and_cvloop_follows_it(
         assert [line for line in lines if line.startswith("step")] == [f"step {i}" for i in range(1, 6)]
         assert lines[-1] == "succeeded"
         code, out = cvloop("jobs", "show", str(job.id))
-        assert code == 0 and re.search(r"run 1  succeeded\s+[0-9.]+ s", out), out
+        assert code == 0 and re.search(
+            r"run 1  succeeded\s+[0-9.]+ s  launched by \S+ \([0-9a-f-]{36}\) at ", out
+        )
+        code, out = cvloop("jobs", "list", "--kind", "processing")
+        (listed,) = [line for line in out.splitlines() if line.startswith(str(job.id))]
+        assert re.search(r"launched by \S+ \([0-9a-f-]{36}\) at \d{4}-", listed), listed
         assert model.get_version(f"v1-{name}")["files"][0]["name"] == "model.onnx"
 
         code, out = cvloop("jobs", "rerun", str(job.id))

@@ -27,6 +27,7 @@ from cvloop.demo.scoring import (
     add_unreadable_image,
     classification_deployment,
 )
+from cvloop.settings import every_env_name
 from cvloop.trainers.workspace import Workspace as TrainerWorkspace
 from schemas.codec import decode
 from schemas.events import JobKind, TrainingFinished, TrainingStatus
@@ -42,14 +43,15 @@ from services.common.domain.jobs import Job, JobRun
 from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
+from services.common.os_users import grant_search
 from services.common.settings import Settings, settings_env
 from services.common.storage import ObjectStore
-from services.pipeline.runner.backends import Exit
+from services.pipeline.runner.backends import Exit, orphans
 from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from services.pipeline.runner.workspace.stage_in import stage_in
-from tests.job_scripts import PROCESSING_SCRIPT, TRAINER_SCRIPT
+from tests.job_scripts import ATTACK_SCRIPT, PROCESSING_SCRIPT, TRAINER_SCRIPT
 
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
 LABELS = ["zero", "one", "two"]
@@ -79,11 +81,18 @@ def module_settings(job_runner_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("job-scripts")
+def scripts(job_runner_settings: Settings) -> dict[str, Path]:
+    """Scripts the jobs' OS user (cvloop-job, when the tests run as root) may read: in the test stack's
+    state folder (pytest's own temporary root is made 0700 again by every pytest starting meanwhile)."""
+    folder = job_runner_settings.state_path / "job-scripts"
+    folder.mkdir(exist_ok=True)
     written = {"trainer": folder / "trainer.py", "processing": folder / "convert.py"}
     written["trainer"].write_text(TRAINER_SCRIPT)
     written["processing"].write_text(PROCESSING_SCRIPT)
+    written["attack"] = folder / "attack.py"
+    written["attack"].write_text(ATTACK_SCRIPT)
+    grant_search(folder)
+    folder.chmod(0o755)
     return written
 
 
@@ -348,6 +357,111 @@ async def test_a_processing_that_writes_outputs_makes_a_new_model_version(
     assert converted == BASE_MODEL + b" fp16 scale=0.5"
 
 
+async def _attack(
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    reg: Registry,
+    scripts: dict[str, Path],
+    settings: Settings,
+    mode: str | None = None,
+) -> tuple[JobRun, list[str]]:
+    """Project A's processing running ATTACK_SCRIPT on A's model version, run to its end."""
+    processing = await processings.create_processing(
+        pool, reg.project_id, f"attack-{uuid4().hex[:6]}", command=["python", str(scripts["attack"])]
+    )
+    parameters = {
+        "postgres_port": settings.postgres_port,
+        "password_file": str(settings.local_database_password_file),
+        "mode": mode,
+    }
+    job, run, _ = await jobs.create_job(
+        pool,
+        reg.project_id,
+        JobKind.PROCESSING,
+        target_type=TargetType.MODEL_VERSION,
+        target_id=reg.base.id,
+        parameters=parameters,
+        processing_id=processing.id,
+    )
+    await _request(pool, producer, job, run)
+    finished = await _finished(pool, reg.project_id, run.id)
+    return finished, await _log_lines(pool, reg.project_id, run.id)
+
+
+async def test_a_processing_finds_no_credentials_and_cannot_reach_the_platforms_postgres(
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    reg: Registry,
+    scripts: dict[str, Path],
+    job_runner_settings: Settings,
+) -> None:
+    other = await projects.create_project(pool, f"other-tenant-{uuid4().hex[:8]}")
+    finished, lines = await _attack(pool, producer, reg, scripts, job_runner_settings)
+    assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
+    (env,) = [line.removeprefix("env: ").split(",") for line in lines if line.startswith("env: ")]
+    contract = {"CVLOOP_JOB_DIR", "CVLOOP_JOB_KIND", "CVLOOP_JOB_ID", "CVLOOP_RUN_ID"}
+    assert contract <= set(env) <= contract | {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"}, env
+    assert not set(env) & every_env_name()  # no platform setting at all
+    assert "sockets: " in lines  # not one socket of the runner's
+    password = job_runner_settings.local_database_password_file.read_text().strip()
+    text = "\n".join(lines)
+    assert password not in text
+    psql = [line for line in lines if line.startswith("psql exit ")]
+    assert psql and all(line != "psql exit 0" for line in psql), lines
+    assert other.name not in text and "api_keys=" not in text
+    (workspace,) = [line for line in lines if line.startswith("workspace: ")]
+    assert workspace.startswith("workspace: 0o700 owner ")  # a private folder, the job's own
+    assert workspace.split()[3] == workspace.split()[5], workspace  # "workspace: MODE owner UID me UID"
+    if os.geteuid() == 0:  # as cvloop-job: neither the password file nor the other workspaces are readable
+        assert "password file: PermissionError" in lines
+        assert "other workspaces: PermissionError" in lines
+        assert workspace.split()[3] != "0"
+
+
+async def test_what_a_job_leaves_running_ends_with_it(
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    reg: Registry,
+    scripts: dict[str, Path],
+    job_runner_settings: Settings,
+) -> None:
+    finished, lines = await _attack(pool, producer, reg, scripts, job_runner_settings, mode="daemon")
+    assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
+    (daemon,) = [int(line.split()[1]) for line in lines if line.startswith("daemon ")]
+
+    async def gone() -> bool | None:  # killed when the run ended; its exit takes its moment
+        return True if not orphans.group_members(daemon) else None
+
+    await until(gone, "the job's daemon to be killed")
+
+
+async def test_the_local_postgres_lets_no_one_in_without_its_password(job_runner_settings: Settings) -> None:
+    """Whatever the network, trust and peer are gone: the DSN the docs used to give is refused, over TCP
+    and over the server's Unix socket (beside its data)."""
+    port = job_runner_settings.postgres_port
+    socket_dir = job_runner_settings.state_path / "postgres"
+    for dsn in (f"postgresql://cvloop@127.0.0.1:{port}/cvloop", f"host={socket_dir} port={port} user=cvloop"):
+        refused = await asyncio.create_subprocess_exec(
+            "psql",
+            "-X",
+            "-d",
+            dsn,
+            "-c",
+            "SELECT 1",
+            env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "5"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await refused.communicate()
+        assert refused.returncode != 0
+        assert b"password" in err, (dsn, err)
+    with_password = await asyncpg.connect(job_runner_settings.database_url)
+    try:
+        assert await with_password.fetchval("SELECT 1") == 1
+    finally:
+        await with_password.close()
+
+
 async def test_an_image_only_processing_fails_locally_with_a_clear_reason(
     pool: asyncpg.Pool, producer: EventProducer, reg: Registry
 ) -> None:
@@ -481,7 +595,7 @@ async def test_the_pods_workspace_steps_stage_in_and_stage_out_on_sigterm(
     assert await asyncio.to_thread(store.get_bytes, recorded.object_key) == b"trained in a pod"
 
     # What the runner does once the Job completed.
-    finished = await finish(pool, job, run, Exit(True), RunLog(pool, reg.project_id, run.id))
+    finished = await finish(pool, store, job, run, Exit(True), RunLog(pool, reg.project_id, run.id))
     assert finished.status is RunStatus.SUCCEEDED
     done = await experiments.get_experiment(pool, reg.project_id, experiment.id)
     assert done is not None and [a.name for a in done.artifacts] == ["model.onnx"]

@@ -108,11 +108,12 @@ def test_training_runs_the_base_versions_entrypoint_or_the_reference_trainer() -
         job_command(JobKind.TRAINING, base=_version(training_entrypoint="python 'unclosed"))
 
 
-def test_only_reference_jobs_get_the_platform_settings() -> None:
+def test_no_job_gets_a_platform_setting_only_the_reference_job_its_own() -> None:
     reference = job_command(JobKind.REFERENCE)
-    assert reference.command == REFERENCE_JOB and reference.platform_env
-    assert not job_command(JobKind.TRAINING).platform_env
-    assert not job_command(JobKind.PROCESSING, processing=_processing()).platform_env
+    assert reference.command == REFERENCE_JOB
+    assert set(reference.passed_env) == {"SCORING_REFERENCE_SAMPLE_SIZE", "CVLOOP_MAX_IMAGE_BYTES"}
+    assert job_command(JobKind.TRAINING).passed_env == ()
+    assert job_command(JobKind.PROCESSING, processing=_processing()).passed_env == ()
 
 
 def test_an_image_only_processing_cannot_run_locally() -> None:

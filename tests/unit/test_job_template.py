@@ -1,30 +1,35 @@
 """The Kubernetes backend offline: the Job rendered from deploy/k8s/jobs/job.yaml for each kind of job,
 validated strictly against the Kubernetes API schemas and created by `kubectl create --dry-run=client`;
-why a failed Job failed, in words; and the backend's conversation with an API server, played by an httpx
-mock transport."""
+why a failed Job failed, in words; and the backend's conversation (through kubernetes-asyncio) with an API
+server, played by a local HTTP server: creating, watching, following the log, deleting, a rotated token."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import json
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
+from kubernetes_asyncio import client
+from kubernetes_asyncio.config import incluster_config
 
 from schemas.events import JobKind
 from schemas.vocabulary import RunStatus
 from services.pipeline.runner.backends import Launch
-from services.pipeline.runner.backends.kubernetes import KubernetesBackend, failure_reason
+from services.pipeline.runner.backends.kubernetes import KubernetesBackend, api_configuration, failure_reason
 from services.pipeline.runner.backends.kubernetes_job import job_name, load_template, render_job, to_yaml
 from services.pipeline.runner.commands import JobCommand, JobRefused, job_command
+from services.pipeline.settings import PipelineSettings as Settings
 from tests.samples import job_and_run
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "jobs" / "job.yaml"
@@ -36,6 +41,9 @@ def _launch(
 ) -> Launch:
     job, run = job_and_run(kind, parameters=parameters, status=RunStatus.RUNNING)
     return Launch(job=job, run=run, command=command, processing_name="convert", timeout_s=timeout_s)
+
+
+JOB_ENV = ("CVLOOP_JOB_DIR", "CVLOOP_JOB_KIND", "CVLOOP_JOB_ID", "CVLOOP_RUN_ID")
 
 
 def _containers(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -74,13 +82,27 @@ def test_a_training_job_is_rendered_with_its_command_deadline_and_contract_env()
     assert job["resources"]["requests"]["cpu"] == "1"  # the template's
 
 
-def test_a_reference_job_gets_the_platform_settings_and_an_image_processing_its_image() -> None:
-    reference = _containers(_render(_launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))))["job"]
+def test_a_reference_job_gets_no_platform_settings_and_an_image_processing_its_image() -> None:
+    containers = _containers(_render(_launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))))
+    reference = containers["job"]
     assert reference["command"] == ["python", "-m", "services.scoring.reference_job"]
-    assert [next(iter(source.values()))["name"] for source in reference["envFrom"]] == [
-        "cvloop-config",
-        "cvloop-secrets",
-    ]
+    assert "envFrom" not in reference
+    assert {v["name"] for v in reference["env"]} == set(JOB_ENV)
+    runner_env = {"SCORING_REFERENCE_SAMPLE_SIZE": "300", "DATABASE_URL": "postgresql://u:p@db/cvloop"}
+    launch = _launch(JobKind.REFERENCE, job_command(JobKind.REFERENCE))
+    manifest = render_job(
+        load_template(TEMPLATE), launch, namespace="ml-jobs", image=IMAGE, environ=runner_env
+    )
+    env = {v["name"]: v["value"] for v in _containers(manifest)["job"]["env"]}
+    assert (
+        env.keys() == {*JOB_ENV, "SCORING_REFERENCE_SAMPLE_SIZE"}
+        and env["SCORING_REFERENCE_SAMPLE_SIZE"] == "300"
+    )
+    for step in ("stage-in", "stage-out"):  # the workspace steps read the narrow secret, not the platform's
+        assert [next(iter(s.values()))["name"] for s in containers[step]["envFrom"]] == [
+            "cvloop-config",
+            "cvloop-job-workspace",
+        ]
     image_only = JobCommand(command=None, image="me/convert:2")
     job = _containers(_render(_launch(JobKind.PROCESSING, image_only)))["job"]
     assert job["image"] == "me/convert:2" and "command" not in job and "args" not in job
@@ -127,7 +149,9 @@ def _ended(name: str, code: int, message: str | None, reason: str = "Error") -> 
 
 
 class FakeApiServer:
-    """The few API-server answers the backend needs: the Job it created, its pod, the pod's log."""
+    """A real HTTP server playing the API server: it takes the Job, answers watches of it and of its pod
+    (the current state, then the change), lists the pod, follows the pod's log, deletes the Job, and
+    records each request's bearer token."""
 
     def __init__(self, job_condition: str, exit_code: int, *, exists: bool = False) -> None:
         self.exists = exists  # the Job was created before (by a runner that restarted since)
@@ -135,74 +159,165 @@ class FakeApiServer:
         self.exit_code = exit_code
         self.created: dict[str, Any] | None = None
         self.deleted: list[str] = []
-        self.polls = 0
-        self.watched = asyncio.Event()  # set once the Job was polled a few times
+        self.tokens: list[str] = []
+        self.watched = asyncio.Event()  # set once the Job's watch has sent its current state
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if request.method == "POST" and path == "/apis/batch/v1/namespaces/ml-jobs/jobs":
-            self.created = json.loads(request.content)
-            if self.exists:
-                return httpx.Response(409, json={"reason": "AlreadyExists"})
-            return httpx.Response(201, json=self.created)
-        name = self.created["metadata"]["name"] if self.created else ""
-        if request.method == "DELETE":
-            self.deleted.append(path.rsplit("/", 1)[-1])
-            return httpx.Response(200, json={})
-        if path == f"/apis/batch/v1/namespaces/ml-jobs/jobs/{name}":
-            self.polls += 1
-            if self.polls >= 3:
-                self.watched.set()
-            if self.polls < 3 or self.job_condition == "never":
-                return httpx.Response(200, json={"status": {"active": 1}})
-            return httpx.Response(
-                200, json={"status": {"conditions": [{"type": self.job_condition, "status": "True"}]}}
-            )
-        if path == "/api/v1/namespaces/ml-jobs/pods":
-            assert request.url.params["labelSelector"] == f"job-name={name}"
-            state = {"terminated": {"exitCode": self.exit_code, "message": "loss went NaN"}}
-            return httpx.Response(200, json={"items": [_pod(state)]})
-        if path == "/api/v1/namespaces/ml-jobs/pods/pod-1/log":
-            assert request.url.params["container"] == "job"
-            return httpx.Response(200, text="epoch 1\nepoch 2\n")
-        return httpx.Response(404, json={"message": f"no {path}"})
+    def app(self) -> web.Application:
+        @web.middleware
+        async def record_token(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.tokens.append(request.headers.get("Authorization", ""))
+            return await handler(request)
+
+        app = web.Application(middlewares=[record_token])
+        jobs = "/apis/batch/v1/namespaces/ml-jobs/jobs"
+        app.router.add_post(jobs, self._create)
+        app.router.add_get(jobs, self._watch_job)
+        app.router.add_delete(jobs + "/{name}", self._delete)
+        app.router.add_get("/api/v1/namespaces/ml-jobs/pods", self._pods)
+        app.router.add_get("/api/v1/namespaces/ml-jobs/pods/pod-1/log", self._log)
+        return app
+
+    @property
+    def name(self) -> str:
+        return self.created["metadata"]["name"] if self.created else ""
+
+    async def _create(self, request: web.Request) -> web.Response:
+        self.created = await request.json()
+        if self.exists:
+            return web.json_response({"kind": "Status", "reason": "AlreadyExists"}, status=409)
+        return web.json_response(self.created, status=201)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        self.deleted.append(request.match_info["name"])
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    async def _events(
+        self, request: web.Request, events: list[dict[str, Any]], hold: bool
+    ) -> web.StreamResponse:
+        assert request.query["watch"].lower() == "true"  # the client sends True, which the server reads
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for event in events:
+            await response.write(json.dumps(event).encode() + b"\n")
+        self.watched.set()
+        if hold:  # a Job that never ends: the watch stays open until the client goes
+            await asyncio.sleep(3600)
+        return response
+
+    def _job(self, status: dict[str, Any]) -> dict[str, Any]:
+        metadata = {"name": self.name, "namespace": "ml-jobs", "resourceVersion": "1"}
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "status": status}
+
+    async def _watch_job(self, request: web.Request) -> web.StreamResponse:
+        assert request.query["fieldSelector"] == f"metadata.name={self.name}"
+        events = [{"type": "ADDED", "object": self._job({"active": 1})}]
+        if self.job_condition != "never":
+            condition = {"type": self.job_condition, "status": "True"}
+            events.append({"type": "MODIFIED", "object": self._job({"conditions": [condition]})})
+        return await self._events(request, events, hold=self.job_condition == "never")
+
+    async def _pods(self, request: web.Request) -> web.StreamResponse:
+        assert request.query["labelSelector"] == f"job-name={self.name}"
+        pod = _pod({"terminated": {"exitCode": self.exit_code, "message": "loss went NaN"}})
+        if request.query.get("watch", "").lower() == "true":
+            return await self._events(request, [{"type": "ADDED", "object": pod}], hold=False)
+        return web.json_response({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]})
+
+    async def _log(self, request: web.Request) -> web.Response:
+        assert (request.query["container"], request.query["follow"].lower()) == ("job", "true")
+        return web.Response(text="epoch 1\nepoch 2\n")
 
 
 def _pod(state: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": {"name": "pod-1"}, "status": {"containerStatuses": [{"name": "job", "state": state}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pod-1", "namespace": "ml-jobs"},
+        "status": {"containerStatuses": [{"name": "job", "state": state}]},
+    }
 
 
-def _backend(server: FakeApiServer) -> KubernetesBackend:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(server), base_url="https://k8s")
-    return KubernetesBackend(client, load_template(TEMPLATE), namespace="ml-jobs", image=IMAGE, poll_s=0.01)
+@contextlib.asynccontextmanager
+async def serving(server: FakeApiServer) -> AsyncIterator[str]:
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def backend_on(
+    server: FakeApiServer, configuration: client.Configuration | None = None
+) -> AsyncIterator[KubernetesBackend]:
+    """The backend talking to `server` (with `configuration`'s credentials, when given)."""
+    async with serving(server) as url:
+        configuration = configuration or client.Configuration()
+        configuration.host = url
+        backend = KubernetesBackend(
+            client.ApiClient(configuration), load_template(TEMPLATE), namespace="ml-jobs", image=IMAGE
+        )
+        try:
+            yield backend
+        finally:
+            await backend.close()
 
 
 async def test_the_backend_creates_the_job_streams_its_log_and_reads_its_end() -> None:
     server = FakeApiServer("Complete", 0)
     lines: list[str] = []
     launch = _launch(JobKind.TRAINING, job_command(JobKind.TRAINING))
-    ended = await _backend(server).run(launch, lines.append)
+    async with backend_on(server) as backend:
+        ended = await backend.run(launch, lines.append)
     assert ended.succeeded
     assert server.created is not None and server.created["metadata"]["name"] == job_name(launch)
     assert lines == [f"created Kubernetes Job ml-jobs/{job_name(launch)}", "epoch 1", "epoch 2"]
 
 
 async def test_a_failed_job_fails_with_its_containers_reason() -> None:
-    ended = await _backend(FakeApiServer("Failed", 2)).run(
-        _launch(JobKind.TRAINING, job_command(JobKind.TRAINING)), lambda _: None
-    )
+    async with backend_on(FakeApiServer("Failed", 2)) as backend:
+        ended = await backend.run(_launch(JobKind.TRAINING, job_command(JobKind.TRAINING)), lambda _: None)
     assert (ended.succeeded, ended.reason) == (False, "exit code 2: loss went NaN")
 
 
 async def test_a_cancelled_run_deletes_its_job() -> None:
     server = FakeApiServer("never", 0)
     launch = _launch(JobKind.TRAINING, job_command(JobKind.TRAINING))
-    running = asyncio.create_task(_backend(server).run(launch, lambda _: None))
-    await server.watched.wait()
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    async with backend_on(server) as backend:
+        running = asyncio.create_task(backend.run(launch, lambda _: None))
+        await server.watched.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
     assert server.deleted == [job_name(launch)]
+
+
+async def test_the_service_account_token_is_read_again_when_it_rotates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the cluster the kubelet rewrites the bound token file; the backend's requests follow it."""
+    (tmp_path / "token").write_text("first-token")
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "TOKEN_REFRESH_PERIOD", timedelta(0))  # not a minute: now
+    in_cluster = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    configuration = api_configuration(Settings(), tmp_path, in_cluster)
+    assert (configuration.host, configuration.ssl_ca_cert) == (
+        "https://10.0.0.1:443",
+        str(tmp_path / "ca.crt"),
+    )
+    configuration.ssl_ca_cert = None  # the stand-in server speaks plain HTTP
+    server = FakeApiServer("Complete", 0)
+    launch = _launch(JobKind.TRAINING, job_command(JobKind.TRAINING))
+    async with backend_on(server, configuration) as backend:
+        await backend.run(launch, lambda _: None)
+        (tmp_path / "token").write_text("second-token")  # rotated
+        await backend.run(launch, lambda _: None)
+    first, second = "Bearer first-token", "Bearer second-token"
+    assert server.tokens[0] == first and server.tokens[-1] == second
+    assert set(server.tokens) == {first, second}
 
 
 # kubectl maps a manifest's kind to its resource through the API server's discovery documents before it
@@ -282,7 +397,8 @@ def test_kubectl_creates_the_rendered_job_in_a_client_dry_run(discovery: str, tm
 async def test_a_restarted_runner_follows_the_job_it_created_before() -> None:
     lines: list[str] = []
     launch = _launch(JobKind.TRAINING, job_command(JobKind.TRAINING))
-    ended = await _backend(FakeApiServer("Complete", 0, exists=True)).run(launch, lines.append)
+    async with backend_on(FakeApiServer("Complete", 0, exists=True)) as backend:
+        ended = await backend.run(launch, lines.append)
     assert ended.succeeded
     assert lines == [
         f"Kubernetes Job ml-jobs/{job_name(launch)} exists already; following it",

@@ -27,6 +27,7 @@ from schemas.job_workspace import (
     JobFile,
     JobWorkspace,
     ModelVersionFile,
+    ReferenceSummary,
     image_file,
 )
 from schemas.model_io import ModelIO
@@ -70,6 +71,12 @@ WRITTEN = [
         ),
     ),
     ("job-workspace.asset-line", AssetLine(asset_id=ASSET_ID, file=image_file(ASSET_ID, ""))),
+    (
+        "job-workspace.reference-summary",
+        ReferenceSummary(
+            detector="mahalanobis-ledoit-wolf", feature_names=["brightness"], training_size=9, sample_size=4
+        ),
+    ),
 ]
 
 

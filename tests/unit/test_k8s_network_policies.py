@@ -132,10 +132,28 @@ def test_every_pod_reaches_dns_kafka_postgres_and_s3_where_its_settings_point(
         if pod.component == "triton":
             continue
         env = _pod_env(documents, pod)
-        addresses = [env["DATABASE_URL"], env["S3_ENDPOINT"], *env["KAFKA_BOOTSTRAP_SERVERS"].split(",")]
+        kafka = env["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        addresses = [env["DATABASE_URL"], env["S3_ENDPOINT"], *kafka]
         for address in addresses:
             host, port = _host_port(address)
-            assert egress_allowed(documents, pod, _namespace_of(host), port), (pod.owner, address)
+            # A Job pod's workspace steps need Postgres and S3, never Kafka.
+            expected = pod.owner != "job-template" or address not in kafka
+            assert egress_allowed(documents, pod, _namespace_of(host), port) is expected, (pod.owner, address)
+
+
+def test_a_job_pod_reaches_no_cvloop_service_and_holds_no_platform_secret(
+    documents: list[dict[str, Any]],
+) -> None:
+    (job,) = [pod for pod in pods(documents) if pod.owner == "job-template"]
+    for other in pods(documents):
+        for port in [p["containerPort"] for c in other.containers for p in c.get("ports", [])]:
+            assert not egress_allowed(documents, job, "cvloop", port, other.labels), (other.owner, port)
+    for container in job.containers:
+        secrets = {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
+        assert secrets <= {"cvloop-job-workspace"}, container["name"]
+        if container["name"] == "job":
+            assert "envFrom" not in container and not container.get("env"), "the job container reads nothing"
+    assert job.spec["automountServiceAccountToken"] is False
 
 
 def test_serving_and_only_serving_reaches_triton(documents: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from schemas.api.common import Page as PageOf
 from schemas.api.jobs import (
     JobOut,
     JobRunOut,
+    LaunchedBy,
     LogLineOut,
     LogsOut,
     ProcessingCreate,
@@ -22,13 +23,13 @@ from schemas.events import JobKind
 from schemas.limits import INT64_MAX
 from schemas.topics import Topic
 from schemas.vocabulary import RunStatus, TargetType
-from services.common.db.repositories import deletions, jobs, processings, registry
+from services.common.db.repositories import deletions, jobs, processings, projects, registry
 from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.job_events import job_requested
 from services.common.domain.jobs import Job, JobRun
 from services.common.http import ApiError
 
-from ..context import Ctx, Page, ReadKey, WriteKey
+from ..context import AdminKey, Ctx, Page, ReadKey, WriteKey
 from ..errors import WRITE_ERRORS, not_found
 from ..outbox import change
 from ..rules import missing_parameters, unknown_parameters
@@ -39,21 +40,31 @@ MAX_LOG_LINES = 1000
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 
-def run_out(run: JobRun) -> JobRunOut:
+KeyNames = dict[UUID, str]
+
+
+def run_out(run: JobRun, key_names: KeyNames) -> JobRunOut:
     duration = (
         (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
     )
-    return JobRunOut.model_validate(run.model_dump() | {"duration_s": duration})
+    key_id = run.launched_by_key_id
+    launched_by = LaunchedBy(key_id=key_id, key_name=key_names.get(key_id, "")) if key_id else None
+    return JobRunOut.model_validate(run.model_dump() | {"duration_s": duration, "launched_by": launched_by})
 
 
-def job_out(job: Job, latest: JobRun | None, runs: list[JobRun] | None = None) -> JobOut:
+def job_out(job: Job, latest: JobRun | None, key_names: KeyNames, runs: list[JobRun] | None = None) -> JobOut:
     return JobOut.model_validate(
         job.model_dump()
         | {
-            "latest_run": run_out(latest) if latest else None,
-            "runs": [run_out(r) for r in runs] if runs is not None else None,
+            "latest_run": run_out(latest, key_names) if latest else None,
+            "runs": [run_out(r, key_names) for r in runs] if runs is not None else None,
         }
     )
+
+
+async def _key_names(ctx: Ctx, project_id: UUID) -> KeyNames:
+    """The names of the project's API keys (revoked ones too: they launched runs before)."""
+    return {k.id: k.name for k in await projects.list_api_keys(ctx.pool, project_id)}
 
 
 @router.get("/jobs")
@@ -61,7 +72,8 @@ async def list_jobs(ctx: Ctx, key: ReadKey, page: Page, kind: JobKind | None = N
     found, total = await jobs.list_jobs(
         ctx.pool, key.project_id, kind=kind, limit=page.limit, offset=page.offset
     )
-    return PageOf[JobOut](items=[job_out(job, latest) for job, latest in found], total=total)
+    names = await _key_names(ctx, key.project_id)
+    return PageOf[JobOut](items=[job_out(job, latest, names) for job, latest in found], total=total)
 
 
 async def _job(ctx: Ctx, project_id: UUID, job_id: UUID) -> tuple[Job, list[JobRun]]:
@@ -74,7 +86,7 @@ async def _job(ctx: Ctx, project_id: UUID, job_id: UUID) -> tuple[Job, list[JobR
 @router.get("/jobs/{job_id}")
 async def get_job(ctx: Ctx, key: ReadKey, job_id: UUID) -> JobOut:
     job, runs = await _job(ctx, key.project_id, job_id)
-    return job_out(job, runs[-1] if runs else None, runs)
+    return job_out(job, runs[-1] if runs else None, await _key_names(ctx, key.project_id), runs)
 
 
 @router.get("/jobs/{job_id}/logs")
@@ -103,15 +115,16 @@ async def get_logs(
 async def rerun(ctx: Ctx, key: WriteKey, job_id: UUID) -> JobRunOut:
     """A new run of a finished job, requested again on `jobs`; 409 while a run is pending or running."""
     async with change(ctx) as current:
-        run = await jobs.rerun(current.conn, key.project_id, job_id)
+        run = await jobs.rerun(current.conn, key.project_id, job_id, launched_by_key_id=key.id)
         job = await jobs.get_job(current.conn, key.project_id, job_id)
         assert job is not None  # rerun found it
         current.publish(Topic.JOBS, job_requested(job, run))
-    return run_out(run)
+    return run_out(run, {key.id: key.name})
 
 
 @router.post("/processings", status_code=201, responses=WRITE_ERRORS)
-async def create_processing(ctx: Ctx, key: WriteKey, body: ProcessingCreate) -> ProcessingOut:
+async def create_processing(ctx: Ctx, key: AdminKey, body: ProcessingCreate) -> ProcessingOut:
+    """Registering a processing is registering code the platform's machines run: the admin scope."""
     try:
         processing = await processings.create_processing(
             ctx.pool,
@@ -121,6 +134,7 @@ async def create_processing(ctx: Ctx, key: WriteKey, body: ProcessingCreate) -> 
             command=body.command,
             image=body.image,
             parameters_schema=body.parameters_schema,
+            created_by_key_id=key.id,
         )
     except asyncpg.UniqueViolationError:
         raise ApiError(409, "body.name", "a processing with this name already exists") from None
@@ -168,6 +182,7 @@ async def launch_processing(
             target_id=model_version_id,
             parameters=body.parameters,
             processing_id=processing.id,
+            launched_by_key_id=key.id,
         )
         current.publish(Topic.JOBS, job_requested(job, run))
-    return job_out(job, run)
+    return job_out(job, run, {key.id: key.name})

@@ -72,6 +72,7 @@ async def set_training_data(
                 target_type=TargetType.DEPLOYMENT,
                 target_id=deployment_id,
                 parameters={"dataset_version_id": str(version.id)},
+                launched_by_key_id=key.id,
             )
             published(current, deployment, DeploymentChange.SETTINGS_CHANGED)
             current.publish(Topic.JOBS, job_requested(job, run))

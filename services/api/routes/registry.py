@@ -29,7 +29,7 @@ from schemas.api.registry import (
     UploadOut,
 )
 from schemas.object_keys import ObjectKind, parse_key
-from schemas.vocabulary import UploadKind
+from schemas.vocabulary import Scope, UploadKind
 from services.common.db.repositories import deletions, experiments, registry
 from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.images import ImageTooLarge, InvalidImage, decode_image
@@ -37,7 +37,7 @@ from services.common.domain.registry import ModelFile, NewModelVersion
 from services.common.http import ApiError
 from services.common.storage.images import store_image
 
-from ..context import Context, Ctx, Page, ReadKey, WriteKey
+from ..context import Context, Ctx, Page, ReadKey, WriteKey, require_scope
 from ..errors import UPLOAD_ERRORS, WRITE_ERRORS, not_found
 from ..objects import read_uploaded, store_file, uploaded
 from ..rules import annotation_problem
@@ -250,6 +250,9 @@ async def create_model_version(
     project_id = key.project_id
     if await registry.get_model(ctx.pool, project_id, model_id) is None:
         raise not_found("path.model_id", "model")
+    for field in ("training_entrypoint", "training_image"):  # code a training runs
+        if getattr(body, field) is not None:
+            require_scope(key, Scope.ADMIN, f"body.{field}")
     if body.labelmap_id and await registry.get_labelmap(ctx.pool, project_id, body.labelmap_id) is None:
         raise not_found("body.labelmap_id", "labelmap")
     if body.source_experiment_id and not await experiments.get_experiment(
@@ -263,7 +266,9 @@ async def create_model_version(
     for name, object_key in body.files.items():
         sha256, size = await uploaded(ctx.store, object_key, f"body.files.{name}")
         files.append(ModelFile(name=name, object_key=object_key, sha256=sha256, size_bytes=size))
-    new = NewModelVersion.model_validate(body.model_dump(exclude={"files"}) | {"files": files})
+    new = NewModelVersion.model_validate(
+        body.model_dump(exclude={"files"}) | {"files": files, "created_by_key_id": key.id}
+    )
     await check_registered(ctx.pool, ctx.store, project_id, new)
     version = await registry.create_model_version(ctx.pool, project_id, model_id, new)
     return ModelVersionOut.model_validate(version)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,14 @@ class Deployment(BaseModel):
             confidence_threshold=self.confidence_threshold,
             reference_id=self.reference_id,
         )
+
+
+REFERENCE_NAMESPACE = UUID("9d3c2a41-5b7e-4f08-8c6d-2e1f0a9b7c35")
+
+
+def reference_id(run_id: UUID) -> UUID:
+    """A reference's id derives from the run that made it: a replayed finish stores it once."""
+    return uuid5(REFERENCE_NAMESPACE, str(run_id))
 
 
 class TrainingReference(BaseModel):

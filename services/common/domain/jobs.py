@@ -24,6 +24,7 @@ class JobRun(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    launched_by_key_id: UUID | None = None  # None: the platform launched it
 
 
 class Job(BaseModel):
@@ -71,3 +72,4 @@ class Processing(BaseModel):
     image: str | None
     parameters_schema: dict[str, Any]
     created_at: datetime
+    created_by_key_id: UUID | None = None  # the admin key that registered it

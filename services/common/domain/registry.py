@@ -92,6 +92,7 @@ class NewModelVersion(_Row):
     io: ModelIO | None = Field(None, description="How serving calls it; None: not servable.")
     files: list[ModelFile] = Field(default_factory=list)
     dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
+    created_by_key_id: UUID | None = None  # the API key that created it; None: the platform
 
 
 class ModelVersion(NewModelVersion):

@@ -11,6 +11,7 @@ def main() -> None:
         PipelineSettings(),
         health_app("cvloop job runner", JobRunnerService),
         lambda settings: settings.job_runner_port,
+        loop="asyncio",  # its jobs inherit no descriptor: uvloop's subprocesses keep the runner's
     )
 
 

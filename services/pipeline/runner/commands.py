@@ -1,9 +1,10 @@
-"""What a job runs (pure): its command or image, whether it gets the platform's settings, its time limit."""
+"""What a job runs (pure): its command or image, its time limit."""
 
 from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -14,6 +15,8 @@ from services.common.domain.registry import ModelVersion
 
 REFERENCE_TRAINER = ("python", "-m", "cvloop.trainers.classification")
 REFERENCE_JOB = ("python", "-m", "services.scoring.reference_job")
+# The reference job's own settings, passed on from the runner's environment when set there: no secret.
+REFERENCE_JOB_ENV = ("SCORING_REFERENCE_SAMPLE_SIZE", "CVLOOP_MAX_IMAGE_BYTES")
 TIMEOUT_PARAMETER = "timeout_s"
 RESOURCES_PARAMETER = "resources"
 RUNNER_PARAMETERS = frozenset({TIMEOUT_PARAMETER, RESOURCES_PARAMETER})  # read by the runner, not the job
@@ -30,7 +33,7 @@ class JobCommand(BaseModel):
 
     command: tuple[str, ...] | None
     image: str | None = None
-    platform_env: bool = False  # the platform's settings (Postgres, S3...) in its environment
+    passed_env: tuple[str, ...] = ()  # variables of the runner's own environment the job gets too
 
 
 def training_command(base: ModelVersion | None) -> JobCommand:
@@ -61,7 +64,12 @@ def job_command(
         if processing is None:
             raise JobRefused("the job's processing does not exist")
         return processing_command(processing)
-    return JobCommand(command=REFERENCE_JOB, platform_env=True)
+    return JobCommand(command=REFERENCE_JOB, passed_env=REFERENCE_JOB_ENV)
+
+
+def passed_env(command: JobCommand, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of the runner's environment `environ` the command gets (those of its own it names)."""
+    return {name: environ[name] for name in command.passed_env if name in environ}
 
 
 def local_command(job: JobCommand, processing_name: str | None) -> tuple[str, ...]:

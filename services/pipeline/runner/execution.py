@@ -13,6 +13,7 @@ from schemas.vocabulary import ExperimentStatus
 from services.common.db.repositories import experiments, processings, registry
 from services.common.domain.jobs import Job, JobRun
 from services.common.domain.registry import ModelVersion
+from services.common.storage import ObjectStore
 
 from . import metrics
 from .backends import Backend, Exit, Launch
@@ -29,12 +30,14 @@ class Executor:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        store: ObjectStore,
         backend: Backend,
         default_timeout_s: float,
         on_finished: Callable[[], None] = lambda: None,
     ) -> None:
         """`on_finished` runs after a finish committed (the relay's wake: a TrainingFinished may wait)."""
         self.pool = pool
+        self.store = store
         self.backend = backend
         self.default_timeout_s = default_timeout_s
         self.on_finished = on_finished
@@ -96,7 +99,7 @@ class Executor:
 
     async def _finish(self, job: Job, run: JobRun, ended: Exit, log: RunLog) -> JobRun:
         try:
-            finished = await finish(self.pool, job, run, ended, log)
+            finished = await finish(self.pool, self.store, job, run, ended, log)
         finally:
             await log.close()
         self.on_finished()

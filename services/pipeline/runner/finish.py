@@ -3,17 +3,20 @@
 - training: the staged-out files become the experiment's artifacts, the experiment's status follows the
   run, and TrainingFinished goes to `training` through the outbox, all with `finish_run`;
 - processing: staged-out files become a new model version of the processed one, with `finish_run`;
-- reference: the command recorded the reference itself; a failed run marks the deployment's reference
-  failed too (a command killed or timed out could not).
+- reference: the staged-out reference (outputs/reference.bin, described by outputs/reference.json)
+  becomes the deployment's reference, unless its training data moved on meanwhile; a failed run marks
+  the deployment's reference failed with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from uuid import UUID
 
 import asyncpg
+from pydantic import ValidationError
 
 from schemas.events import (
     NO_DEPLOYMENT,
@@ -22,14 +25,17 @@ from schemas.events import (
     TrainingStatus,
     parse_training_request_id,
 )
+from schemas.job_workspace import REFERENCE_DATA, REFERENCE_SUMMARY, ReferenceSummary
 from schemas.model_version import VERSION_LIMIT, version_names
 from schemas.topics import Topic
 from schemas.vocabulary import ExperimentStatus, RunStatus
 from services.common.db.repositories import experiments, jobs, outbox, processings, registry
 from services.common.db.repositories.base import NotFound, transaction
-from services.common.db.repositories.training_references import fail_reference
+from services.common.db.repositories.training_references import fail_reference, make_reference_ready
+from services.common.domain.deployments import TrainingReference, reference_id
 from services.common.domain.jobs import Job, JobRun, OutputFile
 from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
+from services.common.storage import ObjectStore
 
 from .backends import Exit
 from .run_log import RunLog
@@ -109,26 +115,60 @@ async def _new_version(
     return created
 
 
-async def finish(pool: asyncpg.Pool, job: Job, run: JobRun, ended: Exit, log: RunLog) -> JobRun:
+async def finish(
+    pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, ended: Exit, log: RunLog
+) -> JobRun:
     """Finish the run as `ended` says, unless what it left cannot be used; answers the finished run. Its
     last log lines (what it made, how it ended) are written with it."""
     await log.close()
     if ended.succeeded:
         try:
-            return await _succeed(pool, job, run, log)
+            return await _succeed(pool, store, job, run, log)
         except OutcomeRefused as exc:
             ended = Exit(False, str(exc))
     assert ended.reason is not None
     return await _fail(pool, job, run, ended.reason, log)
 
 
-async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: RunLog) -> JobRun:
+def reference_dataset_version(job: Job) -> UUID | None:
+    value = job.parameters.get("dataset_version_id")
+    return UUID(str(value)) if value is not None else None
+
+
+async def staged_reference(
+    store: ObjectStore, job: Job, run: JobRun, files: list[OutputFile]
+) -> TrainingReference:
+    """The reference a reference job staged out, as the deployment's reference row."""
+    by_name = {file.name: file for file in files}
+    data, summary = by_name.get(REFERENCE_DATA), by_name.get(REFERENCE_SUMMARY)
+    dataset_version_id = reference_dataset_version(job)
+    if data is None or summary is None or dataset_version_id is None:
+        raise OutcomeRefused(f"the reference job wrote no outputs/{REFERENCE_DATA} and {REFERENCE_SUMMARY}")
+    try:
+        described = ReferenceSummary.model_validate_json(
+            await asyncio.to_thread(store.get_bytes, summary.object_key)
+        )
+    except ValidationError as exc:
+        raise OutcomeRefused(f"outputs/{REFERENCE_SUMMARY} is not a reference summary: {exc}") from None
+    return TrainingReference(
+        id=reference_id(run.id),
+        project_id=job.project_id,
+        deployment_id=job.target_id,
+        dataset_version_id=dataset_version_id,
+        job_run_id=run.id,
+        object_key=data.object_key,
+        **described.model_dump(),
+    )
+
+
+async def _succeed(pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, log: RunLog) -> JobRun:
     staged = await jobs.run_outputs(pool, job.project_id, run.id)
-    if staged is None and job.kind is not JobKind.REFERENCE:
+    if staged is None:
         raise OutcomeRefused("the outputs were not staged out (see the stage-out step's log)")
-    files = staged or []
+    files = staged
     if job.kind is JobKind.TRAINING and not files:
         raise OutcomeRefused("the training wrote no files to outputs/")
+    reference = await staged_reference(store, job, run, files) if job.kind is JobKind.REFERENCE else None
     async with transaction(pool) as conn:
         if job.kind is JobKind.TRAINING:
             for file in files:
@@ -138,6 +178,15 @@ async def _succeed(pool: asyncpg.Pool, job: Job, run: JobRun, log: RunLog) -> Jo
             created = await _new_version(conn, job, run, files)
             await log.write(
                 conn, f"created model version {created.version} ({created.id}) of model {created.model_id}"
+            )
+        elif reference is not None:
+            ready = await make_reference_ready(conn, reference)
+            await log.write(
+                conn,
+                "the deployment's reference is ready"
+                if ready
+                else "the deployment's training data changed meanwhile, or this run's reference is stored: "
+                "not used",
             )
         finished = await jobs.finish_run(conn, job.project_id, run.id, RunStatus.SUCCEEDED)
         await log.write(conn, "succeeded")
@@ -150,8 +199,7 @@ async def _fail(pool: asyncpg.Pool, job: Job, run: JobRun, reason: str, log: Run
         if job.kind is JobKind.TRAINING:
             with contextlib.suppress(NotFound):  # an experiment deleted meanwhile has no status to follow
                 await experiments.set_status(conn, job.project_id, job.target_id, ExperimentStatus.FAILED)
-        elif job.kind is JobKind.REFERENCE and "dataset_version_id" in job.parameters:
-            dataset_version_id = UUID(str(job.parameters["dataset_version_id"]))
+        elif job.kind is JobKind.REFERENCE and (dataset_version_id := reference_dataset_version(job)):
             await fail_reference(conn, job.project_id, job.target_id, dataset_version_id, reason)
         finished = await jobs.finish_run(conn, job.project_id, run.id, RunStatus.FAILED, reason=reason)
         await log.write(conn, f"failed: {reason}")

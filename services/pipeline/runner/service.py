@@ -45,6 +45,7 @@ class JobRunnerService:
         self.producer: EventProducer | None = None
         self.scheduler: Scheduler | None = None
         self.jobs_consumer: SupervisedConsumer[AIOKafkaConsumer] | None = None
+        self.backend: Backend | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _backend(self, pool: asyncpg.Pool, store: ObjectStore) -> Backend:
@@ -59,8 +60,8 @@ class JobRunnerService:
         self.producer = EventProducer.from_settings(self.settings)
         await self.producer.start()
         relay = Relay(pool, self.producer, RELAY_INTERVAL_S)
-        backend = self._backend(pool, store)
-        executor = Executor(pool, backend, self.settings.jobs_timeout_s, relay.wake.set)
+        self.backend = backend = self._backend(pool, store)
+        executor = Executor(pool, store, backend, self.settings.jobs_timeout_s, relay.wake.set)
         self.scheduler = Scheduler(
             pool,
             executor.execute,
@@ -68,6 +69,7 @@ class JobRunnerService:
             poll_s=self.settings.jobs_poll_s,
         )
         self.jobs_consumer = self._jobs_consumer(self.scheduler, self.producer)
+        backend.clean_orphans()
         for job, run in await jobs.running_runs(pool):
             if backend.resumes_runs:
                 logger.warning("following a run a stopped runner left", extra={"run_id": str(run.id)})
@@ -105,8 +107,10 @@ class JobRunnerService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        pool, producer = self.pool, self.producer
-        self.pool = self.producer = self.scheduler = self.jobs_consumer = None
+        pool, producer, backend = self.pool, self.producer, self.backend
+        self.pool = self.producer = self.scheduler = self.jobs_consumer = self.backend = None
+        if backend is not None:
+            await backend.close()
         if pool is not None and producer is not None:
             with contextlib.suppress(Exception):
                 await flush(pool, producer)

@@ -24,9 +24,11 @@ async def create_job(
     parameters: dict[str, Any] | None = None,
     processing_id: UUID | None = None,
     request_id: str | None = None,
+    launched_by_key_id: UUID | None = None,
 ) -> tuple[Job, JobRun, bool]:
     """The job and its first run, created together; with a request id seen before, the existing job
-    and its latest run, and False."""
+    and its latest run, and False. `launched_by_key_id`: the API key that asked for it (None: the
+    platform)."""
     async with transaction(db) as conn:
         row = await conn.fetchrow(
             """INSERT INTO jobs
@@ -48,16 +50,20 @@ async def create_job(
                 raise Conflict(f"request id {request_id!r} is already used")
             runs = await list_runs(conn, project_id, row["id"])
             return Job.model_validate(dict(row)), runs[-1], False
-        run = await _insert_run(conn, project_id, row["id"], attempt=1)
+        run = await _insert_run(conn, project_id, row["id"], attempt=1, launched_by_key_id=launched_by_key_id)
     return Job.model_validate(dict(row)), run, True
 
 
-async def _insert_run(conn: asyncpg.Connection, project_id: UUID, job_id: UUID, *, attempt: int) -> JobRun:
+async def _insert_run(
+    conn: asyncpg.Connection, project_id: UUID, job_id: UUID, *, attempt: int, launched_by_key_id: UUID | None
+) -> JobRun:
     row = await conn.fetchrow(
-        "INSERT INTO job_runs (project_id, job_id, attempt) VALUES ($1, $2, $3) RETURNING *",
+        """INSERT INTO job_runs (project_id, job_id, attempt, launched_by_key_id) VALUES ($1, $2, $3, $4)
+           RETURNING *""",
         project_id,
         job_id,
         attempt,
+        launched_by_key_id,
     )
     return JobRun.model_validate(dict(row))
 
@@ -74,7 +80,7 @@ async def list_runs(db: Db, project_id: UUID, job_id: UUID) -> list[JobRun]:
     return [JobRun.model_validate(dict(r)) for r in rows]
 
 
-async def rerun(db: Db, project_id: UUID, job_id: UUID) -> JobRun:
+async def rerun(db: Db, project_id: UUID, job_id: UUID, *, launched_by_key_id: UUID | None = None) -> JobRun:
     """A new pending attempt of a job whose runs have all finished."""
     async with transaction(db) as conn:
         job = await conn.fetchrow(
@@ -85,7 +91,9 @@ async def rerun(db: Db, project_id: UUID, job_id: UUID) -> JobRun:
         runs = await list_runs(conn, project_id, job_id)
         if any(r.status in (RunStatus.PENDING, RunStatus.RUNNING) for r in runs):
             raise Conflict(f"job {job_id} still has a run in progress")
-        return await _insert_run(conn, project_id, job_id, attempt=len(runs) + 1)
+        return await _insert_run(
+            conn, project_id, job_id, attempt=len(runs) + 1, launched_by_key_id=launched_by_key_id
+        )
 
 
 async def start_run(db: Db, project_id: UUID, run_id: UUID) -> JobRun:

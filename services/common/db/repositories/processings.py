@@ -12,7 +12,7 @@ from .base import Db
 
 _COLUMNS = (
     "id, project_id, name, description, target_type, command, image, "
-    "parameter_schema AS parameters_schema, created_at"
+    "parameter_schema AS parameters_schema, created_at, created_by_key_id"
 )
 
 
@@ -26,11 +26,12 @@ async def create_processing(
     image: str | None = None,
     parameters_schema: dict[str, Any] | None = None,
     target_type: TargetType = TargetType.MODEL_VERSION,
+    created_by_key_id: UUID | None = None,
 ) -> Processing:
     row = await db.fetchrow(
         f"""INSERT INTO processings (project_id, name, description, target_type, command, image,
-                parameter_schema)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
+                parameter_schema, created_by_key_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
         project_id,
         name,
         description,
@@ -38,6 +39,7 @@ async def create_processing(
         command,
         image,
         parameters_schema or {},
+        created_by_key_id,
     )
     return Processing.model_validate(dict(row))
 

@@ -177,8 +177,8 @@ async def create_model_version(
             row = await conn.fetchrow(
                 """INSERT INTO model_versions (project_id, model_id, version, description, detection_type,
                        labelmap_id, training_parameters, training_entrypoint, training_image,
-                       source_experiment_id, io)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
+                       source_experiment_id, io, created_by_key_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id""",
                 project_id,
                 model_id,
                 new.version,
@@ -190,6 +190,7 @@ async def create_model_version(
                 new.training_image,
                 new.source_experiment_id,
                 new.io.model_dump(mode="json") if new.io else None,
+                new.created_by_key_id,
             )
             await conn.executemany(
                 """INSERT INTO model_files

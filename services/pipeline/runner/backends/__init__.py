@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+from uuid import UUID
 
 from services.common.domain.jobs import Job, JobRun
 
@@ -52,6 +53,15 @@ class Backend(Protocol):
     # True when a run another runner left running can be followed again (its command lives on outside
     # the runner: a Kubernetes Job), False when it died with that runner (a subprocess).
     resumes_runs: bool
+
+    def clean_orphans(self) -> list[UUID]:
+        """At start: stop what a runner that died left running that cannot be followed again, and remove
+        its workspaces; answers those runs."""
+        ...
+
+    async def close(self) -> None:
+        """Release what it holds (an API client) when the runner stops."""
+        ...
 
     async def run(self, launch: Launch, log: Log) -> Exit:
         """Stage in, run, stage out; cancelled, it stops the command before it returns."""

@@ -1,24 +1,30 @@
 """The Kubernetes backend: each run a batch/v1 Job (`kubernetes_job.render_job`), created through the API
-server with plain HTTP (in the cluster: the pod's service-account token and CA), its status polled, its
-`job` container's log lines streamed to the run's log. The pod stages its workspace in and out itself
-(see deploy/k8s/jobs/job.yaml), so the runner needs no volume shared with it."""
+server with kubernetes-asyncio (in the cluster: the pod's service-account token, re-read as the kubelet
+rotates it, and CA), the Job watched until it completes or fails, its `job` container's log lines
+streamed to the run's log. The pod stages its workspace in and out itself (see deploy/k8s/jobs/job.yaml),
+so the runner needs no volume shared with it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
+from uuid import UUID
 
-import httpx
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from ...settings import PipelineSettings
 from . import Exit, Launch, Log, process_exit
 from .kubernetes_job import JOB_CONTAINER, STEPS, Manifest, job_name, load_template, render_job
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-POLL_S = 2.0
+RAW = "object"  # answers as the API server's JSON: the models' checks would refuse a newer server's fields
 LOG_DRAIN_S = 10.0  # after the Job ended, how long its log stream may take to reach the end
 
 
@@ -59,71 +65,84 @@ def failure_reason(condition: dict[str, Any], pod: dict[str, Any] | None, timeou
     return f"Kubernetes Job failed: {condition.get('reason')}: {condition.get('message') or ''}".rstrip(": ")
 
 
+def api_configuration(
+    settings: PipelineSettings,
+    service_account: Path = SERVICE_ACCOUNT,
+    environ: Mapping[str, str] = os.environ,
+) -> client.Configuration:
+    """JOBS_KUBERNETES_API as it is (`kubectl proxy`, say), else the in-cluster API server with the pod's
+    service-account token, read again before a request once a minute has passed: bound tokens rotate."""
+    configuration = client.Configuration()
+    if settings.jobs_kubernetes_api:
+        configuration.host = settings.jobs_kubernetes_api.rstrip("/")
+        return configuration
+    InClusterConfigLoader(
+        token_filename=str(service_account / "token"),
+        cert_filename=str(service_account / "ca.crt"),
+        environ=dict(environ),  # it reads KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT
+    ).load_and_set(configuration)
+    return configuration
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+def _container_started(pod: dict[str, Any]) -> bool:
+    return any(
+        s.get("name") == JOB_CONTAINER
+        and ("running" in s.get("state", {}) or "terminated" in s.get("state", {}))
+        for s in pod.get("status", {}).get("containerStatuses") or []
+    )
+
+
 class KubernetesBackend:
     resumes_runs = True  # a run's Job goes on without the runner: a restarted runner follows it again
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        template: Manifest,
-        *,
-        namespace: str,
-        image: str,
-        poll_s: float = POLL_S,
-    ) -> None:
-        self.client = client
+    def __init__(self, api: client.ApiClient, template: Manifest, *, namespace: str, image: str) -> None:
+        self.api = api
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
         self.template = template
         self.namespace = namespace
         self.image = image
-        self.poll_s = poll_s
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> Self:
-        base_url = settings.jobs_kubernetes_api or (
-            f"https://{os.environ.get('KUBERNETES_SERVICE_HOST', 'kubernetes.default.svc')}:"
-            f"{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"
-        )
-        token = SERVICE_ACCOUNT / "token"
-        ca = SERVICE_ACCOUNT / "ca.crt"
-        headers = {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
-        client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            verify=str(ca) if ca.exists() else True,
-            timeout=httpx.Timeout(30.0, read=None),  # a followed log stays open as long as the job runs
-        )
         return cls(
-            client,
+            client.ApiClient(api_configuration(settings)),
             load_template(settings.jobs_kubernetes_template),
             namespace=settings.jobs_kubernetes_namespace,
             image=settings.jobs_image,
         )
 
-    @property
-    def _jobs(self) -> str:
-        return f"/apis/batch/v1/namespaces/{self.namespace}/jobs"
+    def clean_orphans(self) -> list[UUID]:
+        return []  # nothing runs here: every Job is followed again
 
-    @property
-    def _pods(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/pods"
+    async def close(self) -> None:
+        await self.api.close()
 
     async def run(self, launch: Launch, log: Log) -> Exit:
-        manifest = render_job(self.template, launch, namespace=self.namespace, image=self.image)
+        manifest = render_job(
+            self.template, launch, namespace=self.namespace, image=self.image, environ=os.environ
+        )
         name = job_name(launch)
-        created = await self.client.post(self._jobs, json=manifest)
-        if created.status_code == 409:
-            log(f"Kubernetes Job {self.namespace}/{name} exists already; following it")
-        elif created.is_error:
-            message = created.json().get("message") if created.content else created.reason_phrase
-            return Exit(False, f"Kubernetes refused the Job: {message}")
-        else:
+        try:
+            await self.batch.create_namespaced_job(self.namespace, manifest)
             log(f"created Kubernetes Job {self.namespace}/{name}")
+        except ApiException as exc:
+            if exc.status != 409:
+                return Exit(False, f"Kubernetes refused the Job: {_api_message(exc)}")
+            log(f"Kubernetes Job {self.namespace}/{name} exists already; following it")
         streaming = asyncio.create_task(self._stream_logs(name, log))
         try:
             return await self._wait(name, launch.timeout_s)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await self.client.delete(f"{self._jobs}/{name}", params={"propagationPolicy": "Background"})
+                await self.batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
             raise
         finally:
             try:
@@ -135,44 +154,58 @@ class KubernetesBackend:
                 pass
 
     async def _wait(self, name: str, timeout_s: float) -> Exit:
-        while True:
-            response = await self.client.get(f"{self._jobs}/{name}")
-            response.raise_for_status()
-            for condition in response.json().get("status", {}).get("conditions") or []:
-                if condition.get("status") != "True":
-                    continue
-                if condition.get("type") == "Complete":
-                    return Exit(True)
-                if condition.get("type") == "Failed":
-                    return Exit(False, failure_reason(condition, await self._pod(name), timeout_s))
-            await asyncio.sleep(self.poll_s)
+        """Watch the Job (its current state first, then each change; the watch reconnects by itself)
+        until it completes, fails or is deleted."""
+        async with watch.Watch(return_type=RAW) as jobs:
+            async for event in jobs.stream(
+                self.batch.list_namespaced_job, self.namespace, field_selector=f"metadata.name={name}"
+            ):
+                if event["type"] == "DELETED":
+                    return Exit(False, f"the Kubernetes Job {self.namespace}/{name} was deleted")
+                for condition in event["raw_object"].get("status", {}).get("conditions") or []:
+                    if condition.get("status") != "True":
+                        continue
+                    if condition.get("type") == "Complete":
+                        return Exit(True)
+                    if condition.get("type") == "Failed":
+                        return Exit(False, failure_reason(condition, await self._pod(name), timeout_s))
+        raise RuntimeError(f"the watch of Kubernetes Job {name} ended")  # it reconnects: not reached
 
     async def _pod(self, name: str) -> dict[str, Any] | None:
-        response = await self.client.get(self._pods, params={"labelSelector": f"job-name={name}"})
-        response.raise_for_status()
-        items = response.json().get("items") or []
+        response = await self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"job-name={name}", _preload_content=False
+        )
+        async with response:
+            items = (await response.json()).get("items") or []
         return items[-1] if items else None
 
     async def _stream_logs(self, name: str, log: Log) -> None:
-        """Follow the job container's log from when it starts until it ends."""
-        while True:
-            pod = await self._pod(name)
-            status = (pod or {}).get("status", {})
-            started = any(
-                s.get("name") == JOB_CONTAINER
-                and ("running" in s.get("state", {}) or "terminated" in s.get("state", {}))
-                for s in status.get("containerStatuses", [])
-            )
-            if pod is not None and started:
-                break
-            if status.get("phase") in ("Failed", "Succeeded"):
-                return  # ended before the job container ran (its stage-in failed)
-            await asyncio.sleep(self.poll_s)
-        path = f"{self._pods}/{pod['metadata']['name']}/log"
-        async with self.client.stream(
-            "GET", path, params={"container": JOB_CONTAINER, "follow": "true"}
-        ) as response:
-            if response.is_error:
-                return
-            async for line in response.aiter_lines():
-                log(line)
+        """Follow the job container's log from when it starts (its pod watched) until it ends."""
+        pod: dict[str, Any] | None = None
+        async with watch.Watch(return_type=RAW) as pods:
+            async for event in pods.stream(
+                self.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={name}"
+            ):
+                candidate = event["raw_object"]
+                if _container_started(candidate):
+                    pod = candidate
+                    break
+                if candidate.get("status", {}).get("phase") in ("Failed", "Succeeded"):
+                    return  # ended before the job container ran (its stage-in failed)
+        if pod is None:
+            return
+        response = await self.core.read_namespaced_pod_log(
+            pod["metadata"]["name"],
+            self.namespace,
+            container=JOB_CONTAINER,
+            follow=True,
+            _preload_content=False,
+        )
+        async with response:
+            pending = b""
+            async for chunk in response.content.iter_any():  # lines of any length
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    log(line.decode(errors="replace").rstrip("\r"))
+            if pending:
+                log(pending.decode(errors="replace").rstrip("\r"))

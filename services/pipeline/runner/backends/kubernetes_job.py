@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from schemas.job_workspace import JobWorkspace
 
-from ..commands import RESOURCES_PARAMETER, JobRefused
+from ..commands import RESOURCES_PARAMETER, JobRefused, passed_env
 from . import Launch
 
 JOB_CONTAINER = "job"
@@ -51,8 +52,11 @@ def _workspace_mount(container: dict[str, Any]) -> str:
     raise ValueError("the Job template's `job` container does not mount the `workspace` volume")
 
 
-def render_job(template: Manifest, launch: Launch, *, namespace: str, image: str) -> Manifest:
-    """The Job for one run; `image` is JOBS_IMAGE (the cvloop image)."""
+def render_job(
+    template: Manifest, launch: Launch, *, namespace: str, image: str, environ: Mapping[str, str] = {}
+) -> Manifest:
+    """The Job for one run; `image` is JOBS_IMAGE (the cvloop image); `environ` the runner's environment,
+    of which the job container gets only the variables its command names (`commands.passed_env`)."""
     job, run, command = launch.job, launch.run, launch.command
     manifest = copy.deepcopy(template)
     labels = {
@@ -83,12 +87,9 @@ def render_job(template: Manifest, launch: Launch, *, namespace: str, image: str
         container.pop("command", None)
     container.pop("args", None)
     mount = _workspace_mount(container)
-    env = JobWorkspace(Path(mount)).job_env(job.id, run.id, job.kind)
+    env = JobWorkspace(Path(mount)).job_env(job.id, run.id, job.kind) | passed_env(command, environ)
     container["env"] = [{"name": name, "value": value} for name, value in env.items()]
-    if command.platform_env:
-        container["envFrom"] = copy.deepcopy(_named(pod_spec["initContainers"], STEPS[0]).get("envFrom", []))
-    else:
-        container.pop("envFrom", None)
+    container.pop("envFrom", None)  # the job container gets no platform secret, whatever the template says
     resources = job.parameters.get(RESOURCES_PARAMETER)
     if resources is not None:
         if not isinstance(resources, dict) or not set(resources) <= {"requests", "limits"}:

@@ -14,7 +14,14 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from schemas.events import JobKind
-from schemas.job_workspace import AssetLine, JobFile, JobWorkspace, ModelVersionFile, image_file
+from schemas.job_workspace import (
+    TRAINING_ALIAS,
+    AssetLine,
+    JobFile,
+    JobWorkspace,
+    ModelVersionFile,
+    image_file,
+)
 from schemas.object_keys import parse_key, validate_key
 from schemas.predictions import Prediction
 from schemas.vocabulary import TargetType
@@ -63,7 +70,8 @@ def job_file(job: Job, run: JobRun, parameters: dict[str, Any]) -> JobFile:
 async def stage_in(
     pool: asyncpg.Pool, store: ObjectStore, job: Job, run: JobRun, workspace: JobWorkspace, log: Log
 ) -> JobFile:
-    """Write job.json, parameters.json, the base model and the datasets a job of this kind needs."""
+    """Write job.json, parameters.json, the base model and the datasets a job of this kind needs (a
+    reference job: its training dataset version as the `training` alias)."""
     parameters = job.parameters
     model_version_id: UUID | None = None
     dataset_versions: dict[str, UUID] = {}
@@ -78,6 +86,10 @@ async def stage_in(
         model_version_id = job.target_id
     parameters = command_parameters(parameters)
     described = job_file(job, run, parameters)
+    if job.kind is JobKind.REFERENCE:  # the deployment's training data
+        if described.dataset_version_id is None:
+            raise StageError("a reference job's parameters name no dataset_version_id")
+        dataset_versions = {TRAINING_ALIAS: described.dataset_version_id}
     workspace.outputs.mkdir(parents=True, exist_ok=True)
     workspace.job_file.write_text(described.model_dump_json(indent=2))
     workspace.parameters_file.write_text(json.dumps(parameters, indent=2))

@@ -31,6 +31,12 @@ CONTENT_TYPES = {
     ".zip": "application/zip",
 }
 
+OBJECT_KINDS = {
+    JobKind.TRAINING: ObjectKind.ARTIFACTS,
+    JobKind.PROCESSING: ObjectKind.MODELS,
+    JobKind.REFERENCE: ObjectKind.REFERENCES,
+}
+
 Log = Callable[[str], None]
 
 
@@ -64,7 +70,7 @@ async def stage_out(
     log: Log,
 ) -> list[OutputFile]:
     """Upload outputs/ and record it on the run (an empty list when the job wrote nothing)."""
-    object_kind = ObjectKind.MODELS if kind is JobKind.PROCESSING else ObjectKind.ARTIFACTS
+    object_kind = OBJECT_KINDS[kind]
     if workspace.metrics_file.is_file():
         try:
             log(metrics_summary(workspace.metrics_file.read_text()))
