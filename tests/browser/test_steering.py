@@ -1,7 +1,7 @@
 """Steering from the web app in a real browser, on a deployment of its own that has nothing set up: its
 whole pipeline configured through the page (training data, feedback loop, continuous training with an
 alias and edited parameters, continuous deployment), the API's refusals shown in the forms, the
-deployment's own settings (confidence threshold, shadow); every REVIEWED prediction selected across more
+deployment's own settings (confidence threshold refused for a classifier, shadow); every REVIEWED prediction selected across more
 than one page of cards and submitted with the count shown first, which reaches the threshold and starts a
 training; a failed job re-run from its page; a processing registered and launched from the form its
 parameter schema gives, its log followed live.
@@ -156,10 +156,11 @@ def test_configure_the_whole_pipeline_from_the_page(
     threshold.locator("input").fill("1.5")
     threshold.locator("button").click()
     expect(threshold.locator(".problems")).to_contain_text("body.confidence_threshold:")
+    # A classification deployment answers every class with its score: the page shows the API's refusal.
     threshold.locator("input").fill("0.25")
     threshold.locator("button").click()
-    expect(page.locator("#message")).to_have_text("Confidence threshold saved.")
-    assert client.get_deployment_by_id(deployment_id).data["confidence_threshold"] == 0.25
+    expect(threshold.locator(".problems")).to_contain_text("takes no confidence threshold")
+    assert client.get_deployment_by_id(deployment_id).data["confidence_threshold"] == 0
     page.select_option("#shadow-form select", label="digits-classifier 2")
     page.click("#shadow-form button[type=submit]")
     expect(page.locator("#comparison tr", has_text="Model version")).to_contain_text("digits-classifier 2")
