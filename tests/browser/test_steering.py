@@ -1,8 +1,8 @@
 """Steering from the web app in a real browser, on a deployment of its own that has nothing set up: its
 whole pipeline configured through the page (training data, feedback loop, continuous training with an
 alias and edited parameters, continuous deployment), the API's refusals shown in the forms, the
-deployment's own settings (confidence threshold refused for a classifier, shadow); every REVIEWED prediction selected across more
-than one page of cards and submitted with the count shown first, which reaches the threshold and starts a
+deployment's own settings (a classifier's confidence threshold refused, shadow); every REVIEWED
+prediction selected across more than one page of cards and submitted with the count shown first, which reaches the threshold and starts a
 training; a failed job re-run from its page; a processing registered and launched from the form its
 parameter schema gives, its log followed live.
 
