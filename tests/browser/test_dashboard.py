@@ -244,3 +244,12 @@ def test_the_dashboard_draws_the_drift_and_opens_the_drifted_windows_predictions
     shown = [c.get_attribute("data-prediction") for c in page.locator(".card").all()]
     assert shown == [str(p) for p, _ in ordered]  # the window's, most outlying first; not the stray
     expect(page.locator("#filters [name=order]")).to_have_value("most_outlying")
+
+    # Filtering further keeps the window: the drifted window's predictions still to review.
+    page.select_option("#filters [name=status]", "TO_REVIEW")
+    page.click("#filters button[type=submit]")
+    reviewed = {p for p, _ in world.drifted[:REVIEWED_DRIFTED]}
+    to_review = [str(p) for p, _ in ordered if p not in reviewed]
+    expect(page.locator(".card")).to_have_count(len(to_review))
+    assert [c.get_attribute("data-prediction") for c in page.locator(".card").all()] == to_review
+    expect(page.locator("#window")).to_contain_text("a drift window")
