@@ -243,6 +243,13 @@ def test_the_dashboard_draws_the_drift_and_opens_the_drifted_windows_predictions
     expect(page.locator(".card")).to_have_count(len(ordered))
     shown = [c.get_attribute("data-prediction") for c in page.locator(".card").all()]
     assert shown == [str(p) for p, _ in ordered]  # the window's, most outlying first; not the stray
+    (report,) = world.deployment.drift(flagged=True)  # the SDK finds the same predictions
+    listed = world.deployment.list_predicted_assets(
+        predicted_since=report.window_start,
+        predicted_until=report.window_end + timedelta(milliseconds=1),
+        order="most_outlying",
+    )
+    assert [str(a.id) for a in listed] == shown
     expect(page.locator("#filters [name=order]")).to_have_value("most_outlying")
 
     # Filtering further keeps the window: the drifted window's predictions still to review.
