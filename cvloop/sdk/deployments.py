@@ -408,6 +408,8 @@ class Deployment(Resource):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        predicted_since: datetime | None = None,
+        predicted_until: datetime | None = None,
         min_outlier_score: float | None = None,
         max_outlier_score: float | None = None,
         tags: Sequence[str] | None = None,
@@ -417,11 +419,15 @@ class Deployment(Resource):
         page_size: int = 100,
     ) -> list[PredictedAsset]:
         """Predicted assets matching every filter given (tags: all of them), `limit` at most (None:
-        all), in `order`: newest, oldest, most_outlying or least_outlying."""
+        all), in `order`: newest, oldest, most_outlying or least_outlying. `since`/`until` is when
+        they were logged, `predicted_since`/`predicted_until` the prediction's own time (a drift
+        report's window)."""
         params = {
             "status": status,
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
+            "predicted_since": predicted_since.isoformat() if predicted_since else None,
+            "predicted_until": predicted_until.isoformat() if predicted_until else None,
             "min_outlier_score": min_outlier_score,
             "max_outlier_score": max_outlier_score,
             "tags": list(tags) if tags else None,

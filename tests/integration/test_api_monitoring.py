@@ -206,6 +206,28 @@ async def test_monitoring_of_a_drifting_deployment_bucket_by_bucket(
     assert empty["buckets"] == []
 
 
+async def test_the_grid_filters_on_the_time_monitoring_uses(
+    running: Running, project: Project, api: Api
+) -> None:
+    """A drift window's range in prediction time finds its predictions, most outlying first, although
+    they were all logged (created) just now."""
+    dep, predictions = await monitored_deployment(running, project, api)
+    window = {
+        "predicted_since": (START + HOUR).isoformat(),
+        "predicted_until": (START + 2 * HOUR).isoformat(),
+    }
+    listed = await api(
+        "GET", f"/v1/deployments/{dep['id']}/predictions", 200, params=window | {"order": "most_outlying"}
+    )
+    assert [i["prediction_id"] for i in listed["items"]] == [str(p) for p in predictions[3:]]
+    counted = await api("GET", f"/v1/deployments/{dep['id']}/predictions/count", 200, params=window)
+    assert counted["count"] == 2
+    by_log_time = {"since": (START + HOUR).isoformat(), "until": (START + 2 * HOUR).isoformat()}
+    assert (await api("GET", f"/v1/deployments/{dep['id']}/predictions", 200, params=by_log_time))[
+        "total"
+    ] == 0
+
+
 async def test_monitoring_ranges_are_checked_and_projects_kept_apart(
     running: Running, project: Project, api: Api
 ) -> None:

@@ -45,6 +45,11 @@ def grid_filter(
     status: ReviewStatus | None = None,
     since: Annotated[datetime | None, Query(description="Logged at or after (inclusive).")] = None,
     until: Annotated[datetime | None, Query(description="Logged before (exclusive).")] = None,
+    predicted_since: Annotated[
+        datetime | None,
+        Query(description="Predicted at or after (inclusive): the time monitoring and drift windows use."),
+    ] = None,
+    predicted_until: Annotated[datetime | None, Query(description="Predicted before (exclusive).")] = None,
     min_outlier_score: Score = None,
     max_outlier_score: Score = None,
     tags: Annotated[
@@ -56,6 +61,8 @@ def grid_filter(
         status=status,
         created_from=since,
         created_until=until,
+        predicted_from=predicted_since,
+        predicted_until=predicted_until,
         min_outlier_score=min_outlier_score,
         max_outlier_score=max_outlier_score,
         tags=tags or [],

@@ -47,6 +47,11 @@ async def pipeline_page(request: Request, deployment_id: UUID) -> HTMLResponse:
     return _page(request, "pipeline.html", deployment_id=deployment_id)
 
 
+@router.get("/deployments/{deployment_id}/dashboard")
+async def dashboard_page(request: Request, deployment_id: UUID) -> HTMLResponse:
+    return _page(request, "dashboard.html", deployment_id=deployment_id)
+
+
 @router.get("/jobs")
 async def jobs_page(request: Request) -> HTMLResponse:
     return _page(request, "jobs.html")

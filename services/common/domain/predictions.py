@@ -25,6 +25,9 @@ class PredictionFilter(BaseModel):
     status: ReviewStatus | None = None
     created_from: datetime | None = Field(None, description="Inclusive.")
     created_until: datetime | None = Field(None, description="Exclusive.")
+    # The model's time, as monitoring buckets and drift windows count it (created_at is when it was logged).
+    predicted_from: datetime | None = Field(None, description="Inclusive.")
+    predicted_until: datetime | None = Field(None, description="Exclusive.")
     min_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
     max_outlier_score: float | None = Field(None, ge=0.0, le=1.0)
     tags: list[str] = Field(default_factory=list, description="The asset carries all of them.")

@@ -11,6 +11,7 @@ async function page() {
       el("td", {}, d.kind.replace("_", "-")),
       el("td", {}, d.detection_type),
       el("td", { class: "badges" }, ...pipelineBadges(d)),
+      el("td", {}, el("a", { href: `${prefix}/deployments/${d.id}/dashboard` }, "dashboard")),
       el("td", {}, el("a", { href: `${prefix}/deployments/${d.id}/pipeline` }, "pipeline")),
     ),
   );

@@ -27,8 +27,12 @@ function fillForm(params) {
   }
 }
 
+// The window of prediction time a dashboard link opens the grid on: kept while the form filters further.
+const WINDOW = ["predicted_since", "predicted_until"];
+
 function readForm() {
   const params = new URLSearchParams();
+  for (const name of WINDOW) if (query().has(name)) params.set(name, query().get(name));
   for (const field of form.elements) {
     if (!field.name || !field.value) continue;
     if (field.name === "tags") {
@@ -104,8 +108,26 @@ function clearAllReviewed() {
   document.getElementById("selection").textContent = "";
 }
 
+function showWindow(params) {
+  const [since, until] = WINDOW.map((name) => params.get(name));
+  const note = document.getElementById("window");
+  if (!since && !until) {
+    note.replaceChildren();
+    return;
+  }
+  const clear = el("a", { href: "#" }, "show every time");
+  clear.addEventListener("click", (event) => {
+    event.preventDefault();
+    const rest = query();
+    for (const name of WINDOW) rest.delete(name);
+    go(rest);
+  });
+  note.replaceChildren(`Predicted from ${when(since)} until ${when(until)} (a drift window) · `, clear);
+}
+
 async function load() {
   const params = query();
+  showWindow(params);
   params.set("limit", PAGE);
   params.set("offset", params.get("offset") ?? 0);
   const { items, total } = await api("GET", `/v1/deployments/${deploymentId}/predictions?${params}`);

@@ -334,6 +334,10 @@ def _where(project_id: UUID, deployment_id: UUID, where: PredictionFilter) -> tu
         condition("created_at >= {}", where.created_from)
     if where.created_until is not None:
         condition("created_at < {}", where.created_until)
+    if where.predicted_from is not None:
+        condition("predicted_at >= {}", where.predicted_from)
+    if where.predicted_until is not None:
+        condition("predicted_at < {}", where.predicted_until)
     if where.min_outlier_score is not None:
         condition("outlier_score >= {}", where.min_outlier_score)
     if where.max_outlier_score is not None:
