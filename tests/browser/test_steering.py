@@ -2,9 +2,9 @@
 whole pipeline configured through the page (training data, feedback loop, continuous training with an
 alias and edited parameters, continuous deployment), the API's refusals shown in the forms, the
 deployment's own settings (a classifier's confidence threshold refused, shadow); every REVIEWED
-prediction selected across more than one page of cards and submitted with the count shown first, which reaches the threshold and starts a
-training; a failed job re-run from its page; a processing registered and launched from the form its
-parameter schema gives, its log followed live.
+prediction selected across more than one page of cards and submitted with the count shown first, which
+reaches the threshold and starts a training; a failed job re-run from its page; a processing registered
+and launched from the form its parameter schema gives, its log followed live.
 
 This module overrides conftest's `world` (the review page's) with its own, smaller one: the platform,
 the project and the browser are started afresh for it."""
