@@ -137,15 +137,19 @@ async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmit
     )
     assert await predicted_assets.insert_prediction(pool, setup.project_id, logged)
     await predicted_assets.review(pool, setup.project_id, logged.prediction_id, answer, reviewed_by="ann")
-    submission = await predicted_assets.submit_reviewed(
-        pool, setup.project_id, logged.prediction_id, setup.train_id, submitted_by="ann"
+    [submission] = await predicted_assets.submit_reviewed(
+        pool,
+        setup.project_id,
+        setup.deployment_id,
+        [logged.prediction_id],
+        setup.train_id,
+        submitted_by="ann",
     )
-    assert submission.predicted_asset.submitted_asset_id is not None
     return AssetSubmitted(
         deployment_id=setup.deployment_id,
         prediction_id=logged.prediction_id,
         dataset_version_id=setup.train_id,
-        asset_id=submission.predicted_asset.submitted_asset_id,
+        asset_id=submission.asset_id,
     )
 
 

@@ -72,7 +72,10 @@ def test_predict_answers_the_champions_prediction(platform: Settings, tmp_path: 
             right += prediction.classes[top] == digit_label(index)
         assert right >= 8  # the classifier is ~95 % accurate on held-out digits
 
-        tagged = deployment.predict(images[0], tags=["line-3", "night"])
+        # A new image: a repeated one answers the id of its first prediction, logged untagged.
+        fresh = tmp_path / "fresh.png"
+        fresh.write_bytes(digit_png(len(images)))
+        tagged = deployment.predict(fresh, tags=["line-3", "night"])
         [logged] = asyncio.run(
             published(
                 platform,
