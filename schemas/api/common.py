@@ -6,11 +6,12 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.names import FolderName
 from schemas.object_keys import validate_key
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Version = Annotated[str, Field(min_length=1, max_length=64)]
-Alias = Annotated[str, Field(min_length=1, max_length=64)]
+Alias = FolderName  # a dataset alias is a folder of the job workspace
 Description = Annotated[str, Field(max_length=4096)]
 ObjectKeyText = Annotated[str, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
 JsonObject = dict[str, Any]
