@@ -4,6 +4,7 @@ endpoint and recorded the same way; a message that breaks one goes to `deadlette
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -32,11 +33,12 @@ class RawHandler:
 
     async def __call__(self, messages: list[RawPrediction]) -> Sequence[Exception | None]:
         deployments = await deployments_by_id(self.pool, (m.deployment_id for m in messages))
+        owned = await self._owned(messages, deployments)
         built: list[PredictionLogged | Exception | None] = []
         with_bytes: list[int] = []
         for i, message in enumerate(messages):
             try:
-                built.append(self._check(message, deployments))
+                built.append(self._check(message, deployments, owned))
             except MESSAGE_ERRORS as exc:
                 built.append(exc)
                 continue
@@ -74,16 +76,30 @@ class RawHandler:
             CONSUMED.labels("raw", "done" if outcome is None else "dead_lettered").inc()
         return outcomes
 
-    def _check(self, message: RawPrediction, deployments: dict[UUID, Deployment]) -> PredictionLogged | None:
-        """The event of a message naming its image by key; None for one carrying the bytes (checked,
-        but its event needs the stored image)."""
+    async def _owned(
+        self, messages: list[RawPrediction], deployments: dict[UUID, Deployment]
+    ) -> dict[UUID, set[str]]:
+        """By project, the image keys the messages name that are that project's objects."""
+        named: dict[UUID, list[str | None]] = defaultdict(list)
+        for message in messages:
+            if message.deployment_id in deployments:
+                named[deployments[message.deployment_id].project_id].append(message.image_object_key)
+        return {project: await images.owned_keys(self.pool, project, keys) for project, keys in named.items()}
+
+    def _check(
+        self, message: RawPrediction, deployments: dict[UUID, Deployment], owned: dict[UUID, set[str]]
+    ) -> PredictionLogged | None:
+        """The event of a message naming its image by key (one of its project's objects); None for one
+        carrying the bytes (checked, but its event needs the stored image)."""
         deployment = deployments.get(message.deployment_id)
         if deployment is None:
             raise UnknownDeployment(message.deployment_id)
         intake.check_deployment(message, deployment)
         if message.image_object_key is None:
             return None
-        ref = images.reference(message.image_object_key, message.width, message.height)
+        ref = images.reference(
+            message.image_object_key, message.width, message.height, owned[deployment.project_id]
+        )
         return self._event(message, deployment, images.ResolvedImage(ref, None))
 
     async def _with_image(self, message: RawPrediction, deployment: Deployment) -> PredictionLogged:
