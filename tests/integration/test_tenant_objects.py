@@ -13,8 +13,11 @@ import httpx
 import pytest
 
 from cvloop.stack import stack
+from schemas.events import RawPrediction
+from schemas.topics import Topic
+from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
-from tests.api_support import Api, Project, Running, new_project, png, running_app
+from tests.api_support import Api, Project, Running, new_project, png, published, running_app
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
 # The monitor fields besides the image, for a detection deployment.
@@ -161,6 +164,36 @@ async def test_another_projects_object_keys_answer_like_keys_nobody_uploaded(
         json={"object_key": again["object_key"]},
     )
     assert asset["sha256"] == image["sha256"]
+
+
+async def test_a_raw_message_naming_another_projects_image_is_dead_lettered_like_a_missing_one(
+    running: Running, ingest_settings: Settings
+) -> None:
+    owner, attacker = await new_project(running.pool), await new_project(running.pool)
+    image = await _upload(running.as_key(owner.write), "images", png(7003))
+    world = await _world(running.as_key(attacker.write))
+    foreign_key = image["object_key"]
+    missing_key = _never_uploaded(foreign_key)
+    async with EventProducer.from_settings(ingest_settings) as producer:
+        for key in (foreign_key, missing_key):
+            message = RawPrediction.model_validate(
+                {"deployment_id": world["deployment"], "image_object_key": key, **MONITORED}
+            )
+            await producer.publish(Topic.PREDICTIONS_RAW, message)
+    letters = await published(
+        ingest_settings,
+        [Topic.DEADLETTER],
+        lambda letter: (
+            letter.source_topic == Topic.PREDICTIONS_RAW
+            and (foreign_key in letter.error or missing_key in letter.error)
+        ),
+        2,
+    )
+    errors = {
+        key: letter.error for letter in letters for key in (foreign_key, missing_key) if key in letter.error
+    }
+    assert errors[foreign_key].startswith("image_object_key: ")
+    assert errors[foreign_key].replace(foreign_key, "KEY") == errors[missing_key].replace(missing_key, "KEY")
 
 
 async def test_no_presigned_url_of_another_projects_image(
