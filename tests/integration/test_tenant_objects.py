@@ -5,6 +5,7 @@ no presigned URL of B's bytes reaches A. Names that are paths are refused at reg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,10 +14,14 @@ import httpx
 import pytest
 
 from cvloop.stack import stack
-from schemas.events import RawPrediction
+from schemas.events import PredictionSource, RawPrediction, RoleResult
+from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
+from services.common.db.repositories import experiments, predicted_assets
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
+from services.common.storage import ObjectStore
+from tests import samples
 from tests.api_support import Api, Project, Running, new_project, png, published, running_app
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
@@ -194,6 +199,52 @@ async def test_a_raw_message_naming_another_projects_image_is_dead_lettered_like
     }
     assert errors[foreign_key].startswith("image_object_key: ")
     assert errors[foreign_key].replace(foreign_key, "KEY") == errors[missing_key].replace(missing_key, "KEY")
+
+
+async def test_what_the_platform_writes_for_a_project_is_that_projects(
+    running: Running, ingest_settings: Settings
+) -> None:
+    """A served image (recorded with its prediction, as ingest's persistence does for serving's events)
+    and a job's output (recorded as an experiment artifact, as the runner does) are the project's objects
+    and no other's."""
+    owner, other = await new_project(running.pool), await new_project(running.pool)
+    theirs, mine = running.as_key(owner.write), running.as_key(other.write)
+    their_world, my_world = await _world(theirs), await _world(mine)
+    store = ObjectStore.from_settings(ingest_settings)
+    served = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, png(7004), "image/png")
+    output = await asyncio.to_thread(
+        store.put_bytes, ObjectKind.ARTIFACTS, uuid4().bytes, "application/octet-stream"
+    )
+    event = samples.prediction_logged(UUID(their_world["deployment"])).model_copy(
+        update={
+            "source": PredictionSource.SERVING,
+            "champion": RoleResult(prediction=samples.detection(), latency_ms=5.0),
+            "shadow": None,
+            "image": samples.image().model_copy(update={"object_key": served.key, "sha256": served.sha256}),
+        }
+    )
+    await predicted_assets.insert_prediction(running.pool, owner.id, event)
+    await experiments.add_artifact(
+        running.pool,
+        owner.id,
+        UUID(their_world["experiment"]),
+        name="model.onnx",
+        object_key=output.key,
+        sha256=output.sha256,
+        size_bytes=output.size,
+    )
+
+    for api, world, status in ((theirs, their_world, 201), (mine, my_world, 422)):
+        asset = await api.raw(
+            "POST", f"/v1/dataset-versions/{world['dataset_version']}/assets", json={"object_key": served.key}
+        )
+        assert asset.status_code == status, asset.text
+        artifact = await api.raw(
+            "POST",
+            f"/v1/experiments/{world['experiment']}/artifacts",
+            json={"name": "copy.onnx", "object_key": output.key},
+        )
+        assert artifact.status_code == status, artifact.text
 
 
 async def test_no_presigned_url_of_another_projects_image(
