@@ -39,6 +39,7 @@ from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
+from services.common.db.repositories import objects
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import create_producer
 from services.common.settings import Settings
@@ -61,6 +62,18 @@ def image_key() -> str:
     return f"images/{sha[:2]}/{sha}.png"
 
 
+async def uploaded_keys(settings: Settings, project_id: UUID, count: int) -> list[str]:
+    """Image keys recorded as the project's uploads, which ingest requires of a key (their bytes are never
+    read: ingest only passes keys on)."""
+    keys = [image_key() for _ in range(count)]
+    pool = await open_pool(settings.database_url)
+    try:
+        await objects.record(pool, project_id, keys)
+    finally:
+        await pool.close()
+    return keys
+
+
 def png(seed: int) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     buffer = io.BytesIO()
@@ -80,13 +93,12 @@ def fields(**image: str) -> dict[str, Any]:
     }
 
 
-async def setup(settings: Settings) -> tuple[str, UUID]:
+async def setup(settings: Settings) -> tuple[UUID, str, UUID]:
     pool = await open_pool(settings.database_url)
     try:
-        _, key, deployment_id = await detection_deployment(pool, [Scope.WRITE], confidence_threshold=0.5)
+        return await detection_deployment(pool, [Scope.WRITE], confidence_threshold=0.5)
     finally:
         await pool.close()
-    return key, deployment_id
 
 
 async def producer_baseline(settings: Settings, count: int, size: int) -> float:
@@ -103,10 +115,10 @@ async def producer_baseline(settings: Settings, count: int, size: int) -> float:
         await producer.stop()
 
 
-def raw_message(deployment: UUID) -> bytes:
+def raw_message(deployment: UUID, image_key: str) -> bytes:
     return RawPrediction(
         deployment_id=deployment,
-        image_object_key=image_key(),
+        image_object_key=image_key,
         width=64,
         height=48,
         champion=RoleResult(prediction=PREDICTION, latency_ms=11.5),
@@ -115,9 +127,10 @@ def raw_message(deployment: UUID) -> bytes:
     ).to_bytes()
 
 
-async def raw_to_predictions(settings: Settings, deployment: UUID, count: int) -> float:
+async def raw_to_predictions(settings: Settings, deployment: UUID, keys: list[str]) -> float:
     """Predictions/s from the first raw message sent to the last resulting event read on `predictions`."""
-    messages = [raw_message(deployment) for _ in range(count)]
+    count = len(keys)
+    messages = [raw_message(deployment, key) for key in keys]
     reader = create_consumer(settings, f"bench-{uuid4()}", str(Topic.PREDICTIONS), auto_offset_reset="latest")
     await reader.start()
     await reader.getmany(timeout_ms=1000)  # joined and positioned at the end before anything is sent
@@ -217,7 +230,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> None:
-    key, deployment = await setup(settings)
+    project_id, key, deployment = await setup(settings)
+    keys = iter(await uploaded_keys(settings, project_id, args.raw + args.single + args.batch))
     ingest_pid = read_pid(settings.state_path / "ingest")
     assert ingest_pid is not None
     port, path = settings.ingest_port, f"/v1/deployments/{deployment}/predictions"
@@ -236,14 +250,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         results.append((name, rate, ingest_cpu, (time.process_time() - client) / count * 1e6))
 
     if args.raw:
-        size = len(raw_message(deployment))
+        size = len(raw_message(deployment, image_key()))
         await measure(
             f"predictions.raw -> predictions ({args.raw} messages of {size} B)",
             args.raw,
-            raw_to_predictions(settings, deployment, args.raw),
+            raw_to_predictions(settings, deployment, [next(keys) for _ in range(args.raw)]),
         )
     if args.single:
-        singles = [orjson.dumps(fields(image_object_key=image_key())) for _ in range(args.single)]
+        singles = [orjson.dumps(fields(image_object_key=next(keys))) for _ in range(args.single)]
         await measure(
             f"HTTP single, object key ({args.single} requests, {args.clients} clients)",
             args.single,
@@ -251,7 +265,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         )
     if args.batch:
         batches = [
-            orjson.dumps({"items": [fields(image_object_key=image_key()) for _ in range(BATCH_ITEMS)]})
+            orjson.dumps({"items": [fields(image_object_key=next(keys)) for _ in range(BATCH_ITEMS)]})
             for _ in range(args.batch // BATCH_ITEMS)
         ]
         requests = f"{len(batches)} requests, {BATCH_CONCURRENCY} clients"

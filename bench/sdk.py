@@ -8,8 +8,9 @@ Kafka-protocol mock broker, SeaweedFS S3, and the api and ingest services as pro
 - upload: `client.upload(...)` of a model file through the progress-reporting reader, against the same
   multipart upload from a bare `httpx.Client`.
 
-Images are named by content-addressed object keys (ingest trusts such a key and does not fetch it), so
-the figure measures the client, not the image store.
+Images are named by content-addressed object keys, recorded as the project's uploads beforehand (ingest
+checks that a key is the project's and does not fetch it), so the figure measures the client, not the
+image store.
 
 Usage: .venv/bin/python -m bench.sdk [--predictions 600] [--rounds 3] [--upload-mib 32]
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import hashlib
 import io
+import itertools
 import os
 import shutil
 import tempfile
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 
@@ -42,6 +44,8 @@ from cvloop.stack.settings import StackSettings, sdk_settings
 from schemas.model_version import MODEL_FILE
 from schemas.object_keys import ObjectKind, object_key
 from schemas.predictions import ClassificationPrediction
+from services.common.db.pool import open_pool
+from services.common.db.repositories import objects
 
 PREDICTION = ClassificationPrediction(classes=["cat", "dog"], scores=[0.8, 0.2])
 
@@ -53,6 +57,15 @@ def _keys(prefix: str) -> Iterator[str]:
         sha = hashlib.sha256(f"{prefix}-{n}".encode()).hexdigest()
         yield str(object_key(ObjectKind.IMAGES, sha, "image/png"))
         n += 1
+
+
+async def _record_keys(dsn: str, project_id: UUID, count: int) -> None:
+    """The first `count` of `_keys("bench")` become the project's objects, as their uploads would."""
+    pool = await open_pool(dsn, max_size=1)
+    try:
+        await objects.record(pool, project_id, itertools.islice(_keys("bench"), count))
+    finally:
+        await pool.close()
 
 
 def _rate(count: int, run: Callable[[], None]) -> float:
@@ -150,7 +163,8 @@ def main() -> None:
     try:
         for component in components:
             component.start()
-        _, _, key = asyncio.run(create_project_with_admin_key(settings.database_url, "bench"))
+        project, _, key = asyncio.run(create_project_with_admin_key(settings.database_url, "bench"))
+        asyncio.run(_record_keys(settings.database_url, project.id, 2 * args.predictions * args.rounds))
         with Client(key, settings=sdk_settings(settings)) as client:
             version = client.create_model("bench").create_version("v1", "classification")
             deployment = client.create_deployment("bench", version, kind="monitoring_only")

@@ -3,8 +3,10 @@ job runner and trainers: the job workspace (`job_workspace`)."""
 
 from .codec import TOPIC_EVENTS, decode, describe
 from .deadletter import DeadLetter
-from .envelope import Event
+from .envelope import Envelope, Event
 from .events import (
+    ApiKeyChange,
+    ApiKeyChanged,
     AssetSubmitted,
     DeploymentChange,
     DeploymentKind,
@@ -37,6 +39,8 @@ from .topics import TOPICS, CleanupPolicy, Topic, TopicSpec
 __all__ = [
     "TOPICS",
     "TOPIC_EVENTS",
+    "ApiKeyChange",
+    "ApiKeyChanged",
     "AssetSubmitted",
     "ClassificationPrediction",
     "CleanupPolicy",
@@ -47,6 +51,7 @@ __all__ = [
     "DetectionPrediction",
     "DetectionType",
     "DriftReported",
+    "Envelope",
     "Event",
     "FeatureDrift",
     "ImageRef",

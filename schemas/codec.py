@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .deadletter import DeadLetter
 from .events import (
+    ApiKeyChanged,
     AssetSubmitted,
     DeploymentUpdated,
     DriftReported,
@@ -32,6 +33,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[BaseModel], ...]] = {
     Topic.TRAINING: (TrainingRequested, TrainingFinished),
     Topic.DEPLOYMENTS: (DeploymentUpdated,),
     Topic.JOBS: (JobRequested,),
+    Topic.API_KEYS: (ApiKeyChanged,),
     Topic.DEADLETTER: (DeadLetter,),
 }
 # The `type` values tagging union members: pydantic puts them in an error's location, where they name

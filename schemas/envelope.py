@@ -15,9 +15,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Event(BaseModel):
-    """Base of every event: subclasses fix `type` with a Literal and bump `schema_version` on a
-    change that breaks readers."""
+class Envelope(BaseModel):
+    """What every event carries: subclasses fix `type` with a Literal, bump `schema_version` on a change
+    that breaks readers, and say which field is their Kafka key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,12 +27,10 @@ class Event(BaseModel):
     type: str
     schema_version: int = Field(1, ge=1, le=INT32_MAX)
     occurred_at: datetime = Field(default_factory=utcnow)
-    deployment_id: UUID
 
     @property
     def key(self) -> bytes:
-        """The Kafka key: one deployment's events stay ordered in one partition."""
-        return str(self.deployment_id).encode()
+        raise NotImplementedError
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -40,3 +38,15 @@ class Event(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Self:
         return cls.model_validate_json(data)
+
+
+class Event(Envelope):
+    """Base of the events about a deployment, which is their Kafka key (every topic's but `api-keys` and
+    `deadletter`)."""
+
+    deployment_id: UUID
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: one deployment's events stay ordered in one partition."""
+        return str(self.deployment_id).encode()

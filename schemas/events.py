@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .envelope import Event
+from .envelope import Envelope, Event
 from .limits import INT32_MAX, MAX_JSON_BYTES, Finite, JsonObject, Line, json_object
 from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
@@ -292,3 +292,26 @@ class JobRequested(Event):
     experiment_id: UUID | None = None
     dataset_version_id: UUID | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- api-keys -----------------------------------------------------------------------------------
+
+
+class ApiKeyChange(StrEnum):
+    REVOKED = "revoked"
+    SCOPES_CHANGED = "scopes_changed"
+
+
+class ApiKeyChanged(Envelope):
+    """An API key revoked or given other scopes: a service that trusts live keys for a while (serving,
+    ingest) forgets this one, so its next request is checked against Postgres again."""
+
+    type: Literal["api_key.changed"] = "api_key.changed"
+    project_id: UUID
+    api_key_id: UUID
+    change: ApiKeyChange
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: one project's key changes stay ordered."""
+        return str(self.project_id).encode()

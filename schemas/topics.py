@@ -1,7 +1,8 @@
 """The topic registry: every Kafka topic cvloop uses, with its key and retention.
 
-Keys are the deployment id everywhere, so one deployment's events stay ordered in one partition and
-faust tables keyed by deployment are co-partitioned with their source topics.
+Keys are the deployment id everywhere (but `api-keys`, keyed by project, and `deadletter`), so one
+deployment's events stay ordered in one partition and faust tables keyed by deployment are co-partitioned
+with their source topics.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Topic(StrEnum):
     TRAINING = "training"
     DEPLOYMENTS = "deployments"
     JOBS = "jobs"
+    API_KEYS = "api-keys"
     DEADLETTER = "deadletter"
 
 
@@ -83,6 +85,14 @@ TOPICS: dict[Topic, TopicSpec] = {
         ),
         TopicSpec(
             name=Topic.JOBS, retention_ms=30 * DAY_MS, description="Processing and reference jobs requested."
+        ),
+        TopicSpec(
+            name=Topic.API_KEYS,
+            key="project_id",
+            partitions=1,
+            retention_ms=DAY_MS,
+            description="An API key revoked or given other scopes; every serving and ingest process reads "
+            "it from its end and forgets the key at once (a process starting has nothing to forget).",
         ),
         TopicSpec(
             name=Topic.DEADLETTER,

@@ -12,6 +12,8 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from schemas import (
+    ApiKeyChange,
+    ApiKeyChanged,
     AssetSubmitted,
     ClassificationPrediction,
     DeadLetter,
@@ -156,6 +158,7 @@ def all_events() -> list[BaseModel]:
             model_version_id=uuid4(),
             parameters={"precision": "fp16"},
         ),
+        ApiKeyChanged(project_id=uuid4(), api_key_id=uuid4(), change=ApiKeyChange.REVOKED),
         DeadLetter(
             consumer="ingest",
             source_topic="predictions.raw",

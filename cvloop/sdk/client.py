@@ -103,6 +103,9 @@ class Client:
     def list_api_keys(self) -> list[dict[str, Any]]:
         return list(paginate(self.api_page("/v1/api-keys")))
 
+    def set_api_key_scopes(self, key_id: UUID | str, scopes: Sequence[str]) -> dict[str, Any]:
+        return self.api.put(f"/v1/api-keys/{ref_id(key_id)}/scopes", {"scopes": list(scopes)})
+
     def revoke_api_key(self, key_id: UUID | str) -> None:
         self.api.delete(f"/v1/api-keys/{ref_id(key_id)}")
 

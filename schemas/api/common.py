@@ -7,11 +7,12 @@ from typing import Annotated, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from schemas.limits import JsonObject, Line, Text
+from schemas.names import FolderName
 from schemas.object_keys import validate_key
 
 Name = Annotated[Line, Field(min_length=1, max_length=128)]
 Version = Annotated[Line, Field(min_length=1, max_length=64)]
-Alias = Annotated[Line, Field(min_length=1, max_length=64)]
+Alias = FolderName  # a dataset alias is a folder of the job workspace
 Description = Annotated[Text, Field(max_length=4096)]
 ObjectKeyText = Annotated[Line, AfterValidator(validate_key), Field(description="An uploaded object's key.")]
 

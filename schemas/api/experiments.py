@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from schemas.limits import Line
 from schemas.model_io import ModelIO
+from schemas.names import FileName
 
 from .common import Alias, Answer, Body, Description, JsonObject, Name, ObjectKeyText, Version
 
@@ -22,7 +22,7 @@ class ExperimentCreate(Body):
 
 
 class ArtifactCreate(Body):
-    name: Annotated[Line, Field(min_length=1, max_length=256)]
+    name: FileName
     object_key: ObjectKeyText
 
 

@@ -23,6 +23,10 @@ class ApiKeyCreate(Body):
     scopes: list[Scope] = Field(min_length=1)
 
 
+class ApiKeyScopes(Body):
+    scopes: list[Scope] = Field(min_length=1)
+
+
 class ApiKeyOut(Answer):
     id: UUID
     name: str

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from schemas.limits import Line, Text
 from schemas.model_io import ModelIO
+from schemas.names import FileName
 from schemas.object_keys import validate_image_key
 from schemas.predictions import DetectionType, Label, Prediction
 
@@ -124,7 +125,7 @@ class ModelVersionCreate(Body):
     source_experiment_id: UUID | None = None
     dataset_versions: dict[Alias, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
     io: ModelIO | None = Field(None, description="How serving calls it; None: not servable.")
-    files: dict[Annotated[Line, Field(min_length=1, max_length=256)], ObjectKeyText] = Field(
+    files: dict[FileName, ObjectKeyText] = Field(
         default_factory=dict, description="File name to uploaded object key (POST /v1/uploads?kind=models)."
     )
 

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from schemas.envelope import Event
+from schemas.envelope import Envelope
 from services.common.db.repositories import outbox
 
 from .context import Context
@@ -29,9 +29,9 @@ class Change:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.events: list[tuple[str, Event]] = []
+        self.events: list[tuple[str, Envelope]] = []
 
-    def publish(self, topic: str, event: Event) -> None:
+    def publish(self, topic: str, event: Envelope) -> None:
         self.events.append((topic, event))
 
 

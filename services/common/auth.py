@@ -7,6 +7,7 @@ its project, which scopes every query the route makes.
 from __future__ import annotations
 
 import time
+from uuid import UUID
 
 from fastapi import Request
 
@@ -35,12 +36,28 @@ class RequireScope:
     `state.pool`. Use: `key: ApiKey = Depends(RequireScope(Scope.WRITE))`.
 
     With `remember_s`, a key found live is trusted that long without asking Postgres again (a hot intake
-    path): a revoked key then keeps working up to `remember_s`. Unknown keys are never remembered."""
+    path). A key revoked or given other scopes is forgotten when its change arrives on `api-keys`
+    (services/common/key_changes.py); `remember_s` bounds how long a change missed meanwhile (Kafka
+    down) goes unseen. Unknown keys are never remembered."""
 
     def __init__(self, scope: Scope, *, remember_s: float = 0.0) -> None:
         self.scope = scope
         self.remember_s = remember_s
         self._live: dict[str, tuple[float, ApiKey]] = {}  # key hash -> (until, key)
+        # Counts forgettings: a key read from Postgres before one is not remembered after it, since the
+        # change may have been committed between the read and the forgetting.
+        self._forgotten = 0
+
+    def forget(self, key_id: UUID) -> None:
+        """Check the key against Postgres on its next use."""
+        self._forgotten += 1
+        for digest in [d for d, (_, key) in self._live.items() if key.id == key_id]:
+            del self._live[digest]
+
+    def forget_all(self) -> None:
+        """Check every key against Postgres on its next use (changes may have been missed)."""
+        self._forgotten += 1
+        self._live.clear()
 
     async def __call__(self, request: Request) -> ApiKey:
         secret = bearer_secret(request.headers.get("authorization"))
@@ -58,8 +75,9 @@ class RequireScope:
         remembered = self._live.get(digest)
         if remembered is not None and remembered[0] > now:
             return remembered[1]
+        forgotten = self._forgotten
         key = await authenticate(pool, secret)
-        if key is not None:
+        if key is not None and forgotten == self._forgotten:
             if len(self._live) >= _REMEMBERED_KEYS:
                 self._live.clear()
             self._live[digest] = (now + self.remember_s, key)

@@ -21,6 +21,7 @@ from services.common.http import create_app, field_error
 from services.common.kafka.consumer import BatchHandler, Decoder, process_batches, started_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.kafka.supervised import SupervisedConsumer
+from services.common.key_changes import KeyChanges
 from services.common.outbox import Relay
 from services.common.storage.object_store import ObjectStore
 
@@ -86,7 +87,8 @@ def build_app(settings: IngestSettings) -> FastAPI:
             app.state.pool = pool
             acknowledged = outbox.Acknowledged(settings.ingest_outbox_relay_after_s)
             queue = RecordingQueue(pool, producer, acknowledged)
-            app.state.require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
+            require_write = RequireScope(Scope.WRITE, remember_s=settings.ingest_cache_s)
+            app.state.require_write = require_write
             app.state.intake = Intake(
                 pool,
                 producer,
@@ -115,6 +117,9 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 ),
             ]
             tasks = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
+            key_changes = asyncio.create_task(
+                KeyChanges(settings, "ingest", [require_write], producer).run(stop)
+            )
             recording = asyncio.create_task(queue.run())
             # Rows are due once their delay passed: rounds more often would find nothing new.
             relay = Relay(pool, producer, min(settings.ingest_outbox_relay_after_s, RELAY_INTERVAL_S))
@@ -135,8 +140,8 @@ def build_app(settings: IngestSettings) -> FastAPI:
             recording.cancel()
             relaying.cancel()
             stop.set()
-            await asyncio.wait([*tasks, cleaning, relaying], timeout=10)
-            for task in [*tasks, cleaning]:
+            await asyncio.wait([*tasks, cleaning, relaying, key_changes], timeout=10)
+            for task in [*tasks, cleaning, key_changes]:
                 task.cancel()
         finally:
             await producer.stop()

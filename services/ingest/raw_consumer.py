@@ -37,11 +37,12 @@ class RawHandler:
     async def __call__(self, messages: list[RawPrediction]) -> Sequence[Exception | None]:
         deployments = await deployments_by_id(self.pool, (m.deployment_id for m in messages))
         labels = await self._labels(messages, deployments)
+        owned = await self._owned(messages, deployments)
         built: list[PredictionLogged | Exception | None] = []
         with_bytes: list[int] = []
         for i, message in enumerate(messages):
             try:
-                built.append(self._check(message, deployments, labels))
+                built.append(self._check(message, deployments, labels, owned))
             except MESSAGE_ERRORS as exc:
                 built.append(exc)
                 continue
@@ -93,14 +94,25 @@ class RawHandler:
             for project_id, ids in named.items()
         }
 
+    async def _owned(
+        self, messages: list[RawPrediction], deployments: dict[UUID, Deployment]
+    ) -> dict[UUID, set[str]]:
+        """By project, the image keys the messages name that are that project's objects."""
+        named: dict[UUID, list[str | None]] = defaultdict(list)
+        for message in messages:
+            if message.deployment_id in deployments:
+                named[deployments[message.deployment_id].project_id].append(message.image_object_key)
+        return {project: await images.owned_keys(self.pool, project, keys) for project, keys in named.items()}
+
     def _check(
         self,
         message: RawPrediction,
         deployments: dict[UUID, Deployment],
         labels: dict[UUID, dict[UUID, list[str] | None]],
+        owned: dict[UUID, set[str]],
     ) -> PredictionLogged | None:
-        """The event of a message naming its image by key; None for one carrying the bytes (checked,
-        but its event needs the stored image)."""
+        """The event of a message naming its image by key (one of its project's objects); None for one
+        carrying the bytes (checked, but its event needs the stored image)."""
         deployment = deployments.get(message.deployment_id)
         if deployment is None:
             raise UnknownDeployment(message.deployment_id)
@@ -108,7 +120,9 @@ class RawHandler:
         intake.check_labels(message, deployment, labels.get(deployment.project_id, {}))
         if message.image_object_key is None:
             return None
-        ref = images.reference(message.image_object_key, message.width, message.height)
+        ref = images.reference(
+            message.image_object_key, message.width, message.height, owned[deployment.project_id]
+        )
         return self._event(message, deployment, images.ResolvedImage(ref, None))
 
     async def _with_image(self, message: RawPrediction, deployment: Deployment) -> PredictionLogged:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
@@ -96,11 +97,11 @@ async def _check_models(intake_: Intake, deployment: Deployment, item: MonitorFi
 
 
 async def _by_key(
-    intake_: Intake, deployment: Deployment, item: MonitorFields, object_key: str
+    intake_: Intake, deployment: Deployment, item: MonitorFields, object_key: str, owned: Collection[str]
 ) -> PredictionLogged:
     intake.check_deployment(item, deployment)
     await _check_models(intake_, deployment, item)
-    ref = images.reference(object_key, item.width, item.height)
+    ref = images.reference(object_key, item.width, item.height, owned)
     return _build(deployment, item, images.ResolvedImage(ref, None))
 
 
@@ -114,9 +115,12 @@ async def _with_bytes(
     return _build(deployment, item, image)
 
 
-async def _json_item(intake_: Intake, deployment: Deployment, item: MonitorPrediction) -> PredictionLogged:
+async def _json_item(
+    intake_: Intake, key: ApiKey, deployment: Deployment, item: MonitorPrediction
+) -> PredictionLogged:
     if item.image_object_key is not None:
-        return await _by_key(intake_, deployment, item, item.image_object_key)
+        owned = await images.owned_keys(intake_.pool, key.project_id, [item.image_object_key])
+        return await _by_key(intake_, deployment, item, item.image_object_key, owned)
     assert item.image_base64 is not None  # the model holds exactly one
     data = images.decode_base64(item.image_base64, intake_.max_image_bytes)
     return await _with_bytes(intake_, deployment, item, data, "image_base64")
@@ -183,7 +187,7 @@ async def monitor(deployment_id: UUID, request: Request) -> JSONResponse:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             event = await _multipart_item(intake_, deployment, request, body)
         else:
-            event = await _json_item(intake_, deployment, MonitorPrediction.model_validate_json(body))
+            event = await _json_item(intake_, key, deployment, MonitorPrediction.model_validate_json(body))
         result = await intake_.queue.record((key.project_id, event))
     except (intake.Refused, ValidationError):
         PREDICTIONS.labels(str(deployment.id), "http", "refused").inc()
@@ -218,22 +222,30 @@ async def monitor_batch(deployment_id: UUID, request: Request) -> BatchResults:
         else:
             results[index] = BatchItemResult(index=index, status=error.status_code, detail=str(error))
 
-    with_bytes: list[tuple[int, MonitorPrediction]] = []
+    items: list[tuple[int, MonitorPrediction]] = []
     for index, raw in enumerate(batch.items):
         try:
-            item = _ITEM.validate_python(raw)
-            if item.image_object_key is None:
-                with_bytes.append((index, item))  # decoded and stored below, some at once
-            else:
-                events[index] = await _by_key(intake_, deployment, item, item.image_object_key)
-        except (ValidationError, intake.Refused) as exc:
+            items.append((index, _ITEM.validate_python(raw)))
+        except ValidationError as exc:
+            refuse(index, exc)
+    owned = await images.owned_keys(
+        intake_.pool, key.project_id, (item.image_object_key for _, item in items)
+    )
+    with_bytes: list[tuple[int, MonitorPrediction]] = []
+    for index, item in items:
+        if item.image_object_key is None:
+            with_bytes.append((index, item))  # decoded and stored below, some at once
+            continue
+        try:
+            events[index] = await _by_key(intake_, deployment, item, item.image_object_key, owned)
+        except intake.Refused as exc:
             refuse(index, exc)
     limit = asyncio.Semaphore(_IMAGE_PREPARATION)
 
     async def prepare(index: int, item: MonitorPrediction) -> None:
         async with limit:
             try:
-                events[index] = await _json_item(intake_, deployment, item)
+                events[index] = await _json_item(intake_, key, deployment, item)
             except intake.Refused as exc:
                 refuse(index, exc)
 

@@ -27,7 +27,8 @@ class IngestSettings(Settings):
         ge=0,
         validation_alias=from_env("CVLOOP_INGEST_CACHE_S"),
         description="How long the monitor endpoint trusts an API key and a deployment's settings it read: "
-        "a revoked key or a new threshold reaches ingest within this long (0: read on every request).",
+        "a new threshold reaches ingest within this long (0: read on every request); a key revoked or "
+        "given other scopes is forgotten as soon as its event arrives on `api-keys`, this long at worst.",
     )
     ingest_db_pool_size: int = Field(
         10,

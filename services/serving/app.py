@@ -39,6 +39,7 @@ from services.common.http import (
     read_body,
 )
 from services.common.kafka.producer import EventProducer
+from services.common.key_changes import KeyChanges
 from services.common.storage import ObjectStore
 
 from . import metrics
@@ -169,6 +170,9 @@ def build_app(settings: ServingSettings) -> FastAPI:
             consumer = await follower.sync()  # every routed model is loaded before serving listens
             follower_task = asyncio.create_task(follower.follow(consumer, stop))
             reconciler = asyncio.create_task(_reconcile(router, settings.serving_reconcile_interval_s))
+            key_changes = asyncio.create_task(
+                KeyChanges(settings, "serving", [writer, reader], producer).run(stop)
+            )
             gateway = Gateway(
                 settings,
                 router,
@@ -185,7 +189,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
                 gateway = None
                 stop.set()
                 reconciler.cancel()
-                await asyncio.gather(follower_task, reconciler, return_exceptions=True)
+                await asyncio.gather(follower_task, reconciler, key_changes, return_exceptions=True)
                 await predictor.drain()
                 await passthrough.drain()
 
@@ -198,7 +202,8 @@ def build_app(settings: ServingSettings) -> FastAPI:
 
     app = create_app("cvloop serving", ready, lifespan=lifespan, body_models=[InferRequest])
 
-    # Each route's key check; a live key is trusted for a while (a predict must not cost a database write).
+    # Each route's key check; a live key is trusted for a while (a predict must not cost a database write),
+    # and forgotten as soon as it changes (KeyChanges).
     writer = RequireScope(Scope.WRITE, remember_s=settings.serving_auth_cache_s)
     reader = RequireScope(Scope.READ, remember_s=settings.serving_auth_cache_s)
 

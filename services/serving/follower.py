@@ -8,7 +8,6 @@ that position, so none is missed."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from aiokafka import AIOKafkaConsumer
 
@@ -17,7 +16,7 @@ from schemas.events import DeploymentChange, DeploymentUpdated
 from schemas.topics import Topic
 from services.common.db.repositories.base import Db
 from services.common.db.repositories.deployments import project_of
-from services.common.kafka.consumer import process, started_consumer
+from services.common.kafka.consumer import consumer_at_end, process
 from services.common.kafka.producer import EventProducer
 from services.common.kafka.supervised import SupervisedConsumer
 from services.common.settings import Settings
@@ -28,29 +27,6 @@ from .routing import DeploymentState
 
 CONSUMER = "serving"
 RETRY_S = 1.0
-
-
-def consumer_group() -> str:
-    return f"cvloop-serving-{uuid.uuid4()}"
-
-
-async def consumer_at_end(settings: Settings, timeout_s: float = 30.0) -> AIOKafkaConsumer:
-    """A started consumer with its partitions assigned and positioned at their current end."""
-    consumer = await started_consumer(
-        settings, consumer_group(), Topic.DEPLOYMENTS, auto_offset_reset="latest"
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not consumer.assignment():
-                # Polling drives the group join; anything it returns is read again by the loop.
-                for partition, records in (await consumer.getmany(timeout_ms=100)).items():
-                    consumer.seek(partition, records[0].offset)
-            for partition in consumer.assignment():
-                await consumer.position(partition)  # resolves "latest" now, not at the first fetch
-    except BaseException:
-        await consumer.stop()
-        raise
-    return consumer
 
 
 class DeploymentFollower:
@@ -75,7 +51,7 @@ class DeploymentFollower:
 
     async def sync(self) -> AIOKafkaConsumer:
         """A consumer at the topic's end, and every deployment routed as Postgres has it now."""
-        consumer = await consumer_at_end(self.settings)
+        consumer = await consumer_at_end(self.settings, "cvloop-serving", Topic.DEPLOYMENTS)
         try:
             states = await catalog.deployment_states(self.db)
             for gone in set(self.router.routes) - {state.deployment_id for state in states}:

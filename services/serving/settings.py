@@ -55,5 +55,6 @@ class ServingSettings(Settings):
         30.0,
         ge=0,
         validation_alias=from_env("CVLOOP_SERVING_AUTH_CACHE_S"),
-        description="How long serving trusts an API key it checked (a revoked key works at most this long).",
+        description="How long serving trusts an API key it checked. A key revoked or given other scopes "
+        "is forgotten as soon as its event arrives on `api-keys`; this bounds it when Kafka is down.",
     )

@@ -33,7 +33,7 @@ from schemas.predictions import DetectionType
 from schemas.topics import MAX_MESSAGE_BYTES, Topic
 from schemas.vocabulary import Scope
 from services.common import outbox as relay
-from services.common.db.repositories import deployments, outbox, predicted_assets, projects, registry
+from services.common.db.repositories import deployments, objects, outbox, predicted_assets, projects, registry
 from services.common.domain.outbox import EventTooLarge
 from services.common.domain.registry import NewModelVersion
 from services.common.kafka.consumer import create_consumer
@@ -275,10 +275,11 @@ async def test_multipart_with_an_image_part(client: httpx.AsyncClient, world: Wo
 
 
 async def test_object_key_of_a_stored_image(
-    client: httpx.AsyncClient, ingest_settings: Settings, world: World
+    client: httpx.AsyncClient, ingest_settings: Settings, world: World, pool: asyncpg.Pool
 ) -> None:
     store = ObjectStore.from_settings(ingest_settings)
     stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, png(), "image/png")
+    await objects.record(pool, world.project_id, [stored.key])  # as its upload through the api does
     fields = body(image_object_key=stored.key)
     del fields["image_base64"]
     answer = await client.post(f"/v1/deployments/{world.detection}/predictions", json=fields)
@@ -707,6 +708,7 @@ async def test_a_raw_message_recorded_before_a_crash_is_published_when_it_comes_
     the message comes again, finds its prediction under the same derived id, and publishes its event."""
     store = ObjectStore.from_settings(ingest_settings)
     stored = await asyncio.to_thread(store.put_bytes, ObjectKind.IMAGES, png(), "image/png")
+    await objects.record(pool, world.project_id, [stored.key])
     message = raw(world, image_base64=None, image_object_key=stored.key)
     prediction_id, event_id = raw_ids(message.event_id)
     recorded = PredictionLogged(

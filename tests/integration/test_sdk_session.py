@@ -307,6 +307,9 @@ def test_scopes_of_keys_made_through_the_sdk(platform: Settings, client: Client)
         with pytest.raises(Forbidden):
             viewer.list_api_keys()
     assert "viewer" in {key["name"] for key in client.list_api_keys()}
+    assert client.set_api_key_scopes(made["id"], ["read", "write"])["scopes"] == ["read", "write"]
+    with Client(made["secret"], settings=sdk_settings(platform)) as writer:
+        assert writer.create_model(f"allowed-{made['id'][:8]}").name.startswith("allowed-")
     client.revoke_api_key(made["id"])
     with Client(made["secret"], settings=sdk_settings(platform)) as revoked, pytest.raises(Unauthorized):
         revoked.get_project()

@@ -55,7 +55,7 @@ def build(
     return intake.build_event(
         monitored,
         target,
-        images.reference(KEY, monitored.width, monitored.height),
+        images.reference(KEY, monitored.width, monitored.height, {KEY}),
         pixels,
         prediction_id=uuid4(),
         event_id=uuid4(),
@@ -135,7 +135,7 @@ def test_a_prediction_of_another_type_names_its_field(role: str) -> None:
 
 
 def test_the_stated_size_must_be_the_images() -> None:
-    ref = images.reference(KEY, 32, 32)
+    ref = images.reference(KEY, 32, 32, {KEY})
     with pytest.raises(Refused) as refused:
         intake.check_image_size(item(), ref)
     assert refused.value.field == "width"
@@ -150,11 +150,19 @@ def test_raw_ids_are_derived_from_the_message() -> None:
 
 
 def test_an_object_key_gives_its_format_and_digest() -> None:
-    ref = images.reference(KEY, 64, 48)
+    ref = images.reference(KEY, 64, 48, {KEY})
     assert (ref.sha256, ref.content_type, ref.width) == (SHA, "image/png", 64)
+    without_extension = f"images/{SHA[:2]}/{SHA}"
     with pytest.raises(Refused) as refused:
-        images.reference(f"images/{SHA[:2]}/{SHA}", 64, 48)
+        images.reference(without_extension, 64, 48, {without_extension})
     assert refused.value.field == "image_object_key"
+
+
+def test_a_key_the_project_does_not_own_reads_as_not_uploaded() -> None:
+    with pytest.raises(Refused) as refused:
+        images.reference(KEY, 64, 48, set())
+    assert (refused.value.status_code, refused.value.field) == (422, "image_object_key")
+    assert "no uploaded image" in refused.value.message
 
 
 def test_base64_images() -> None:

@@ -55,7 +55,13 @@ def test_json_schema_files_are_fresh() -> None:
 
 def test_registry_keys_by_deployment_and_compacts_routing_state() -> None:
     assert set(TOPICS) == set(Topic) == set(TOPIC_EVENTS)
-    assert all(spec.key == "deployment_id" for name, spec in TOPICS.items() if name != Topic.DEADLETTER)
+    by_project = {Topic.API_KEYS}  # a key change concerns a project's key, no deployment
+    assert all(
+        spec.key == "deployment_id"
+        for name, spec in TOPICS.items()
+        if name not in by_project | {Topic.DEADLETTER}
+    )
+    assert all(TOPICS[name].key == "project_id" for name in by_project)
     assert TOPICS[Topic.DEPLOYMENTS].kafka_config()["cleanup.policy"] == "compact"
 
 

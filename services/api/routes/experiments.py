@@ -72,7 +72,7 @@ async def get_experiment(ctx: Ctx, key: ReadKey, experiment_id: UUID) -> Experim
 async def add_artifact(ctx: Ctx, key: WriteKey, experiment_id: UUID, body: ArtifactCreate) -> ArtifactOut:
     if await experiments.get_experiment(ctx.pool, key.project_id, experiment_id) is None:
         raise not_found("path.experiment_id", "experiment")
-    sha256, size = await uploaded(ctx.store, body.object_key, "body.object_key")
+    sha256, size = await uploaded(ctx, key.project_id, body.object_key, "body.object_key")
     artifact = await experiments.add_artifact(
         ctx.pool,
         key.project_id,

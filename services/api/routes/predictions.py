@@ -23,7 +23,7 @@ from schemas.api.predictions import (
 from schemas.events import MAX_TAGS, AssetSubmitted, PredictionReviewed, Tag
 from schemas.topics import Topic
 from schemas.vocabulary import PredictionOrder, ReviewStatus
-from services.common.db.repositories import predicted_assets, registry
+from services.common.db.repositories import objects, predicted_assets, registry
 from services.common.domain.deployments import Deployment
 from services.common.domain.predictions import PredictionFilter
 from services.common.domain.projects import ApiKey
@@ -92,7 +92,7 @@ async def list_predictions(
         offset=page.offset,
     )
     total = await predicted_assets.count_predictions(ctx.pool, key.project_id, deployment_id, where)
-    urls = await asyncio.to_thread(_image_urls, ctx, [p.image_object_key for p in found])
+    urls = await _image_urls(ctx, key.project_id, [p.image_object_key for p in found])
     items = [
         PredictedAssetOut.model_validate(p.model_dump() | {"image_url": u})
         for p, u in zip(found, urls, strict=True)
@@ -112,10 +112,16 @@ async def count_predictions(
     )
 
 
-def _image_urls(ctx: Context, object_keys: list[str]) -> list[str]:
-    """Presigned GETs of the images (signing is local: no request to the store per image)."""
+async def _image_urls(ctx: Context, project_id: UUID, object_keys: list[str]) -> list[str | None]:
+    """Presigned GETs of the images, for the project's own objects only (None for any other: a predicted
+    asset never names another project's image, and a URL must not hand one out should it ever do)."""
+    own = await objects.owned(ctx.pool, project_id, object_keys)
     expires = timedelta(seconds=ctx.settings.api_image_url_ttl_s)
-    return [ctx.store.presigned_get_url(k, expires) for k in object_keys]
+
+    def sign() -> list[str | None]:  # signing is local: no request to the store per image
+        return [ctx.store.presigned_get_url(k, expires) if k in own else None for k in object_keys]
+
+    return await asyncio.to_thread(sign)
 
 
 @router.get("/predictions/{prediction_id}")
@@ -123,7 +129,7 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
     asset = await predicted_assets.get_prediction(ctx.pool, key.project_id, prediction_id)
     if asset is None:
         raise not_found("path.prediction_id", "prediction")
-    [url] = await asyncio.to_thread(_image_urls, ctx, [asset.image_object_key])
+    [url] = await _image_urls(ctx, key.project_id, [asset.image_object_key])
     return PredictedAssetOut.model_validate(asset.model_dump() | {"image_url": url})
 
 

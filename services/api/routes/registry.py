@@ -30,7 +30,7 @@ from schemas.api.registry import (
 )
 from schemas.object_keys import ObjectKind, parse_key
 from schemas.vocabulary import Scope, UploadKind
-from services.common.db.repositories import deletions, experiments, registry
+from services.common.db.repositories import deletions, experiments, objects, registry
 from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.images import ImageTooLarge, InvalidImage, decode_image
 from services.common.domain.registry import ModelFile, NewModelVersion
@@ -64,6 +64,7 @@ async def upload(
         except InvalidImage as exc:
             raise ApiError(415, "body.file", str(exc)) from None
         ref = await store_image(ctx.store, data, image)
+        await objects.record(ctx.pool, key.project_id, [ref.object_key])
         return UploadOut(
             object_key=ref.object_key, sha256=ref.sha256, size_bytes=len(data), content_type=ref.content_type
         )
@@ -74,6 +75,7 @@ async def upload(
             f"file is {file.size} bytes; at most {ctx.settings.api_max_upload_bytes} are accepted",
         )
     stored = await store_file(ctx.store, ObjectKind.MODELS, file.file, file.content_type)
+    await objects.record(ctx.pool, key.project_id, [stored.key])
     return UploadOut(
         object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size, content_type=stored.content_type
     )
@@ -162,7 +164,7 @@ async def add_asset(ctx: Ctx, key: WriteKey, dataset_version_id: UUID, body: Ass
     version = await registry.get_dataset_version(ctx.pool, key.project_id, dataset_version_id)
     if version is None:
         raise not_found("path.dataset_version_id", "dataset version")
-    data = await read_uploaded(ctx.store, body.object_key, "body.object_key")
+    data = await read_uploaded(ctx, key.project_id, body.object_key, "body.object_key")
     try:
         image = await asyncio.to_thread(
             decode_image, data, ctx.settings.max_image_bytes, ctx.settings.max_image_pixels
@@ -264,7 +266,7 @@ async def create_model_version(
             raise not_found(f"body.dataset_versions.{alias}", "dataset version")
     files = []
     for name, object_key in body.files.items():
-        sha256, size = await uploaded(ctx.store, object_key, f"body.files.{name}")
+        sha256, size = await uploaded(ctx, project_id, object_key, f"body.files.{name}")
         files.append(ModelFile(name=name, object_key=object_key, sha256=sha256, size_bytes=size))
     new = NewModelVersion.model_validate(
         body.model_dump(exclude={"files"}) | {"files": files, "created_by_key_id": key.id}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -68,6 +69,28 @@ async def started_consumer(
     consumer = create_consumer(settings, group_id, *topics, **overrides)
     try:
         await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+async def consumer_at_end(
+    settings: Settings, group_prefix: str, topic: str, timeout_s: float = 30.0
+) -> AIOKafkaConsumer:
+    """A started consumer of a group of its own (every process sees every event), its partitions
+    assigned and positioned at their current end: what is committed after this returns is read."""
+    consumer = await started_consumer(
+        settings, f"{group_prefix}-{uuid.uuid4()}", topic, auto_offset_reset="latest"
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not consumer.assignment():
+                # Polling drives the group join; anything it returns is read again by the loop.
+                for partition, records in (await consumer.getmany(timeout_ms=100)).items():
+                    consumer.seek(partition, records[0].offset)
+            for partition in consumer.assignment():
+                await consumer.position(partition)  # resolves "latest" now, not at the first fetch
     except BaseException:
         await consumer.stop()
         raise

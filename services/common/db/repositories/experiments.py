@@ -10,6 +10,7 @@ import asyncpg
 from schemas.vocabulary import ExperimentStatus
 from services.common.domain.experiments import Artifact, Experiment
 
+from . import objects
 from .base import Db, NotFound, transaction
 
 _SELECT = """
@@ -99,21 +100,23 @@ async def add_artifact(
 ) -> Artifact:
     """Record a file the experiment produced; the same name again replaces its content."""
     try:
-        row = await db.fetchrow(
-            """INSERT INTO experiment_artifacts
-                   (project_id, experiment_id, name, object_key, sha256, size_bytes)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (experiment_id, name) DO UPDATE
-                   SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256,
-                       size_bytes = EXCLUDED.size_bytes
-               RETURNING id, name, object_key, sha256, size_bytes""",
-            project_id,
-            experiment_id,
-            name,
-            object_key,
-            sha256,
-            size_bytes,
-        )
+        async with transaction(db) as conn:
+            await objects.record(conn, project_id, [object_key])
+            row = await conn.fetchrow(
+                """INSERT INTO experiment_artifacts
+                       (project_id, experiment_id, name, object_key, sha256, size_bytes)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (experiment_id, name) DO UPDATE
+                       SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256,
+                           size_bytes = EXCLUDED.size_bytes
+                   RETURNING id, name, object_key, sha256, size_bytes""",
+                project_id,
+                experiment_id,
+                name,
+                object_key,
+                sha256,
+                size_bytes,
+            )
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"experiment {experiment_id} is not in this project") from exc
     return Artifact.model_validate(dict(row))

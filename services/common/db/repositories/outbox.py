@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from schemas.envelope import Event
+from schemas.envelope import Envelope
 from services.common.domain.outbox import OutboxRecord, publishable_value
 
 from .base import Db
@@ -17,7 +17,7 @@ from .base import Db
 INSERT = "INSERT INTO outbox (event_id, topic, key, value, relay_after)"
 
 
-async def enqueue(db: Db, events: Sequence[tuple[str, Event]]) -> None:
+async def enqueue(db: Db, events: Sequence[tuple[str, Envelope]]) -> None:
     """Write (topic, event) pairs, due for the relay at once; call it inside the change's transaction.
     EventTooLarge (naming the field) for an event no topic would take: nothing is written."""
     if not events:

@@ -20,7 +20,7 @@ from services.common.domain.outbox import publishable_value
 from services.common.domain.predictions import PredictedAsset, PredictionFilter, Submission
 from services.common.domain.review_state import check_transition
 
-from . import outbox
+from . import objects, outbox
 from .base import Db, NotFound, transaction
 
 # Fixed SQL per order: the ORDER BY is never built from the caller's text.
@@ -41,9 +41,12 @@ _INSERT_COLUMNS = (
     "tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id, "
     "shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"
 )
+# The images are recorded as their projects' objects (served images are stored by serving for the
+# deployment's project; ingest checked those named by key) in the same statement.
+_RECORD_IMAGES = f"recorded AS ({objects.recording('$2', '$4')})"
 # One statement text for any number of rows (so Postgres prepares it once): a column per array
 # parameter, JSON as text (and tags as a JSON list: unnest would flatten an array of arrays).
-_INSERT_MANY = f"""
+_INSERT_PREDICTIONS = f"""
     INSERT INTO predicted_assets ({_INSERT_COLUMNS})
     SELECT r.prediction_id, r.project_id, r.deployment_id, r.image_object_key, r.image_sha256, r.width,
         r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
@@ -56,6 +59,7 @@ _INSERT_MANY = f"""
         WITH ORDINALITY AS r({_INSERT_COLUMNS}, position)
     ORDER BY r.position  -- of two rows for one image, the first is kept
     ON CONFLICT DO NOTHING RETURNING prediction_id"""
+_INSERT_MANY = f"WITH {_RECORD_IMAGES} {_INSERT_PREDICTIONS}"
 
 
 def _json(value: Any) -> str:
@@ -109,7 +113,8 @@ async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged
 # explicit transaction, and one round trip): $1-$19 the rows, $20-$23 the events, $24 their topic, $25
 # the seconds before the relay may send them.
 _INSERT_MANY_WITH_EVENTS = f"""
-    WITH inserted AS ({_INSERT_MANY}),
+    WITH {_RECORD_IMAGES},
+    inserted AS ({_INSERT_PREDICTIONS}),
     kept AS (
         {outbox.INSERT}
         SELECT o.event_id, $24, o.key, o.value, now() + make_interval(secs => $25)

@@ -75,3 +75,15 @@ async def revoke_api_key(db: Db, project_id: UUID, key_id: UUID) -> bool:
         key_id,
     )
     return status == "UPDATE 1"
+
+
+async def set_api_key_scopes(db: Db, project_id: UUID, key_id: UUID, scopes: list[Scope]) -> ApiKey | None:
+    """The live key with its new scopes; None when the project has no such live key."""
+    row = await db.fetchrow(
+        """UPDATE api_keys SET scopes = $3
+           WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *""",
+        project_id,
+        key_id,
+        sorted({Scope(s).value for s in scopes}),
+    )
+    return ApiKey.model_validate(dict(row)) if row else None

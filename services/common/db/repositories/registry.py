@@ -20,6 +20,7 @@ from services.common.domain.registry import (
     NewModelVersion,
 )
 
+from . import objects
 from .base import Db, NotFound, transaction
 
 
@@ -91,18 +92,20 @@ async def add_asset(
 ) -> Asset:
     """The version's asset for this image: added, or the one already there (an image appears once)."""
     try:
-        row = await db.fetchrow(
-            """INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
-               RETURNING *""",
-            project_id,
-            dataset_version_id,
-            object_key,
-            sha256,
-            width,
-            height,
-        )
+        async with transaction(db) as conn:
+            await objects.record(conn, project_id, [object_key])
+            row = await conn.fetchrow(
+                """INSERT INTO assets (project_id, dataset_version_id, object_key, sha256, width, height)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (dataset_version_id, sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+                   RETURNING *""",
+                project_id,
+                dataset_version_id,
+                object_key,
+                sha256,
+                width,
+                height,
+            )
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"dataset version {dataset_version_id} is not in this project") from exc
     return Asset.model_validate(dict(row))
@@ -198,6 +201,7 @@ async def create_model_version(
                    VALUES ($1, $2, $3, $4, $5, $6)""",
                 [(project_id, row["id"], f.name, f.object_key, f.sha256, f.size_bytes) for f in new.files],
             )
+            await objects.record(conn, project_id, [f.object_key for f in new.files])
             await conn.executemany(
                 """INSERT INTO model_version_dataset_versions
                        (project_id, model_version_id, alias, dataset_version_id)

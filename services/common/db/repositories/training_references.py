@@ -9,6 +9,7 @@ import asyncpg
 from schemas.vocabulary import ReferenceStatus
 from services.common.domain.deployments import TrainingReference
 
+from . import objects
 from .base import Db, transaction
 from .deployments import set_reference_status
 
@@ -49,6 +50,7 @@ async def make_reference_ready(db: Db, reference: TrainingReference) -> bool:
         )
         if inserted is None:
             return False
+        await objects.record(conn, reference.project_id, [reference.object_key])
         await set_reference_status(
             conn,
             reference.project_id,

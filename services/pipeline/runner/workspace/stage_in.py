@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from schemas.job_workspace import (
     ModelVersionFile,
     image_file,
 )
+from schemas.names import ALIAS
 from schemas.object_keys import parse_key, validate_key
 from schemas.predictions import Prediction
 from schemas.vocabulary import TargetType
@@ -33,7 +33,6 @@ from ..commands import RUNNER_PARAMETERS
 
 PAGE = 500
 DOWNLOADS_AT_ONCE = 16
-_SAFE_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$")
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 
 Log = Callable[[str], None]
@@ -151,7 +150,7 @@ async def _stage_dataset(
     workspace: JobWorkspace,
     log: Log,
 ) -> None:
-    if not _SAFE_NAME.fullmatch(alias):
+    if not ALIAS.fullmatch(alias):
         raise StageError(f"dataset alias {alias!r} is not a usable folder name (letters, digits, . _ -)")
     version = await registry.get_dataset_version(pool, project_id, dataset_version_id)
     if version is None:

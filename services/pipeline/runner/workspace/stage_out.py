@@ -14,12 +14,12 @@ import asyncpg
 
 from schemas.events import JobKind
 from schemas.job_workspace import JobWorkspace
+from schemas.names import MAX_FILE_NAME
 from schemas.object_keys import ObjectKind
 from services.common.db.repositories import jobs
 from services.common.domain.jobs import OutputFile
 from services.common.storage import ObjectStore
 
-MAX_NAME = 256  # experiment_artifacts.name and model_files.name
 CONTENT_TYPES = {
     ".onnx": "application/onnx",
     ".json": "application/json",
@@ -78,8 +78,8 @@ async def stage_out(
             log(f"outputs/metrics.json ignored: {exc}")
     files = []
     for name in output_names(workspace.outputs) if workspace.outputs.is_dir() else []:
-        if len(name) > MAX_NAME:
-            raise ValueError(f"output {name[:60]}... has a name longer than {MAX_NAME} characters")
+        if len(name) > MAX_FILE_NAME:
+            raise ValueError(f"output {name[:60]}... has a name longer than {MAX_FILE_NAME} characters")
         content_type = CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
         stored = await asyncio.to_thread(store.put_file, object_kind, workspace.outputs / name, content_type)
         files.append(
