@@ -2,7 +2,7 @@
 own: each query of services/common/db/repositories/monitoring.py (latency percentiles by role and hour,
 outlier histogram, outlier rate by hour, reviewed answers and quality per day) over the whole 30 days and
 over one day, against a baseline measured in the same run: a plain `count(*)` of the same rows. Also
-prints which plan node reads the rows (an index-only scan is what migration 0012's index is for).
+prints which plan node reads the rows (an index-only scan is what migration 0010's index is for).
 
     .venv/bin/python -m bench.monitoring [--predictions 1000000] [--others 250000] [--repeats 3]
 

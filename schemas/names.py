@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from .limits import Line
+
 MAX_FILE_NAME = 256  # model_files.name and experiment_artifacts.name
 ALIAS = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 
@@ -36,13 +38,13 @@ def folder_name(alias: str) -> str:
 
 
 FileName = Annotated[
-    str,
+    Line,
     Field(min_length=1, max_length=MAX_FILE_NAME),
     AfterValidator(plain_relative_name),
     Field(description="A relative file name ('/' separates folders); no '..', no absolute path."),
 ]
 FolderName = Annotated[
-    str,
+    Line,
     Field(min_length=1, max_length=64),
     AfterValidator(folder_name),
     Field(description="A name usable as a folder: letters, digits, '.', '_', '-'."),

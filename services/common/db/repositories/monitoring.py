@@ -1,6 +1,6 @@
 """A deployment's predictions aggregated over a time range in SQL, bucket by bucket: volume and latency
 percentiles by role, the outlier-score histogram and the share above a level, and the reviewed
-predictions that quality over time is computed from. The index of migration 0012 covers the first
+predictions that quality over time is computed from. The index of migration 0010 covers the first
 three, so they read the index only."""
 
 from __future__ import annotations
