@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9, job runner +10, the S3 server's "
         "own servers +11 to +18 and +10018. Keep every one below 32768 (Linux's ephemeral ports).",
     )
+    drain_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=from_env("CVLOOP_DRAIN_TIMEOUT_S"),
+        description="How long `cvloop down` waits for every consumer group to read what was produced "
+        "before it stops the local broker, which forgets its messages.",
+    )
     log_level: str = Field(
         "WARNING",
         validation_alias=from_env("CVLOOP_LOG_LEVEL"),

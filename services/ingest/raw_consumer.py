@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import PredictionLogged, PredictionSource, RawPrediction
+from schemas.topics import ConsumerGroup
 from services.common.domain.deployments import Deployment
 from services.common.kafka.consumer import MESSAGE_ERRORS
 from services.common.kafka.producer import EventProducer
@@ -20,7 +21,7 @@ from . import images, intake, recorder
 from .deployments import UnknownDeployment, deployments_by_id
 from .metrics import CONSUMED, PREDICTIONS
 
-CONSUMER = "cvloop-ingest-raw"
+CONSUMER = ConsumerGroup.INGEST_RAW
 
 
 @dataclass(frozen=True)
