@@ -50,8 +50,14 @@ def up(settings: StackSettings, only: tuple[str, ...]) -> None:
 @click.pass_obj
 def down(settings: StackSettings, only: tuple[str, ...]) -> None:
     """Stop the local stack (its data stays in the state folder)."""
-    for name in stack.down(settings, list(only) or None):
-        click.echo(f"{name:<10} stopped")
+    drained = True
+    for step in stack.down(settings, list(only) or None):
+        detail = f"  {step.detail}" if step.detail else ""
+        colour = "red" if not step.ok else ("green" if step.state == "drained" else "yellow")
+        click.echo(f"{step.name:<10} {click.style(step.state, fg=colour)}{detail}")
+        drained = drained and step.ok
+    if not drained:
+        sys.exit(1)
 
 
 @main.command()

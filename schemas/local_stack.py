@@ -43,6 +43,7 @@ class PortOffset(IntEnum):
     S3_FILER = 16
     S3_FILER_GRPC = 17
     S3_ADMIN = 18
+    KAFKA = 19  # tansu, when it is the local broker (the mock picks a port of its own)
 
 
 PORTS_PER_STACK = len(PortOffset)

@@ -105,10 +105,31 @@ TOPICS: dict[Topic, TopicSpec] = {
 }
 
 
+class ConsumerGroup(StrEnum):
+    """Every durable consumer group (a faust app's group is its app id)."""
+
+    INGEST_RAW = "cvloop-ingest-raw"
+    INGEST_PERSISTENCE = "cvloop-ingest-persistence"
+    JOB_RUNNER = "cvloop-job-runner"
+    SCORING = "cvloop-scoring"
+    PIPELINE = "cvloop-pipeline"
+
+
+# What each group reads. The local broker forgets on restart, so `cvloop down` waits until each group
+# has read all of these before it stops the broker (serving's follower groups are throwaway: not here).
+CONSUMED: dict[ConsumerGroup, tuple[Topic, ...]] = {
+    ConsumerGroup.INGEST_RAW: (Topic.PREDICTIONS_RAW,),
+    ConsumerGroup.INGEST_PERSISTENCE: (Topic.PREDICTIONS,),
+    ConsumerGroup.JOB_RUNNER: (Topic.JOBS,),
+    ConsumerGroup.SCORING: (Topic.PREDICTIONS, Topic.REVIEWS),
+    ConsumerGroup.PIPELINE: (Topic.FEEDBACK, Topic.TRAINING),
+}
+
+
 # faust apps and their tables, each table naming the topic it is co-partitioned with. Clients cannot
 # create topics on the local broker, so it pre-creates each table's changelog and each app's leader
 # topic from this list; a service adding a table adds it here.
 FAUST_APPS: dict[str, dict[str, Topic]] = {
-    "cvloop-scoring": {"drift-windows": Topic.PREDICTIONS},
-    "cvloop-pipeline": {"submitted-counts": Topic.FEEDBACK},
+    ConsumerGroup.SCORING: {"drift-windows": Topic.PREDICTIONS},
+    ConsumerGroup.PIPELINE: {"submitted-counts": Topic.FEEDBACK},
 }

@@ -46,6 +46,11 @@ class Component(ABC):
         return self.settings.is_external(self.name)
 
     @property
+    def running(self) -> bool:
+        """Started by this stack and alive."""
+        return not self.external and running_pid(self.workdir) is not None
+
+    @property
     @abstractmethod
     def address(self) -> str: ...
 

@@ -21,7 +21,7 @@ from services.common.os_users import as_user, grant_search, is_root
 from services.common.settings import LOCAL_DATABASE, LOCAL_DATABASE_USER
 
 from .component import Component
-from .process import StackError, spawn
+from .process import StackError, spawn, start_time
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +119,27 @@ class Postgres(Component):
             _hand_over_to_system_user(self.workdir)
         if not self.data_dir.is_dir() or not any(self.data_dir.iterdir()):
             self._initdb()
+        self._forget_dead_postmaster()
         argv = [self._bin("postgres"), "-D", str(self.data_dir), "-p", str(self.settings.postgres_port)]
         argv += ["-k", str(self.workdir)]  # unix socket beside the data, never in a shared /run folder
         for key, value in SERVER_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
         # In the foreground (no pg_ctl), so the recorded pid is the postmaster's.
         spawn(_as_server_user(argv), workdir=self.workdir)
+
+    def _forget_dead_postmaster(self) -> None:
+        """A killed postmaster leaves its lock files (the data folder's and the socket's); postgres takes
+        a zombie not yet reaped (its parent, an exited `cvloop up`, left it to init) for a live server and
+        refuses to start. Their pid is checked the way the stack checks its own: gone or a zombie, the
+        lock file is stale."""
+        for lock in (self.data_dir / "postmaster.pid", *self.workdir.glob(".s.PGSQL.*.lock")):
+            try:
+                pid = int(lock.read_text().split("\n", 1)[0])
+            except (FileNotFoundError, ValueError):
+                continue
+            if start_time(pid) is None:
+                lock.unlink(missing_ok=True)
+                logger.info("removed a dead postmaster's lock file", extra={"lock": str(lock), "pid": pid})
 
     def _initdb(self) -> None:
         argv = [self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER]

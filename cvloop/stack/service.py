@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from schemas.local_stack import LOCAL_HOST
+from schemas.topics import ConsumerGroup
 from services.api.settings import ApiSettings
 from services.common.settings import Settings, settings_env
 from services.ingest.settings import IngestSettings
@@ -22,6 +23,7 @@ class PythonService(Component):
     module: str
     settings_model: type[Settings]
     start_timeout = 60.0
+    consumer_groups: tuple[ConsumerGroup, ...] = ()
 
     @property
     def port(self) -> int:
@@ -61,6 +63,7 @@ class Ingest(PythonService):
     name = "ingest"
     module = "services.ingest"
     settings_model = IngestSettings
+    consumer_groups = (ConsumerGroup.INGEST_RAW, ConsumerGroup.INGEST_PERSISTENCE)
 
 
 class Api(PythonService):
@@ -73,15 +76,18 @@ class Scoring(PythonService):
     name = "scoring"
     module = "services.scoring"
     settings_model = ScoringSettings
+    consumer_groups = (ConsumerGroup.SCORING,)
 
 
 class Pipeline(PythonService):
     name = "pipeline"
     module = "services.pipeline"
     settings_model = PipelineSettings
+    consumer_groups = (ConsumerGroup.PIPELINE,)
 
 
 class JobRunner(PythonService):
     name = "job_runner"
     module = "services.pipeline.runner"
     settings_model = PipelineSettings
+    consumer_groups = (ConsumerGroup.JOB_RUNNER,)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+from aiokafka.errors import KafkaError
 
 from .component import Component, Health
 from .demo import DemoDeployment
+from .drain import describe, drain
 from .kafka import KafkaBroker
 from .postgres import Postgres
 from .s3 import S3Server
-from .service import Api, Ingest, JobRunner, Pipeline, Scoring, Serving
+from .service import Api, Ingest, JobRunner, Pipeline, PythonService, Scoring, Serving
 from .settings import StackSettings
 from .triton import TritonServer
 
@@ -45,10 +50,54 @@ def up(settings: StackSettings, names: list[str] | None = None) -> Iterator[Heal
         yield component.health()
 
 
-def down(settings: StackSettings, names: list[str] | None = None) -> Iterator[str]:
-    for component in reversed(components(settings, names)):
+@dataclass(frozen=True)
+class Stopped:
+    name: str
+    state: str  # "stopped", "drained" or "not drained"
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "not drained"
+
+
+def down(settings: StackSettings, names: list[str] | None = None) -> Iterator[Stopped]:
+    """Stop the chosen components in reverse start order. When that stops the local broker, which
+    forgets its messages, the services that only produce stop first, then the broker is drained: every
+    running consumer group reads what was produced before its service stops."""
+    chosen = list(reversed(components(settings, names)))
+    if any(isinstance(c, KafkaBroker) and c.running for c in chosen):
+        producers = [c for c in chosen if isinstance(c, PythonService) and not c.consumer_groups]
+        for component in producers:
+            component.stop()
+            yield Stopped(component.name, "stopped")
+        chosen = [c for c in chosen if c not in producers]
+        yield _drain(settings)
+    for component in chosen:
         component.stop()
-        yield component.name
+        yield Stopped(component.name, "stopped")
+
+
+def _drain(settings: StackSettings) -> Stopped:
+    running = [
+        group
+        for component in components(settings)
+        if isinstance(component, PythonService) and component.running
+        for group in component.consumer_groups
+    ]
+    try:
+        unread, waited_s = asyncio.run(drain(settings, running, settings.drain_timeout_s))
+    except (KafkaError, OSError, RuntimeError) as exc:  # a wedged broker must not keep the stack up
+        return Stopped(KafkaBroker.name, "not drained", f"cannot read the consumer groups' lag: {exc!r}")
+    if unread:
+        return Stopped(
+            KafkaBroker.name,
+            "not drained",
+            f"after {waited_s:.0f} s: {describe(unread)}; these messages are lost when the broker stops "
+            "(a stopped service's group cannot read them; a running one may need a longer "
+            "CVLOOP_DRAIN_TIMEOUT_S, see its log)",
+        )
+    return Stopped(KafkaBroker.name, "drained", f"every consumer group read every message ({waited_s:.1f} s)")
 
 
 def status(settings: StackSettings) -> list[Health]:

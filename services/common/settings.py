@@ -7,6 +7,7 @@ platform at an external server, and `cvloop up` then does not start that compone
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -18,6 +19,13 @@ from services.common.domain.images import MAX_PIXELS
 
 LOCAL_DATABASE = "cvloop"  # the local Postgres's database and superuser
 LOCAL_DATABASE_USER = "cvloop"
+
+
+class LocalBroker(StrEnum):
+    """The Kafka-protocol broker `cvloop up` runs when KAFKA_BOOTSTRAP_SERVERS is unset."""
+
+    MOCK = "mock"  # librdkafka's mock cluster
+    TANSU = "tansu"  # tansu in memory (opt-in: see docs/local-stack.md)
 
 
 def from_env(name: str) -> AliasChoices:
@@ -44,7 +52,15 @@ class Settings(BaseSettings):
         validation_alias=from_env("CVLOOP_PORT_BASE"),
         description="First loopback port of the local stack: Postgres +0, S3 +1, Triton HTTP +2, gRPC +3, "
         "metrics +4, serving +5, ingest +6, api +7, scoring +8, pipeline +9, job runner +10, the S3 server's "
-        "own servers +11 to +18 and +10018. Keep every one below 32768 (Linux's ephemeral ports).",
+        "own servers +11 to +18 and +10018, tansu +19 when it is the local broker. "
+        "Keep every one below 32768 (Linux's ephemeral ports).",
+    )
+    drain_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=from_env("CVLOOP_DRAIN_TIMEOUT_S"),
+        description="How long `cvloop down` waits for every consumer group to read what was produced "
+        "before it stops the local broker, which forgets its messages.",
     )
     log_level: str = Field(
         "WARNING",
@@ -62,6 +78,13 @@ class Settings(BaseSettings):
         validation_alias=from_env("KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers. Unset: the local mock broker, whose address `cvloop up` writes "
         "to <state dir>/kafka/bootstrap.",
+    )
+    local_broker: LocalBroker = Field(
+        LocalBroker.MOCK,
+        validation_alias=from_env("CVLOOP_LOCAL_BROKER"),
+        description="The local Kafka-protocol broker: `mock` (librdkafka's mock cluster) or `tansu` (a real "
+        "broker in memory, on <port base>+19; local producers then send without idempotence, one record "
+        "per batch, also when KAFKA_BOOTSTRAP_SERVERS names it). Leave it `mock` for a real Kafka.",
     )
     s3_endpoint_setting: str | None = Field(
         None,
@@ -160,6 +183,17 @@ class Settings(BaseSettings):
                 f"KAFKA_BOOTSTRAP_SERVERS is unset and {self.kafka_bootstrap_file} does not exist: "
                 "start the local stack with `cvloop up` or set KAFKA_BOOTSTRAP_SERVERS"
             ) from None
+
+    @property
+    def runs_tansu(self) -> bool:
+        """The Kafka this process talks to is the local tansu: also when KAFKA_BOOTSTRAP_SERVERS names it
+        (a test's second serving process), so its producers keep to what tansu can do."""
+        return self.local_broker is LocalBroker.TANSU
+
+    @property
+    def kafka_port(self) -> int:
+        """The local tansu's port (the mock broker picks its own)."""
+        return self.port_base + PortOffset.KAFKA
 
     @property
     def s3_port(self) -> int:

@@ -17,12 +17,13 @@ import orjson
 
 from schemas.codec import decode
 from schemas.events import PredictionLogged, PredictionSource
+from schemas.topics import ConsumerGroup
 from services.common.db.repositories.predicted_assets import insert_predictions
 
 from .deployments import UnknownDeployment, deployments_by_id
 from .metrics import CONSUMED, PERSISTED
 
-CONSUMER = "cvloop-ingest-persistence"
+CONSUMER = ConsumerGroup.INGEST_PERSISTENCE
 RECORDED_BY_INGEST = frozenset({PredictionSource.MONITOR_API, PredictionSource.KAFKA})
 
 

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.events import PredictionLogged, PredictionSource, RawPrediction
+from schemas.topics import ConsumerGroup
 from services.common.domain.deployments import Deployment
 from services.common.kafka.failures import MESSAGE_ERRORS
 from services.common.kafka.producer import EventProducer
@@ -22,7 +23,7 @@ from .deployments import UnknownDeployment, deployments_by_id
 from .metrics import CONSUMED, PREDICTIONS
 from .model_versions import ModelVersionLabels
 
-CONSUMER = "cvloop-ingest-raw"
+CONSUMER = ConsumerGroup.INGEST_RAW
 
 
 @dataclass(frozen=True)

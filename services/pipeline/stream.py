@@ -25,7 +25,7 @@ import asyncpg
 import faust
 
 from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
-from schemas.topics import TOPICS, Topic
+from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories import deployment_figures, deployments
 from services.common.kafka.deadletter import DeadLetters, SourceRecord
 from services.common.kafka.faust_app import registry_topic
@@ -49,7 +49,7 @@ from .training import create_training
 
 logger = logging.getLogger(__name__)
 
-APP_ID = "cvloop-pipeline"
+APP_ID = ConsumerGroup.PIPELINE
 COUNTS_TABLE = "submitted-counts"
 GAUGE_REFRESH_S = 10.0
 DEPLOYMENT_PREFIX = b"deployment:"

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
 from schemas.predictions import Prediction
-from schemas.topics import TOPICS, Topic
+from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
 from services.common.domain.scoring import Score
@@ -44,7 +44,7 @@ from .settings import ScoringSettings
 
 logger = logging.getLogger(__name__)
 
-APP_ID = "cvloop-scoring"
+APP_ID = ConsumerGroup.SCORING
 DRIFT_TABLE = "drift-windows"
 SCORE_NAMESPACE = UUID("5e8a1f7c-2d4b-4c69-b0e3-7f6a9d2c1b48")  # score event ids derive from the prediction
 _PREDICTION = TypeAdapter(Prediction)

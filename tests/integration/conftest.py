@@ -1,10 +1,9 @@
 """Integration-test rules and the fixtures modules share: tests marked `real_kafka` need what the local mock
-broker lacks (CreateTopics, rebalancing between members), so they run only when KAFKA_BOOTSTRAP_SERVERS
-points at a real Kafka."""
+broker lacks (CreateTopics, rebalancing between members), so they run only on a real broker: a Kafka at
+KAFKA_BOOTSTRAP_SERVERS, or the local tansu (CVLOOP_LOCAL_BROKER=tansu)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -18,8 +17,12 @@ from tests.api_support import Api, Project, Running, new_project, running_app_on
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("real_kafka") and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("needs a real Kafka: set KAFKA_BOOTSTRAP_SERVERS")
+    if (
+        item.get_closest_marker("real_kafka")
+        and not Settings().runs_tansu
+        and not Settings().kafka_bootstrap_setting
+    ):
+        pytest.skip("needs a real broker: set KAFKA_BOOTSTRAP_SERVERS, or CVLOOP_LOCAL_BROKER=tansu")
 
 
 # A module asking for the fixtures below defines `module_settings`: the settings its tests run with.

@@ -480,3 +480,38 @@ async def test_replay_and_restart_create_no_second_experiment(
 def _partition(deployment_id: UUID) -> int:
     partitions = list(range(TOPICS[Topic.FEEDBACK].partitions))
     return keyed_partitioner(str(deployment_id).encode(), partitions, partitions)
+
+
+async def test_a_restarted_worker_recovers_its_table_as_it_was(
+    pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """The table (every deployment's count and counted prediction so far in this module) is rebuilt
+    from its changelog alone: these deployments' counts are below the threshold and none lags its
+    experiments, so nothing is reconciled from Postgres."""
+    worker = PipelineService(module_settings)
+    await worker.start()
+    try:
+        setups = [await pipeline_deployment(pool) for _ in range(3)]
+        for n, setup in enumerate(setups, start=1):
+            for _ in range(n):
+                await producer.publish(Topic.FEEDBACK, submitted(setup))
+        for n, setup in enumerate(setups, start=1):
+            await until(lambda setup=setup, n=n: _counted(worker, setup, n), "the submissions counted")
+        assert worker.stream is not None
+        before = dict(worker.stream.counts.items())
+    finally:
+        await worker.stop()
+
+    restarted = PipelineService(module_settings)
+    await restarted.start()
+    try:
+        assert restarted.stream is not None
+        stream = restarted.stream
+
+        async def recovered() -> bool | None:
+            return dict(stream.counts.items()) == before or None
+
+        await until(recovered, "the table recovered from its changelog as it was")
+    finally:
+        await restarted.stop()
+    assert {deployment_key(s.deployment_id) for s in setups} <= set(before)

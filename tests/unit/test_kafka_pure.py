@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,8 +18,10 @@ from schemas.topics import FAUST_APPS, TOPICS, Topic
 from services.common.kafka.admin import existing_outcomes, new_topics, outcome
 from services.common.kafka.consumer import group_timeouts
 from services.common.kafka.deadletter import DeadLetters, build_dead_letter, explain
+from services.common.kafka.faust_app import create_app
 from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
-from services.common.settings import Settings
+from services.common.kafka.producer import SINGLE_RECORD_BATCH, create_producer
+from services.common.settings import LocalBroker, Settings
 from tests import samples
 
 
@@ -200,3 +203,21 @@ def test_a_broker_that_cannot_create_topics_reports_the_missing_ones() -> None:
         ("scores", "exists"),
         ("jobs", "failed: missing, and this broker cannot create topics"),
     ]
+
+
+async def test_producers_on_tansu_send_one_record_per_batch_without_idempotence(tmp_path: Path) -> None:
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "bootstrap").write_text("127.0.0.1:9")
+    tansu = Settings(state_dir=tmp_path, local_broker=LocalBroker.TANSU, kafka_bootstrap_setting=None)
+    real = Settings(local_broker=LocalBroker.MOCK, kafka_bootstrap_setting="kafka:9092")
+    on_tansu, on_kafka = create_producer(tansu), create_producer(real)
+    try:
+        assert on_tansu._txn_manager is None  # tansu answers an idempotent producer's InitProducerId wrongly
+        assert on_tansu._message_accumulator._batch_size == SINGLE_RECORD_BATCH
+        assert on_kafka._txn_manager is not None  # idempotence: a retried send is not written twice
+    finally:
+        await on_tansu.stop()
+        await on_kafka.stop()
+    app = create_app("unit", tansu)
+    assert app.conf.producer_max_batch_size == SINGLE_RECORD_BATCH
+    assert create_app("unit", real).conf.producer_max_batch_size > SINGLE_RECORD_BATCH

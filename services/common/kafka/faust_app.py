@@ -11,6 +11,7 @@ from services.common.settings import Settings
 
 from .consumer import group_timeouts
 from .faust_transport import use_short_fetch_transport
+from .producer import SINGLE_RECORD_BATCH
 
 
 def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
@@ -28,6 +29,8 @@ def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
         "broker_session_timeout": timeouts.session_ms / 1000,
         "broker_heartbeat_interval": timeouts.heartbeat_ms / 1000,
     }
+    if settings.runs_tansu:  # its changelogs' ends must be exact (see SINGLE_RECORD_BATCH)
+        config["producer_max_batch_size"] = SINGLE_RECORD_BATCH
     app = faust.App(app_id, **(config | overrides))
     use_short_fetch_transport(app)
     return app

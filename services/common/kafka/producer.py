@@ -39,17 +39,25 @@ def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: l
     return all_partitions[_key_partition(key, len(all_partitions))]
 
 
+# Tansu answers ListOffsets "latest" with the last batch's first offset + 1, so end offsets (serving's
+# follower seeking to the end, lag, faust's changelog recovery) are exact only when every batch holds
+# one record: a batch never takes a second record past this size.
+SINGLE_RECORD_BATCH = 1
+
+
 def create_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """Idempotence with acks=all keeps a retried send from being written twice; a short linger lets
     concurrent sends share a gzip-compressed batch."""
     config: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_idempotence": True,
+        "enable_idempotence": not settings.runs_tansu,  # tansu has no idempotent producer
         "acks": "all",
         "linger_ms": 5,
         "compression_type": "gzip",
         "partitioner": keyed_partitioner,
     }
+    if settings.runs_tansu:
+        config["max_batch_size"] = SINGLE_RECORD_BATCH
     return AIOKafkaProducer(**(config | overrides))
 
 

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import decode
 from schemas.envelope import Event
-from schemas.topics import Topic
+from schemas.topics import ConsumerGroup, Topic
 from services.common.db.pool import open_pool, ping
 from services.common.db.repositories import jobs
 from services.common.kafka.consumer import process, started_consumer
@@ -33,7 +33,7 @@ from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
-CONSUMER_GROUP = "cvloop-job-runner"
+CONSUMER_GROUP = ConsumerGroup.JOB_RUNNER
 ORPHANED = "the job runner stopped while this run was running"
 RELAY_INTERVAL_S = 5.0
 
