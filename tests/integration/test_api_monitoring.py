@@ -285,6 +285,7 @@ async def test_deletes_answer_409_naming_what_still_uses_the_object(
     version = await model_version(api, detection_type="classification")
     dep = await deployment(api, version)
     reader = running.as_key(project.read)
+    admin = running.as_key(project.admin)  # registering a processing registers code: the admin scope
     theirs = running.as_key((await new_project(running.pool)).write)
 
     # A model version a deployment serves, then one no one uses.
@@ -302,13 +303,13 @@ async def test_deletes_answer_409_naming_what_still_uses_the_object(
     assert (await api.raw("GET", f"/v1/model-versions/{spare['id']}")).status_code == 404
 
     # A processing a job ran, then one never run.
-    ran = await api("POST", "/v1/processings", 201, json={"name": "ran", "command": ["true"]})
+    ran = await admin("POST", "/v1/processings", 201, json={"name": "ran", "command": ["true"]})
     await api(
         "POST", f"/v1/model-versions/{version['id']}/processings", 201, json={"processing_id": ran["id"]}
     )
     refused = await api.raw("DELETE", f"/v1/processings/{ran['id']}")
     assert refused.status_code == 409 and "1 jobs" in refused.json()["detail"]
-    unused = await api("POST", "/v1/processings", 201, json={"name": "unused", "command": ["true"]})
+    unused = await admin("POST", "/v1/processings", 201, json={"name": "unused", "command": ["true"]})
     assert (await reader.raw("DELETE", f"/v1/processings/{unused['id']}")).status_code == 403
     assert (await theirs.raw("DELETE", f"/v1/processings/{unused['id']}")).status_code == 404
     await api("DELETE", f"/v1/processings/{unused['id']}", 204)

@@ -18,6 +18,7 @@ import pytest
 
 from cvloop.stack.postgres import Postgres
 from cvloop.stack.process import StackError, read_pid
+from cvloop.stack.scratch import free_port_base
 from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentKind, ImageRef, JobKind, PredictionLogged, PredictionSource, RoleResult
 from schemas.local_stack import LOCAL_HOST
@@ -122,7 +123,7 @@ def test_local_server_is_the_unprivileged_postmaster(postgres_settings: StackSet
 
 def test_taken_port_names_the_fix(tmp_path: Path) -> None:
     with socket.socket() as squatter:
-        squatter.bind((LOCAL_HOST, 0))
+        squatter.bind((LOCAL_HOST, free_port_base()))  # a port the port base may be (below 32768)
         squatter.listen()
         settings = StackSettings(state_dir=tmp_path, port_base=squatter.getsockname()[1])
         with pytest.raises(StackError, match=f"port {LOCAL_HOST}:{settings.postgres_port} is already taken"):
@@ -714,9 +715,9 @@ async def test_a_review_must_fit_the_deployment_and_the_image(pool: asyncpg.Pool
 
 async def test_stored_scores_are_logits_becomes_the_logits_output_format(pool: asyncpg.Pool) -> None:
     world = await _world(pool)
-    stored = {"width": 8, "height": 8, "scores_are_logits": True}  # as versions were stored before 0011
+    stored = {"width": 8, "height": 8, "scores_are_logits": True}  # as versions were stored before 0009
     plain = {"width": 8, "height": 8, "scores_are_logits": False}
-    [migration] = [m for m in discover() if m.version == 11]
+    [migration] = [m for m in discover() if m.version == 9]
     async with pool.acquire() as conn:
         await conn.execute(
             "UPDATE model_versions SET io = $1 WHERE id = $2",

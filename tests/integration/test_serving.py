@@ -521,6 +521,12 @@ async def test_bad_input_gets_its_error_and_publishes_nothing(
     await refused(deployment, 422, "image", files={"picture": ("x.png", digit_png(1), "image/png")})
     await refused(uuid4(), 404, "deployment_id", content=digit_png(1))
     assert "monitoring-only" in await refused(monitoring, 409, "deployment_id", content=digit_png(1))
+    # Announced on its own partition: known to serving a moment after the served one, perhaps.
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            if (await client.post(f"/v1/deployments/{unservable}/predict", content=b"")).status_code != 404:
+                break
+            await asyncio.sleep(0.2)
     assert "no io settings" in await refused(unservable, 503, "deployment_id", content=digit_png(1))
     assert "Bearer" in await refused(
         deployment, 401, "authorization", content=digit_png(1), headers={"Authorization": ""}
