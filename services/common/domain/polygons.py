@@ -182,13 +182,13 @@ def rasterise(polygons: list[Points]) -> list[Raster]:
     centre = (np.floor(x) == x) & (x >= 0) & (x <= widths[which] - 1)  # crossing a column's centre
     frames = widths * heights + 1  # each polygon's pixels, column by column, and one past them
     offsets = np.cumsum(frames) - frames
-    marks = np.zeros(int(frames.sum()), dtype=np.int64)
     which = which[centre]
-    np.add.at(marks, offsets[which] + (x[centre] * heights[which] + y[centre]).astype(np.int64), 1)
-    flips = np.cumsum(marks)  # each mark flips inside and outside
+    at = offsets[which] + (x[centre] * heights[which] + y[centre]).astype(np.int64)
+    marks = (np.bincount(at, minlength=int(frames.sum())) & 1).astype(np.uint8)
+    flips = np.bitwise_xor.accumulate(marks)  # each mark flips inside and outside
     rasters = []
     for i, (offset, width, height) in enumerate(zip(offsets, widths, heights, strict=True)):
         before = flips[offset - 1] if offset else 0
-        inside = ((flips[offset : offset + width * height] - before) % 2).astype(bool)
+        inside = (flips[offset : offset + width * height] ^ before).view(bool)
         rasters.append((int(origins[i, 0]), int(origins[i, 1]), inside.reshape(width, height)))
     return rasters
