@@ -1,8 +1,8 @@
 """Mask AP/AR of reviewed polygon predictions (services.common.domain.coco.mask_quality) against
-pycocotools' COCOeval with iouType "segm" in the same process, on the same randomised set: reviews of
-star-shaped polygons and model answers near them (points moved, shapes missed, false shapes added).
-pycocotools is timed from the same polygons, its conversion to its own format included, as the scoring
-stream and the api would have to do. No stack.
+pycocotools' COCOeval with iouType "segm" and faster-coco-eval's COCOeval_faster in the same process, on
+the same randomised set: reviews of star-shaped polygons and model answers near them (points moved,
+shapes missed, false shapes added). The references are timed from the same polygons, their conversion to
+their own format included, as the scoring stream and the api would have to do. No stack.
 
     .venv/bin/python -m bench.mask_quality [--images 200] [--repeats 3]
 """
@@ -14,6 +14,8 @@ import contextlib
 import io
 import time
 from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as coco_mask
@@ -73,8 +75,9 @@ def random_set(
     return pairs, sizes
 
 
-def pycocotools_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[float]:
-    """[AP@[.5:.95], AP50, AR@100] of COCOeval(iouType="segm") on the pairs."""
+def _coco_inputs(pairs: list[Pair], sizes: list[tuple[int, int]], masks: Any) -> tuple[dict, list[dict]]:
+    """The ground truth dataset (polygons) and the detections (RLEs, as COCO results must be), converted
+    with the library's own mask API."""
     category = {name: i + 1 for i, name in enumerate(CLASSES)}
     truth: dict = {
         "images": [{"id": i + 1, "width": w, "height": h} for i, (w, h) in enumerate(sizes)],
@@ -85,15 +88,15 @@ def pycocotools_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[fl
     for image, ((review, prediction), (width, height)) in enumerate(zip(pairs, sizes, strict=True), start=1):
         for polygon, name in zip(review.polygons, review.classes, strict=True):
             flat = [float(v) for point in polygon for v in point]
-            rle = coco_mask.frPyObjects([flat], height, width)
+            rle = masks.frPyObjects([flat], height, width)
             truth["annotations"].append(
                 {
                     "id": len(truth["annotations"]) + 1,
                     "image_id": image,
                     "category_id": category[name],
                     "segmentation": [flat],
-                    "area": float(coco_mask.area(rle)[0]),
-                    "bbox": list(coco_mask.toBbox(rle)[0]),
+                    "area": float(masks.area(rle)[0]),
+                    "bbox": list(masks.toBbox(rle)[0]),
                     "iscrowd": 0,
                 }
             )
@@ -101,10 +104,16 @@ def pycocotools_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[fl
             prediction.polygons, prediction.classes, prediction.scores, strict=True
         ):
             flat = [float(v) for point in polygon for v in point]
-            [rle] = coco_mask.frPyObjects([flat], height, width)
+            [rle] = masks.frPyObjects([flat], height, width)
             detections.append(
                 {"image_id": image, "category_id": category[name], "segmentation": rle, "score": score}
             )
+    return truth, detections
+
+
+def pycocotools_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[float]:
+    """[AP@[.5:.95], AP50, AR@100] of pycocotools' COCOeval(iouType="segm") on the pairs."""
+    truth, detections = _coco_inputs(pairs, sizes, coco_mask)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = truth
@@ -113,6 +122,23 @@ def pycocotools_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[fl
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
+    return [float(evaluation.stats[0]), float(evaluation.stats[1]), float(evaluation.stats[8])]
+
+
+def faster_coco_eval_segm(pairs: list[Pair], sizes: list[tuple[int, int]]) -> list[float]:
+    """The same figures from faster-coco-eval's COCOeval_faster (its C++ matching). Imported here: it
+    is the bench extra's, and the tests use this module's pycocotools half only."""
+    import faster_coco_eval
+    from faster_coco_eval.core import mask as faster_mask
+
+    truth, detections = _coco_inputs(pairs, sizes, faster_mask)
+    gt = faster_coco_eval.COCO(truth)
+    evaluation = faster_coco_eval.COCOeval_faster(
+        gt, gt.loadRes(detections), iouType="segm", print_function=lambda *_: None
+    )
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
     return [float(evaluation.stats[0]), float(evaluation.stats[1]), float(evaluation.stats[8])]
 
 
@@ -132,15 +158,21 @@ def main() -> None:
     args = parser.parse_args()
     pairs, sizes = random_set(np.random.default_rng(0), args.images)
     shapes = sum(len(r.polygons) + len(p.polygons) for r, p in pairs)
-    ours = mask_quality(pairs)
-    reference = pycocotools_segm(pairs, sizes)
     print(f"{args.images} images, {shapes} polygons of 24 points, {len(CLASSES)} classes")
-    print(f"cvloop      AP {ours.ap:.6f}  AP50 {ours.ap50:.6f}  AR {ours.ar:.6f}")
-    print(f"pycocotools AP {reference[0]:.6f}  AP50 {reference[1]:.6f}  AR {reference[2]:.6f}")
-    baseline = _best_of(args.repeats, lambda: pycocotools_segm(pairs, sizes))
+    ours = mask_quality(pairs)
+    print(f"{'cvloop':<24} AP {ours.ap:.6f}  AP50 {ours.ap50:.6f}  AR {ours.ar:.6f}")
+    references: dict[str, Callable[[list[Pair], list[tuple[int, int]]], list[float]]] = {
+        f"pycocotools {version('pycocotools')}": pycocotools_segm,
+        f"faster-coco-eval {version('faster-coco-eval')}": faster_coco_eval_segm,
+    }
+    for name, reference in references.items():
+        ap, ap50, ar = reference(pairs, sizes)
+        print(f"{name:<24} AP {ap:.6f}  AP50 {ap50:.6f}  AR {ar:.6f}")
     measured = _best_of(args.repeats, lambda: mask_quality(pairs))
-    print(f"pycocotools {baseline * 1000:.1f} ms, cvloop {measured * 1000:.1f} ms (best of {args.repeats})")
-    print(f"ratio (pycocotools / cvloop): {baseline / measured:.2f}x")
+    print(f"cvloop {measured * 1000:.1f} ms (best of {args.repeats})")
+    for name, reference in references.items():
+        baseline = _best_of(args.repeats, lambda reference=reference: reference(pairs, sizes))
+        print(f"{name}: {baseline * 1000:.1f} ms, ratio ({name} / cvloop) {baseline / measured:.2f}x")
 
 
 if __name__ == "__main__":
