@@ -41,6 +41,16 @@ def test_rasterise_fills_the_pixels_pycocotools_fills(seed: int) -> None:
         assert expected.any() and (full == expected).all()
 
 
+def test_rasterise_answers_many_polygons_as_it_answers_each() -> None:
+    rng = np.random.default_rng(3)
+    polygons = [rng.uniform(0, 50, (int(rng.integers(3, 12)), 2)) for _ in range(600)]  # past one batch
+    together = rasterise(polygons)
+    assert len(together) == len(polygons)
+    for polygon, (x0, y0, mask) in zip(polygons, together, strict=True):
+        [(x, y, alone)] = rasterise([polygon])
+        assert (x0, y0) == (x, y) and (mask == alone).all()
+
+
 def test_rasterise_keeps_a_square_its_pixels() -> None:
     [(x0, y0, mask)] = rasterise([np.array([[2.0, 3.0], [6.0, 3.0], [6.0, 5.0], [2.0, 5.0]])])
     assert (x0, y0) == (2, 3)

@@ -161,10 +161,19 @@ def _outline(
     return u, v, owner[edge]
 
 
+_BATCH = 256  # polygons walked together: enough to share numpy's per-call cost, few enough for the cache
+
+
 def rasterise(polygons: list[Points]) -> list[Raster]:
     """Per polygon, (x0, y0, mask) of the pixels inside it as pycocotools counts them; mask[x, y] is pixel
     (x0 + x, y0 + y), the mask spanning the polygon's box. The polygons' points must not be negative (a
     prediction's polygons lie in its image)."""
+    return [
+        raster for at in range(0, len(polygons), _BATCH) for raster in _rasterise(polygons[at : at + _BATCH])
+    ]
+
+
+def _rasterise(polygons: list[Points]) -> list[Raster]:
     if not polygons:
         return []
     origins = np.array([np.floor(p.min(axis=0)) for p in polygons], dtype=np.int64)
