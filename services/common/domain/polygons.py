@@ -150,15 +150,15 @@ def _outline(
     steps = np.maximum(dx, dy)
     slope = np.where(along_x, end[:, 1] - start[:, 1], end[:, 0] - start[:, 0]) / np.maximum(steps, 1)
     counts = steps + 1
-    edge = np.repeat(np.arange(len(counts)), counts)
+    # Per point from per edge by np.repeat (contiguous copies, cheaper than gathers by edge index).
+    major = np.where(along_x, start[:, 0], start[:, 1])  # the stepped coordinate's start
+    minor = np.where(along_x, start[:, 1], start[:, 0]).astype(np.float64)
     d = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    t = np.where(flip[edge], steps[edge] - d, d)
-    x_major = along_x[edge]
-    rounded = np.floor(np.where(x_major, start[edge, 1], start[edge, 0]) + slope[edge] * t + 0.5)
-    stepped = t + np.where(x_major, start[edge, 0], start[edge, 1])
-    u = np.where(x_major, stepped, rounded).astype(np.int64)
-    v = np.where(x_major, rounded, stepped).astype(np.int64)
-    return u, v, owner[edge]
+    t = np.where(np.repeat(flip, counts), np.repeat(steps, counts) - d, d)
+    stepped = t + np.repeat(major, counts)
+    rounded = np.floor(np.repeat(minor, counts) + np.repeat(slope, counts) * t + 0.5).astype(np.int64)
+    x_major = np.repeat(along_x, counts)
+    return np.where(x_major, stepped, rounded), np.where(x_major, rounded, stepped), np.repeat(owner, counts)
 
 
 _BATCH = 256  # polygons walked together: enough to share numpy's per-call cost, few enough for the cache
