@@ -21,6 +21,7 @@ class PredictionOrder(StrEnum):
     OLDEST = "oldest"
     MOST_OUTLYING = "most_outlying"
     LEAST_OUTLYING = "least_outlying"
+    MOST_INSTRUCTIVE = "most_instructive"  # the acquisition score, the audit slice mixed in
 
 
 class ReferenceStatus(StrEnum):
