@@ -17,8 +17,10 @@ from schemas.events import PredictionLogged, RoleResult
 from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.pool import open_pool
 from services.common.db.repositories import deployments, predicted_assets
+from services.common.db.repositories.prediction_scores import record_outlier_scores
 from services.common.domain.acquisition import acquisition_score, audit_draw, queue_key
 from services.common.domain.predictions import PredictionFilter
+from services.common.domain.scoring import Score
 from services.common.settings import Settings
 from tests.samples import hashable_picture
 
@@ -142,3 +144,19 @@ async def test_near_duplicates_are_one_queue_entry_with_their_count(pool: asyncp
         pool, d.project_id, d.deployment_id, TO_REVIEW, order=PredictionOrder.NEWEST
     )
     assert len(newest) == 2
+
+
+async def test_the_outlier_score_ranks_whichever_comes_first(pool: asyncpg.Pool) -> None:
+    """The scoring stream's path: a score recorded before its asset is taken at insert, one after it
+    updates the asset; the acquisition score counts it either way."""
+    d = await classification_deployment(pool)
+    asset_first, score_first = logged(d.deployment_id, 21, 0.7, None), logged(d.deployment_id, 22, 0.7, None)
+    await predicted_assets.insert_prediction(pool, d.project_id, asset_first)
+    scores = [Score(asset_first.prediction_id, 0.25), Score(score_first.prediction_id, 0.75)]
+    await record_outlier_scores(pool, d.project_id, d.deployment_id, uuid.uuid4(), scores)
+    await predicted_assets.insert_prediction(pool, d.project_id, score_first)
+    for event, outlier in ((asset_first, 0.25), (score_first, 0.75)):
+        stored = await predicted_assets.get_prediction(pool, d.project_id, event.prediction_id)
+        assert stored is not None and stored.uncertainty == pytest.approx(1 - (0.7 - 0.3))
+        expected = acquisition_score(stored.uncertainty, outlier, None, ReviewQueueSettings())
+        assert stored.acquisition_score == pytest.approx(expected)
