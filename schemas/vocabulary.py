@@ -24,6 +24,12 @@ class PredictionOrder(StrEnum):
     MOST_INSTRUCTIVE = "most_instructive"  # the acquisition score, the audit slice mixed in
 
 
+class QualityEstimator(StrEnum):
+    """How the review-quality figures are made unbiased by the queue's order."""
+
+    AUDIT_SLICE = "audit_slice"  # on the random audit slice's reviews only
+
+
 class ReferenceStatus(StrEnum):
     """Where a deployment's training-data reference stands."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from schemas.events import DeploymentKind
 from schemas.limits import Int32
 from schemas.predictions import DetectionType
-from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
+from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus
 
 from .common import Alias, Answer, Body, JsonObject, Name
 
@@ -162,8 +162,8 @@ class ComparisonOut(Answer):
 
 
 class ReviewQualityOut(Answer):
-    estimator: Literal["audit_slice"] = Field(
-        "audit_slice",
+    estimator: QualityEstimator = Field(
+        QualityEstimator.AUDIT_SLICE,
         description="The figures are computed on the reviewed predictions of the random audit slice only: "
         "the slice is drawn by prediction id and placed in the queue regardless of content, so it is a "
         "uniform sample of production (inverse-propensity weights would need the chance that a person "
