@@ -115,6 +115,12 @@ class PredictionLogged(Event):
     features: dict[str, float] = Field(
         default_factory=dict, description="Image features from the shared feature function, by name."
     )
+    image_dhash: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{16}$",
+        description="The image's difference hash (schemas/features.py), when the pixels were at hand: "
+        "the review queue shows near-duplicates once.",
+    )
     source: PredictionSource
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     # The client's metadata and the producer's name ingest adds to it.

@@ -19,6 +19,11 @@ Prediction features (from the champion's answer, when there is one):
   of the scores normalised to sum 1, divided by log(number of classes); 0 for one class);
 - detection and segmentation: `shape_count`; `mean_score` (0 without shapes).
 
+Beside the features, `image_dhash` is the image's difference hash (64 bits as 16 hex digits): the
+luminance shrunk to 9x8 by area means, one bit per horizontally adjacent pair (left brighter than right).
+Re-encoding, resizing and small changes of brightness leave it unchanged, so the review queue shows
+near-duplicates once.
+
 Reference data (a dataset version) has no model answer, so the training-data reference holds the image
 features only; prediction features are compared between windows of production traffic.
 """
@@ -77,6 +82,29 @@ def image_features(pixels: RgbImage) -> dict[str, float]:
         "aspect_ratio": width / height,
         "size": float(np.log10(width * height)),
     }
+
+
+def _area_means(luma: npt.NDArray[np.float32], rows: int, cols: int) -> npt.NDArray[np.float64]:
+    """`luma` shrunk to rows x cols, each cell the mean of its pixels (at least one pixel per cell)."""
+    integral = np.pad(luma.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def edges(size: int, cells: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        bounds = np.floor(np.linspace(0, size, cells + 1)).astype(np.int64)
+        starts = np.minimum(bounds[:-1], size - 1)
+        return starts, np.maximum(bounds[1:], starts + 1)
+
+    (r0, r1), (c0, c1) = edges(luma.shape[0], rows), edges(luma.shape[1], cols)
+    sums = (
+        integral[r1][:, c1] - integral[r0][:, c1] - integral[r1][:, c0] + integral[r0][:, c0]
+    )  # fmt: skip
+    return sums / np.outer(r1 - r0, c1 - c0)
+
+
+def image_dhash(pixels: RgbImage) -> str:
+    """The difference hash of an RGB uint8 image, as 16 hex digits (see the module's note)."""
+    cells = _area_means(pixels.astype(np.float32) @ (_LUMA * 255.0), 8, 9)
+    bits = (cells[:, :-1] > cells[:, 1:]).ravel()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
 def prediction_features(prediction: Prediction) -> dict[str, float]:

@@ -21,6 +21,13 @@ class PredictionOrder(StrEnum):
     OLDEST = "oldest"
     MOST_OUTLYING = "most_outlying"
     LEAST_OUTLYING = "least_outlying"
+    MOST_INSTRUCTIVE = "most_instructive"  # the acquisition score, the audit slice mixed in
+
+
+class QualityEstimator(StrEnum):
+    """How the review-quality figures are made unbiased by the queue's order."""
+
+    AUDIT_SLICE = "audit_slice"  # on the random audit slice's reviews only
 
 
 class ReferenceStatus(StrEnum):

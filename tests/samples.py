@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import numpy as np
 from pydantic import BaseModel
 
 from schemas import (
@@ -39,6 +40,7 @@ from schemas import (
     TrainingRequested,
     TrainingStatus,
 )
+from schemas.features import RgbImage
 from schemas.vocabulary import DeploymentPolicy, RunStatus, TargetType
 from services.common.domain.deployments import ContinuousTraining, Deployment
 from services.common.domain.jobs import Job, JobRun
@@ -242,3 +244,10 @@ def pixel_bomb(width: int = 8000, height: int = 8000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     rows = zlib.compress(b"\x00" * (1 + 3 * min(width, 4096)))  # not even one full row
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def hashable_picture(seed: int) -> RgbImage:
+    """A 48 x 63 grey picture of 8 x 9 blocks of distinct levels, aligned with the difference hash's
+    grid: its hash is stable under small noise and brightness changes, and differs from another seed's."""
+    levels = np.random.default_rng(seed).choice(np.arange(20, 236, 3), size=(8, 9), replace=False)
+    return np.repeat(np.kron(levels, np.ones((6, 7)))[:, :, None], 3, axis=2).astype(np.uint8)

@@ -21,7 +21,7 @@ from schemas.events import (
     PredictionSource,
     RoleResult,
 )
-from schemas.features import RgbImage, features
+from schemas.features import RgbImage, features, image_dhash
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from services.common.db.repositories import deployments, projects, registry
@@ -84,6 +84,7 @@ def prediction_of(
         if shadow_digit is not None
         else None,
         features=features(pixels, champion),
+        image_dhash=image_dhash(pixels),
         source=PredictionSource.MONITOR_API,
         predicted_at=datetime.now(UTC),
     )

@@ -14,6 +14,7 @@ from uuid import UUID
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from schemas.api.deployments import ReviewQualityOut, ReviewQueueSettings
 from schemas.predictions import DetectionType, Prediction
 from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus
 
@@ -400,6 +401,23 @@ class Deployment(Resource):
         against the reviews, agreement."""
         return Comparison.model_validate(self.client.api.get(f"{self.url}/comparison", {"window": window}))
 
+    def review_queue(self) -> ReviewQueueSettings:
+        """The review queue's acquisition weights and audit slice (docs/api.md, The review queue)."""
+        return ReviewQueueSettings.model_validate(self.client.api.get(f"{self.url}/review-queue"))
+
+    def set_review_queue(self, **changes: float) -> ReviewQueueSettings:
+        """Change some of the review queue's settings (the others keep their value); the TO_REVIEW
+        predictions are re-ranked at once."""
+        body = self.review_queue().model_dump() | changes
+        return ReviewQueueSettings.model_validate(self.client.api.put(f"{self.url}/review-queue", body))
+
+    def review_quality(self, window: int = 1000) -> ReviewQualityOut:
+        """Champion and shadow quality on the audit slice of the latest `window` reviews, which the
+        queue's order does not bias."""
+        return ReviewQualityOut.model_validate(
+            self.client.api.get(f"{self.url}/review-quality", {"window": window})
+        )
+
     # Predictions out: review and submission ---------------------------------------------------
 
     def list_predicted_assets(
@@ -419,7 +437,8 @@ class Deployment(Resource):
         page_size: int = 100,
     ) -> list[PredictedAsset]:
         """Predicted assets matching every filter given (tags: all of them), `limit` at most (None:
-        all), in `order`: newest, oldest, most_outlying or least_outlying. `since`/`until` is when
+        all), in `order`: newest, oldest, most_outlying, least_outlying or most_instructive (the review
+        queue: near-duplicates once, their number in `duplicates`). `since`/`until` is when
         they were logged, `predicted_since`/`predicted_until` the prediction's own time (a drift
         report's window)."""
         params = {

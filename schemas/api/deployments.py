@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from schemas.events import DeploymentKind
 from schemas.limits import Int32
 from schemas.predictions import DetectionType
-from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
+from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus
 
 from .common import Alias, Answer, Body, JsonObject, Name
 
@@ -29,6 +29,44 @@ class ModelVersionChoice(Body):
 
 class ThresholdUpdate(Body):
     confidence_threshold: float = Field(ge=0.0, le=1.0)
+
+
+class ReviewQueueSettings(Body):
+    """How a deployment's TO_REVIEW queue is ordered: the acquisition score is the weighted mean of the
+    components a prediction has (uncertainty always, outlier score once scored, disagreement with a
+    shadow), so a missing one does not sink a prediction; an audit slice is mixed in at random."""
+
+    uncertainty_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=100.0,
+        description="Champion uncertainty: 1 - (top-1 minus top-2 score) for classification; for "
+        "detection and segmentation, the share of shapes scored within `detection_band` of the threshold.",
+    )
+    outlier_weight: float = Field(1.0, ge=0.0, le=100.0, description="The outlier score.")
+    disagreement_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=100.0,
+        description="1 - the shadow's agreement with the champion (top-1 match, or mean IoU of matched "
+        "boxes).",
+    )
+    detection_band: float = Field(
+        0.1, gt=0.0, le=1.0, description="How near the threshold a shape is unsure."
+    )
+    audit_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        le=0.5,
+        description="Share of predictions drawn at random (by prediction id) into the audit slice, placed in "
+        "the queue independently of their content; the unbiased quality figures are computed on it.",
+    )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Self:
+        if self.uncertainty_weight + self.outlier_weight + self.disagreement_weight == 0:
+            raise ValueError("at least one weight must be above 0")
+        return self
 
 
 class TrainingDataRequest(Body):
@@ -121,4 +159,27 @@ class ComparisonOut(Answer):
     agreement: float | None = Field(
         description="Mean agreement of the shadow with the champion where both answered: top-1 match "
         "(classification) or mean IoU of matched boxes (detection)."
+    )
+
+
+class ReviewQualityOut(Answer):
+    estimator: QualityEstimator = Field(
+        QualityEstimator.AUDIT_SLICE,
+        description="The figures are computed on the reviewed predictions of the random audit slice only: "
+        "the slice is drawn by prediction id and placed in the queue regardless of content, so it is a "
+        "uniform sample of production (inverse-propensity weights would need the chance that a person "
+        "reaches each queue position, which nobody knows).",
+    )
+    audit_fraction: float
+    window: int = Field(description="The latest reviewed predictions looked at.")
+    reviewed: int = Field(description="Reviewed predictions in the window.")
+    audit_reviewed: int = Field(description="Of those, in the audit slice: what the figures rest on.")
+    champion: dict[str, float] = Field(
+        description="accuracy (classification) or ap, ap50, ar (detection), and `reviewed`, on the audit "
+        "slice; empty without audited reviews."
+    )
+    shadow: dict[str, float] = Field(description="The same for the shadow's answers, where it answered.")
+    champion_all_reviews: dict[str, float] = Field(
+        description="The champion's figures over every review in the window, for contrast: biased toward "
+        "the hard images the queue puts first."
     )

@@ -38,6 +38,16 @@ class PredictedAssetFields(BaseModel):
     shadow_error: str | None
     features: dict[str, float]
     outlier_score: float | None
+    uncertainty: float | None = Field(
+        None, description="The champion's uncertainty (see the review-queue settings)."
+    )
+    disagreement: float | None = Field(None, description="1 - the shadow's agreement with the champion.")
+    acquisition_score: float | None = Field(
+        None, description="The weighted mean of the three above, where present: what the queue puts first."
+    )
+    image_dhash: str | None = Field(
+        None, description="The image's difference hash: near-duplicates share it."
+    )
     predicted_at: datetime
     created_at: datetime
     status: ReviewStatus
@@ -51,6 +61,16 @@ class PredictedAssetFields(BaseModel):
 
 class PredictedAssetOut(Answer, PredictedAssetFields):
     image_url: str | None = Field(None, description="Presigned GET of the image (GET answers).")
+    audit: bool = Field(
+        False,
+        description="In the deployment's random audit slice: placed in the queue regardless of its content, "
+        "so its review counts toward the unbiased quality figures.",
+    )
+    duplicates: int | None = Field(
+        None,
+        description="In the review queue (`order=most_instructive`): how many predictions of this status, "
+        "itself included, share its image hash and are shown as this one.",
+    )
 
 
 class ReviewRequest(Body):

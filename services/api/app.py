@@ -18,7 +18,17 @@ from services.common.storage import ObjectStore
 from . import errors, metrics
 from .context import Context
 from .review_backlog import ShownBacklog
-from .routes import deployments, experiments, jobs, monitoring, pipeline, predictions, projects, registry
+from .routes import (
+    deployments,
+    experiments,
+    jobs,
+    monitoring,
+    pipeline,
+    predictions,
+    projects,
+    registry,
+    review_queue,
+)
 from .settings import ApiSettings
 from .web import pages
 
@@ -74,7 +84,17 @@ def build_app(settings: ApiSettings) -> FastAPI:
     )
     errors.install(app)
     metrics.install(app)
-    for module in (projects, registry, experiments, deployments, monitoring, pipeline, predictions, jobs):
+    for module in (
+        projects,
+        registry,
+        experiments,
+        deployments,
+        monitoring,
+        pipeline,
+        predictions,
+        review_queue,
+        jobs,
+    ):
         app.include_router(module.router)
     pages.install(app)
     return app

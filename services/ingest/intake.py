@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from schemas.events import DeploymentKind, ImageRef, PredictionLogged, PredictionSource, RoleResult
-from schemas.features import RgbImage, features, prediction_features
+from schemas.features import RgbImage, features, image_dhash, prediction_features
 from services.common.domain.deployments import Deployment
 from services.common.domain.outbox import EventTooLarge
 
@@ -189,6 +189,7 @@ def build_event(
         shadow=shadow,
         shadow_error=None,
         features=values,
+        image_dhash=image_dhash(pixels) if pixels is not None else None,
         source=source,
         tags=list(dict.fromkeys(item.tags)),
         # The producer's free-text name has no column of its own: it travels in the metadata.

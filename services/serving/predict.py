@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from schemas.envelope import utcnow
 from schemas.events import PredictionLogged, PredictionSource, RoleResult
-from schemas.features import features
+from schemas.features import features, image_dhash
 from schemas.model_io import ModelIO
 from schemas.predictions import Prediction
 from schemas.topics import Topic
@@ -200,6 +200,7 @@ class Predictor:
                     deployment, str(shadow_answer.model.model_version_id)
                 ).observe(agreed)
         try:
+            values, dhash = await self._describe(image, answer.champion.prediction)
             event = PredictionLogged(
                 deployment_id=route.state.deployment_id,
                 prediction_id=answer.prediction_id,
@@ -208,7 +209,8 @@ class Predictor:
                 champion=answer.champion.result(),
                 shadow=shadow_answer.result() if shadow_answer else None,
                 shadow_error=shadow_error,
-                features=await self._features(image, answer.champion.prediction),
+                features=values,
+                image_dhash=dhash,
                 source=PredictionSource.SERVING,
                 tags=tags,
                 predicted_at=utcnow(),
@@ -226,10 +228,15 @@ class Predictor:
                 },
             )
 
-    async def _features(self, image: DecodedImage, champion: Prediction) -> dict[str, float]:
+    async def _describe(self, image: DecodedImage, champion: Prediction) -> tuple[dict[str, float], str]:
+        """The event's features and image hash; off the loop for a large image."""
+
+        def describe() -> tuple[dict[str, float], str]:
+            return features(image.pixels, champion), image_dhash(image.pixels)
+
         if image.width * image.height <= INLINE_FEATURES_PIXELS:
-            return features(image.pixels, champion)
-        return await asyncio.to_thread(features, image.pixels, champion)
+            return describe()
+        return await asyncio.to_thread(describe)
 
     async def _settle_shadow(
         self, route: Route, shadow: asyncio.Task[ModelAnswer] | str | None, started: float

@@ -91,6 +91,28 @@ def test_grid_filters_and_sorts_by_outlier_score(
     expect(page.locator("#total")).to_have_text("no predicted assets match")
 
 
+def test_the_review_queue_marks_its_audit_slice(page: Page, world: World, client: Client) -> None:
+    deployment = client.get_deployment_by_id(world.classifier.id)
+    before = deployment.review_queue()
+    deployment.set_review_queue(audit_fraction=0.5)  # enough audited cards on one page to see
+    try:
+        queue = deployment.list_predicted_assets(status="TO_REVIEW", order="most_instructive", limit=24)
+        audited = [str(a.id) for a in queue if a.data["audit"]]
+        assert 0 < len(audited) < len(queue)
+
+        page.goto(f"/review/deployments/{world.classifier.id}?status=TO_REVIEW")  # the queue by default
+        expect(page.locator(".card")).to_have_count(len(queue))
+        shown = page.locator(".card").evaluate_all("cards => cards.map(c => c.dataset.prediction)")
+        assert shown == [str(a.id) for a in queue]
+        expect(page.locator(".card .badge.audit")).to_have_count(len(audited))
+        for prediction_id in audited:
+            expect(page.locator(f".card[data-prediction='{prediction_id}'] .badge.audit")).to_have_text(
+                "audit"
+            )
+    finally:
+        deployment.set_review_queue(**before.model_dump())
+
+
 def _disagreeing(client: Client, world: World) -> dict:
     """A predicted asset on which champion and shadow answer different digits (else the first)."""
     assets = [

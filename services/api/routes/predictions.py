@@ -24,8 +24,9 @@ from schemas.events import MAX_TAGS, AssetSubmitted, PredictionReviewed, Tag
 from schemas.topics import Topic
 from schemas.vocabulary import PredictionOrder, ReviewStatus
 from services.common.db.repositories import objects, predicted_assets, registry
+from services.common.domain.acquisition import in_audit
 from services.common.domain.deployments import Deployment
-from services.common.domain.predictions import PredictionFilter
+from services.common.domain.predictions import PredictedAsset, PredictionFilter
 from services.common.domain.projects import ApiKey
 from services.common.domain.review_state import IllegalTransition
 from services.common.http import ApiError
@@ -79,25 +80,63 @@ async def list_predictions(
     page: Page,
     deployment_id: UUID,
     where: GridFilter,
-    order: PredictionOrder = PredictionOrder.NEWEST,
+    order: Annotated[
+        PredictionOrder | None,
+        Query(
+            description="Default: `most_instructive` with `status=TO_REVIEW` (the review queue), `newest` "
+            "otherwise. `most_instructive` shows near-duplicates once, with their count in `duplicates`."
+        ),
+    ] = None,
 ) -> PageOf[PredictedAssetOut]:
-    await existing(ctx.pool, key.project_id, deployment_id)
-    found = await predicted_assets.list_predictions(
-        ctx.pool,
-        key.project_id,
-        deployment_id,
-        where,
-        order=order,
-        limit=page.limit,
-        offset=page.offset,
+    deployment = await existing(ctx.pool, key.project_id, deployment_id)
+    if order is None:
+        order = (
+            PredictionOrder.MOST_INSTRUCTIVE
+            if where.status is ReviewStatus.TO_REVIEW
+            else PredictionOrder.NEWEST
+        )
+    queue = order is PredictionOrder.MOST_INSTRUCTIVE
+    if queue:
+        found = await predicted_assets.list_queue(
+            ctx.pool, key.project_id, deployment_id, where, order=order, limit=page.limit, offset=page.offset
+        )
+    else:
+        found = [
+            (p, None)
+            for p in await predicted_assets.list_predictions(
+                ctx.pool,
+                key.project_id,
+                deployment_id,
+                where,
+                order=order,
+                limit=page.limit,
+                offset=page.offset,
+            )
+        ]
+    total = await predicted_assets.count_predictions(
+        ctx.pool, key.project_id, deployment_id, where, distinct_images=queue
     )
-    total = await predicted_assets.count_predictions(ctx.pool, key.project_id, deployment_id, where)
-    urls = await _image_urls(ctx, key.project_id, [p.image_object_key for p in found])
-    items = [
-        PredictedAssetOut.model_validate(p.model_dump() | {"image_url": u})
-        for p, u in zip(found, urls, strict=True)
-    ]
+    urls = await _image_urls(ctx, key.project_id, [p.image_object_key for p, _ in found])
+    items = [_out(deployment, p, image_url=u, duplicates=n) for (p, n), u in zip(found, urls, strict=True)]
     return PageOf[PredictedAssetOut](items=items, total=total)
+
+
+def _out(
+    deployment: Deployment,
+    asset: PredictedAsset,
+    *,
+    image_url: str | None = None,
+    duplicates: int | None = None,
+) -> PredictedAssetOut:
+    """The answer for a predicted asset of `deployment`, marked when it is in the audit slice."""
+    return PredictedAssetOut.model_validate(
+        asset.model_dump()
+        | {
+            "image_url": image_url,
+            "duplicates": duplicates,
+            "audit": in_audit(asset.prediction_id, deployment.review_queue.audit_fraction),
+        }
+    )
 
 
 @router.get("/deployments/{deployment_id}/predictions/count")
@@ -130,7 +169,7 @@ async def get_prediction(ctx: Ctx, key: ReadKey, prediction_id: UUID) -> Predict
     if asset is None:
         raise not_found("path.prediction_id", "prediction")
     [url] = await _image_urls(ctx, key.project_id, [asset.image_object_key])
-    return PredictedAssetOut.model_validate(asset.model_dump() | {"image_url": url})
+    return _out(await existing(ctx.pool, key.project_id, asset.deployment_id), asset, image_url=url)
 
 
 @router.put("/predictions/{prediction_id}/review", responses=WRITE_ERRORS)
@@ -169,7 +208,7 @@ async def review(ctx: Ctx, key: WriteKey, prediction_id: UUID, body: ReviewReque
                 reviewed_by=key.name,
             ),
         )
-    return PredictedAssetOut.model_validate(asset)
+    return _out(deployment, asset)
 
 
 async def _feedback_version(ctx: Context, project_id: UUID, deployment: Deployment, version_id: UUID) -> None:

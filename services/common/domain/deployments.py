@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.api.deployments import ReviewQueueSettings
 from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
 from schemas.predictions import DetectionType
 from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
@@ -44,6 +45,7 @@ class Deployment(BaseModel):
     continuous_training: ContinuousTraining
     cd_policy: DeploymentPolicy
     cd_active: bool
+    review_queue: ReviewQueueSettings = Field(default_factory=ReviewQueueSettings)
     created_at: datetime
     updated_at: datetime
 

@@ -61,8 +61,12 @@ function card(asset) {
       "figcaption",
       {},
       badge(asset.status.replace("_", " "), asset.status.toLowerCase()),
+      // Audited predictions sit in the queue at random: their reviews make the unbiased quality figures.
+      asset.audit ? el("span", { class: "badge audit", title: "random audit slice: review it as it comes" }, "audit") : null,
+      asset.duplicates > 1 ? el("span", { class: "duplicates", title: "near-duplicates shown as this one" }, `×${asset.duplicates}`) : null,
       el("span", { class: "class" }, summary(shown)),
       el("span", { class: "score" }, `outlier ${number(asset.outlier_score, 2)}`),
+      el("span", { class: "acquisition" }, `acquisition ${number(asset.acquisition_score, 2)}`),
       el("span", { class: "time" }, when(asset.created_at)),
       asset.tags.length ? el("span", { class: "tags" }, asset.tags.join(", ")) : null,
     ),

@@ -84,3 +84,16 @@ async def latest_answers(
         limit,
     )
     return [RoleAnswers(**dict(r)) for r in rows]
+
+
+async def latest_reviews(db: Db, project_id: UUID, deployment_id: UUID, limit: int) -> list[asyncpg.Record]:
+    """The deployment's latest `limit` reviewed predictions, newest review first: prediction id, review,
+    and the champion's and shadow's answers."""
+    return await db.fetch(
+        """SELECT prediction_id, review, champion_prediction, shadow_prediction FROM predicted_assets
+           WHERE project_id = $1 AND deployment_id = $2 AND review IS NOT NULL
+           ORDER BY reviewed_at DESC, prediction_id LIMIT $3""",
+        project_id,
+        deployment_id,
+        limit,
+    )

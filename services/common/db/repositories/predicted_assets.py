@@ -13,9 +13,11 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from schemas.api.deployments import ReviewQueueSettings
 from schemas.events import PredictionLogged
 from schemas.predictions import Prediction
 from schemas.vocabulary import PredictionOrder, ReviewStatus
+from services.common.domain.acquisition import disagreement, uncertainty
 from services.common.domain.outbox import publishable_value
 from services.common.domain.predictions import PredictedAsset, PredictionFilter, Submission
 from services.common.domain.review_state import check_transition
@@ -29,6 +31,7 @@ _ORDER_BY = {
     PredictionOrder.OLDEST: "created_at, prediction_id",
     PredictionOrder.MOST_OUTLYING: "outlier_score DESC NULLS LAST, created_at DESC, prediction_id",
     PredictionOrder.LEAST_OUTLYING: "outlier_score ASC NULLS LAST, created_at DESC, prediction_id",
+    PredictionOrder.MOST_INSTRUCTIVE: "queue_key DESC NULLS LAST, prediction_id",
 }
 
 
@@ -39,7 +42,8 @@ def _predicted_asset(row: asyncpg.Record) -> PredictedAsset:
 _INSERT_COLUMNS = (
     "prediction_id, project_id, deployment_id, image_object_key, image_sha256, width, height, source, "
     "tags, metadata, champion_prediction, champion_latency_ms, champion_model_version_id, "
-    "shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at"
+    "shadow_prediction, shadow_latency_ms, shadow_model_version_id, shadow_error, features, predicted_at, "
+    "uncertainty, disagreement, image_dhash"
 )
 # The images are recorded as their projects' objects (served images are stored by serving for the
 # deployment's project; ingest checked those named by key) in the same statement.
@@ -52,10 +56,11 @@ _INSERT_PREDICTIONS = f"""
         r.height, r.source, ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)), r.metadata::jsonb,
         r.champion_prediction::jsonb, r.champion_latency_ms, r.champion_model_version_id,
         r.shadow_prediction::jsonb, r.shadow_latency_ms, r.shadow_model_version_id, r.shadow_error,
-        r.features::jsonb, r.predicted_at
+        r.features::jsonb, r.predicted_at, r.uncertainty, r.disagreement, r.image_dhash
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::int[],
         $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::uuid[], $14::text[],
-        $15::float8[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[])
+        $15::float8[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[], $20::float8[],
+        $21::float8[], $22::text[])
         WITH ORDINALITY AS r({_INSERT_COLUMNS}, position)
     ORDER BY r.position  -- of two rows for one image, the first is kept
     ON CONFLICT DO NOTHING RETURNING prediction_id"""
@@ -66,11 +71,21 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
-    """The rows as the 19 column arrays `_INSERT_MANY` takes ($1 to $19)."""
-    columns: list[list[Any]] = [[] for _ in range(19)]
+async def _insert_columns(db: Db, rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[Any]]:
+    """The rows as the 22 column arrays `_INSERT_MANY` takes ($1 to $22), with the acquisition score's
+    components measured against their deployments' thresholds and queue settings."""
+    rankings = {
+        row["id"]: (row["confidence_threshold"], ReviewQueueSettings.model_validate(row["review_queue"]))
+        for row in await db.fetch(
+            "SELECT id, confidence_threshold, review_queue FROM deployments WHERE id = ANY($1::uuid[])",
+            list({event.deployment_id for _, event in rows}),
+        )
+    }
+    columns: list[list[Any]] = [[] for _ in range(22)]
     for project_id, event in rows:
         shadow = event.shadow
+        ranking = rankings.get(event.deployment_id)  # None: the insert refuses the unknown deployment
+        champion = event.champion.prediction
         values = (
             event.prediction_id,
             project_id,
@@ -91,6 +106,9 @@ def _insert_columns(rows: Sequence[tuple[UUID, PredictionLogged]]) -> list[list[
             event.shadow_error,
             _json(event.features),
             event.predicted_at,
+            uncertainty(champion, ranking[0], ranking[1].detection_band) if ranking else None,
+            disagreement(champion, shadow.prediction if shadow else None),
+            event.image_dhash,
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -106,19 +124,19 @@ async def insert_prediction(db: Db, project_id: UUID, event: PredictionLogged) -
 async def insert_predictions(db: Db, rows: Sequence[tuple[UUID, PredictionLogged]]) -> set[UUID]:
     """Record many logged predictions (project id, event) in one statement; the prediction ids actually
     inserted: the others were already recorded, by prediction id or by image in their deployment."""
-    return await _insert(db, _INSERT_MANY, *_insert_columns(rows)) if rows else set()
+    return await _insert(db, _INSERT_MANY, *await _insert_columns(db, rows)) if rows else set()
 
 
 # The predicted assets and the events of those actually inserted, in one statement (atomic without an
-# explicit transaction, and one round trip): $1-$19 the rows, $20-$23 the events, $24 their topic, $25
-# the seconds before the relay may send them.
+# explicit transaction): $1-$22 the rows, $23-$26 the events, $27 their topic, $28 the seconds before
+# the relay may send them.
 _INSERT_MANY_WITH_EVENTS = f"""
     WITH {_RECORD_IMAGES},
     inserted AS ({_INSERT_PREDICTIONS}),
     kept AS (
         {outbox.INSERT}
-        SELECT o.event_id, $24, o.key, o.value, now() + make_interval(secs => $25)
-        FROM unnest($20::uuid[], $21::uuid[], $22::bytea[], $23::bytea[])
+        SELECT o.event_id, $27, o.key, o.value, now() + make_interval(secs => $28)
+        FROM unnest($23::uuid[], $24::uuid[], $25::bytea[], $26::bytea[])
             AS o(event_id, prediction_id, key, value)
         WHERE o.prediction_id IN (SELECT prediction_id FROM inserted)
     )
@@ -135,7 +153,7 @@ async def insert_predictions_with_events(
     return await _insert(
         db,
         _INSERT_MANY_WITH_EVENTS,
-        *_insert_columns(rows),
+        *await _insert_columns(db, rows),
         [e.event_id for e in events],
         [e.prediction_id for e in events],
         [e.key for e in events],
@@ -373,11 +391,83 @@ async def list_predictions(
     return [_predicted_asset(r) for r in rows]
 
 
+# Near-duplicates (the same image hash) in one review status are one queue entry: the row ranked highest
+# stands for them, with their number. Each row probes the hash index, so the queue still pages through
+# its own index.
+_SAME_IMAGE = """FROM predicted_assets d WHERE d.deployment_id = p.deployment_id
+    AND d.image_dhash = p.image_dhash AND d.status = p.status"""
+_REPRESENTATIVE = f"""(p.image_dhash IS NULL OR NOT EXISTS (SELECT 1 {_SAME_IMAGE}
+    AND (COALESCE(d.queue_key, -1), d.prediction_id) > (COALESCE(p.queue_key, -1), p.prediction_id)))"""
+_DUPLICATES = f"CASE WHEN p.image_dhash IS NULL THEN 1 ELSE (SELECT count(*) {_SAME_IMAGE}) END"
+
+
+async def list_queue(
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    where: PredictionFilter,
+    *,
+    order: PredictionOrder = PredictionOrder.MOST_INSTRUCTIVE,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[tuple[PredictedAsset, int]]:
+    """One page of the review queue: as `list_predictions`, but near-duplicates shown once, each with
+    how many predictions (itself included) share its image hash in its review status."""
+    conditions, args = _where(project_id, deployment_id, where)
+    args += [limit, offset]
+    rows = await db.fetch(
+        f"""SELECT p.*, {_DUPLICATES} AS duplicates FROM predicted_assets p
+            WHERE {" AND ".join(conditions)} AND {_REPRESENTATIVE}
+            ORDER BY {_ORDER_BY[PredictionOrder(order)]} LIMIT ${len(args) - 1} OFFSET ${len(args)}""",
+        *args,
+    )
+    return [(_predicted_asset(r), r["duplicates"]) for r in rows]
+
+
 async def count_predictions(
-    db: Db, project_id: UUID, deployment_id: UUID, where: PredictionFilter | None = None
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    where: PredictionFilter | None = None,
+    *,
+    distinct_images: bool = False,
 ) -> int:
+    """How many match; with `distinct_images`, how many entries `list_queue` shows for them."""
     conditions, args = _where(project_id, deployment_id, where or PredictionFilter())
-    return await db.fetchval(f"SELECT count(*) FROM predicted_assets WHERE {' AND '.join(conditions)}", *args)
+    if distinct_images:
+        conditions.append(_REPRESENTATIVE)
+    return await db.fetchval(
+        f"SELECT count(*) FROM predicted_assets p WHERE {' AND '.join(conditions)}", *args
+    )
+
+
+async def set_review_queue(
+    db: Db, project_id: UUID, deployment_id: UUID, settings: ReviewQueueSettings
+) -> bool:
+    """Store a deployment's queue settings and re-rank its TO_REVIEW predictions with them (the
+    others keep the key they were reviewed under); False for a deployment not in the project."""
+    async with transaction(db) as conn:
+        found = await conn.execute(
+            "UPDATE deployments SET review_queue = $3, updated_at = now() WHERE project_id = $1 AND id = $2",
+            project_id,
+            deployment_id,
+            settings.model_dump(mode="json"),
+        )
+        if found != "UPDATE 1":
+            return False
+        await conn.execute(
+            """UPDATE predicted_assets
+               SET acquisition_score = cvloop_acquisition_score(uncertainty, outlier_score, disagreement, $3),
+                   queue_key = cvloop_queue_key(
+                       prediction_id,
+                       cvloop_acquisition_score(uncertainty, outlier_score, disagreement, $3),
+                       $3)
+               WHERE project_id = $1 AND deployment_id = $2 AND status = 'TO_REVIEW'""",
+            project_id,
+            deployment_id,
+            settings.model_dump(mode="json"),
+        )
+    return True
 
 
 async def count_by_deployment_and_status(db: Db) -> dict[tuple[UUID, ReviewStatus], int]:
