@@ -88,6 +88,20 @@ def test_a_better_but_slow_shadow_stays_shadow() -> None:
     assert gate(reviewed, shadow_p95_ms=None, settings=SETTINGS).reason is GateReason.TOO_SLOW
 
 
+def test_no_pair_yet_holds_or_watches_without_figures() -> None:
+    lone = [Reviewed(review=top("a"), champion=top("a"), shadow=None)]
+    held = gate(lone, 40.0, SETTINGS)
+    assert (held.outcome, held.reason, held.pairs, held.metric, held.p_value) == (
+        GateOutcome.HELD,
+        GateReason.TOO_FEW_PAIRS,
+        0,
+        None,
+        None,
+    )
+    waiting = watch([], SETTINGS)
+    assert (waiting.outcome, waiting.pairs, waiting.champion_value) == (GateOutcome.WATCHING, 0, None)
+
+
 def test_watch_rolls_back_keeps_or_waits() -> None:
     # After a promotion the shadow is the previous champion: it being better means rolling back.
     rolled = watch(classification(5, 25, 30, 0), SETTINGS)

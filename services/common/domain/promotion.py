@@ -77,8 +77,9 @@ def _ap(pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> float:
 
 def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
     """The shadow (challenger) against the champion (incumbent) over the predictions both answered and a
-    person reviewed; None for a detection type without a measure here (segmentation) or mixed types."""
+    person reviewed (at least one); None for a detection type without a measure here (segmentation)."""
     both = [(r.review, r.champion, r.shadow) for r in reviewed if r.shadow is not None]
+    assert both, "no paired review to compare on"
     if all(isinstance(p, ClassificationPrediction) for triple in both for p in triple):
         truth = [top_class(review) for review, _, _ in both]  # type: ignore[arg-type]
         inc = [top_class(c) == t for (_, c, _), t in zip(both, truth, strict=True)]  # type: ignore[arg-type]
@@ -88,8 +89,8 @@ def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
         return Paired(
             metric="accuracy",
             pairs=len(both),
-            incumbent=float(np.mean(inc)) if both else 0.0,
-            challenger=float(np.mean(cha)) if both else 0.0,
+            incumbent=float(np.mean(inc)),
+            challenger=float(np.mean(cha)),
             p_value=mcnemar_exact(only_inc, only_cha),
         )
     if all(isinstance(p, DetectionPrediction) for triple in both for p in triple):
@@ -110,6 +111,8 @@ def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
 def gate(reviewed: list[Reviewed], shadow_p95_ms: float | None, settings: GateSettings) -> GateDecision:
     """A candidate shadow against the champion: promote when it was compared on at least `min_pairs`
     reviewed predictions, is better at `level`, and its p95 latency is within the budget; else hold."""
+    if not _any_pair(reviewed):
+        return _decision(GateOutcome.HELD, GateReason.TOO_FEW_PAIRS, None, shadow_p95_ms, settings)
     figures = paired(reviewed, settings)
     if figures is None:
         return _decision(GateOutcome.HELD, GateReason.NO_MEASURE, None, shadow_p95_ms, settings)
@@ -126,6 +129,8 @@ def watch(reviewed: list[Reviewed], settings: GateSettings) -> GateDecision:
     """The previous champion (now shadow) against the version promoted over it, on the reviews since:
     roll back as soon as it is better at `level`; keep the promotion once `watch_reviews` paired reviews
     passed without that; else keep watching."""
+    if not _any_pair(reviewed):
+        return _decision(GateOutcome.WATCHING, GateReason.WATCHING, None, None, settings)
     figures = paired(reviewed, settings)
     if figures is None:
         return _decision(GateOutcome.KEPT, GateReason.NO_MEASURE, None, None, settings)
@@ -138,6 +143,10 @@ def watch(reviewed: list[Reviewed], settings: GateSettings) -> GateDecision:
     if figures.pairs >= settings.watch_reviews:
         return _decision(GateOutcome.KEPT, GateReason.WATCH_PASSED, figures, None, settings)
     return _decision(GateOutcome.WATCHING, GateReason.WATCHING, figures, None, settings)
+
+
+def _any_pair(reviewed: list[Reviewed]) -> bool:
+    return any(r.shadow is not None for r in reviewed)
 
 
 _WHY = {
