@@ -14,7 +14,7 @@ from schemas.events import DeploymentChange, GateDecision
 from schemas.topics import Topic
 from schemas.vocabulary import DeploymentPolicy, GateOutcome
 from services.common.db.repositories import deployment_figures, deployments, gate_decisions, outbox
-from services.common.db.repositories.base import transaction
+from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.deployments import Deployment
 from services.common.domain.promotion import GateSettings, gate, watch
 from services.common.domain.quality import latency_percentiles, reviewed_answers
@@ -88,7 +88,10 @@ async def evaluate(
         return None
     event_id = decision_event_id(deployment, decision)
     async with transaction(pool) as conn:
-        locked = await deployments.lock_deployment(conn, deployment.project_id, deployment.id)
+        try:
+            locked = await deployments.lock_deployment(conn, deployment.project_id, deployment.id)
+        except NotFound:  # deleted meanwhile: nothing left to decide
+            return None
         if (locked.champion_model_version_id, locked.shadow_model_version_id, locked.watching) != (
             champion,
             shadow,

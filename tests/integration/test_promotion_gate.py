@@ -31,7 +31,7 @@ from services.common.db.repositories import predicted_assets
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.pipeline.service import PipelineService
-from tests.api_support import Api, Project, Running
+from tests.api_support import Api, Project, Running, new_project
 from tests.integration.pipeline_fixtures import events_of
 from tests.integration.test_api import model_version, upload_image
 
@@ -227,3 +227,6 @@ async def test_a_worse_shadow_stays_shadow_with_the_reason(
     assert [e.gate.reason.value for e in published if e.gate] == ["too_few_pairs", "not_better"]
     assert {e.change for e in published} == {DeploymentChange.GATE_DECIDED}
     assert await roles(api, dep["id"], first, second)
+    # Another project's key sees no decision of this deployment, as if it did not exist.
+    other = running.as_key((await new_project(running.pool)).read)
+    await other("GET", f"/v1/deployments/{dep['id']}/gate-decisions", 404)
