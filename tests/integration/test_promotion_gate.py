@@ -1,7 +1,8 @@
 """The promotion gate end to end through the real Postgres, broker and S3: the api records reviews and
 publishes them on `reviews`, the pipeline service's gate compares champion and shadow on the paired
 reviews and promotes, holds or rolls back, publishing each decision on `deployments` and answering it in
-the api. Replaying every review changes nothing: each promotion and rollback happens exactly once."""
+the api (classification by McNemar's test, detection by the paired bootstrap). Replaying every review
+changes nothing: each promotion and rollback happens exactly once."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from schemas.events import (
     PredictionSource,
     RoleResult,
 )
-from schemas.predictions import ClassificationPrediction, DetectionType
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType, Prediction
 from schemas.topics import Topic
 from schemas.vocabulary import DeploymentPolicy, GateOutcome
 from services.common.db.repositories import predicted_assets
@@ -65,14 +66,21 @@ def answer(label: str) -> ClassificationPrediction:
     return ClassificationPrediction(classes=[label, other], scores=[0.8, 0.2])
 
 
-async def gated_deployment(api: Api) -> tuple[dict[str, Any], str, str]:
+RIGHT, WRONG = answer("a"), answer("b")  # the truth is "a"
+BOX_RIGHT = DetectionPrediction(classes=["a"], scores=[0.9], boxes=[[4.0, 4.0, 30.0, 30.0]])
+BOX_WRONG = DetectionPrediction(classes=["a"], scores=[0.9], boxes=[[34.0, 10.0, 60.0, 40.0]])
+
+
+async def gated_deployment(
+    api: Api, detection_type: DetectionType = DetectionType.CLASSIFICATION
+) -> tuple[dict[str, Any], str, str]:
     """A deployment of version 1 with version 2 as shadow, under shadow_then_promote."""
-    first = await model_version(api, LABELS, detection_type="classification")
+    first = await model_version(api, LABELS, detection_type=detection_type.value)
     second = await api(
         "POST",
         f"/v1/models/{first['model_id']}/versions",
         201,
-        json={"version": "2", "detection_type": "classification", "labelmap_id": first["labelmap_id"]},
+        json={"version": "2", "detection_type": detection_type.value, "labelmap_id": first["labelmap_id"]},
     )
     body = {"name": f"dep-{uuid4().hex[:6]}", "kind": "monitoring_only", "model_version_id": first["id"]}
     dep = await api("POST", "/v1/deployments", 201, json=body)
@@ -87,17 +95,24 @@ async def gated_deployment(api: Api) -> tuple[dict[str, Any], str, str]:
 
 
 async def reviewed(
-    running: Running, project: Project, api: Api, deployment_id: str, champion_right: bool, count: int
+    running: Running,
+    project: Project,
+    api: Api,
+    deployment_id: str,
+    champion_right: bool,
+    count: int,
+    answers: tuple[Prediction, Prediction] = (RIGHT, WRONG),
 ) -> None:
-    """`count` predictions of the deployment's current roles, one right and the other wrong, reviewed
-    through the api (truth "a")."""
+    """`count` predictions of the deployment's current roles, one right and the other wrong (`answers`),
+    reviewed through the api with the right one."""
+    right, wrong = answers
     dep = await api("GET", f"/v1/deployments/{deployment_id}", 200)
     for _ in range(count):
         upload = await upload_image(api, next(IMAGE_SEEDS))
         event = PredictionLogged(
             deployment_id=UUID(deployment_id),
             prediction_id=uuid4(),
-            detection_type=DetectionType.CLASSIFICATION,
+            detection_type=dep["detection_type"],
             image=ImageRef(
                 object_key=upload["object_key"],
                 sha256=upload["sha256"],
@@ -107,19 +122,19 @@ async def reviewed(
             ),
             champion=RoleResult(
                 model_version_id=UUID(dep["champion_model_version_id"]),
-                prediction=answer("a" if champion_right else "b"),
+                prediction=right if champion_right else wrong,
                 latency_ms=3.0,
             ),
             shadow=RoleResult(
                 model_version_id=UUID(dep["shadow_model_version_id"]),
-                prediction=answer("b" if champion_right else "a"),
+                prediction=wrong if champion_right else right,
                 latency_ms=4.0,
             ),
             source=PredictionSource.MONITOR_API,
             predicted_at=datetime.now(UTC),
         )
         assert await predicted_assets.insert_prediction(running.pool, project.id, event)
-        review = {"review": answer("a").model_dump(mode="json")}
+        review = {"review": right.model_dump(mode="json")}
         await api("PUT", f"/v1/predictions/{event.prediction_id}/review", 200, json=review)
 
 
@@ -230,3 +245,18 @@ async def test_a_worse_shadow_stays_shadow_with_the_reason(
     # Another project's key sees no decision of this deployment, as if it did not exist.
     other = running.as_key((await new_project(running.pool)).read)
     await other("GET", f"/v1/deployments/{dep['id']}/gate-decisions", 404)
+
+
+async def test_a_better_detector_is_promoted_by_the_paired_bootstrap(
+    service: PipelineService, running: Running, project: Project, api: Api
+) -> None:
+    dep, first, second = await gated_deployment(api, DetectionType.DETECTION)
+    answers = (BOX_RIGHT, BOX_WRONG)
+    await reviewed(running, project, api, dep["id"], champion_right=False, count=MIN_PAIRS, answers=answers)
+    await until(lambda: roles(api, dep["id"], second, first), "the better detector promoted")
+    decisions = await api("GET", f"/v1/deployments/{dep['id']}/gate-decisions", 200)
+    promoted = next(d for d in decisions if d["decision"]["outcome"] == "promoted")
+    figures = promoted["decision"]
+    assert (figures["metric"], figures["pairs"]) == ("ap", MIN_PAIRS)
+    assert (figures["champion_value"], figures["shadow_value"]) == (0.0, 1.0)
+    assert figures["p_value"] == pytest.approx(1 / 501)  # no resample of the images where it was not better
