@@ -6,6 +6,7 @@ its reason differs from the last one about the same two versions, so reviews do 
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID, uuid5
 
 import asyncpg
@@ -74,14 +75,15 @@ async def evaluate(
         )
     )
     rules = gate_settings(settings)
+    # The tests run in a thread: a detection bootstrap takes seconds and must not stall the app's loop.
     if deployment.watching:
-        decision = watch(reviewed, rules)
+        decision = await asyncio.to_thread(watch, reviewed, rules)
     else:
         latest = await deployment_figures.latest_answers(
             pool, deployment.project_id, deployment.id, champion, shadow, window
         )
         _, p95 = latency_percentiles([a.shadow_latency_ms for a in latest if a.shadow_latency_ms is not None])
-        decision = gate(reviewed, p95, rules)
+        decision = await asyncio.to_thread(gate, reviewed, p95, rules)
     if decision.outcome in (GateOutcome.HELD, GateOutcome.WATCHING) and decision.reason == (
         await gate_decisions.latest_reason(pool, deployment.id, champion, shadow)
     ):

@@ -81,24 +81,38 @@ def _precision_recall(
     return precision, recall
 
 
-def detection_quality(pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> DetectionQuality:
-    """COCO metrics of (review, prediction) pairs, one pair per image."""
+# One image's evidence per class: its detections' scores (score order, at most MAX_DETECTIONS), which of
+# them matched at each IoU threshold, and its ground-truth box count. Images are independent until the
+# per-class precision/recall, so a resample of images (the promotion gate's bootstrap) reuses them.
+ImageMatches = dict[str, tuple[list[float], np.ndarray, int]]
+
+
+def image_matches(review: DetectionPrediction, prediction: DetectionPrediction) -> ImageMatches:
+    """The matching of one image's detections to its ground truth, class by class."""
+    found: ImageMatches = {}
+    for label in set(review.classes) | set(prediction.classes):
+        gt = np.array([b for b, c in zip(review.boxes, review.classes, strict=True) if c == label])
+        dt_all = [
+            (s, b)
+            for s, b, c in zip(prediction.scores, prediction.boxes, prediction.classes, strict=True)
+            if c == label
+        ]
+        order = np.argsort([-s for s, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
+        dt = np.array([dt_all[i][1] for i in order]).reshape(-1, 4)
+        found[label] = ([dt_all[i][0] for i in order], _match(box_iou(dt, gt.reshape(-1, 4))), len(gt))
+    return found
+
+
+def quality_of(images: list[ImageMatches]) -> DetectionQuality:
+    """COCO metrics over the images' matches (an image may appear more than once)."""
     truths: dict[str, int] = defaultdict(int)
     scores: dict[str, list[float]] = defaultdict(list)
     matched: dict[str, list[np.ndarray]] = defaultdict(list)
-    for review, prediction in pairs:
-        for label in set(review.classes) | set(prediction.classes):
-            gt = np.array([b for b, c in zip(review.boxes, review.classes, strict=True) if c == label])
-            dt_all = [
-                (s, b)
-                for s, b, c in zip(prediction.scores, prediction.boxes, prediction.classes, strict=True)
-                if c == label
-            ]
-            order = np.argsort([-s for s, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
-            dt = np.array([dt_all[i][1] for i in order]).reshape(-1, 4)
-            truths[label] += len(gt)
-            scores[label] += [dt_all[i][0] for i in order]
-            matched[label].append(_match(box_iou(dt, gt.reshape(-1, 4))))
+    for image in images:
+        for label, (label_scores, label_matched, label_truths) in image.items():
+            truths[label] += label_truths
+            scores[label] += label_scores
+            matched[label].append(label_matched)
     precisions, recalls = [], []
     for label, count in truths.items():
         if count == 0:
@@ -112,3 +126,62 @@ def detection_quality(pairs: list[tuple[DetectionPrediction, DetectionPrediction
     return DetectionQuality(
         ap=float(stacked.mean()), ap50=float(stacked[:, 0, :].mean()), ar=float(np.mean(recalls))
     )
+
+
+def detection_quality(pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> DetectionQuality:
+    """COCO metrics of (review, prediction) pairs, one pair per image."""
+    return quality_of([image_matches(review, prediction) for review, prediction in pairs])
+
+
+@dataclass(frozen=True)
+class _ClassHits:
+    hits: np.ndarray  # threshold x detection: every image's detections of the class, by descending score
+    image: np.ndarray  # the image of each detection
+    truths: np.ndarray  # the class's ground-truth boxes in each image
+
+
+class WeightedAP:
+    """AP@[.5:.95] of a set of images each counted a whole number of times (a bootstrap resample: how
+    often each image was drawn), matching every image once. Equal to `detection_quality` of the images
+    repeated by their weights, but for the order of equal scores in different images; a resample costs
+    a few cumulative sums per class instead of matching every image again."""
+
+    def __init__(self, pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> None:
+        images = [image_matches(review, prediction) for review, prediction in pairs]
+        self.size = len(images)
+        self.classes: list[_ClassHits] = []
+        for label in sorted({label for image in images for label in image}):
+            scores: list[float] = []
+            matched: list[np.ndarray] = []
+            owner: list[int] = []
+            truths = np.zeros(self.size, dtype=int)
+            for index, image in enumerate(images):
+                if label in image:
+                    label_scores, label_matched, label_truths = image[label]
+                    scores += label_scores
+                    matched.append(label_matched)
+                    owner += [index] * len(label_scores)
+                    truths[index] = label_truths
+            order = np.argsort(-np.asarray(scores), kind="mergesort")
+            hits = np.concatenate(matched, axis=1)[:, order]
+            self.classes.append(_ClassHits(hits, np.asarray(owner, dtype=int)[order], truths))
+
+    def ap(self, weights: np.ndarray) -> float:
+        """-1 when the weighted images hold no ground-truth box (as pycocotools)."""
+        precisions = []
+        for evidence in self.classes:
+            total = float(weights @ evidence.truths)
+            if total == 0:
+                continue
+            w = weights[evidence.image].astype(float)
+            tp = np.cumsum(evidence.hits * w, axis=1)
+            fp = np.cumsum(~evidence.hits * w, axis=1)
+            recall = tp / total
+            precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[:, ::-1], axis=1)[:, ::-1]
+            at_points = np.zeros((len(IOU_THRESHOLDS), len(RECALL_POINTS)))
+            for t in range(len(IOU_THRESHOLDS)):
+                at = np.searchsorted(recall[t], RECALL_POINTS, side="left")
+                valid = at < precision.shape[1]
+                at_points[t, valid] = precision[t, at[valid]]
+            precisions.append(at_points)
+        return float(np.mean(precisions)) if precisions else -1.0

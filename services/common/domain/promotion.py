@@ -15,7 +15,7 @@ import numpy as np
 from schemas.events import GateDecision, GateOutcome, GateReason
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 
-from .coco import detection_quality
+from .coco import WeightedAP, detection_quality
 from .quality import Reviewed, top_class
 
 
@@ -59,20 +59,15 @@ def paired_bootstrap(
     """Both roles' AP over the same images and the one-sided bootstrap p-value that the challenger's AP is
     higher: the share of resamples of images (with replacement, the same for both roles) in which it is
     not (a resample with no ground truth box counts as not higher)."""
-    base_incumbent, base_challenger = _ap(incumbent), _ap(challenger)
+    inc, cha = WeightedAP(incumbent), WeightedAP(challenger)
     rng = np.random.default_rng(seed)
-    size = len(incumbent)
     not_higher = 0
     for _ in range(resamples):
-        picked = rng.integers(0, size, size)
-        a = _ap([incumbent[i] for i in picked])
-        b = _ap([challenger[i] for i in picked])
+        drawn = np.bincount(rng.integers(0, inc.size, inc.size), minlength=inc.size)
+        a, b = inc.ap(drawn), cha.ap(drawn)
         not_higher += int(a < 0 or b <= a)
-    return base_incumbent, base_challenger, (not_higher + 1) / (resamples + 1)
-
-
-def _ap(pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> float:
-    return detection_quality(pairs).ap
+    every = np.ones(inc.size, dtype=int)  # each image once: detection_quality's AP, equal scores included
+    return inc.ap(every), cha.ap(every), (not_higher + 1) / (resamples + 1)
 
 
 def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
@@ -97,7 +92,9 @@ def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
         inc_pairs = [(review, champion) for review, champion, _ in both]
         cha_pairs = [(review, shadow) for review, _, shadow in both]
         if len(both) < settings.min_pairs:  # no bootstrap on what cannot be decided anyway
-            return Paired("ap", len(both), _ap(inc_pairs), _ap(cha_pairs), 1.0)
+            return Paired(
+                "ap", len(both), detection_quality(inc_pairs).ap, detection_quality(cha_pairs).ap, 1.0
+            )
         a, b, p = paired_bootstrap(
             inc_pairs,  # type: ignore[arg-type]
             cha_pairs,  # type: ignore[arg-type]
