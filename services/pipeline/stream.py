@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 APP_ID = ConsumerGroup.PIPELINE
 COUNTS_TABLE = "submitted-counts"
 GAUGE_REFRESH_S = 10.0
+GATE_BATCH, GATE_BATCH_WAIT_S = 100, 0.5  # reviews the promotion gate takes at once, and waits for
 DEPLOYMENT_PREFIX = b"deployment:"
 PREDICTION_PREFIX = b"prediction:"
 
@@ -260,15 +261,23 @@ class PipelineStream:
     # --- reviews: the promotion gate ----------------------------------------------------------------
 
     async def _reviews(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await self.guard.until_done("promotion-gate", functools.partial(self._gate_one, event.message))
+        # A batch decides once per deployment: a burst of reviews costs one test, not one each.
+        async for events in stream.take_events(GATE_BATCH, within=GATE_BATCH_WAIT_S):
+            records = [event.message for event in events]
+            await self.guard.until_done("promotion-gate", functools.partial(self._gate_batch, records))
 
-    async def _gate_one(self, record: SourceRecord) -> None:
-        reviewed: PredictionReviewed | None = await self.dead_letters.decoded(record)
-        if reviewed is None:
-            return
-        async with self.dead_letters.guard(record):
-            await self.gate(reviewed.deployment_id)
+    async def _gate_batch(self, records: list[SourceRecord]) -> None:
+        """Retried in place on an outage, decoding included. A deployment's decision failing for what it
+        holds dead-letters the batch's last review of it."""
+        last: dict[UUID, SourceRecord] = {}
+        for record in records:
+            reviewed: PredictionReviewed | None = await self.dead_letters.decoded(record)
+            if reviewed is not None:
+                last.pop(reviewed.deployment_id, None)
+                last[reviewed.deployment_id] = record
+        for deployment_id, record in last.items():
+            async with self.dead_letters.guard(record):
+                await self.gate(deployment_id)
 
     async def gate(self, deployment_id: UUID) -> None:
         decision = await evaluate(self.pool, self.settings, deployment_id)

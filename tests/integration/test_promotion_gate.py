@@ -238,8 +238,10 @@ async def test_a_worse_shadow_stays_shadow_with_the_reason(
     assert "not better with confidence" in latest["decision"]["message"]
     await replay_reviews(module_settings, producer, dep["id"])
     published = await changes(module_settings, dep["id"])
-    # Too few pairs first, then not better: each reason published once, nothing promoted.
-    assert [e.gate.reason.value for e in published if e.gate] == ["too_few_pairs", "not_better"]
+    # Too few pairs (unless the first batch of reviews held them all), then not better: each reason
+    # published once, nothing promoted.
+    reasons = [e.gate.reason.value for e in published if e.gate]
+    assert reasons in (["too_few_pairs", "not_better"], ["not_better"])
     assert {e.change for e in published} == {DeploymentChange.GATE_DECIDED}
     assert await roles(api, dep["id"], first, second)
     # Another project's key sees no decision of this deployment, as if it did not exist.
