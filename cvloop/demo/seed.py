@@ -96,18 +96,23 @@ async def register_onnx_model(
     return created.id
 
 
+DEMO_SCOPES = [Scope.READ, Scope.WRITE, Scope.ADMIN]
+
+
 def _key_file(settings: Settings) -> Path:
     return settings.state_path / "demo" / "api-key"
 
 
 async def _api_key(db: Db, settings: Settings, project_id: UUID) -> str:
-    """The demo key, kept in the state folder (only its hash is in Postgres)."""
+    """The demo key, kept in the state folder (only its hash is in Postgres). A kept key that was revoked
+    or narrowed since (through the API) is replaced, so the demo always answers."""
     path = _key_file(settings)
     if path.exists():
         secret = path.read_text().strip()
-        if await projects.authenticate(db, secret) is not None:
+        key = await projects.authenticate(db, secret)
+        if key is not None and set(DEMO_SCOPES) <= set(key.scopes):
             return secret
-    _, secret = await projects.create_api_key(db, project_id, "demo", [Scope.READ, Scope.WRITE, Scope.ADMIN])
+    _, secret = await projects.create_api_key(db, project_id, "demo", DEMO_SCOPES)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(secret + "\n")
     os.chmod(path, 0o600)

@@ -109,7 +109,8 @@ class RoleFigures(Answer):
     latency_p95_ms: float | None
     quality: dict[str, float] = Field(
         description="Against the reviews in the window: accuracy (classification) or ap, ap50, ar "
-        "(detection), and `reviewed`, how many reviews that is; empty without reviews."
+        "(detection; segmentation: of the polygons' boxes, with mask_ap, mask_ap50, mask_ar of their "
+        "masks), and `reviewed`, how many reviews that is; empty without reviews."
     )
 
 

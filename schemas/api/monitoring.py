@@ -73,7 +73,8 @@ class QualityBucket(Answer):
     model_version_ids: list[UUID] = Field(description="The versions that answered in this role then.")
     quality: dict[str, float] = Field(
         description="Against the bucket's reviews: accuracy (classification) or ap, ap50, ar "
-        "(detection), and `reviewed`."
+        "(detection; segmentation: of the polygons' boxes, with mask_ap, mask_ap50, mask_ar of their "
+        "masks), and `reviewed`."
     )
 
 

@@ -10,6 +10,7 @@ the reviewed predictions in Postgres, where the reviews already are, so it needs
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -281,7 +282,8 @@ class ScoringStream:
         (the API stores a review before it publishes it), so a replay or a restart needs no state."""
         rows = await recent_reviewed(self.pool, deployment_id, self.settings.scoring_quality_window)
         reviewed = [_reviewed(row) for row in rows]
-        measured = {role: role_quality(reviewed, role) for role in Role}
+        # Off the event loop: mask AP rasterises every reviewed polygon of the window.
+        measured = {role: await asyncio.to_thread(role_quality, reviewed, role) for role in Role}
         for role, values in measured.items():
             for metric, value in values.items():
                 metrics.QUALITY.labels(str(deployment_id), role.value, metric).set(value)

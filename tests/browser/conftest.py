@@ -95,9 +95,16 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def page(world: World, api_key: str, platform: Settings, browser: Browser) -> Iterator[Page]:
-    """A fresh page on the review page, signed in with the key through the key form. The browser comes
-    last: Playwright's synchronous API holds an event loop, and making the project runs one of its own."""
+def page(world: World, signed_in: Page) -> Page:
+    """The review page on the world's data. The world is made before the page: Playwright's synchronous
+    API holds an event loop, and making the world runs one of its own."""
+    return signed_in
+
+
+@pytest.fixture
+def signed_in(api_key: str, platform: Settings, browser: Browser) -> Iterator[Page]:
+    """A fresh page on the review page, signed in with the key through the key form (a module's own data
+    made first: see `page`)."""
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, base_url=sdk_settings(platform).api_url
     )

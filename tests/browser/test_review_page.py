@@ -179,7 +179,7 @@ def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, scr
     asset = world.detector.list_predicted_assets()[0].data
     [ink] = asset["champion_prediction"]["boxes"]
     page.goto(f"/review/predictions/{asset['prediction_id']}")
-    expect(page.locator("#box-list li")).to_have_count(1)
+    expect(page.locator("#shape-list li")).to_have_count(1)
     stage = page.locator("#shapes").bounding_box()
     assert stage is not None
     scale = stage["width"] / asset["width"]
@@ -200,19 +200,19 @@ def test_edit_boxes_of_a_detection(page: Page, world: World, client: Client, scr
     # Draw a box right of the digit, then resize it by its corner handle, and make it a stroke.
     left = DIGIT_AT[0] + 32 + 4
     drag((left, 10), (left + 8, 20))
-    expect(page.locator("#box-list li")).to_have_count(2)
+    expect(page.locator("#shape-list li")).to_have_count(2)
     handle = 0.06 * asset["width"] / 2
     drag((left + 8 - handle, 20 - handle), (left + 12, 26))
-    page.select_option("#box-class", "stroke")
+    page.select_option("#shape-class", "stroke")
     # A third box, deleted again.
     drag((left, 30), (left + 6, 40))
-    expect(page.locator("#box-list li")).to_have_count(3)
-    page.click("#delete-box")
-    expect(page.locator("#box-list li")).to_have_count(2)
+    expect(page.locator("#shape-list li")).to_have_count(3)
+    page.click("#delete-shape")
+    expect(page.locator("#shape-list li")).to_have_count(2)
     drag((left, 30), (left + 6, 40))  # and one more, deleted with the keyboard
-    expect(page.locator("#box-list li")).to_have_count(3)
+    expect(page.locator("#shape-list li")).to_have_count(3)
     page.keyboard.press("Delete")
-    expect(page.locator("#box-list li")).to_have_count(2)
+    expect(page.locator("#shape-list li")).to_have_count(2)
     page.screenshot(path=screenshots / "04-asset-detection.png", full_page=True)
     page.click("#mark-reviewed")
     expect(page.locator("#facts .badge")).to_have_text("REVIEWED")

@@ -34,6 +34,12 @@ from services.common.kafka.producer import EventProducer
 from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
+POLYGON = {
+    "type": "segmentation",
+    "polygons": [[[2, 2], [30, 4], [20, 40]]],
+    "classes": ["cat"],
+    "scores": [0.8],
+}
 
 
 # --- a small world built through the API ------------------------------------------------------------
@@ -84,13 +90,14 @@ async def logged_prediction(
     *,
     shadow: dict[str, Any] | None = None,
     latency_ms: float = 3.0,
+    answer: dict[str, Any] = BOX,
 ) -> UUID:
-    """A prediction as ingest's persistence consumer records it, with the deployment's shadow answer if
-    given (which takes twice as long)."""
+    """A prediction (the champion's `answer`) as ingest's persistence consumer records it, with the
+    deployment's shadow answer if given (which takes twice as long)."""
     event = PredictionLogged(
         deployment_id=UUID(dep["id"]),
         prediction_id=uuid4(),
-        detection_type="detection",
+        detection_type=answer["type"],
         image=ImageRef(
             object_key=upload["object_key"],
             sha256=upload["sha256"],
@@ -100,7 +107,7 @@ async def logged_prediction(
         ),
         champion=RoleResult(
             model_version_id=UUID(dep["champion_model_version_id"]),
-            prediction=DetectionPrediction.model_validate(BOX),
+            prediction=answer,
             latency_ms=latency_ms,
         ),
         shadow=RoleResult(
@@ -635,6 +642,45 @@ async def test_review_states_move_one_way(running: Running, project: Project, ap
         (PredictionReviewed, first, ["cat"]),
         (PredictionReviewed, first, ["dog"]),
     ]
+
+
+async def test_a_polygon_review_is_checked_at_the_door(running: Running, project: Project, api: Api) -> None:
+    """Point counts, finite numbers, inside the image, a known class: each refusal a 422 naming the field;
+    an edited polygon is stored and submitted as the annotation."""
+    version = await model_version(api, detection_type="segmentation")
+    dep = await deployment(api, version)
+    dv = await dataset_version(api, version["labelmap_id"], detection_type="segmentation")
+    await api("PUT", f"/v1/deployments/{dep['id']}/feedback-loop/{dv['id']}", 200)
+    prediction = await logged_prediction(running, project, dep, await upload_image(api, 300), answer=POLYGON)
+    path = f"/v1/predictions/{prediction}/review"
+    triangle = [[2, 2], [30, 4], [20, 40]]
+    refusals = [
+        ("body.review.polygons[0]", POLYGON | {"polygons": [triangle[:2]]}),
+        ("body.review.polygons[0]", POLYGON | {"polygons": [[[1, 1]] * 10_001]}),
+        ("body.review.polygons[0]", POLYGON | {"polygons": [[[2, 2], [64.5, 4], [20, 40]]]}),
+        ("body.review.classes[0]", POLYGON | {"classes": ["cow"]}),
+    ]
+    for field, review in refusals:
+        answer = await api.raw("PUT", path, json={"review": review})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == field, answer.json()
+    infinite = b'{"review": {"type": "segmentation", "polygons": [[[2, 2], [Infinity, 4], [20, 40]]], '
+    infinite += b'"classes": ["cat"], "scores": [1]}}'
+    answer = await api.raw("PUT", path, content=infinite, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "body.review.polygons[0][1][0]", answer.json()
+
+    edited = POLYGON | {"polygons": [[[2, 2], [33.5, 6.25], [20, 40], [4, 30]]], "classes": ["dog"]}
+    assert (await api("PUT", path, 200, json={"review": edited}))["review"]["polygons"] == edited["polygons"]
+    await api(
+        "POST",
+        f"/v1/deployments/{dep['id']}/predictions/submit",
+        200,
+        json={"dataset_version_id": dv["id"], "prediction_ids": [str(prediction)]},
+    )
+    [asset] = (await api("GET", f"/v1/dataset-versions/{dv['id']}/assets", 200))["items"]
+    assert asset["annotations"][0]["shapes"]["polygons"] == edited["polygons"]
+    assert asset["annotations"][0]["shapes"]["classes"] == ["dog"]
 
 
 async def test_submission_is_all_or_nothing(running: Running, project: Project, api: Api) -> None:

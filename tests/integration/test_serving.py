@@ -701,6 +701,15 @@ async def test_demo_seeding_is_idempotent_and_served(world: World) -> None:
     assert body["model_version_id"] == str(first.model_version_id)
     assert body["prediction"]["classes"][0] == "0"
 
+    # Someone narrowed the demo key through the API (the fuzzer does): the next seed replaces it.
+    kept = await projects.authenticate(world.db, first.api_key)
+    assert kept is not None
+    await projects.set_api_key_scopes(world.db, first.project_id, kept.id, [Scope.READ])
+    replaced = await demo.seed(world.settings)
+    assert replaced.api_key != first.api_key
+    key = await projects.authenticate(world.db, replaced.api_key)
+    assert key is not None and set(demo.DEMO_SCOPES) <= set(key.scopes)
+
 
 @pytest.fixture
 def outage(world: World, tmp_path: Path) -> Iterator[tuple[StackSettings, TritonServer]]:

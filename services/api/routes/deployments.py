@@ -3,6 +3,7 @@ publishes the deployment's routing state (DeploymentUpdated) to `deployments`.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -267,7 +268,8 @@ async def compare_champion_and_shadow(
         if champion is not None
         else []
     )
-    return compare(answers, champion, shadow, window)
+    # Off the event loop: mask AP rasterises every reviewed polygon (a second or so for thousands).
+    return await asyncio.to_thread(compare, answers, champion, shadow, window)
 
 
 @router.get("/deployments/{deployment_id}/gate-decisions")

@@ -1,7 +1,9 @@
 """COCO's detection metrics (AP@[.5:.95], AP50, AR@100) with pycocotools' definitions, over a set of
-reviewed images: the review is the ground truth, a model's prediction the detections.
+reviewed images: the review is the ground truth, a model's prediction the detections; of boxes (iouType
+"bbox") or of polygons (iouType "segm": the IoU of the pixels pycocotools' rasterisation fills, see
+`polygons.rasterise`, so the figures are its own).
 
-As COCOeval with iouType="bbox", areaRng "all" and maxDets 100: detections are matched greedily in
+As COCOeval with areaRng "all" and maxDets 100: detections are matched greedily in
 descending score order to the unmatched ground truth box of highest IoU at each threshold 0.50:0.05:0.95;
 precision is made monotone and read at 101 recall points; a class without ground truth boxes is left out
 of the means; AR is the recall reached with 100 detections per image.
@@ -10,11 +12,15 @@ of the means; AR is the recall reached with 100 detections per image.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from schemas.predictions import DetectionPrediction
+from schemas.predictions import DetectionPrediction, SegmentationPrediction
+
+from .polygons import Raster, rasterise
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -22,7 +28,7 @@ MAX_DETECTIONS = 100
 
 
 @dataclass(frozen=True)
-class DetectionQuality:
+class CocoQuality:
     ap: float  # AP@[.5:.95]; -1 when no image has a ground truth box (as pycocotools)
     ap50: float
     ar: float  # AR@100
@@ -39,6 +45,25 @@ def box_iou(detections: np.ndarray, truths: np.ndarray) -> np.ndarray:
     area_d = (d[..., 2] - d[..., 0]) * (d[..., 3] - d[..., 1])
     area_t = (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
     return inter / (area_d + area_t - inter)
+
+
+def mask_iou(detections: Sequence[Raster], truths: Sequence[Raster]) -> np.ndarray:
+    """IoU of every detection's pixels with every ground truth's (0 when both are empty), rasterised
+    polygons each cropped to its box: two are compared where their boxes meet only."""
+    ious = np.zeros((len(detections), len(truths)))
+    areas_t = [int(np.count_nonzero(mt)) for _, _, mt in truths]
+    for d, (dx, dy, md) in enumerate(detections):
+        area_d = int(np.count_nonzero(md))
+        for t, (tx, ty, mt) in enumerate(truths):
+            x0, y0 = max(dx, tx), max(dy, ty)
+            x1, y1 = min(dx + md.shape[0], tx + mt.shape[0]), min(dy + md.shape[1], ty + mt.shape[1])
+            inter = 0
+            if x0 < x1 and y0 < y1:
+                overlap = md[x0 - dx : x1 - dx, y0 - dy : y1 - dy] & mt[x0 - tx : x1 - tx, y0 - ty : y1 - ty]
+                inter = int(np.count_nonzero(overlap))
+            union = area_d + areas_t[t] - inter
+            ious[d, t] = inter / union if union else 0.0
+    return ious
 
 
 def _match(ious: np.ndarray) -> np.ndarray:
@@ -81,30 +106,34 @@ def _precision_recall(
     return precision, recall
 
 
+# A prediction as the metrics read it: classes, scores and the shapes parallel to them.
+Shaped = tuple[list[str], list[float], list[Any]]
+
+
 # One image's evidence per class: its detections' scores (score order, at most MAX_DETECTIONS), which of
-# them matched at each IoU threshold, and its ground-truth box count. Images are independent until the
+# them matched at each IoU threshold, and its ground-truth count. Images are independent until the
 # per-class precision/recall, so a resample of images (the promotion gate's bootstrap) reuses them.
 ImageMatches = dict[str, tuple[list[float], np.ndarray, int]]
 
 
-def image_matches(review: DetectionPrediction, prediction: DetectionPrediction) -> ImageMatches:
-    """The matching of one image's detections to its ground truth, class by class."""
+def _image_matches(truth: Shaped, predicted: Shaped, iou: Callable[[list, list], np.ndarray]) -> ImageMatches:
+    """The matching of one image's detected shapes to its true ones, class by class."""
+    (true_classes, _, true_shapes), (classes, confidences, shapes) = truth, predicted
     found: ImageMatches = {}
-    for label in set(review.classes) | set(prediction.classes):
-        gt = np.array([b for b, c in zip(review.boxes, review.classes, strict=True) if c == label])
-        dt_all = [
-            (s, b)
-            for s, b, c in zip(prediction.scores, prediction.boxes, prediction.classes, strict=True)
-            if c == label
-        ]
-        order = np.argsort([-s for s, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
-        dt = np.array([dt_all[i][1] for i in order]).reshape(-1, 4)
-        found[label] = ([dt_all[i][0] for i in order], _match(box_iou(dt, gt.reshape(-1, 4))), len(gt))
+    for label in set(true_classes) | set(classes):
+        gt = [s for s, c in zip(true_shapes, true_classes, strict=True) if c == label]
+        dt_all = [(score, s) for score, s, c in zip(confidences, shapes, classes, strict=True) if c == label]
+        order = np.argsort([-score for score, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
+        found[label] = (
+            [dt_all[i][0] for i in order],
+            _match(iou([dt_all[i][1] for i in order], gt)),
+            len(gt),
+        )
     return found
 
 
-def quality_of(images: list[ImageMatches]) -> DetectionQuality:
-    """COCO metrics over the images' matches (an image may appear more than once)."""
+def _quality_of(images: Sequence[ImageMatches]) -> CocoQuality:
+    """COCO metrics over the images' matches."""
     truths: dict[str, int] = defaultdict(int)
     scores: dict[str, list[float]] = defaultdict(list)
     matched: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -121,16 +150,61 @@ def quality_of(images: list[ImageMatches]) -> DetectionQuality:
         precisions.append(precision)
         recalls.append(recall)
     if not precisions:
-        return DetectionQuality(-1.0, -1.0, -1.0)
+        return CocoQuality(-1.0, -1.0, -1.0)
     stacked = np.stack(precisions)  # class x threshold x recall point
-    return DetectionQuality(
+    return CocoQuality(
         ap=float(stacked.mean()), ap50=float(stacked[:, 0, :].mean()), ar=float(np.mean(recalls))
     )
 
 
-def detection_quality(pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> DetectionQuality:
-    """COCO metrics of (review, prediction) pairs, one pair per image."""
-    return quality_of([image_matches(review, prediction) for review, prediction in pairs])
+def _quality(pairs: Sequence[tuple[Shaped, Shaped]], iou: Callable[[list, list], np.ndarray]) -> CocoQuality:
+    """COCO metrics of (review, prediction) pairs, one pair per image; `iou` compares a list of detected
+    shapes with a list of true ones."""
+    return _quality_of([_image_matches(truth, predicted, iou) for truth, predicted in pairs])
+
+
+def _box_iou(detections: list, truths: list) -> np.ndarray:
+    return box_iou(
+        np.array(detections, dtype=float).reshape(-1, 4), np.array(truths, dtype=float).reshape(-1, 4)
+    )
+
+
+def _boxes(prediction: DetectionPrediction) -> Shaped:
+    return prediction.classes, prediction.scores, prediction.boxes
+
+
+def detection_quality(pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> CocoQuality:
+    """COCO box metrics (iouType "bbox") of (review, prediction) pairs, one pair per image."""
+    return _quality([(_boxes(r), _boxes(p)) for r, p in pairs], _box_iou)
+
+
+def polygon_box(polygon: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """The [xmin, ymin, xmax, ymax] box around a polygon."""
+    xs, ys = zip(*polygon, strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def segmentation_box_quality(
+    pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]],
+) -> CocoQuality:
+    """COCO box metrics of polygons, on the boxes around them."""
+
+    def boxed(p: SegmentationPrediction) -> Shaped:
+        return p.classes, p.scores, [polygon_box(polygon) for polygon in p.polygons]
+
+    return _quality([(boxed(r), boxed(p)) for r, p in pairs], _box_iou)
+
+
+def mask_quality(pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]]) -> CocoQuality:
+    """COCO mask metrics (iouType "segm") of (review, prediction) pairs, one pair per image. Every
+    polygon is rasterised in one call (a call per polygon would cost more than the pixels)."""
+    polygons = [np.asarray(p, dtype=np.float64) for pair in pairs for answer in pair for p in answer.polygons]
+    rasters = iter(rasterise(polygons))
+
+    def masked(p: SegmentationPrediction) -> Shaped:
+        return p.classes, p.scores, [next(rasters) for _ in p.polygons]
+
+    return _quality([(masked(r), masked(p)) for r, p in pairs], mask_iou)
 
 
 @dataclass(frozen=True)
@@ -146,8 +220,8 @@ class WeightedAP:
     repeated by their weights, but for the order of equal scores in different images; a resample costs
     a few cumulative sums per class instead of matching every image again."""
 
-    def __init__(self, pairs: list[tuple[DetectionPrediction, DetectionPrediction]]) -> None:
-        images = [image_matches(review, prediction) for review, prediction in pairs]
+    def __init__(self, pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> None:
+        images = [_image_matches(_boxes(r), _boxes(p), _box_iou) for r, p in pairs]
         self.size = len(images)
         self.classes: list[_ClassHits] = []
         for label in sorted({label for image in images for label in image}):

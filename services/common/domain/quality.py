@@ -1,5 +1,6 @@
 """Champion and shadow against the reviews (pure): accuracy for classification, COCO AP/AP50/AR for
-detection. The scoring stream publishes them as metrics; the api answers them in its comparison."""
+detection, and for segmentation the same of the polygons' boxes beside the masks' (mask_ap, mask_ap50,
+mask_ar). The scoring stream publishes them as metrics; the api answers them in its comparison."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import TypeAdapter
 
-from schemas.predictions import ClassificationPrediction, DetectionPrediction, Prediction
+from schemas.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    Prediction,
+    SegmentationPrediction,
+)
 from schemas.vocabulary import Role
 
-from .coco import detection_quality
+from .coco import CocoQuality, detection_quality, mask_quality, segmentation_box_quality
 from .deployments import RoleAnswers
 
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
@@ -53,9 +59,15 @@ def top_class(prediction: ClassificationPrediction) -> str | None:
     return prediction.classes[int(np.argmax(prediction.scores))]
 
 
+def _coco(quality: CocoQuality, prefix: str = "") -> dict[str, float]:
+    """The figures pycocotools would print, named; none of those it reports as -1 (no ground truth)."""
+    metrics = {"ap": quality.ap, "ap50": quality.ap50, "ar": quality.ar}
+    return {prefix + name: value for name, value in metrics.items() if value >= 0}
+
+
 def role_quality(reviewed: list[Reviewed], role: Role) -> dict[str, float]:
     """The role's metrics over the reviewed predictions it answered; empty when it answered none or the
-    detection type has no metric here (segmentation)."""
+    review and the answers are of different detection types."""
     pairs = [
         (r.review, answer) for r in reviewed if (answer := r.champion if role is Role.CHAMPION else r.shadow)
     ]
@@ -67,9 +79,8 @@ def role_quality(reviewed: list[Reviewed], role: Role) -> dict[str, float]:
         hits = [top_class(answer) == top_class(review) for review, answer in pairs]  # type: ignore[arg-type]
         return {"accuracy": float(np.mean(hits)), "reviewed": float(len(pairs))}
     if all(isinstance(a, DetectionPrediction) and isinstance(r, DetectionPrediction) for r, a in pairs):
-        coco = detection_quality(pairs)  # type: ignore[arg-type]
-        metrics = {"ap": coco.ap, "ap50": coco.ap50, "ar": coco.ar}
-        return {name: value for name, value in metrics.items() if value >= 0} | {
-            "reviewed": float(len(pairs))
-        }
+        return _coco(detection_quality(pairs)) | {"reviewed": float(len(pairs))}  # type: ignore[arg-type]
+    if all(isinstance(a, SegmentationPrediction) and isinstance(r, SegmentationPrediction) for r, a in pairs):
+        boxes = _coco(segmentation_box_quality(pairs))  # type: ignore[arg-type]
+        return boxes | _coco(mask_quality(pairs), "mask_") | {"reviewed": float(len(pairs))}  # type: ignore[arg-type]
     return {}

@@ -18,7 +18,7 @@ const LEVEL = 0.99;
 const HISTOGRAM_BINS = 20;
 const ROLE_COLORS = { champion: "#2563eb", shadow: "#d97706" };
 const PALETTE = ["#2563eb", "#d97706", "#15803d", "#9333ea", "#db2777", "#0891b2", "#65a30d", "#b91c1c"];
-const METRICS = { accuracy: "accuracy", ap: "AP", ar: "AR" };
+const METRICS = { accuracy: "accuracy", ap: "AP", ar: "AR", mask_ap: "mask AP", mask_ar: "mask AR" };
 const HEIGHT = 220;
 let plots = []; // the charts of the range shown, destroyed when another range is chosen
 

@@ -22,6 +22,8 @@ import {
 const deploymentId = document.getElementById("deployment-name").dataset.deployment;
 const base = `/v1/deployments/${deploymentId}`;
 const METRIC_NAMES = { accuracy: "Accuracy", ap: "AP", ap50: "AP50", ar: "AR", reviewed: "Reviewed" };
+// Segmentation is measured on the polygons' boxes and on their masks.
+const MASK_NAMES = { mask_ap: "Mask AP", mask_ap50: "Mask AP50", mask_ar: "Mask AR" };
 const NOT_SET = ["", "— choose —"];
 let datasetVersions = []; // [id, name] of every dataset version of the project
 let modelVersions = []; // [id, name] of every model version of the project
@@ -130,6 +132,12 @@ async function showSettings(deployment) {
   document.getElementById("remove-shadow").disabled = !deployment.shadow_model_version_id;
 }
 
+function metricName(metric, metrics) {
+  if (metric in MASK_NAMES) return MASK_NAMES[metric];
+  const boxes = metrics.some((m) => m in MASK_NAMES) && ["ap", "ap50", "ar"].includes(metric);
+  return `${boxes ? "Box " : ""}${METRIC_NAMES[metric] ?? metric}`;
+}
+
 async function showComparison(deployment) {
   const { champion, shadow, agreement, window } = await api("GET", `${base}/comparison`);
   const metrics = [...new Set([...Object.keys(champion?.quality ?? {}), ...Object.keys(shadow?.quality ?? {})])];
@@ -140,7 +148,7 @@ async function showComparison(deployment) {
     line(`Predictions (of the last ${window})`, (r) => String(r?.predictions ?? 0)),
     line("Latency p50", (r) => `${number(r?.latency_p50_ms, 2)} ms`),
     line("Latency p95", (r) => `${number(r?.latency_p95_ms, 2)} ms`),
-    ...metrics.map((m) => line(METRIC_NAMES[m] ?? m, (r) => number(r?.quality[m], m === "reviewed" ? 0 : 3))),
+    ...metrics.map((m) => line(metricName(m, metrics), (r) => number(r?.quality[m], m === "reviewed" ? 0 : 3))),
     el("tr", {}, el("th", {}, "Agreement"), el("td", { colspan: 2, id: "agreement" }, number(agreement, 3))),
   );
   document.getElementById("promote").disabled = !deployment.shadow_model_version_id;

@@ -1,9 +1,16 @@
 // One predicted asset: its image with the shapes drawn, champion / shadow / review toggle, the review
-// editor (class for classification; move, resize, delete and add boxes for detection), mark reviewed.
+// editor (class for classification; move, resize, delete and add boxes for detection; move points and
+// shapes, add points, add and delete polygons for segmentation; a shape's class), mark reviewed.
 import { api, badge, el, facts, number, prefix, say, start, summary, topClass, vocabulary, when } from "./common.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const HANDLE = 0.06; // resize handle, as a fraction of the image's longer side
+const HANDLE = 0.06; // resize handle and point, as a fraction of the image's longer side
+const SHAPES = { detection: "boxes", segmentation: "polygons" }; // the field of a type's shapes
+const HINTS = {
+  detection: "Drag a box to move it, its corner to resize it; draw on the image to add one; Delete removes the selected box.",
+  segmentation:
+    "Drag a point to move it, a shape to move it whole; double-click an edge to add a point there; draw on the image to add a shape; Delete removes the selected shape.",
+};
 const predictionId = document.querySelector(".asset").dataset.prediction;
 const svg = document.getElementById("shapes");
 const image = document.getElementById("image");
@@ -12,7 +19,9 @@ let asset; // the answer of GET /v1/predictions/{id}
 let labels = []; // the champion's labelmap
 let draft; // the review being edited: a prediction of the deployment's type
 let shown = "champion"; // champion | shadow | review
-let selectedBox = -1;
+let selected = -1; // the selected shape's index in the draft
+let lastPress = null; // the last press on a shape ({time, index, x, y}): a second one soon after is a double click
+const DOUBLE_CLICK_MS = 500;
 
 function shape(tag, attributes) {
   const node = document.createElementNS(SVG, tag);
@@ -26,41 +35,55 @@ function predictionShown() {
 
 function draw() {
   const prediction = predictionShown();
-  const editable = shown === "review" && draft.type === "detection";
+  const editable = shown === "review" && draft.type in SHAPES;
   const handle = HANDLE * Math.max(asset.width, asset.height);
   svg.replaceChildren();
   svg.classList.toggle("editable", editable);
-  (prediction.boxes ?? []).forEach(([x0, y0, x1, y1], i) => {
-    const group = shape("g", { class: `box ${i === selectedBox && editable ? "selected" : ""}`, "data-index": i });
-    group.append(shape("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "outline" }));
+  const group = (i, outline, [x0, y0]) => {
+    const g = shape("g", { class: `shape ${i === selected && editable ? "selected" : ""}`, "data-index": i });
+    g.append(outline);
     const label = shape("text", { x: x0, y: Math.max(y0 - handle / 3, handle), class: "label", "font-size": handle });
     label.textContent = prediction.classes[i];
-    group.append(label);
+    g.append(label);
+    svg.append(g);
+    return g;
+  };
+  (prediction.boxes ?? []).forEach(([x0, y0, x1, y1], i) => {
+    const g = group(i, shape("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "outline" }), [x0, y0]);
     if (editable) {
-      group.append(shape("rect", { x: x1 - handle, y: y1 - handle, width: handle, height: handle, class: "handle" }));
+      g.append(shape("rect", { x: x1 - handle, y: y1 - handle, width: handle, height: handle, class: "handle" }));
     }
-    svg.append(group);
   });
   (prediction.polygons ?? []).forEach((points, i) => {
-    svg.append(shape("polygon", { points: points.map((p) => p.join(",")).join(" "), class: "outline", "data-index": i }));
+    const outline = shape("polygon", { points: points.map((p) => p.join(",")).join(" "), class: "outline" });
+    const top = points.reduce((a, b) => (b[1] < a[1] ? b : a));
+    const g = group(i, outline, top);
+    if (editable) {
+      points.forEach(([x, y], j) => g.append(shape("circle", { cx: x, cy: y, r: handle / 2, class: "point", "data-point": j })));
+    }
   });
   for (const role of ["champion", "shadow", "review"]) {
     document.getElementById(`show-${role}`).setAttribute("aria-pressed", String(role === shown));
   }
   document.getElementById("shown-caption").textContent = `${shown}: ${summary(prediction)}`;
-  renderBoxList();
+  renderShapeList();
 }
 
-function renderBoxList() {
-  if (draft.type !== "detection") return;
-  const list = document.getElementById("box-list");
+function describe(shapeValue) {
+  if (draft.type === "detection") return `[${shapeValue.map((v) => v.toFixed(0)).join(", ")}]`;
+  return `${shapeValue.length} points`;
+}
+
+function renderShapeList() {
+  if (!(draft.type in SHAPES)) return;
+  const list = document.getElementById("shape-list");
   list.replaceChildren(
-    ...draft.boxes.map((box, i) =>
-      el("li", { class: i === selectedBox ? "selected" : "" }, `${draft.classes[i]} [${box.map((v) => v.toFixed(0)).join(", ")}]`),
+    ...draft[SHAPES[draft.type]].map((value, i) =>
+      el("li", { class: i === selected ? "selected" : "" }, `${draft.classes[i]} ${describe(value)}`),
     ),
   );
-  document.getElementById("delete-box").disabled = selectedBox < 0;
-  document.getElementById("box-class").value = draft.classes[selectedBox] ?? labels[0];
+  document.getElementById("delete-shape").disabled = selected < 0;
+  document.getElementById("shape-class").value = draft.classes[selected] ?? labels[0];
 }
 
 function showRole(role) {
@@ -83,41 +106,84 @@ function imagePoint(event) {
   return [Math.min(Math.max(x, 0), asset.width), Math.min(Math.max(y, 0), asset.height)];
 }
 
-// Pointer gestures on the image: drag a box (move), its handle (resize) or empty space (a new box).
-function startGesture(event) {
-  if (draft.type !== "detection") return;
-  editDraft();
-  const [px, py] = imagePoint(event);
-  const target = event.target.closest("g.box");
-  let index = target ? Number(target.dataset.index) : -1;
-  let mode = target ? (event.target.classList.contains("handle") ? "resize" : "move") : "draw";
-  if (mode === "draw") {
-    draft.boxes.push([px, py, px, py]);
-    draft.classes.push(document.getElementById("box-class").value || labels[0]);
-    draft.scores.push(1);
-    index = draft.boxes.length - 1;
-    mode = "resize";
-  }
-  selectedBox = index;
-  const start = [...draft.boxes[index]];
-  svg.setPointerCapture(event.pointerId);
-  const onMove = (move) => {
-    const [mx, my] = imagePoint(move);
+const clamp = (value, low, high) => Math.min(Math.max(value, low), high);
+
+// A shape dragged from (px, py) to (mx, my): moved whole, resized (a box's corner, or the rectangle a new
+// polygon starts as) or one polygon point moved; kept inside the image.
+function dragged(start, mode, point, [px, py], [mx, my]) {
+  if (draft.type === "detection") {
     const [x0, y0, x1, y1] = start;
     if (mode === "move") {
-      const dx = Math.min(Math.max(mx - px, -x0), asset.width - x1);
-      const dy = Math.min(Math.max(my - py, -y0), asset.height - y1);
-      draft.boxes[index] = [x0 + dx, y0 + dy, x1 + dx, y1 + dy];
-    } else {
-      draft.boxes[index] = [Math.min(x0, mx), Math.min(y0, my), Math.max(x0, mx), Math.max(y0, my)];
+      const dx = clamp(mx - px, -x0, asset.width - x1);
+      const dy = clamp(my - py, -y0, asset.height - y1);
+      return [x0 + dx, y0 + dy, x1 + dx, y1 + dy];
     }
+    return [Math.min(x0, mx), Math.min(y0, my), Math.max(x0, mx), Math.max(y0, my)];
+  }
+  if (mode === "point") return start.map((p, j) => (j === point ? [mx, my] : p));
+  if (mode === "move") {
+    const xs = start.map((p) => p[0]);
+    const ys = start.map((p) => p[1]);
+    const dx = clamp(mx - px, -Math.min(...xs), asset.width - Math.max(...xs));
+    const dy = clamp(my - py, -Math.min(...ys), asset.height - Math.max(...ys));
+    return start.map(([x, y]) => [x + dx, y + dy]);
+  }
+  const [x0, y0] = start[0];
+  return [[x0, y0], [mx, y0], [mx, my], [x0, my]];
+}
+
+// A shape too small to be one (a click on empty space, not a drag).
+function tiny(value) {
+  const points = draft.type === "detection" ? [value.slice(0, 2), value.slice(2)] : value;
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  return Math.max(...xs) - Math.min(...xs) < 1 || Math.max(...ys) - Math.min(...ys) < 1;
+}
+
+// Pointer gestures on the image: drag a shape (move), a box's handle (resize), a polygon's point (move
+// it) or empty space (a new shape).
+function startGesture(event) {
+  editDraft();
+  draw(); // the review's handles and points: the gesture acts on what is under the pointer now
+  const under = document.elementFromPoint(event.clientX, event.clientY);
+  const field = SHAPES[draft.type];
+  const from = imagePoint(event);
+  const target = under?.closest("g.shape");
+  let index = target ? Number(target.dataset.index) : -1;
+  const classes = under?.classList;
+  let mode = !target ? "draw" : classes.contains("handle") ? "resize" : classes.contains("point") ? "point" : "move";
+  const point = Number(under?.dataset.point);
+  // A double click on a polygon: a point added there. Every press redraws the shapes, so the browser's own
+  // dblclick (which needs both presses on one node) never comes.
+  const previous = lastPress;
+  lastPress = target ? { time: event.timeStamp, index, x: event.clientX, y: event.clientY } : null;
+  const double =
+    previous?.index === index &&
+    event.timeStamp - previous.time < DOUBLE_CLICK_MS &&
+    Math.hypot(event.clientX - previous.x, event.clientY - previous.y) < 4;
+  if (double && mode === "move" && field === "polygons") {
+    addPoint(index, from);
+    lastPress = null;
+    return;
+  }
+  if (mode === "draw") {
+    draft[field].push(field === "boxes" ? [...from, ...from] : [from, from, from, from]);
+    draft.classes.push(document.getElementById("shape-class").value || labels[0]);
+    draft.scores.push(1);
+    index = draft[field].length - 1;
+    mode = "resize";
+  }
+  selected = index;
+  const start = structuredClone(draft[field][index]);
+  svg.setPointerCapture(event.pointerId);
+  const onMove = (move) => {
+    draft[field][index] = dragged(start, mode, point, from, imagePoint(move));
     draw();
   };
   const onUp = () => {
     svg.removeEventListener("pointermove", onMove);
     svg.removeEventListener("pointerup", onUp);
-    const [x0, y0, x1, y1] = draft.boxes[index];
-    if (x1 - x0 < 1 || y1 - y0 < 1) removeBox(index); // a click, not a box
+    if (tiny(draft[field][index])) removeShape(index); // a click, not a shape
     draw();
   };
   svg.addEventListener("pointermove", onMove);
@@ -125,9 +191,25 @@ function startGesture(event) {
   draw();
 }
 
-function removeBox(index) {
-  for (const field of ["boxes", "classes", "scores"]) draft[field].splice(index, 1);
-  selectedBox = -1;
+// A point added on the polygon's edge nearest to (x, y).
+function addPoint(index, [x, y]) {
+  const points = draft.polygons[index];
+  const distance = (j) => {
+    const [ax, ay] = points[j];
+    const [bx, by] = points[(j + 1) % points.length];
+    const length = (bx - ax) ** 2 + (by - ay) ** 2;
+    const t = length ? clamp(((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / length, 0, 1) : 0;
+    return Math.hypot(x - (ax + t * (bx - ax)), y - (ay + t * (by - ay)));
+  };
+  const nearest = points.map((_, j) => j).reduce((a, b) => (distance(b) < distance(a) ? b : a));
+  points.splice(nearest + 1, 0, [x, y]);
+  selected = index;
+  draw();
+}
+
+function removeShape(index) {
+  for (const field of [SHAPES[draft.type], "classes", "scores"]) draft[field].splice(index, 1);
+  selected = -1;
 }
 
 function showFacts() {
@@ -160,7 +242,7 @@ async function loadLabels(deployment) {
   if (champion.labelmap_id) labels = (await api("GET", `/v1/labelmaps/${champion.labelmap_id}`)).labels;
   const options = () => labels.map((label) => el("option", { value: label }, label));
   document.getElementById("class-choice").replaceChildren(...options());
-  document.getElementById("box-class").replaceChildren(...options());
+  document.getElementById("shape-class").replaceChildren(...options());
 }
 
 async function page() {
@@ -183,7 +265,7 @@ async function page() {
   }
   const classChoice = document.getElementById("class-choice");
   document.getElementById("classification-editor").hidden = draft.type !== "classification";
-  document.getElementById("detection-editor").hidden = draft.type !== "detection";
+  document.getElementById("shape-editor").hidden = !(draft.type in SHAPES);
   if (draft.type === "classification") {
     classChoice.value = topClass(draft) ?? labels[0];
     classChoice.addEventListener("change", () => {
@@ -192,20 +274,21 @@ async function page() {
       draw();
     });
   }
-  if (draft.type === "detection") {
+  if (draft.type in SHAPES) {
+    document.getElementById("shape-hint").textContent = HINTS[draft.type];
     svg.addEventListener("pointerdown", startGesture);
-    document.getElementById("box-class").addEventListener("change", (event) => {
-      if (selectedBox < 0) return;
+    document.getElementById("shape-class").addEventListener("change", (event) => {
+      if (selected < 0) return;
       editDraft();
-      draft.classes[selectedBox] = event.target.value;
+      draft.classes[selected] = event.target.value;
       draw();
     });
     const deleteSelected = () => {
       editDraft();
-      if (selectedBox >= 0) removeBox(selectedBox);
+      if (selected >= 0) removeShape(selected);
       draw();
     };
-    document.getElementById("delete-box").addEventListener("click", deleteSelected);
+    document.getElementById("delete-shape").addEventListener("click", deleteSelected);
     document.addEventListener("keydown", (event) => {
       if (event.key === "Delete" && !["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) deleteSelected();
     });

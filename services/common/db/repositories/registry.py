@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 from schemas.predictions import DetectionType
 from services.common.domain.registry import (
@@ -22,6 +23,8 @@ from services.common.domain.registry import (
 
 from . import objects
 from .base import Db, NotFound, transaction
+
+_Named = TypeVar("_Named", bound=BaseModel)
 
 
 async def create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> Labelmap:
@@ -304,21 +307,7 @@ async def get_dataset(db: Db, project_id: UUID, dataset_id: UUID) -> Dataset | N
 async def list_datasets(
     db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Dataset], int]:
-    rows = await db.fetch(
-        """SELECT * FROM datasets
-           WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
-           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
-        project_id,
-        name,
-        limit,
-        offset,
-    )
-    total = await db.fetchval(
-        "SELECT count(*) FROM datasets WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
-        project_id,
-        name,
-    )
-    return [Dataset.model_validate(dict(r)) for r in rows], total
+    return await _list_named(db, "datasets", Dataset, project_id, name, limit, offset)
 
 
 async def list_dataset_versions(
@@ -370,37 +359,21 @@ async def get_model(db: Db, project_id: UUID, model_id: UUID) -> Model | None:
 async def list_models(
     db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Model], int]:
-    rows = await db.fetch(
-        """SELECT * FROM models WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
-           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
-        project_id,
-        name,
-        limit,
-        offset,
-    )
-    total = await db.fetchval(
-        "SELECT count(*) FROM models WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
-        project_id,
-        name,
-    )
-    return [Model.model_validate(dict(r)) for r in rows], total
+    return await _list_named(db, "models", Model, project_id, name, limit, offset)
 
 
 async def list_labelmaps(
     db: Db, project_id: UUID, *, name: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Labelmap], int]:
-    rows = await db.fetch(
-        """SELECT * FROM labelmaps
-           WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)
-           ORDER BY created_at, id LIMIT $3 OFFSET $4""",
-        project_id,
-        name,
-        limit,
-        offset,
-    )
-    total = await db.fetchval(
-        "SELECT count(*) FROM labelmaps WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)",
-        project_id,
-        name,
-    )
-    return [Labelmap.model_validate(dict(r)) for r in rows], total
+    return await _list_named(db, "labelmaps", Labelmap, project_id, name, limit, offset)
+
+
+async def _list_named(
+    db: Db, table: str, record: type[_Named], project_id: UUID, name: str | None, limit: int, offset: int
+) -> tuple[list[_Named], int]:
+    """One page of a project's rows of `table` (a constant of this module), optionally of one name."""
+    where = "WHERE project_id = $1 AND ($2::text IS NULL OR name = $2)"
+    page = f"SELECT * FROM {table} {where} ORDER BY created_at, id LIMIT $3 OFFSET $4"
+    rows = await db.fetch(page, project_id, name, limit, offset)
+    total = await db.fetchval(f"SELECT count(*) FROM {table} {where}", project_id, name)
+    return [record.model_validate(dict(r)) for r in rows], total
