@@ -5,7 +5,8 @@ correctness is correlated with the champion's (the same hard images trip both), 
 its retrained successor.
 
 Three ways to decide, over the same simulated reviews: the gate as the pipeline runs it (McNemar's exact
-test after every review from the minimum of pairs on), the same test once at the end of the review
+test after every review from the minimum of pairs on; the pipeline tests once per batch of reviews, so
+at most this often), the same test once at the end of the review
 budget, and the baseline without statistics (promote when the shadow's accuracy is higher once the
 minimum of pairs is reached). Figures are counts over all runs and the gate's rates as a ratio against
 the baseline's. Then what one detection decision costs: the paired bootstrap over 2,000 reviewed images
@@ -149,7 +150,7 @@ def main() -> None:
     print(f"runs with a candidate no better: {worse}; clearly better (>= +{CLEARLY_BETTER}): {better}")
     naive = counts["naive"]
     for name, label in (
-        ("sequential", "gate after every review (as deployed)"),
+        ("sequential", "gate after every review (as deployed, at most)"),
         ("once", f"gate once at {BUDGET} reviews"),
         ("naive", f"baseline: higher accuracy at {SETTINGS.min_pairs} reviews"),
     ):
