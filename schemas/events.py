@@ -13,6 +13,7 @@ from .envelope import Envelope, Event
 from .limits import INT32_MAX, MAX_JSON_BYTES, Finite, JsonObject, Line, json_object
 from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
+from .vocabulary import GateOutcome, GateReason
 
 Tag = Annotated[Line, Field(min_length=1, max_length=128)]
 MAX_TAGS = 64
@@ -257,8 +258,28 @@ class DeploymentChange(StrEnum):
     SHADOW_SET = "shadow_set"
     SHADOW_REMOVED = "shadow_removed"
     SHADOW_PROMOTED = "shadow_promoted"
+    ROLLED_BACK = "rolled_back"  # the promotion gate undid a promotion
+    GATE_DECIDED = "gate_decided"  # the promotion gate decided to change nothing (routing unchanged)
     SETTINGS_CHANGED = "settings_changed"
     DELETED = "deleted"
+
+
+class GateDecision(BaseModel):
+    """A promotion-gate decision and the figures it rests on: the shadow against the champion on the
+    reviewed predictions both answered (after a promotion the shadow is the previous champion)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: GateOutcome
+    reason: GateReason
+    message: str = Field(max_length=1000, description="Why, in words, with the figures.")
+    metric: Literal["accuracy", "ap"] | None = None
+    pairs: int = Field(ge=0, description="Paired reviewed predictions compared.")
+    champion_value: Finite | None = None
+    shadow_value: Finite | None = None
+    p_value: Finite | None = Field(None, description="One-sided: McNemar exact, or paired bootstrap for AP.")
+    level: Finite = Field(gt=0.0, lt=1.0)
+    shadow_latency_p95_ms: Finite | None = None
 
 
 class DeploymentUpdated(Event):
@@ -273,6 +294,7 @@ class DeploymentUpdated(Event):
     shadow_model_version_id: UUID | None = None
     confidence_threshold: float = Field(ge=0.0, le=1.0)
     reference_id: UUID | None = Field(None, description="The training-data reference, once ready.")
+    gate: GateDecision | None = Field(None, description="The promotion gate's decision that made the change.")
 
 
 # --- jobs -----------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ CONSUMED: dict[ConsumerGroup, tuple[Topic, ...]] = {
     ConsumerGroup.INGEST_PERSISTENCE: (Topic.PREDICTIONS,),
     ConsumerGroup.JOB_RUNNER: (Topic.JOBS,),
     ConsumerGroup.SCORING: (Topic.PREDICTIONS, Topic.REVIEWS),
-    ConsumerGroup.PIPELINE: (Topic.FEEDBACK, Topic.TRAINING),
+    ConsumerGroup.PIPELINE: (Topic.FEEDBACK, Topic.TRAINING, Topic.REVIEWS),
 }
 
 

@@ -43,7 +43,31 @@ class DeploymentPolicy(StrEnum):
 
     DEPLOY_CHAMPION = "deploy_champion"
     DEPLOY_SHADOW = "deploy_shadow"
+    # The version serves as shadow; the pipeline's promotion gate promotes it once reviews prove it
+    # better, and rolls the promotion back if the previous champion proves better after it.
+    SHADOW_THEN_PROMOTE = "shadow_then_promote"
     MANUAL = "manual"
+
+
+class GateOutcome(StrEnum):
+    """What the promotion gate decided (services.common.domain.promotion)."""
+
+    HELD = "held"  # the candidate stays shadow
+    PROMOTED = "promoted"  # the candidate became champion, the previous champion is watched as shadow
+    WATCHING = "watching"  # after a promotion: not enough reviews yet to keep or undo it
+    KEPT = "kept"  # the promotion held through the watch window; the previous champion is removed
+    ROLLED_BACK = "rolled_back"  # the previous champion proved better: champion again, no shadow
+
+
+class GateReason(StrEnum):
+    NO_MEASURE = "no_measure"
+    TOO_FEW_PAIRS = "too_few_pairs"
+    NOT_BETTER = "not_better"
+    TOO_SLOW = "too_slow"
+    BETTER = "better"
+    WATCHING = "watching"
+    WATCH_PASSED = "watch_passed"
+    PREVIOUS_BETTER = "previous_better"
 
 
 class ExperimentStatus(StrEnum):

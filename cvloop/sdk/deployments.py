@@ -19,7 +19,7 @@ from schemas.predictions import DetectionType, Prediction
 from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus
 
 from .jobs import Job
-from .monitoring import Comparison, DriftReport, Latency, Outliers, Quality, span_params
+from .monitoring import Comparison, DriftReport, GateDecision, Latency, Outliers, Quality, span_params
 from .pagination import paginate
 from .registry import DatasetVersion
 from .resource import Record, Ref, Resource, as_json, ids_by_alias, ref_id
@@ -234,7 +234,9 @@ class Deployment(Resource):
     def setup_continuous_deployment(
         self, policy: DeploymentPolicy | str, active: bool = True
     ) -> dict[str, Any]:
-        """What becomes of a continuous training's model: deploy_champion, deploy_shadow or manual."""
+        """What becomes of a continuous training's model: deploy_champion, deploy_shadow,
+        shadow_then_promote (shadow, promoted by the pipeline's gate once reviews prove it better) or
+        manual."""
         body = {"policy": DeploymentPolicy(policy).value, "active": active}
         return self.client.api.put(f"{self.url}/continuous-deployment", body)
 
@@ -417,6 +419,11 @@ class Deployment(Resource):
         return ReviewQualityOut.model_validate(
             self.client.api.get(f"{self.url}/review-quality", {"window": window})
         )
+
+    def gate_decisions(self, limit: int = 50) -> list[GateDecision]:
+        """The promotion gate's latest decisions (policy shadow_then_promote), newest first."""
+        found = self.client.api.get(f"{self.url}/gate-decisions", {"limit": limit})
+        return [GateDecision.model_validate(d) for d in found]
 
     # Predictions out: review and submission ---------------------------------------------------
 

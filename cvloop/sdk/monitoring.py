@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from schemas.api.deployments import ComparisonOut as Comparison
+from schemas.api.deployments import GateDecisionOut as GateDecision
 from schemas.api.monitoring import DriftReportOut as DriftReport
 from schemas.api.monitoring import OutliersOut as Outliers
 from schemas.api.monitoring import QualityOut as Quality
 from schemas.api.monitoring import TrafficOut as Latency
 
-__all__ = ["Comparison", "DriftReport", "Latency", "Outliers", "Quality", "span_params"]
+__all__ = ["Comparison", "DriftReport", "GateDecision", "Latency", "Outliers", "Quality", "span_params"]
 
 
 def span_params(start: datetime | None, end: datetime | None, bucket_s: int | None) -> dict[str, Any]:

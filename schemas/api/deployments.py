@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from schemas.events import DeploymentKind
+from schemas.events import DeploymentKind, GateDecision
 from schemas.limits import Int32
 from schemas.predictions import DetectionType
 from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus
@@ -183,3 +183,15 @@ class ReviewQualityOut(Answer):
         description="The champion's figures over every review in the window, for contrast: biased toward "
         "the hard images the queue puts first."
     )
+
+
+class GateDecisionOut(Answer):
+    """One promotion-gate decision (continuous-deployment policy `shadow_then_promote`)."""
+
+    id: UUID = Field(description="The id of the DeploymentUpdated event that published it.")
+    champion_model_version_id: UUID = Field(description="The champion it compared, before it acted.")
+    shadow_model_version_id: UUID = Field(
+        description="The shadow it compared: the candidate, or after a promotion the previous champion."
+    )
+    decision: GateDecision
+    decided_at: datetime

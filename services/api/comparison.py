@@ -13,22 +13,15 @@ from schemas.predictions import Prediction
 from schemas.vocabulary import Role
 from services.common.domain.agreement import agreement
 from services.common.domain.deployments import RoleAnswers
-from services.common.domain.quality import Reviewed, role_quality
+from services.common.domain.quality import Reviewed, latency_percentiles, reviewed_answers, role_quality
 
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
-
-
-def _percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
-    if not latencies:
-        return None, None
-    p50, p95 = np.percentile(np.asarray(latencies, dtype=float), [50.0, 95.0])
-    return float(p50), float(p95)
 
 
 def _figures(
     model_version_id: UUID, latencies: list[float], reviewed: list[Reviewed], role: Role
 ) -> RoleFigures:
-    p50, p95 = _percentiles(latencies)
+    p50, p95 = latency_percentiles(latencies)
     return RoleFigures(
         model_version_id=model_version_id,
         predictions=len(latencies),
@@ -44,15 +37,7 @@ def compare(
     """`answers`: the latest predictions of champion `champion_id`, with the answers of shadow `shadow_id`."""
     if champion_id is None:
         return ComparisonOut(window=window, champion=None, shadow=None, agreement=None)
-    reviewed = [
-        Reviewed(
-            review=_PREDICTION.validate_python(a.review),
-            champion=_PREDICTION.validate_python(a.champion_prediction),
-            shadow=_PREDICTION.validate_python(a.shadow_prediction) if a.shadow_prediction else None,
-        )
-        for a in answers
-        if a.review is not None
-    ]
+    reviewed = reviewed_answers(answers)
     both = [a for a in answers if a.shadow_prediction is not None]
     agreements = [
         agreed

@@ -40,3 +40,9 @@ EXPORTS = Counter(
     "(manual), or failed (training failed or its experiment could not be exported).",
     ["deployment", "outcome"],
 )
+GATE_DECISIONS = Counter(
+    "cvloop_pipeline_gate_decisions_total",
+    "Promotion-gate decisions published (a decision is published when it changes something or its reason "
+    "changed): held, promoted, watching, kept, rolled_back.",
+    ["deployment", "outcome"],
+)

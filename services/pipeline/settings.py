@@ -19,6 +19,54 @@ class PipelineSettings(Settings):
         "a change wakes it for (JobRequested and DeploymentUpdated after a failed publish, say).",
     )
 
+    # --- promotion gate (continuous-deployment policy shadow_then_promote) ---
+    pipeline_gate_min_pairs: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        validation_alias=from_env("PIPELINE_GATE_MIN_PAIRS"),
+        description="Reviewed predictions both the champion and the shadow answered before the gate decides "
+        "to promote or to roll back.",
+    )
+    pipeline_gate_level: float = Field(
+        0.05,
+        gt=0.0,
+        lt=1.0,
+        validation_alias=from_env("PIPELINE_GATE_LEVEL"),
+        description="Significance level of the gate's one-sided test (McNemar's exact test for accuracy, a "
+        "paired bootstrap over images for detection AP): a shadow is promoted, or a promotion rolled back, "
+        "only at p <= this.",
+    )
+    pipeline_gate_latency_p95_ms: float = Field(
+        500.0,
+        gt=0.0,
+        validation_alias=from_env("PIPELINE_GATE_LATENCY_P95_MS"),
+        description="Latency budget: a better shadow whose p95 latency over the comparison window is above "
+        "it stays shadow.",
+    )
+    pipeline_gate_watch_reviews: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        validation_alias=from_env("PIPELINE_GATE_WATCH_REVIEWS"),
+        description="After a promotion the previous champion stays shadow for this many paired reviews; if "
+        "it proves better on them the promotion is rolled back, else it is removed.",
+    )
+    pipeline_gate_window: int = Field(
+        2000,
+        ge=1,
+        le=100_000,
+        validation_alias=from_env("PIPELINE_GATE_WINDOW"),
+        description="Latest paired reviewed predictions (and latest shadow latencies) the gate looks at.",
+    )
+    pipeline_gate_bootstrap_resamples: int = Field(
+        500,
+        ge=10,
+        le=100_000,
+        validation_alias=from_env("PIPELINE_GATE_BOOTSTRAP_RESAMPLES"),
+        description="Resamples of the detection gate's paired bootstrap (seeded: a replay decides the same).",
+    )
+
     # --- job runner (services/pipeline/runner) ---
     jobs_backend: Literal["local", "kubernetes"] = Field(
         "local",

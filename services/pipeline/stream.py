@@ -1,6 +1,7 @@
 """The pipeline stream (faust): `feedback` -> submissions counted per deployment -> TrainingRequested on
 `training`; `training` -> a request's experiment and job (JobRequested through the outbox), a finished
-training's export and deployment (DeploymentUpdated through the outbox).
+training's export and deployment (DeploymentUpdated through the outbox); `reviews` -> the promotion gate
+of `shadow_then_promote` deployments (gate.py; its state is in Postgres, where the reviews are).
 
 State: one changelogged table, `submitted-counts`, keyed by the feedback topic's partitioning, holds two
 kinds of entries: `deployment:<id>` -> the deployment's CycleCount, and `prediction:<id>` -> the
@@ -24,7 +25,13 @@ from uuid import UUID
 import asyncpg
 import faust
 
-from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
+from schemas.events import (
+    AssetSubmitted,
+    PredictionReviewed,
+    TrainingFinished,
+    TrainingRequested,
+    training_request_id,
+)
 from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories import deployment_figures, deployments
 from services.common.kafka.deadletter import DeadLetters, SourceRecord
@@ -44,7 +51,9 @@ from .counting import (
     request_event_id,
 )
 from .export import finish_training
+from .gate import evaluate
 from .rollout import Outcome
+from .settings import PipelineSettings
 from .training import create_training
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,7 @@ logger = logging.getLogger(__name__)
 APP_ID = ConsumerGroup.PIPELINE
 COUNTS_TABLE = "submitted-counts"
 GAUGE_REFRESH_S = 10.0
+GATE_BATCH, GATE_BATCH_WAIT_S = 100, 0.5  # reviews the promotion gate takes at once, and waits for
 DEPLOYMENT_PREFIX = b"deployment:"
 PREDICTION_PREFIX = b"prediction:"
 
@@ -73,8 +83,10 @@ class PipelineStream:
         producer: EventProducer,
         outbox_wake: asyncio.Event,
         guard: AgentGuard,
+        settings: PipelineSettings,
     ) -> None:
         self.app = app
+        self.settings = settings
         self.pool = pool
         self.store = store
         self.producer = producer
@@ -89,6 +101,7 @@ class PipelineStream:
         )
         app.agent(registry_topic(app, Topic.FEEDBACK), name="count-submissions")(guard(self._feedback))
         app.agent(registry_topic(app, Topic.TRAINING), name="train-and-export")(guard(self._training))
+        app.agent(registry_topic(app, Topic.REVIEWS), name="promotion-gate")(guard(self._reviews))
         app.timer(GAUGE_REFRESH_S)(self._refresh_gauges)
 
     # --- feedback ----------------------------------------------------------------------------------
@@ -243,4 +256,36 @@ class PipelineStream:
             "training exported",
             extra=context
             | {"model_version_id": str(exported.model_version.id), "outcome": exported.outcome.value},
+        )
+
+    # --- reviews: the promotion gate ----------------------------------------------------------------
+
+    async def _reviews(self, stream: faust.StreamT) -> None:
+        # A batch decides once per deployment: a burst of reviews costs one test, not one each.
+        async for events in stream.take_events(GATE_BATCH, within=GATE_BATCH_WAIT_S):
+            records = [event.message for event in events]
+            await self.guard.until_done("promotion-gate", functools.partial(self._gate_batch, records))
+
+    async def _gate_batch(self, records: list[SourceRecord]) -> None:
+        """Retried in place on an outage, decoding included. A deployment's decision failing for what it
+        holds dead-letters the batch's last review of it."""
+        last: dict[UUID, SourceRecord] = {}
+        for record in records:
+            reviewed: PredictionReviewed | None = await self.dead_letters.decoded(record)
+            if reviewed is not None:
+                last.pop(reviewed.deployment_id, None)
+                last[reviewed.deployment_id] = record
+        for deployment_id, record in last.items():
+            async with self.dead_letters.guard(record):
+                await self.gate(deployment_id)
+
+    async def gate(self, deployment_id: UUID) -> None:
+        decision = await evaluate(self.pool, self.settings, deployment_id)
+        if decision is None:
+            return
+        metrics.GATE_DECISIONS.labels(str(deployment_id), decision.outcome.value).inc()
+        self.outbox_wake.set()
+        logger.info(
+            "promotion gate decided",
+            extra={"deployment_id": str(deployment_id), "gate": decision.model_dump(mode="json")},
         )

@@ -39,8 +39,14 @@ CHROMIUM_ARGS = [
 # the training data's reference jobs), serving follows the deployments the pipeline changes.
 SERVICES = [service.Api, service.Ingest, service.Scoring, service.Serving]
 SERVICES += [service.Pipeline, service.JobRunner]
-# A deployment the pipeline changed reaches serving (and a failed publish its outbox) within a second.
-PROMPT = {"pipeline_outbox_retry_s": 0.5, "serving_reconcile_interval_s": 0.5}
+# A deployment the pipeline changed reaches serving (and a failed publish its outbox) within a second; the
+# promotion gate decides on a page's worth of reviews.
+GATE_PAIRS = 10
+PROMPT = {
+    "pipeline_outbox_retry_s": 0.5,
+    "serving_reconcile_interval_s": 0.5,
+    "pipeline_gate_min_pairs": GATE_PAIRS,
+}
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 
 from cvloop.demo.digits import DIGITS_IO, LABELS, digit_images, digit_label, png, train_linear_classifier
 from cvloop.sdk import Client, Deployment, ModelVersion
+from tests.browser.conftest import GATE_PAIRS
 from tests.browser.world import Classifier, training_job
 from tests.sdk_support import eventually
 
@@ -281,3 +282,52 @@ def test_register_and_launch_a_processing_from_its_form(
     job = client.api.get(f"/v1/jobs/{job_id}")
     assert job["parameters"] == {"word": "bye", "times": 3}
     assert job["target_id"] == str(world.champion.id) and job["latest_run"]["status"] == "succeeded"
+
+
+def test_the_promotion_gate_promotes_a_better_shadow_and_the_page_says_why(
+    page: Page, world: Steered, client: Client, screenshots: Path
+) -> None:
+    """A deployment of its own under shadow_then_promote, its shadow right where the champion was wrong
+    on every reviewed prediction: the pipeline's gate promotes it; the SDK and the page show the decision."""
+    deployment = client.create_deployment("gated", world.champion, kind="monitoring_only")
+    deployment.set_shadow_model(world.other_version)
+    deployment.setup_continuous_deployment("shadow_then_promote", active=True)
+    images = digit_images()
+    indices = range(1500, 1500 + GATE_PAIRS)
+    logged = [
+        deployment.monitor(
+            png(images[index]),
+            latency=5.0,
+            prediction={
+                "type": "classification",
+                "classes": [str((int(digit_label(index)) + 1) % 10)],
+                "scores": [0.9],
+            },
+            shadow_prediction=_truth(index) | {"scores": [0.8]},
+            shadow_latency=6.0,
+        )
+        for index in indices
+    ]
+    eventually(lambda: len(deployment.list_predicted_assets(limit=100)) == GATE_PAIRS, timeout_s=120)
+    for prediction_id, index in zip(logged, indices, strict=True):
+        deployment.add_review(prediction_id, _truth(index))
+
+    def promoted() -> object:
+        return next((d for d in deployment.gate_decisions() if d.decision.outcome == "promoted"), None)
+
+    decision = eventually(promoted, timeout_s=120).decision
+    assert (decision.pairs, decision.champion_value, decision.shadow_value) == (GATE_PAIRS, 0.0, 1.0)
+    gated = client.get_deployment_by_id(deployment.id)
+    assert (gated.champion_model_version_id, gated.shadow_model_version_id) == (
+        world.other_version.id,
+        world.champion.id,
+    )
+
+    page.goto(f"/review/deployments/{deployment.id}/pipeline")
+    expect(page.locator("#continuous-deployment")).to_contain_text("shadow then promote")
+    # Reviews the gate read after its promotion are the watch's (the previous champion now the shadow).
+    row = page.locator("#gate tbody tr", has=page.locator(".badge.on", has_text="promoted"))
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(f"shadow accuracy 1.000 vs champion 0.000 on {GATE_PAIRS} pairs")
+    expect(row.locator("td").nth(2)).to_have_text("digits-classifier 1")  # the champion it compared
+    page.locator("#gate").screenshot(path=screenshots / "11-promotion-gate.png")

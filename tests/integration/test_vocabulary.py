@@ -16,6 +16,7 @@ from schemas.predictions import DetectionType
 from schemas.vocabulary import (
     DeploymentPolicy,
     ExperimentStatus,
+    GateOutcome,
     ReferenceStatus,
     ReviewStatus,
     RunStatus,
@@ -42,6 +43,7 @@ EXPECTED: dict[tuple[str, str], set[StrEnum]] = {
     ("jobs", "kind"): set(JobKind),
     ("jobs", "target_type"): set(TargetType),
     ("job_runs", "status"): set(RunStatus),
+    ("gate_decisions", "outcome"): set(GateOutcome),
 }
 
 # `col IN (...)` reads back as `col = ANY (ARRAY[...])`; `col <@ ARRAY[...]` stays as written.

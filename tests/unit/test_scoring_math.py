@@ -17,7 +17,7 @@ from schemas.events import MultipleTestingCorrection
 from schemas.features import IMAGE_FEATURES
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 from schemas.vocabulary import Role
-from services.common.domain.coco import detection_quality
+from services.common.domain.coco import WeightedAP, detection_quality
 from services.common.domain.quality import Reviewed, role_quality
 from services.scoring.drift import DriftWindow, reject, slide
 from services.scoring.ks import ks_2samp_columns
@@ -168,6 +168,27 @@ def test_detection_quality_equals_pycocotools(seed: int) -> None:
     quality = detection_quality(pairs)
 
     assert [quality.ap, quality.ap50, quality.ar] == pytest.approx(_pycocotools(pairs, classes), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_weighted_ap_equals_the_images_repeated(seed: int) -> None:
+    """The promotion gate's bootstrap weighs images instead of repeating them: the same AP."""
+    rng = np.random.default_rng(seed)
+    classes = ["cat", "dog", "car"]
+    pairs = []
+    for _ in range(int(rng.integers(1, 12))):
+        review = _random_detection(rng, classes, scored=False)
+        prediction = _jitter(review, rng) if rng.uniform() < 0.7 else _random_detection(rng, classes, True)
+        pairs.append((review, prediction))
+    weights = rng.integers(0, 4, len(pairs))
+    repeated = [pair for pair, weight in zip(pairs, weights, strict=True) for _ in range(weight)]
+
+    weighted = WeightedAP(pairs)
+
+    assert weighted.ap(np.ones(len(pairs), dtype=int)) == pytest.approx(
+        detection_quality(pairs).ap, abs=1e-12
+    )
+    assert weighted.ap(weights) == pytest.approx(detection_quality(repeated).ap, abs=1e-12)
 
 
 def test_classification_accuracy_by_role() -> None:

@@ -17,13 +17,21 @@ from schemas.api.deployments import (
     ContinuousTrainingOut,
     DeploymentCreate,
     DeploymentOut,
+    GateDecisionOut,
     ModelVersionChoice,
     ThresholdUpdate,
 )
 from schemas.events import DeploymentChange, DeploymentKind, JobKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
-from services.common.db.repositories import deletions, deployment_figures, deployments, jobs, registry
+from services.common.db.repositories import (
+    deletions,
+    deployment_figures,
+    deployments,
+    gate_decisions,
+    jobs,
+    registry,
+)
 from services.common.db.repositories.base import Db, NotFound
 from services.common.domain.deployments import Deployment
 from services.common.domain.registry import ModelVersion
@@ -262,3 +270,16 @@ async def compare_champion_and_shadow(
     )
     # Off the event loop: mask AP rasterises every reviewed polygon (a second or so for thousands).
     return await asyncio.to_thread(compare, answers, champion, shadow, window)
+
+
+@router.get("/deployments/{deployment_id}/gate-decisions")
+async def list_gate_decisions(
+    ctx: Ctx,
+    key: ReadKey,
+    deployment_id: UUID,
+    limit: Annotated[int, Query(ge=1, le=MAX_COMPARISON_WINDOW, description="Latest decisions.")] = 50,
+) -> list[GateDecisionOut]:
+    """The promotion gate's decisions, newest first, each with its figures and reason."""
+    await existing(ctx.pool, key.project_id, deployment_id)
+    found = await gate_decisions.list_decisions(ctx.pool, key.project_id, deployment_id, limit)
+    return [GateDecisionOut.model_validate(d) for d in found]

@@ -110,22 +110,38 @@ def _precision_recall(
 Shaped = tuple[list[str], list[float], list[Any]]
 
 
-def _quality(pairs: Sequence[tuple[Shaped, Shaped]], iou: Callable[[list, list], np.ndarray]) -> CocoQuality:
-    """COCO metrics of (review, prediction) pairs, one pair per image; `iou` compares a list of detected
-    shapes with a list of true ones."""
+# One image's evidence per class: its detections' scores (score order, at most MAX_DETECTIONS), which of
+# them matched at each IoU threshold, and its ground-truth count. Images are independent until the
+# per-class precision/recall, so a resample of images (the promotion gate's bootstrap) reuses them.
+ImageMatches = dict[str, tuple[list[float], np.ndarray, int]]
+
+
+def _image_matches(truth: Shaped, predicted: Shaped, iou: Callable[[list, list], np.ndarray]) -> ImageMatches:
+    """The matching of one image's detected shapes to its true ones, class by class."""
+    (true_classes, _, true_shapes), (classes, confidences, shapes) = truth, predicted
+    found: ImageMatches = {}
+    for label in set(true_classes) | set(classes):
+        gt = [s for s, c in zip(true_shapes, true_classes, strict=True) if c == label]
+        dt_all = [(score, s) for score, s, c in zip(confidences, shapes, classes, strict=True) if c == label]
+        order = np.argsort([-score for score, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
+        found[label] = (
+            [dt_all[i][0] for i in order],
+            _match(iou([dt_all[i][1] for i in order], gt)),
+            len(gt),
+        )
+    return found
+
+
+def _quality_of(images: Sequence[ImageMatches]) -> CocoQuality:
+    """COCO metrics over the images' matches."""
     truths: dict[str, int] = defaultdict(int)
     scores: dict[str, list[float]] = defaultdict(list)
     matched: dict[str, list[np.ndarray]] = defaultdict(list)
-    for (true_classes, _, true_shapes), (classes, confidences, shapes) in pairs:
-        for label in set(true_classes) | set(classes):
-            gt = [s for s, c in zip(true_shapes, true_classes, strict=True) if c == label]
-            dt_all = [
-                (score, s) for score, s, c in zip(confidences, shapes, classes, strict=True) if c == label
-            ]
-            order = np.argsort([-score for score, _ in dt_all], kind="mergesort")[:MAX_DETECTIONS]
-            truths[label] += len(gt)
-            scores[label] += [dt_all[i][0] for i in order]
-            matched[label].append(_match(iou([dt_all[i][1] for i in order], gt)))
+    for image in images:
+        for label, (label_scores, label_matched, label_truths) in image.items():
+            truths[label] += label_truths
+            scores[label] += label_scores
+            matched[label].append(label_matched)
     precisions, recalls = [], []
     for label, count in truths.items():
         if count == 0:
@@ -141,17 +157,25 @@ def _quality(pairs: Sequence[tuple[Shaped, Shaped]], iou: Callable[[list, list],
     )
 
 
+def _quality(pairs: Sequence[tuple[Shaped, Shaped]], iou: Callable[[list, list], np.ndarray]) -> CocoQuality:
+    """COCO metrics of (review, prediction) pairs, one pair per image; `iou` compares a list of detected
+    shapes with a list of true ones."""
+    return _quality_of([_image_matches(truth, predicted, iou) for truth, predicted in pairs])
+
+
 def _box_iou(detections: list, truths: list) -> np.ndarray:
     return box_iou(
         np.array(detections, dtype=float).reshape(-1, 4), np.array(truths, dtype=float).reshape(-1, 4)
     )
 
 
+def _boxes(prediction: DetectionPrediction) -> Shaped:
+    return prediction.classes, prediction.scores, prediction.boxes
+
+
 def detection_quality(pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> CocoQuality:
     """COCO box metrics (iouType "bbox") of (review, prediction) pairs, one pair per image."""
-    return _quality(
-        [((r.classes, r.scores, r.boxes), (p.classes, p.scores, p.boxes)) for r, p in pairs], _box_iou
-    )
+    return _quality([(_boxes(r), _boxes(p)) for r, p in pairs], _box_iou)
 
 
 def polygon_box(polygon: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -181,3 +205,57 @@ def mask_quality(pairs: Sequence[tuple[SegmentationPrediction, SegmentationPredi
         return p.classes, p.scores, [next(rasters) for _ in p.polygons]
 
     return _quality([(masked(r), masked(p)) for r, p in pairs], mask_iou)
+
+
+@dataclass(frozen=True)
+class _ClassHits:
+    hits: np.ndarray  # threshold x detection: every image's detections of the class, by descending score
+    image: np.ndarray  # the image of each detection
+    truths: np.ndarray  # the class's ground-truth boxes in each image
+
+
+class WeightedAP:
+    """AP@[.5:.95] of a set of images each counted a whole number of times (a bootstrap resample: how
+    often each image was drawn), matching every image once. Equal to `detection_quality` of the images
+    repeated by their weights, but for the order of equal scores in different images; a resample costs
+    a few cumulative sums per class instead of matching every image again."""
+
+    def __init__(self, pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> None:
+        images = [_image_matches(_boxes(r), _boxes(p), _box_iou) for r, p in pairs]
+        self.size = len(images)
+        self.classes: list[_ClassHits] = []
+        for label in sorted({label for image in images for label in image}):
+            scores: list[float] = []
+            matched: list[np.ndarray] = []
+            owner: list[int] = []
+            truths = np.zeros(self.size, dtype=int)
+            for index, image in enumerate(images):
+                if label in image:
+                    label_scores, label_matched, label_truths = image[label]
+                    scores += label_scores
+                    matched.append(label_matched)
+                    owner += [index] * len(label_scores)
+                    truths[index] = label_truths
+            order = np.argsort(-np.asarray(scores), kind="mergesort")
+            hits = np.concatenate(matched, axis=1)[:, order]
+            self.classes.append(_ClassHits(hits, np.asarray(owner, dtype=int)[order], truths))
+
+    def ap(self, weights: np.ndarray) -> float:
+        """-1 when the weighted images hold no ground-truth box (as pycocotools)."""
+        precisions = []
+        for evidence in self.classes:
+            total = float(weights @ evidence.truths)
+            if total == 0:
+                continue
+            w = weights[evidence.image].astype(float)
+            tp = np.cumsum(evidence.hits * w, axis=1)
+            fp = np.cumsum(~evidence.hits * w, axis=1)
+            recall = tp / total
+            precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[:, ::-1], axis=1)[:, ::-1]
+            at_points = np.zeros((len(IOU_THRESHOLDS), len(RECALL_POINTS)))
+            for t in range(len(IOU_THRESHOLDS)):
+                at = np.searchsorted(recall[t], RECALL_POINTS, side="left")
+                valid = at < precision.shape[1]
+                at_points[t, valid] = precision[t, at[valid]]
+            precisions.append(at_points)
+        return float(np.mean(precisions)) if precisions else -1.0

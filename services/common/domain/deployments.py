@@ -11,7 +11,7 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.api.deployments import ReviewQueueSettings
-from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated
+from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated, GateDecision
 from schemas.predictions import DetectionType
 from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
 
@@ -48,10 +48,21 @@ class Deployment(BaseModel):
     review_queue: ReviewQueueSettings = Field(default_factory=ReviewQueueSettings)
     created_at: datetime
     updated_at: datetime
+    # The champion a gate promotion replaced; watched for a rollback while it is still the shadow.
+    gate_watched_model_version_id: UUID | None = None
 
-    def updated_event(self, change: DeploymentChange) -> DeploymentUpdated:
+    @property
+    def watching(self) -> bool:
+        return self.shadow_model_version_id is not None and (
+            self.shadow_model_version_id == self.gate_watched_model_version_id
+        )
+
+    def updated_event(
+        self, change: DeploymentChange, gate: GateDecision | None = None, event_id: UUID | None = None
+    ) -> DeploymentUpdated:
         """The deployment's whole routing state after `change`, as every writer publishes it."""
         return DeploymentUpdated(
+            **({"event_id": event_id} if event_id else {}),
             deployment_id=self.id,
             change=change,
             kind=self.kind,
@@ -60,6 +71,7 @@ class Deployment(BaseModel):
             shadow_model_version_id=self.shadow_model_version_id,
             confidence_threshold=self.confidence_threshold,
             reference_id=self.reference_id,
+            gate=gate,
         )
 
 
@@ -96,3 +108,15 @@ class RoleAnswers:
     shadow_prediction: dict[str, Any] | None
     shadow_latency_ms: float | None
     review: dict[str, Any] | None
+
+
+class RecordedGateDecision(BaseModel):
+    """A promotion-gate decision as stored: the roles it compared (before it acted) and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    champion_model_version_id: UUID
+    shadow_model_version_id: UUID
+    decision: GateDecision
+    decided_at: datetime

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from schemas.predictions import (
     ClassificationPrediction,
@@ -17,6 +18,9 @@ from schemas.predictions import (
 from schemas.vocabulary import Role
 
 from .coco import CocoQuality, detection_quality, mask_quality, segmentation_box_quality
+from .deployments import RoleAnswers
+
+_PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,27 @@ class Reviewed:
     review: Prediction
     champion: Prediction
     shadow: Prediction | None
+
+
+def reviewed_answers(answers: list[RoleAnswers]) -> list[Reviewed]:
+    """The reviewed ones among a deployment's stored answers, read as predictions."""
+    return [
+        Reviewed(
+            review=_PREDICTION.validate_python(a.review),
+            champion=_PREDICTION.validate_python(a.champion_prediction),
+            shadow=_PREDICTION.validate_python(a.shadow_prediction) if a.shadow_prediction else None,
+        )
+        for a in answers
+        if a.review is not None
+    ]
+
+
+def latency_percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
+    """p50 and p95 in ms; None without latencies."""
+    if not latencies:
+        return None, None
+    p50, p95 = np.percentile(np.asarray(latencies, dtype=float), [50.0, 95.0])
+    return float(p50), float(p95)
 
 
 def top_class(prediction: ClassificationPrediction) -> str | None:

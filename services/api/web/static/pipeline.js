@@ -1,6 +1,7 @@
 // A deployment's pipeline settings, each part editable with "Save" and "Save and activate" (the API's
 // refusals shown in the form that caused them), the deployment's own settings (confidence threshold,
-// shadow), champion against shadow with the promote button, and the project's latest jobs.
+// shadow), champion against shadow with the promote button, the promotion gate's latest decisions, and the
+// project's latest jobs.
 import {
   api,
   attempt,
@@ -15,6 +16,7 @@ import {
   pipelineBadges,
   say,
   start,
+  when,
 } from "./common.js";
 
 const deploymentId = document.getElementById("deployment-name").dataset.deployment;
@@ -117,7 +119,7 @@ async function showSettings(deployment) {
   const cd = deployment.continuous_deployment;
   facts(document.getElementById("continuous-deployment"), [
     ["State", onOff(cd.active)],
-    ["Policy", cd.policy.replace("_", " ")],
+    ["Policy", cd.policy.replaceAll("_", " ")],
   ]);
   document.querySelector("#continuous-deployment-form [name=policy]").value = cd.policy;
   const cdToggle = document.getElementById("cd-toggle");
@@ -152,11 +154,34 @@ async function showComparison(deployment) {
   document.getElementById("promote").disabled = !deployment.shadow_model_version_id;
 }
 
+// What the gate decided, newest first; a rollback or promotion stands out from the holds.
+const GATE_STATES = { promoted: "on", kept: "on", rolled_back: "failed", watching: "running", held: "pending" };
+
+async function showGate() {
+  const decisions = await api("GET", `${base}/gate-decisions?limit=10`);
+  document.querySelector("#gate tbody").replaceChildren(
+    ...decisions.map(({ decision, decided_at, champion_model_version_id, shadow_model_version_id }) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, when(decided_at)),
+        el("td", {}, badge(decision.outcome.replaceAll("_", " "), GATE_STATES[decision.outcome])),
+        el("td", {}, nameOf(modelVersions, champion_model_version_id)),
+        el("td", {}, nameOf(modelVersions, shadow_model_version_id)),
+        el("td", {}, String(decision.pairs)),
+        el("td", {}, decision.p_value !== null && decision.p_value < 1e-3 ? decision.p_value.toExponential(1) : number(decision.p_value, 3)),
+        el("td", {}, decision.message),
+      ),
+    ),
+  );
+}
+
 async function load() {
   [datasetVersions, modelVersions] = await Promise.all([datasetVersionChoices(), modelVersionChoices()]);
   const deployment = await api("GET", base);
   await showSettings(deployment);
   await showComparison(deployment);
+  await showGate();
   const { items } = await api("GET", "/v1/jobs?limit=10");
   jobRows(document.querySelector("#jobs tbody"), items);
 }

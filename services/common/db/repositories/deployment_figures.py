@@ -66,16 +66,25 @@ async def training_progress(pool: asyncpg.Pool, deployment_id: UUID) -> Training
 
 
 async def latest_answers(
-    db: Db, project_id: UUID, deployment_id: UUID, champion_id: UUID, shadow_id: UUID | None, limit: int
+    db: Db,
+    project_id: UUID,
+    deployment_id: UUID,
+    champion_id: UUID,
+    shadow_id: UUID | None,
+    limit: int,
+    *,
+    paired_reviews: bool = False,
 ) -> list[RoleAnswers]:
     """The latest `limit` predictions the champion `champion_id` answered, newest first; a shadow answer
-    counts only when it came from `shadow_id` (an earlier shadow's is left out)."""
+    counts only when it came from `shadow_id` (an earlier shadow's is left out). `paired_reviews`: only
+    the reviewed ones `shadow_id` answered too (the promotion gate's evidence)."""
+    paired = "AND review IS NOT NULL AND shadow_model_version_id = $4" if paired_reviews else ""
     rows = await db.fetch(
-        """SELECT champion_prediction, champion_latency_ms, review,
+        f"""SELECT champion_prediction, champion_latency_ms, review,
                   CASE WHEN shadow_model_version_id = $4 THEN shadow_prediction END AS shadow_prediction,
                   CASE WHEN shadow_model_version_id = $4 THEN shadow_latency_ms END AS shadow_latency_ms
            FROM predicted_assets
-           WHERE project_id = $1 AND deployment_id = $2 AND champion_model_version_id = $3
+           WHERE project_id = $1 AND deployment_id = $2 AND champion_model_version_id = $3 {paired}
            ORDER BY created_at DESC LIMIT $5""",
         project_id,
         deployment_id,

@@ -151,6 +151,39 @@ async def promote_shadow(db: Db, project_id: UUID, deployment_id: UUID) -> Deplo
         )
 
 
+async def promote_watching(conn: asyncpg.Connection, project_id: UUID, deployment_id: UUID) -> Deployment:
+    """The promotion gate's promotion (in the caller's transaction, the row locked): the shadow becomes
+    champion and the champion shadow, watched for a rollback."""
+    return await _update(
+        conn,
+        project_id,
+        deployment_id,
+        "champion_model_version_id = shadow_model_version_id, shadow_model_version_id = "
+        "champion_model_version_id, gate_watched_model_version_id = champion_model_version_id",
+    )
+
+
+async def roll_back(conn: asyncpg.Connection, project_id: UUID, deployment_id: UUID) -> Deployment:
+    """The gate undoing its promotion: the watched previous champion is champion again, with no shadow."""
+    return await _update(
+        conn,
+        project_id,
+        deployment_id,
+        "champion_model_version_id = shadow_model_version_id, shadow_model_version_id = NULL, "
+        "gate_watched_model_version_id = NULL",
+    )
+
+
+async def end_watch(conn: asyncpg.Connection, project_id: UUID, deployment_id: UUID) -> Deployment:
+    """The promotion held through the watch: the previous champion leaves the shadow role."""
+    return await _update(
+        conn,
+        project_id,
+        deployment_id,
+        "shadow_model_version_id = NULL, gate_watched_model_version_id = NULL",
+    )
+
+
 async def set_confidence_threshold(
     db: Db, project_id: UUID, deployment_id: UUID, threshold: float
 ) -> Deployment:
