@@ -11,10 +11,13 @@ filtering an NMS output by a higher threshold equals suppressing above that thre
 
     python tests/models_build.py OUT_DIR IMAGES_DIR
 
-IMAGES_DIR holds `<side>-<n>.png` square images; OUT_DIR receives `<name>.onnx`, `<name>.npz` (per
-image i: `boxes_i` x1, y1, x2, y2 in the image's pixels, `scores_i`, `classes_i` index into the
-labelmap, for segmenters `masks_i` (N, H, W) booleans) and `manifest.json` (by name: output format,
-detection type, side, labels, threshold, gap, versions)."""
+IMAGES_DIR holds `<width>x<height>-<n>.png` images: 320x320 for torchvision's models (the size they are
+exported at), 640x480 for ultralytics' (letterboxed into 640x640: 80 rows of padding above and below,
+no scaling, so no resampling differs between ultralytics and cvloop). OUT_DIR receives `<name>.onnx`,
+`<name>.npz` (per image i: `boxes_i` x1, y1, x2, y2 in the image's pixels, `scores_i`, `classes_i`
+index into the labelmap, for segmenters `masks_i` (N, H, W) booleans over the image) and
+`manifest.json` (by name: output format, detection type, input side, image size, labels, threshold,
+gap, versions)."""
 
 from __future__ import annotations
 
@@ -35,21 +38,26 @@ from torchvision.transforms.functional import to_tensor
 SEED = 0
 TORCHVISION_CLASSES = 5  # the background and 4 classes: random heads then score well above 1 / 91
 TORCHVISION_SIDE = 320
+TORCHVISION_IMAGE = (320, 320)  # width, height
 YOLO_SIDE = 640
+YOLO_IMAGE = (640, 480)
 PER_IMAGE = 12  # detections the chosen threshold keeps per image, about
 IOU_THRESHOLD = 0.45  # the io's default
-MAX_DETECTIONS = 300
+MAX_DETECTIONS = 300  # the io's default, and YOLOv10's fixed count
 
 
-def _images(folder: Path, side: int) -> list[np.ndarray]:
-    paths = sorted(folder.glob(f"{side}-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+def _images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
+    paths = sorted(folder.glob(f"{size[0]}x{size[1]}-*.png"), key=lambda p: int(p.stem.split("-")[1]))
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
 
 
-def _threshold(scores: list[np.ndarray]) -> tuple[float, float]:
+def _threshold(scores: list[np.ndarray], cap: int) -> tuple[float, float]:
     """A threshold keeping about PER_IMAGE detections an image, in the widest gap between neighbouring
-    scores around there; and that gap."""
+    scores around there; and that gap. Above the lowest score of any answer the model cut at `cap`
+    detections: near that cut, equal scores fall either side of it depending on the runtime."""
+    floor = max((float(s.min()) for s in scores if len(s) >= cap), default=-np.inf)
     ranked = np.sort(np.concatenate(scores))[::-1].astype(np.float64)
+    ranked = ranked[ranked > floor]
     target = PER_IMAGE * len(scores)
     low, high = target // 2, min(2 * target, len(ranked) - 1)
     if high <= low:
@@ -89,7 +97,7 @@ def _torchvision(
 ) -> dict[str, Any]:
     torch.manual_seed(SEED)
     model = build(weights=None, weights_backbone=None, num_classes=TORCHVISION_CLASSES, **options)
-    pictures = _images(images, TORCHVISION_SIDE)
+    pictures = _images(images, TORCHVISION_IMAGE)
     _calibrated(model, lambda: model([to_tensor(p) for p in pictures]))
     masks = isinstance(model, detection.MaskRCNN)
     example = torch.rand(3, TORCHVISION_SIDE, TORCHVISION_SIDE)
@@ -119,12 +127,15 @@ def _torchvision(
             if masks:
                 answer["masks"] = found["masks"][:, 0].numpy() > 0.5
             answers.append(answer)
-    threshold, gap = _threshold([a["scores"] for a in answers])
+    # The most detections the model answers: SSD's own setting, the R-CNNs' their ROI heads'.
+    cap = getattr(model, "detections_per_img", None) or model.roi_heads.detections_per_img
+    threshold, gap = _threshold([a["scores"] for a in answers], cap)
     np.savez_compressed(out / f"{name}.npz", **_kept(answers, threshold))
     return {
         "output_format": "torchvision",
         "detection_type": "segmentation" if masks else "detection",
         "side": TORCHVISION_SIDE,
+        "image": TORCHVISION_IMAGE,
         "labels": ["__background__", *(f"class-{i}" for i in range(1, TORCHVISION_CLASSES))],
         "threshold": threshold,
         "gap": gap,
@@ -133,21 +144,28 @@ def _torchvision(
 
 def _yolo(out: Path, images: Path, name: str, definition: str, output_format: str) -> dict[str, Any]:
     from ultralytics import YOLO
+    from ultralytics.utils.ops import scale_masks
 
     torch.manual_seed(SEED)
     model = YOLO(definition)  # built from the model's yaml: random weights, nothing downloaded
-    pictures = _images(images, YOLO_SIDE)
+    pictures = _images(images, YOLO_IMAGE)
     batch = torch.stack([to_tensor(p) for p in pictures])
     _calibrated(model.model, lambda: model.model(batch))
     # The recipe of docs/models.md; the file lands beside the definition's stem, in the working folder.
     exported = model.export(format="onnx", imgsz=YOLO_SIDE, opset=17, dynamic=False, nms=False)
     Path(exported).rename(out / f"{name}.onnx")
+    if output_format == "nms_free":
+        # Ultralytics' torch model and its export disagree on which (box, class) pairs near its top-k cut
+        # an end-to-end head answers; the export's are what is served: ultralytics reads its ONNX file.
+        model = YOLO(out / f"{name}.onnx", task="detect")
     answers = []
     for pixels in pictures:
-        # Ultralytics reads BGR arrays; conf 0: every candidate, the threshold is chosen below.
+        # Ultralytics reads BGR arrays; conf 0: every candidate, the threshold is chosen below; rect
+        # off: letterboxed to the square the export takes, not to the smallest multiple of the stride.
         found = model.predict(
             pixels[..., ::-1].copy(),
             imgsz=YOLO_SIDE,
+            rect=False,
             conf=0.0,
             iou=IOU_THRESHOLD,
             max_det=MAX_DETECTIONS,
@@ -158,15 +176,17 @@ def _yolo(out: Path, images: Path, name: str, definition: str, output_format: st
             "scores": found.boxes.conf.numpy(),
             "classes": found.boxes.cls.numpy().astype(np.int64),
         }
-        if found.masks is not None:
-            answer["masks"] = found.masks.data.numpy() > 0.5
+        if found.masks is not None:  # over the letterboxed input: its own scale_masks cuts the padding
+            masks = scale_masks(found.masks.data[None].float(), pixels.shape[:2])[0]
+            answer["masks"] = masks.numpy() > 0.5
         answers.append(answer)
-    threshold, gap = _threshold([a["scores"] for a in answers])
+    threshold, gap = _threshold([a["scores"] for a in answers], MAX_DETECTIONS)
     np.savez_compressed(out / f"{name}.npz", **_kept(answers, threshold))
     return {
         "output_format": output_format,
         "detection_type": "segmentation" if output_format == "yolo_seg" else "detection",
         "side": YOLO_SIDE,
+        "image": YOLO_IMAGE,
         "labels": [model.names[i] for i in range(len(model.names))],
         "threshold": threshold,
         "gap": gap,
@@ -190,6 +210,7 @@ def main(out: Path, images: Path) -> None:
         ),
         "yolov8n": _yolo(out, images, "yolov8n", "yolov8n.yaml", "yolo_raw"),
         "yolov8n-seg": _yolo(out, images, "yolov8n-seg", "yolov8n-seg.yaml", "yolo_seg"),
+        "yolov10n": _yolo(out, images, "yolov10n", "yolov10n.yaml", "nms_free"),
     }
     import ultralytics
 

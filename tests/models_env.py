@@ -27,8 +27,9 @@ from tests.scenes import scene
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO_ROOT / "tests" / "models_build.py"
 REQUIREMENTS = REPO_ROOT / "scripts" / "torch-requirements.txt"
-IMAGES = 3  # per input size
-SIDES = (320, 640)  # torchvision's exports, ultralytics'
+IMAGES = 3  # per image size
+# Width, height: torchvision's (its export's size), ultralytics' (letterboxed into 640 x 640).
+IMAGE_SIZES = ((320, 320), (640, 480))
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class RealModel:
     folder: Path
     output_format: OutputFormat
     detection_type: DetectionType
-    side: int
+    side: int  # the input's
+    image_size: tuple[int, int]  # the images': width, height
     labels: list[str]
     threshold: float  # the deployment's: chosen in a gap between the framework's scores
     versions: dict[str, str]
@@ -66,7 +68,8 @@ class RealModel:
         )
 
     def images(self) -> list[bytes]:
-        return [(self.folder / "images" / f"{self.side}-{i}.png").read_bytes() for i in range(IMAGES)]
+        width, height = self.image_size
+        return [(self.folder / "images" / f"{width}x{height}-{i}.png").read_bytes() for i in range(IMAGES)]
 
     def answer(self, image: int) -> dict[str, np.ndarray]:
         """The framework's answer on image `image`: boxes, scores, classes (and masks) at or over the
@@ -76,7 +79,7 @@ class RealModel:
 
 
 def _images() -> dict[str, bytes]:
-    return {f"{side}-{i}.png": scene(100 + i, side, side) for side in SIDES for i in range(IMAGES)}
+    return {f"{w}x{h}-{i}.png": scene(100 + i, w, h) for w, h in IMAGE_SIZES for i in range(IMAGES)}
 
 
 def _key(images: dict[str, bytes]) -> str:
@@ -126,6 +129,7 @@ def real_models() -> dict[str, RealModel]:
             output_format=OutputFormat(entry["output_format"]),
             detection_type=DetectionType(entry["detection_type"]),
             side=entry["side"],
+            image_size=tuple(entry["image"]),
             labels=entry["labels"],
             threshold=entry["threshold"],
             versions=entry["versions"],
