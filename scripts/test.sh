@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+# The torch environment the real-model tests build their detectors and segmenters in (apart from .venv).
+scripts/install_torch.sh
 
 # Debian packages below come through apt-get, as root or through sudo.
 sudo_cmd=""

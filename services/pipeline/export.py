@@ -1,6 +1,7 @@
 """A finished training: a succeeded one is exported as a new version of the deployed model and, when
 continuous deployment is active, deployed by its policy, the DeploymentUpdated event going to the outbox
-in the same transaction; a failed one deploys nothing. A replay finds the version already exported."""
+in the same transaction (a served deployment only a version serving can call); a failed one deploys
+nothing. A replay finds the version already exported."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from typing import NamedTuple
 
 import asyncpg
 
-from schemas.events import DeploymentChange, TrainingFinished, TrainingStatus, parse_training_request_id
+from schemas.events import (
+    DeploymentChange,
+    DeploymentKind,
+    TrainingFinished,
+    TrainingStatus,
+    parse_training_request_id,
+)
 from schemas.model_version import LABELS_FILE
 from schemas.topics import Topic
 from services.common.db.repositories import deployments, experiments, outbox, registry
@@ -17,6 +24,7 @@ from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.experiments import Experiment
 from services.common.domain.model_export import exported_version
 from services.common.domain.registry import ModelVersion
+from services.common.servable import unservable_because
 from services.common.storage import ObjectStore
 
 from .rollout import (
@@ -63,21 +71,28 @@ async def finish_training(
 
     names = exported_version_names(cycle, experiment.created_at, experiment.id)
     description = f"Trained by the pipeline: request {finished.request_id}, experiment {experiment.name}."
+    new = exported_version(experiment, base, version=names[0], description=description, io=None)
+    # Checked before the transaction (it reads the ONNX file from the object store): a served
+    # deployment takes only a version serving can call, as the api's deployment routes do.
+    problem = await unservable_because(pool, store, project_id, new)
     async with transaction(pool) as conn:
         locked = await deployments.lock_deployment(conn, deployment.project_id, deployment.id)
         if await registry.exported_from(conn, project_id, experiment.id) is not None:
             return None
-        new = exported_version(experiment, base, version=names[0], description=description, io=None)
         version = await registry.create_model_version_named(conn, project_id, base.model_id, new, names)
         if version is None:
             return Exported(Outcome.FAILED, None, f"model versions {' and '.join(names)} already exist")
-        outcome, change = rollout(locked.cd_policy, locked.cd_active)
+        unservable = locked.kind is DeploymentKind.SERVED and problem is not None
+        outcome, change = rollout(locked.cd_policy, locked.cd_active, unservable)
         if change is DeploymentChange.CHAMPION_SET:
             locked = await deployments.set_champion(conn, locked.project_id, locked.id, version.id)
         elif change is DeploymentChange.SHADOW_SET:
             locked = await deployments.set_shadow(conn, locked.project_id, locked.id, version.id)
         if change is not None:
             await outbox.enqueue(conn, [(Topic.DEPLOYMENTS, locked.updated_event(change))])
+    if outcome is Outcome.UNSERVABLE:
+        assert problem is not None  # unservable means a problem was found
+        return Exported(outcome, version, f"serving cannot call it ({problem.field}): {problem}")
     return Exported(outcome, version, None)
 
 

@@ -37,7 +37,8 @@ TRAINING_REQUESTS = Counter(
 EXPORTS = Counter(
     "cvloop_pipeline_exports_total",
     "Finished trainings by outcome: exported and made champion or shadow, exported and left for a person "
-    "(manual), or failed (training failed or its experiment could not be exported).",
+    "(manual), exported but not deployed as serving could not call it (unservable), or failed (training "
+    "failed or its experiment could not be exported).",
     ["deployment", "outcome"],
 )
 GATE_DECISIONS = Counter(

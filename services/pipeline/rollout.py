@@ -20,13 +20,19 @@ class Outcome(StrEnum):
     CHAMPION = "champion"
     SHADOW = "shadow"
     MANUAL = "manual"  # exported, deployed by no one (policy manual, or continuous deployment off)
+    UNSERVABLE = "unservable"  # exported, not deployed: its served deployment could not call it
     FAILED = "failed"  # training failed, or its experiment could not be exported
 
 
-def rollout(policy: DeploymentPolicy, active: bool) -> tuple[Outcome, DeploymentChange | None]:
-    """The outcome of an exported version and the deployment change it makes (None: none)."""
+def rollout(
+    policy: DeploymentPolicy, active: bool, unservable: bool = False
+) -> tuple[Outcome, DeploymentChange | None]:
+    """The outcome of an exported version and the deployment change it makes (None: none); `unservable`:
+    the deployment is served and serving could not call the version (the check registration makes)."""
     if not active or policy is DeploymentPolicy.MANUAL:
         return Outcome.MANUAL, None
+    if unservable:
+        return Outcome.UNSERVABLE, None
     if policy is DeploymentPolicy.DEPLOY_CHAMPION:
         return Outcome.CHAMPION, DeploymentChange.CHAMPION_SET
     return Outcome.SHADOW, DeploymentChange.SHADOW_SET

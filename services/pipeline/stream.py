@@ -251,6 +251,13 @@ class PipelineStream:
             logger.warning("nothing deployed", extra=context | {"reason": exported.reason})
             return
         assert exported.model_version is not None  # exported unless failed
+        if exported.outcome is Outcome.UNSERVABLE:
+            logger.warning(
+                "exported, not deployed",
+                extra=context
+                | {"model_version_id": str(exported.model_version.id), "reason": exported.reason},
+            )
+            return
         self.outbox_wake.set()
         logger.info(
             "training exported",

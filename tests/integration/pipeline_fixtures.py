@@ -25,6 +25,7 @@ from schemas.events import (
     PredictionSource,
     RoleResult,
 )
+from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
 from schemas.vocabulary import DeploymentPolicy
@@ -55,8 +56,10 @@ async def pipeline_deployment(
     threshold: int = THRESHOLD,
     active: bool = True,
     policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
+    io: ModelIO | None = None,
 ) -> Setup:
-    """A classification deployment with a champion, continuous training on two dataset versions."""
+    """A classification deployment with a champion, continuous training on two dataset versions; with
+    `io`, the champion has those serving settings and the deployment is served."""
     project = await projects.create_project(pool, f"pipeline-{uuid4()}")
     labelmap = await registry.create_labelmap(pool, project.id, "digits", LABELS)
     model = await registry.create_model(pool, project.id, "digits")
@@ -70,6 +73,7 @@ async def pipeline_deployment(
             labelmap_id=labelmap.id,
             training_parameters={"epochs": 5, "lr": 0.1},
             training_entrypoint="python -m my.trainer",
+            io=io,
         ),
     )
     dataset = await registry.create_dataset(pool, project.id, "digits")
@@ -83,7 +87,7 @@ async def pipeline_deployment(
         pool,
         project.id,
         "line-4",
-        kind=DeploymentKind.MONITORING_ONLY,
+        kind=DeploymentKind.MONITORING_ONLY if io is None else DeploymentKind.SERVED,
         detection_type=DetectionType.CLASSIFICATION,
         champion_model_version_id=champion.id,
     )

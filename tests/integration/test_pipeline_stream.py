@@ -12,10 +12,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import numpy as np
 import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from cvloop.demo.digits import DIGITS_IO, SIDE
 from cvloop.demo.polling import until
 from schemas.deadletter import DeadLetter
 from schemas.events import (
@@ -34,6 +36,7 @@ from schemas.vocabulary import DeploymentPolicy, TargetType
 from services.common.db.repositories import deployments, experiments, jobs, registry
 from services.common.domain.deployments import Deployment
 from services.common.domain.experiments import Experiment
+from services.common.domain.onnx_graphs import dense_classifier
 from services.common.domain.registry import ModelVersion, NewModelVersion
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
@@ -339,6 +342,39 @@ async def test_a_finished_training_is_exported_and_deployed_by_the_policy(
         change = DeploymentChange.CHAMPION_SET if outcome == "champion" else DeploymentChange.SHADOW_SET
         assert changes == [change]
         assert (updates[0].champion_model_version_id, updates[0].shadow_model_version_id) == expected
+
+
+@pytest.mark.parametrize(("classes", "outcome"), [(len(LABELS), "champion"), (len(LABELS) - 1, "unservable")])
+async def test_a_served_deployment_takes_only_a_version_serving_can_call(
+    classes: int,
+    outcome: str,
+    service: PipelineService,
+    pool: asyncpg.Pool,
+    producer: EventProducer,
+    store: ObjectStore,
+) -> None:
+    """The trained graph answers `classes` scores: one fewer than the inherited labelmap's labels, it
+    is exported but not deployed, as registering it with that io would be refused."""
+    setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION, io=DIGITS_IO)
+    experiment = await _requested_experiment(setup, pool, producer)
+    rng = np.random.default_rng(classes)
+    weights = rng.normal(size=(SIDE * SIDE, classes)).astype(np.float32), np.zeros(classes, np.float32)
+    graph = dense_classifier([weights], (1, SIDE, SIDE))
+    await _store_artifact(pool, store, experiment, "model.onnx", graph)
+    await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
+    labels = {"deployment": str(setup.deployment_id), "outcome": outcome}
+    await producer.publish(Topic.TRAINING, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
+
+    async def counted() -> bool | None:
+        return _metric("cvloop_pipeline_exports_total", **labels) == 1 or None
+
+    await until(counted, f"the {outcome} export")
+    version = await registry.exported_from(pool, setup.project_id, experiment.id)
+    assert version is not None and version.io == DIGITS_IO  # exported either way, the io inherited
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None
+    champion = version.id if outcome == "champion" else setup.champion_id
+    assert deployment.champion_model_version_id == champion
 
 
 async def test_a_failed_training_deploys_nothing(

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import onnxruntime
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
@@ -33,6 +33,7 @@ from services.common.domain.preprocess import preprocess
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 from tests import detection_reference as reference
+from tests import scenes
 
 WAIT_S = 90.0
 THRESHOLD = 0.1
@@ -52,20 +53,7 @@ BUILDERS: dict[str, Callable[[], Architecture]] = {
 
 
 def scene(seed: int) -> bytes:
-    """A smooth WIDTH x HEIGHT picture (a gradient with a few filled shapes), as PNG."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[:HEIGHT, :WIDTH]
-    pixels = np.stack([xs * 255 // WIDTH, ys * 255 // HEIGHT, (xs + ys) * 255 // (WIDTH + HEIGHT)], axis=-1)
-    image = Image.fromarray(pixels.astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(5):
-        x, y = rng.integers(0, WIDTH - 80), rng.integers(0, HEIGHT - 80)
-        w, h = rng.integers(40, 160, 2)
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x, y, x + w, y + h), fill=colour)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return scenes.scene(seed, WIDTH, HEIGHT)
 
 
 @dataclass

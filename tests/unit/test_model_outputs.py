@@ -170,10 +170,15 @@ def test_mask_polygon_of_the_largest_region_bounded() -> None:
     assert mask_polygon(np.zeros((5, 5), bool), 10) is None
 
 
-def _signature(*outputs: tuple[str, tuple[int, ...]], image: tuple[int, ...] = (1, 3, 64, 64)) -> Signature:
+def _signature(
+    *outputs: tuple[str, tuple[int, ...]], image: tuple[int, ...] = (1, 3, 64, 64), integers: str = "labels"
+) -> Signature:
+    """FP32 outputs, but for the one named `integers` (INT64)."""
     return Signature(
         inputs=(TensorSpec(name="images", datatype="FP32", shape=image),),
-        outputs=tuple(TensorSpec(name=n, datatype="FP32", shape=s) for n, s in outputs),
+        outputs=tuple(
+            TensorSpec(name=n, datatype="INT64" if n == integers else "FP32", shape=s) for n, s in outputs
+        ),
     )
 
 
@@ -216,6 +221,17 @@ def test_each_format_checks_its_tensors_and_names_the_field() -> None:
         "masks",
     )
     assert field(segmentation, io(OutputFormat.YOLO_SEG), tv, 91) == "io.layout"  # a batch-less input
+    # SSD's export orders its outputs boxes, scores, labels: read in that order, the types give it away;
+    # named by role, it serves.
+    ssd = _signature(("boxes", (-1, 4)), ("scores", (-1,)), ("labels", (-1,)), image=(3, 64, 64))
+    assert field(detection, io(OutputFormat.TORCHVISION), ssd, 91) == "io.outputs.labels"
+    by_name = ModelIO(
+        width=64,
+        height=64,
+        output_format=OutputFormat.TORCHVISION,
+        outputs={"boxes": "boxes", "labels": "labels", "scores": "scores"},
+    )
+    assert check_servable(detection, by_name, ssd, 91).outputs == ("boxes", "labels", "scores")
     assert field(
         detection, io(OutputFormat.YOLO_RAW), _signature(("o", (1, 84, 8400)), image=(1, 3, 640, 640)), 80
     ) == ("io.height")

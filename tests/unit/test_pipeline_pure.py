@@ -152,6 +152,11 @@ def test_policies() -> None:
     assert rollout(DeploymentPolicy.MANUAL, True) == (Outcome.MANUAL, None)
     for policy in DeploymentPolicy:  # continuous deployment off: exported, deployed by no one
         assert rollout(policy, False) == (Outcome.MANUAL, None)
+        assert rollout(policy, False, unservable=True) == (Outcome.MANUAL, None)
+    # A version serving cannot call is deployed by no policy.
+    assert rollout(DeploymentPolicy.DEPLOY_CHAMPION, True, unservable=True) == (Outcome.UNSERVABLE, None)
+    assert rollout(DeploymentPolicy.DEPLOY_SHADOW, True, unservable=True) == (Outcome.UNSERVABLE, None)
+    assert rollout(DeploymentPolicy.MANUAL, True, unservable=True) == (Outcome.MANUAL, None)
 
 
 def _artifact(name: str) -> Artifact:

@@ -208,6 +208,23 @@ def _shape_problem(output_format: OutputFormat, shapes: Sequence[tuple[int, ...]
             return "", None
 
 
+_INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+
+
+def _check_torchvision_types(signature: Signature, names: Sequence[str]) -> None:
+    """torchvision's labels are integers and its scores floats. The exporter orders the outputs as the
+    model's answer does, and SSD's is boxes, scores, labels: read in graph order, scores would be taken
+    for labels (every box the background) and labels for scores."""
+    labels, scores = signature.output(names[1]), signature.output(names[2])
+    if labels.datatype not in _INTEGERS or scores.datatype in _INTEGERS:
+        raise Unservable(
+            "io.outputs.labels",
+            f"the labels role reads {labels.name!r} ({labels.datatype}) and the scores role "
+            f"{scores.name!r} ({scores.datatype}); torchvision's labels are integers and its scores "
+            "floats: name each role's tensor in io.outputs",
+        )
+
+
 def check_servable(
     detection_type: DetectionType, io: ModelIO, signature: Signature, labels: int | None
 ) -> Servable:
@@ -225,6 +242,8 @@ def check_servable(
         raise Unservable(
             "io.output_format", f"{problem} for output format {output_format}; the graph has {shapes}"
         )
+    if output_format == OutputFormat.TORCHVISION:
+        _check_torchvision_types(signature, names)
     if classes is not None and classes <= 0:
         raise Unservable("io.output_format", f"the outputs' shapes leave {classes} classes")
     if classes is not None and labels is not None and classes != labels:

@@ -1,0 +1,207 @@
+"""Real architectures, built and exported by the frameworks' own code (tests/models_build.py in the
+torch environment): torchvision's Faster R-CNN MobileNet, SSDlite and Mask R-CNN, ultralytics' YOLOv8n,
+YOLOv8n-seg and YOLOv10n. Each is checked as registration checks it, registered with the io of
+docs/models.md, deployed served and called through `python -m services.serving` on the real
+tritonserver; cvloop's boxes, classes and scores equal the framework's own postprocessed answer on the
+same images, and its polygons outline the framework's masks (MASKS: the tolerances by format).
+
+Tolerances: the framework runs the model in torch, Triton runs its ONNX export in onnxruntime, so the
+numbers agree to float32 rounding across a deep network: scores within SCORE_RTOL, box corners within
+BOX_TOLERANCE_PX. No resampling differs: torchvision's images have its export's size (320 x 320, the
+resize is the identity), ultralytics' are 640 x 480, letterboxed into 640 x 640 by padding alone (80 rows
+above and below), so the boxes and masks also come back through the letterbox's offset."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
+from cvloop.stack.service import Serving
+from cvloop.stack.settings import StackSettings
+from schemas.events import DeploymentChange, DeploymentKind
+from schemas.predictions import DetectionType
+from schemas.topics import Topic
+from schemas.vocabulary import OutputFormat, Scope
+from services.common.db.pool import open_pool
+from services.common.db.repositories import deployments, projects, registry
+from services.common.kafka.producer import EventProducer
+from services.common.servable import unservable_because
+from services.common.storage import ObjectStore
+from tests import detection_reference as reference
+from tests.models_env import RealModel, real_models
+
+WAIT_S = 180.0
+SCORE_RTOL = 1e-3
+BOX_TOLERANCE_PX = 0.5
+
+
+@dataclass
+class World:
+    settings: StackSettings
+    key: str
+    deployment_ids: dict[str, UUID]
+    models: dict[str, RealModel]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.serving_port}"
+
+
+@pytest.fixture(scope="module")
+async def world(
+    postgres_settings: StackSettings,
+    kafka_settings: StackSettings,
+    s3_settings: StackSettings,
+    triton_settings: StackSettings,
+) -> AsyncIterator[World]:
+    models = await asyncio.to_thread(real_models)
+    settings = triton_settings.model_copy(update={"serving_triton_timeout_ms": 120_000})
+    db = await open_pool(settings.database_url)
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket()
+    project = await projects.create_project(db, f"real-models-{uuid4()}")
+    _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
+    deployment_ids = {}
+    async with EventProducer.from_settings(settings) as producer:
+        for name, model in models.items():
+            labelmap_id = await find_or_create_labelmap(db, project.id, name, model.labels)
+            version_id = await register_onnx_model(
+                db, store, project.id, name, "1", model, model.detection_type, labelmap_id
+            )
+            version = await registry.get_model_version(db, project.id, version_id)
+            assert version is not None
+            # The check registration and a served deployment make: the documented io fits the export.
+            problem = await unservable_because(db, store, project.id, version)
+            assert problem is None, f"{name}: {problem.field}: {problem}"
+            deployment = await deployments.create_deployment(
+                db,
+                project.id,
+                name,
+                kind=DeploymentKind.SERVED,
+                detection_type=model.detection_type,
+                champion_model_version_id=version_id,
+                confidence_threshold=model.threshold,
+            )
+            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
+            deployment_ids[name] = deployment.id
+    serving = Serving(settings)
+    serving.start()
+    try:
+        yield World(settings, key, deployment_ids, models)
+    finally:
+        serving.stop()
+        await db.close()
+
+
+async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:
+    """The deployment's prediction, polling while serving loads it."""
+    url = f"{world.url}/v1/deployments/{world.deployment_ids[name]}/predict"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world.key}"}, timeout=120) as client:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                response = await client.post(url, content=png)
+                if response.status_code == 200:
+                    return response.json()["prediction"]
+                assert response.status_code in (404, 503), response.text
+                await asyncio.sleep(0.5)
+
+
+def _matches(
+    found: list[tuple[str, float, Any]], label: str, score: float, box: np.ndarray | None
+) -> int | None:
+    """The index of the first found detection with that label and score (and box, when given)."""
+    for i, (found_label, found_score, found_box) in enumerate(found):
+        if found_label != label or not np.isclose(found_score, score, rtol=SCORE_RTOL, atol=1e-7):
+            continue
+        if box is None or np.abs(np.asarray(found_box) - box).max() <= BOX_TOLERANCE_PX:
+            return i
+    return None
+
+
+def _assert_detections(prediction: dict[str, Any], answer: dict[str, np.ndarray], model: RealModel) -> None:
+    """The same detections, one for one (in any order: near-equal scores may swap between runtimes)."""
+    found = list(zip(prediction["classes"], prediction["scores"], prediction["boxes"], strict=True))
+    assert len(found) == len(answer["scores"]), (len(found), len(answer["scores"]))
+    for box, score, cls in zip(answer["boxes"], answer["scores"], answer["classes"], strict=True):
+        at = _matches(found, model.labels[int(cls)], float(score), box)
+        assert at is not None, (model.labels[int(cls)], float(score), box.tolist(), found)
+        found.pop(at)
+
+
+@dataclass(frozen=True)
+class MaskTolerance:
+    grow_px: int  # the framework's mask grown by this before the polygon's pixels are looked up in it
+    inside: float  # the share of the drawn polygon's pixels that must lie in the grown mask
+    iou: float  # the polygon against the mask's largest region, where `whole` says it is compared
+    whole: float  # compared where the largest region holds this share of the mask (one blob)
+    small_px: int  # a largest region under this may have no polygon, a polygon under it is not compared
+
+
+MASKS = {
+    # Same resolution on both sides: torchvision pastes its masks into the input, serving traces them.
+    OutputFormat.TORCHVISION: MaskTolerance(grow_px=1, inside=0.95, iou=0.8, whole=0.0, small_px=25),
+    # Serving traces the prototypes' grid (a cell is 4 input pixels); ultralytics upsamples the logits
+    # bilinearly to the input first: outlines differ by up to a cell, more on thin random shapes.
+    OutputFormat.YOLO_SEG: MaskTolerance(grow_px=4, inside=0.85, iou=0.55, whole=0.9, small_px=400),
+}
+
+
+def _assert_segments(prediction: dict[str, Any], answer: dict[str, np.ndarray], model: RealModel) -> int:
+    """The framework's detections with their polygons, less those whose mask has no area to outline;
+    each polygon lies in its mask and outlines its largest region (MASKS). Returns how many masks were
+    compared."""
+    tolerance = MASKS[model.output_format]
+    found = list(zip(prediction["classes"], prediction["scores"], prediction["polygons"], strict=True))
+    compared = 0
+    for score, cls, mask in zip(answer["scores"], answer["classes"], answer["masks"], strict=True):
+        label = model.labels[int(cls)]
+        region = reference.largest_region(mask)
+        at = _matches(found, label, float(score), None)
+        if at is None:
+            assert region.sum() < tolerance.small_px, (label, float(score), int(region.sum()))
+            continue
+        drawn = reference.rasterised(found.pop(at)[2], *model.image_size)
+        if drawn.sum() < tolerance.small_px:  # a few cells: the outline's offset outweighs the area
+            continue
+        grown = ndimage.binary_dilation(mask, iterations=tolerance.grow_px)
+        assert (drawn & grown).sum() >= tolerance.inside * drawn.sum(), (label, float(score))
+        if region.sum() >= tolerance.whole * mask.sum():
+            assert reference.mask_iou(drawn, region) > tolerance.iou, (label, float(score))
+        compared += 1
+    assert not found, found
+    return compared
+
+
+DETECTORS = ["fasterrcnn-mobilenet", "ssdlite", "yolov8n", "yolov10n"]
+SEGMENTERS = ["maskrcnn", "yolov8n-seg"]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+async def test_detections_equal_the_frameworks_own(world: World, name: str) -> None:
+    model = world.models[name]
+    assert model.detection_type == DetectionType.DETECTION
+    compared = 0
+    for i, png in enumerate(model.images()):
+        answer = model.answer(i)
+        compared += len(answer["scores"])
+        _assert_detections(await _predict(world, name, png), answer, model)
+    assert compared, f"{name} should detect something on the images"
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+async def test_polygons_cover_the_frameworks_own_masks(world: World, name: str) -> None:
+    model = world.models[name]
+    assert model.detection_type == DetectionType.SEGMENTATION
+    compared = 0
+    for i, png in enumerate(model.images()):
+        compared += _assert_segments(await _predict(world, name, png), model.answer(i), model)
+    assert compared, "the images should give masks large enough to compare"
