@@ -109,7 +109,9 @@ def test_configure_the_whole_pipeline_from_the_page(
     # Continuous training: the API's refusals shown in the form, then saved and activated.
     ct = page.locator("#continuous-training-form")
     ct.locator("button[name=activate]").click()
-    expect(ct.locator(".problems")).to_have_text("body: threshold is required when active is true")
+    expect(ct.locator(".problems")).to_have_text(
+        "body: threshold or a policy rule is required when active is true"
+    )
     page.click("#ct-add-dataset-version")
     ct.locator("#ct-dataset-versions [name=alias]").fill("train")
     ct.locator("#ct-dataset-versions select").select_option(label=FEEDBACK)
