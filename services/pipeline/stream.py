@@ -1,17 +1,19 @@
-"""The pipeline stream (faust): `feedback` -> submissions counted per deployment -> TrainingRequested on
-`training`; `training` -> a request's experiment and job (JobRequested through the outbox), a finished
-training's export and deployment (DeploymentUpdated through the outbox).
+"""The pipeline stream (faust): `feedback` and `scores` -> submissions, drift reports and outlier scores
+counted per deployment -> a trigger rule holds -> TrainingRequested on `training`; `training` -> a
+request's experiment and job (JobRequested through the outbox), a finished training's export and
+deployment (DeploymentUpdated through the outbox).
 
-State: one changelogged table, `submitted-counts`, keyed by the feedback topic's partitioning, holds two
-kinds of entries: `deployment:<id>` -> the deployment's CycleCount, and `prediction:<id>` -> the
-deployment it was counted for. Both entries of one submission are set in the same step, so they go out
-in one changelog batch of the same partition; a restarted worker recovers both, and a replayed
-submission finds its prediction and is not counted again. Every prediction ever counted stays a key
-(a UUID and a deployment id each).
+State: one changelogged table, `submitted-counts`, keyed by the feedback topic's partitioning (`scores`
+has the same), holds two kinds of entries: `deployment:<id>` -> the deployment's CycleCount, and
+`prediction:<id>` -> the deployment it was counted for. Both entries of one submission are set in the
+same step, so they go out in one changelog batch of the same partition; a restarted worker recovers both,
+and a replayed submission finds its prediction and is not counted again. Every prediction ever counted
+stays a key (a UUID and a deployment id each). A replayed drift report or score is recognised by the
+deployment's entry itself (counting.observe_drift, counting.observe_outlier).
 
 The table is a cache of what Postgres implies: when it has no entry for a deployment, or one behind the
 deployment's experiments (a broker that forgot, a lost changelog), the count is rebuilt from Postgres
-(counting.reconciled) before the submission is counted, and every prediction it counted becomes a key.
+(counting.reconciled) before the event is counted, and every prediction it counted becomes a key.
 """
 
 from __future__ import annotations
@@ -19,14 +21,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import defaultdict
 from uuid import UUID
 
 import asyncpg
 import faust
 
-from schemas.events import AssetSubmitted, TrainingFinished, TrainingRequested, training_request_id
+from schemas.events import (
+    AssetSubmitted,
+    DriftReported,
+    OutlierScored,
+    TrainingFinished,
+    TrainingRequested,
+    training_request_id,
+)
 from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories import deployment_figures, deployments
+from services.common.domain.quality import stored_reviewed
+from services.common.domain.triggers import QualityFigures
 from services.common.kafka.deadletter import DeadLetters, SourceRecord
 from services.common.kafka.faust_app import registry_topic
 from services.common.kafka.faust_service import AgentGuard
@@ -37,9 +49,13 @@ from . import metrics
 from .counting import (
     CycleCount,
     TrainingSettings,
+    Trigger,
+    champion_quality,
     count_submission,
     decide,
     needs_reconciling,
+    observe_drift,
+    observe_outlier,
     reconciled,
     request_event_id,
 )
@@ -81,6 +97,9 @@ class PipelineStream:
         self.dead_letters = DeadLetters(producer, APP_ID)
         self.guard = guard
         self.outbox_wake = outbox_wake
+        # The feedback and scores agents both move a deployment's entry, awaiting Postgres in between: one
+        # at a time per deployment, so neither writes over what the other counted.
+        self.deciding: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.counts = app.Table(
             COUNTS_TABLE,
             partitions=TOPICS[Topic.FEEDBACK].partitions,
@@ -89,6 +108,7 @@ class PipelineStream:
         )
         app.agent(registry_topic(app, Topic.FEEDBACK), name="count-submissions")(guard(self._feedback))
         app.agent(registry_topic(app, Topic.TRAINING), name="train-and-export")(guard(self._training))
+        app.agent(registry_topic(app, Topic.SCORES), name="observe-scores")(guard(self._scores))
         app.timer(GAUGE_REFRESH_S)(self._refresh_gauges)
 
     # --- feedback ----------------------------------------------------------------------------------
@@ -103,60 +123,109 @@ class PipelineStream:
         """Retried in place on an outage, decoding included (a dead letter's publish may be what failed)."""
         submitted: AssetSubmitted | None = await self.dead_letters.decoded(record)
         if submitted is not None:
-            async with self.dead_letters.guard(record):
+            async with self.dead_letters.guard(record), self.deciding[submitted.deployment_id]:
                 await self.count(submitted)
 
     async def count(self, submitted: AssetSubmitted) -> None:
-        """Count a submission once per prediction; request a training when the cycle reaches the
-        deployment's threshold, reading its continuous-training settings from Postgres now."""
+        """Count a submission once per prediction, and decide with the deployment's continuous-training
+        settings as Postgres holds them now."""
         deployment = str(submitted.deployment_id)
-        key = deployment_key(submitted.deployment_id)
-        saved = self.counts.get(key)
-        state = CycleCount.model_validate_json(saved) if saved else None
-        latest_cycle = await deployment_figures.latest_training_cycle(self.pool, submitted.deployment_id)
-        reconciling = needs_reconciling(state, latest_cycle)
-        if reconciling:
-            state = await self._reconcile(submitted.deployment_id, state)
-        assert state is not None  # read, or rebuilt from Postgres
+        state, reconciling = await self._state(submitted.deployment_id)
         settings = await self._training_settings(submitted.deployment_id)
+        quality = await self._quality(submitted.deployment_id, settings)
         if prediction_key(submitted.prediction_id) not in self.counts:
-            counted, trigger = count_submission(state, settings)
+            counted, trigger = count_submission(state, settings, submitted.occurred_at, quality)
         elif reconciling:  # counted by the reconciliation, whose count may have reached the threshold
-            counted, trigger = decide(state, settings)
+            counted, trigger = decide(state, settings, submitted.occurred_at, quality)
         else:
             metrics.DUPLICATE_SUBMISSIONS.labels(deployment).inc()
             return
         if trigger is not None:
-            # Published before the count moves on: a crash in between replays the same request id,
-            # whose experiment is created once.
-            request = training_request_id(submitted.deployment_id, trigger.cycle)
-            await self.producer.publish(
-                Topic.TRAINING,
-                TrainingRequested(
-                    event_id=request_event_id(request),
-                    deployment_id=submitted.deployment_id,
-                    request_id=request,
-                    cycle=trigger.cycle,
-                    submitted_count=trigger.submitted,
-                ),
-            )
-            metrics.TRAINING_REQUESTS.labels(deployment).inc()
-            logger.info(
-                "training requested",
-                extra={"deployment_id": deployment, "request_id": request, "submitted": trigger.submitted},
-            )
+            await self._request(submitted.deployment_id, trigger)
         # Set together, no await in between: one changelog batch of this event's partition.
-        self.counts[key] = counted.model_dump_json().encode()
+        self.counts[deployment_key(submitted.deployment_id)] = counted.model_dump_json().encode()
         self.counts[prediction_key(submitted.prediction_id)] = deployment.encode()
         metrics.SUBMISSIONS.labels(deployment).inc()
         metrics.SUBMITTED_SINCE_TRIGGER.labels(deployment).set(counted.submitted)
         metrics.TRIGGER_THRESHOLD.labels(deployment).set(settings.threshold or 0)
 
+    async def observe(self, scored: OutlierScored | DriftReported) -> None:
+        """Count a drift report or an outlier score toward the deployment's cycle once, and decide; only
+        while continuous training is on and its policy has the rule that reads it."""
+        settings = await self._training_settings(scored.deployment_id)
+        drift = isinstance(scored, DriftReported)
+        if not settings.active or (settings.policy.drift if drift else settings.policy.outlier_rate) is None:
+            return  # counted only while a rule reads it
+        state, _ = await self._state(scored.deployment_id)
+        if isinstance(scored, DriftReported):
+            observed = observe_drift(state, scored)
+        else:
+            observed = observe_outlier(state, scored)
+        if observed is None:  # a replay
+            metrics.DUPLICATE_SCORES.labels(str(scored.deployment_id), scored.type).inc()
+            return
+        quality = await self._quality(scored.deployment_id, settings)
+        following, trigger = decide(observed, settings, scored.occurred_at, quality)
+        if trigger is not None:
+            await self._request(scored.deployment_id, trigger)
+        self.counts[deployment_key(scored.deployment_id)] = following.model_dump_json().encode()
+
+    async def _state(self, deployment_id: UUID) -> tuple[CycleCount, bool]:
+        """The deployment's count, rebuilt from Postgres when the table is behind it (and whether it was)."""
+        saved = self.counts.get(deployment_key(deployment_id))
+        state = CycleCount.model_validate_json(saved) if saved else None
+        latest_cycle = await deployment_figures.latest_training_cycle(self.pool, deployment_id)
+        if needs_reconciling(state, latest_cycle):
+            return await self._reconcile(deployment_id, state), True
+        assert state is not None  # read
+        return state, False
+
+    async def _request(self, deployment_id: UUID, trigger: Trigger) -> None:
+        """Published before the count moves on: a crash in between replays the same request id, whose
+        experiment is created once."""
+        request = training_request_id(deployment_id, trigger.cycle)
+        await self.producer.publish(
+            Topic.TRAINING,
+            TrainingRequested(
+                event_id=request_event_id(request),
+                deployment_id=deployment_id,
+                request_id=request,
+                cycle=trigger.cycle,
+                submitted_count=trigger.submitted,
+                trigger=trigger.fired,
+            ),
+        )
+        metrics.TRAINING_REQUESTS.labels(str(deployment_id)).inc()
+        metrics.TRIGGERS.labels(trigger.fired.rule.value).inc()
+        logger.info(
+            "training requested",
+            extra={
+                "deployment_id": str(deployment_id),
+                "request_id": request,
+                "rule": trigger.fired.rule.value,
+                "figures": trigger.fired.figures,
+            },
+        )
+
+    # --- scores ------------------------------------------------------------------------------------
+
+    async def _scores(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await self.guard.until_done("observe-scores", functools.partial(self._observe_one, event.message))
+
+    async def _observe_one(self, record: SourceRecord) -> None:
+        scored: OutlierScored | DriftReported | None = await self.dead_letters.decoded(record)
+        if scored is not None:
+            async with self.dead_letters.guard(record), self.deciding[scored.deployment_id]:
+                await self.observe(scored)
+
     async def _reconcile(self, deployment_id: UUID, stale: CycleCount | None) -> CycleCount:
         """The deployment's count rebuilt from Postgres; the predictions it counted become keys (set with
         no await in between, like a count)."""
         progress = await deployment_figures.training_progress(self.pool, deployment_id)
-        state = reconciled(progress.latest_cycle, len(progress.submitted_since), progress.submitted_total)
+        state = reconciled(
+            progress.latest_cycle, progress.latest_at, len(progress.submitted_since), progress.submitted_total
+        )
         for prediction_id in progress.submitted_since:
             self.counts[prediction_key(prediction_id)] = str(deployment_id).encode()
         self.counts[deployment_key(deployment_id)] = state.model_dump_json().encode()
@@ -178,7 +247,28 @@ class PipelineStream:
         if deployment is None:  # deleted since: its submissions count toward nothing
             return TrainingSettings(active=False, threshold=None)
         settings = deployment.continuous_training
-        return TrainingSettings(active=settings.active, threshold=settings.trigger_threshold)
+        return TrainingSettings(
+            active=settings.active,
+            threshold=settings.trigger_threshold,
+            policy=settings.trigger_policy,
+            champion_id=deployment.champion_model_version_id,
+        )
+
+    async def _quality(self, deployment_id: UUID, settings: TrainingSettings) -> QualityFigures | None:
+        """The champion's reviewed quality when the policy has a quality rule, from Postgres (the api
+        stores a review before it publishes it)."""
+        rule = settings.policy.quality
+        if not settings.active or rule is None or settings.champion_id is None:
+            return None
+        latest, first = (
+            await deployment_figures.champion_reviews(
+                self.pool, deployment_id, settings.champion_id, rule.reviews, first=first
+            )
+            for first in (False, True)
+        )
+        return champion_quality(
+            [stored_reviewed(row) for row in latest], [stored_reviewed(row) for row in first]
+        )
 
     def cycle_count(self, deployment_id: UUID) -> CycleCount:
         saved = self.counts.get(deployment_key(deployment_id))

@@ -27,6 +27,7 @@ from schemas.events import (
 )
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
+from schemas.triggers import TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy
 from services.common.db.repositories import deployments, predicted_assets, projects, registry
 from services.common.domain.deployments import ContinuousTraining
@@ -55,6 +56,7 @@ async def pipeline_deployment(
     threshold: int = THRESHOLD,
     active: bool = True,
     policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
+    trigger_policy: TriggerPolicy | None = None,
 ) -> Setup:
     """A classification deployment with a champion, continuous training on two dataset versions."""
     project = await projects.create_project(pool, f"pipeline-{uuid4()}")
@@ -95,6 +97,7 @@ async def pipeline_deployment(
             dataset_versions={"train": versions[0].id, "test": versions[1].id},
             parameters={"epochs": 2},
             trigger_threshold=threshold,
+            trigger_policy=trigger_policy or TriggerPolicy(),
             active=active,
         ),
     )

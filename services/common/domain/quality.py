@@ -4,8 +4,10 @@ detection. The scoring stream publishes them as metrics; the api answers them in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, Prediction
 from schemas.vocabulary import Role
@@ -20,6 +22,19 @@ class Reviewed:
     review: Prediction
     champion: Prediction
     shadow: Prediction | None
+
+
+_PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
+
+
+def stored_reviewed(row: dict[str, Any]) -> Reviewed:
+    """A reviewed prediction from its stored JSON (`review`, `champion_prediction`, `shadow_prediction`)."""
+    shadow = row.get("shadow_prediction")
+    return Reviewed(
+        review=_PREDICTION.validate_python(row["review"]),
+        champion=_PREDICTION.validate_python(row["champion_prediction"]),
+        shadow=_PREDICTION.validate_python(shadow) if shadow is not None else None,
+    )
 
 
 def top_class(prediction: ClassificationPrediction) -> str | None:
