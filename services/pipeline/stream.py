@@ -164,8 +164,9 @@ class PipelineStream:
         if observed is None:  # a replay
             metrics.DUPLICATE_SCORES.labels(str(scored.deployment_id), scored.type).inc()
             return
-        quality = await self._quality(scored.deployment_id, settings)
-        following, trigger = decide(observed, settings, scored.occurred_at, quality)
+        # The quality rule is read at submissions only: a review comes before its asset's submission, and
+        # two queries per scored prediction would cost more than the reports and scores themselves.
+        following, trigger = decide(observed, settings, scored.occurred_at)
         if trigger is not None:
             await self._request(scored.deployment_id, trigger)
         self.counts[deployment_key(scored.deployment_id)] = following.model_dump_json().encode()
@@ -260,11 +261,11 @@ class PipelineStream:
         rule = settings.policy.quality
         if not settings.active or rule is None or settings.champion_id is None:
             return None
-        latest, first = (
-            await deployment_figures.champion_reviews(
-                self.pool, deployment_id, settings.champion_id, rule.reviews, first=first
-            )
-            for first in (False, True)
+        latest = await deployment_figures.champion_reviews(
+            self.pool, deployment_id, settings.champion_id, rule.reviews, first=False
+        )
+        first = await deployment_figures.champion_reviews(
+            self.pool, deployment_id, settings.champion_id, rule.reviews, first=True
         )
         return champion_quality(
             [stored_reviewed(row) for row in latest], [stored_reviewed(row) for row in first]

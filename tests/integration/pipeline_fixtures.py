@@ -116,10 +116,12 @@ def submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted
     )
 
 
-async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmitted:
-    """A prediction logged, reviewed and submitted as the api does it; the event the api would publish."""
+async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup, reviewed_as: str = "3") -> AssetSubmitted:
+    """A prediction logged (the champion answers 3), reviewed as `reviewed_as` and submitted as the api
+    does it; the event the api would publish."""
     digest = hashlib.sha256(os.urandom(32)).hexdigest()
     answer = ClassificationPrediction(classes=["3"], scores=[0.9])
+    review = ClassificationPrediction(classes=[reviewed_as], scores=[1.0])
     logged = PredictionLogged(
         deployment_id=setup.deployment_id,
         prediction_id=uuid4(),
@@ -139,7 +141,7 @@ async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmit
         pool, setup.project_id, setup.deployment_id, setup.train_id
     )
     assert await predicted_assets.insert_prediction(pool, setup.project_id, logged)
-    await predicted_assets.review(pool, setup.project_id, logged.prediction_id, answer, reviewed_by="ann")
+    await predicted_assets.review(pool, setup.project_id, logged.prediction_id, review, reviewed_by="ann")
     [submission] = await predicted_assets.submit_reviewed(
         pool,
         setup.project_id,

@@ -27,6 +27,7 @@ from schemas.events import (
     JobKind,
     JobRequested,
     MultipleTestingCorrection,
+    OutlierScored,
     TrainingFinished,
     TrainingRequested,
     TrainingStatus,
@@ -34,7 +35,7 @@ from schemas.events import (
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import TOPICS, Topic
-from schemas.triggers import DriftRule, TriggerFired, TriggerPolicy
+from schemas.triggers import DriftRule, OutlierRateRule, QualityRule, TriggerFired, TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy, TargetType, TriggerRule
 from services.common.db.repositories import deployments, experiments, jobs, registry
 from services.common.domain.deployments import Deployment
@@ -503,6 +504,59 @@ async def test_drift_reports_request_one_training_by_the_drift_rule_and_a_replay
 
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
     assert deployment is not None and deployment.continuous_training.trigger_policy == policy
+
+
+async def test_an_outlier_rate_over_a_full_window_requests_one_training(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    policy = TriggerPolicy(outlier_rate=OutlierRateRule(level=0.9, window=4, rate=0.5))
+    setup = await pipeline_deployment(pool, threshold=1000, trigger_policy=policy)
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _counted(service, setup, 1), "the submission counted")
+    reference_id = uuid4()
+    scores = [
+        OutlierScored(
+            deployment_id=setup.deployment_id, prediction_id=uuid4(), reference_id=reference_id, score=s
+        )
+        for s in (0.95, 0.2, 0.99, 0.97, 0.99)
+    ]
+    for scored in scores + scores:  # and all of them again, as a replay would
+        await producer.publish(Topic.SCORES, scored)
+
+    async def replays_seen() -> bool | None:
+        deployment = str(setup.deployment_id)
+        seen = _metric("cvloop_pipeline_duplicate_scores_total", deployment=deployment, type="score.outlier")
+        return seen >= len(scores) or None
+
+    await until(replays_seen, "the replayed scores seen")
+    # The fourth score fills the window with 3 of 4 above 0.9; the fifth finds nothing submitted since.
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
+    assert requested.trigger == TriggerFired(
+        rule=TriggerRule.OUTLIER_RATE,
+        figures={"share_above": 0.75, "rate": 0.5, "level": 0.9, "window": 4, "submitted": 1},
+    )
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+
+
+async def test_reviewed_quality_below_its_level_requests_one_training_then_cools_down(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """The champion answers 3; reviews say 3, then 5, then 5: at the third submission its accuracy on
+    its last 3 reviews is 1/3, below 0.8; the fourth (accuracy 0) falls in the cooldown."""
+    policy = TriggerPolicy(quality=QualityRule(reviews=3, below=0.8), cooldown_s=3600)
+    setup = await pipeline_deployment(pool, threshold=1000, trigger_policy=policy)
+    for n, label in enumerate(("3", "5", "5", "5"), start=1):
+        await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup, reviewed_as=label))
+        await until(lambda n=n: _counted(service, setup, n), f"submission {n} counted")
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
+    assert requested.cycle == 1 and requested.trigger is not None
+    assert requested.trigger.rule is TriggerRule.QUALITY
+    assert requested.trigger.figures == pytest.approx(
+        {"accuracy": 1 / 3, "accuracy_at_deployment": 1 / 3, "reviews": 3, "below": 0.8, "submitted": 3}
+    )
+    assert service.stream is not None
+    assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 1, 4)
+    assert _metric("cvloop_pipeline_triggers_total", rule="quality") >= 1
 
 
 async def test_replay_and_restart_create_no_second_experiment(
