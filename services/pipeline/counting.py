@@ -50,11 +50,23 @@ class CycleCount(BaseModel):
     drift_until: datetime | None = Field(
         None, description="End of the latest drift window counted: a replayed report ends no later."
     )
-    outliers: tuple[tuple[UUID, float, int], ...] = Field(
-        (),
-        description="The latest predictions scored: id, outlier score and the cycle it counts in. Kept "
-        "over a trigger, so a replayed score of the previous cycle is known and not counted again.",
-    )
+
+
+class OutlierWindow(BaseModel):
+    """The latest predictions scored for a deployment (its faust table's second value, apart so that
+    submissions and drift reports do not carry it): per prediction, the low 32 bits of its id, its
+    outlier score and the cycle it counts in. Kept over a trigger, so a replayed score of the previous
+    cycle is known and not counted again. (Two predictions among the kept ones sharing 32 bits, odds of
+    about 1 in 4 million per score with 1000 kept, would count the second as a replay.)"""
+
+    model_config = ConfigDict(frozen=True)
+
+    ids: tuple[int, ...] = ()
+    scores: tuple[float, ...] = ()
+    cycles: tuple[int, ...] = ()
+
+    def of_cycle(self, cycle: int) -> list[float]:
+        return [score for score, c in zip(self.scores, self.cycles, strict=True) if c == cycle]
 
 
 class Trigger(NamedTuple):
@@ -73,14 +85,18 @@ class TrainingSettings(NamedTuple):
 
 
 def count_submission(
-    state: CycleCount, settings: TrainingSettings, at: datetime, quality: QualityFigures | None = None
+    state: CycleCount,
+    settings: TrainingSettings,
+    at: datetime,
+    quality: QualityFigures | None = None,
+    outliers: OutlierWindow | None = None,
 ) -> tuple[CycleCount, Trigger | None]:
     """Count one new submission and decide.
 
     While training is off the count keeps growing, so turning it on again triggers at the next
     submission when the threshold was passed meanwhile."""
     counted = state.model_copy(update={"submitted": state.submitted + 1, "total": state.total + 1})
-    return decide(counted, settings, at, quality)
+    return decide(counted, settings, at, quality, outliers)
 
 
 def observe_drift(state: CycleCount, report: DriftReported) -> CycleCount | None:
@@ -96,16 +112,24 @@ def observe_drift(state: CycleCount, report: DriftReported) -> CycleCount | None
     )
 
 
-def observe_outlier(state: CycleCount, scored: OutlierScored) -> CycleCount | None:
-    """The state with the score counted; None when the prediction's score is already kept (a replay)."""
-    if any(prediction_id == scored.prediction_id for prediction_id, _, _ in state.outliers):
+def observe_outlier(window: OutlierWindow, cycle: int, scored: OutlierScored) -> OutlierWindow | None:
+    """The window with the score counted in `cycle`; None when the prediction is already kept (a replay)."""
+    short = scored.prediction_id.int & 0xFFFFFFFF
+    if short in window.ids:
         return None
-    outliers = (*state.outliers, (scored.prediction_id, scored.score, state.cycle))[-MAX_OUTLIER_WINDOW:]
-    return state.model_copy(update={"outliers": outliers})
+    return OutlierWindow(
+        ids=(*window.ids, short)[-MAX_OUTLIER_WINDOW:],
+        scores=(*window.scores, scored.score)[-MAX_OUTLIER_WINDOW:],
+        cycles=(*window.cycles, cycle)[-MAX_OUTLIER_WINDOW:],
+    )
 
 
 def decide(
-    state: CycleCount, settings: TrainingSettings, at: datetime, quality: QualityFigures | None = None
+    state: CycleCount,
+    settings: TrainingSettings,
+    at: datetime,
+    quality: QualityFigures | None = None,
+    outliers: OutlierWindow | None = None,
 ) -> tuple[CycleCount, Trigger | None]:
     """Trigger the cycle when training is active and a rule holds at `at` (and start the next cycle)."""
     if not settings.active:
@@ -115,7 +139,7 @@ def decide(
         last_request_at=state.last_request_at,
         submitted=state.submitted,
         drifted_features=state.drifted_features,
-        outlier_scores=[score for _, score, cycle in state.outliers if cycle == state.cycle],
+        outlier_scores=outliers.of_cycle(state.cycle) if outliers else (),
         quality=quality,
     )
     fired = decide_rules(settings.threshold, settings.policy, observed)
@@ -126,7 +150,6 @@ def decide(
         total=state.total,
         last_request_at=at,
         drift_until=state.drift_until,
-        outliers=state.outliers,
     )
     return following, Trigger(state.cycle, state.submitted, fired)
 

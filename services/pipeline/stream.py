@@ -4,12 +4,13 @@ request's experiment and job (JobRequested through the outbox), a finished train
 deployment (DeploymentUpdated through the outbox).
 
 State: one changelogged table, `submitted-counts`, keyed by the feedback topic's partitioning (`scores`
-has the same), holds two kinds of entries: `deployment:<id>` -> the deployment's CycleCount, and
-`prediction:<id>` -> the deployment it was counted for. Both entries of one submission are set in the
+has the same), holds three kinds of entries: `deployment:<id>` -> the deployment's CycleCount,
+`prediction:<id>` -> the deployment it was counted for, and `outliers:<id>` -> the deployment's
+OutlierWindow (while its policy has the outlier-rate rule). Both entries of one submission are set in the
 same step, so they go out in one changelog batch of the same partition; a restarted worker recovers both,
 and a replayed submission finds its prediction and is not counted again. Every prediction ever counted
 stays a key (a UUID and a deployment id each). A replayed drift report or score is recognised by the
-deployment's entry itself (counting.observe_drift, counting.observe_outlier).
+deployment's entries themselves (counting.observe_drift, counting.observe_outlier).
 
 The table is a cache of what Postgres implies: when it has no entry for a deployment, or one behind the
 deployment's experiments (a broker that forgot, a lost changelog), the count is rebuilt from Postgres
@@ -48,6 +49,7 @@ from services.common.storage import ObjectStore
 from . import metrics
 from .counting import (
     CycleCount,
+    OutlierWindow,
     TrainingSettings,
     Trigger,
     champion_quality,
@@ -70,6 +72,7 @@ COUNTS_TABLE = "submitted-counts"
 GAUGE_REFRESH_S = 10.0
 DEPLOYMENT_PREFIX = b"deployment:"
 PREDICTION_PREFIX = b"prediction:"
+OUTLIERS_PREFIX = b"outliers:"
 
 
 def deployment_key(deployment_id: UUID) -> bytes:
@@ -78,6 +81,10 @@ def deployment_key(deployment_id: UUID) -> bytes:
 
 def prediction_key(prediction_id: UUID) -> bytes:
     return PREDICTION_PREFIX + str(prediction_id).encode()
+
+
+def outliers_key(deployment_id: UUID) -> bytes:
+    return OUTLIERS_PREFIX + str(deployment_id).encode()
 
 
 class PipelineStream:
@@ -133,10 +140,12 @@ class PipelineStream:
         state, reconciling = await self._state(submitted.deployment_id)
         settings = await self._training_settings(submitted.deployment_id)
         quality = await self._quality(submitted.deployment_id, settings)
+        outliers = self._outliers(submitted.deployment_id, settings)
+        at = submitted.occurred_at
         if prediction_key(submitted.prediction_id) not in self.counts:
-            counted, trigger = count_submission(state, settings, submitted.occurred_at, quality)
+            counted, trigger = count_submission(state, settings, at, quality, outliers)
         elif reconciling:  # counted by the reconciliation, whose count may have reached the threshold
-            counted, trigger = decide(state, settings, submitted.occurred_at, quality)
+            counted, trigger = decide(state, settings, at, quality, outliers)
         else:
             metrics.DUPLICATE_SUBMISSIONS.labels(deployment).inc()
             return
@@ -157,19 +166,42 @@ class PipelineStream:
         if not settings.active or (settings.policy.drift if drift else settings.policy.outlier_rate) is None:
             return  # counted only while a rule reads it
         state, _ = await self._state(scored.deployment_id)
-        if isinstance(scored, DriftReported):
-            observed = observe_drift(state, scored)
-        else:
-            observed = observe_outlier(state, scored)
-        if observed is None:  # a replay
-            metrics.DUPLICATE_SCORES.labels(str(scored.deployment_id), scored.type).inc()
-            return
+        outliers = self._outliers(scored.deployment_id, settings)
+        key = deployment_key(scored.deployment_id)
         # The quality rule is read at submissions only: a review comes before its asset's submission, and
         # two queries per scored prediction would cost more than the reports and scores themselves.
-        following, trigger = decide(observed, settings, scored.occurred_at)
+        if isinstance(scored, DriftReported):
+            counted = observe_drift(state, scored)
+            if counted is None:
+                self._replayed(scored)
+                return
+            following, trigger = decide(counted, settings, scored.occurred_at, outliers=outliers)
+            if trigger is not None:
+                await self._request(scored.deployment_id, trigger)
+            self.counts[key] = following.model_dump_json().encode()
+            return
+        assert outliers is not None  # the policy has the outlier-rate rule
+        window = observe_outlier(outliers, state.cycle, scored)
+        if window is None:
+            self._replayed(scored)
+            return
+        following, trigger = decide(state, settings, scored.occurred_at, outliers=window)
         if trigger is not None:
             await self._request(scored.deployment_id, trigger)
-        self.counts[deployment_key(scored.deployment_id)] = following.model_dump_json().encode()
+        # Set together, no await in between; the deployment's count only when the score moved it on.
+        self.counts[outliers_key(scored.deployment_id)] = window.model_dump_json().encode()
+        if trigger is not None:
+            self.counts[key] = following.model_dump_json().encode()
+
+    def _replayed(self, scored: OutlierScored | DriftReported) -> None:
+        metrics.DUPLICATE_SCORES.labels(str(scored.deployment_id), scored.type).inc()
+
+    def _outliers(self, deployment_id: UUID, settings: TrainingSettings) -> OutlierWindow | None:
+        """The deployment's kept outlier scores when its policy has the outlier-rate rule."""
+        if settings.policy.outlier_rate is None:
+            return None
+        saved = self.counts.get(outliers_key(deployment_id))
+        return OutlierWindow.model_validate_json(saved) if saved else OutlierWindow()
 
     async def _state(self, deployment_id: UUID) -> tuple[CycleCount, bool]:
         """The deployment's count, rebuilt from Postgres when the table is behind it (and whether it was)."""

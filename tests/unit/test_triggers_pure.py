@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from schemas.api.deployments import ContinuousTrainingRequest
 from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrection, OutlierScored
-from schemas.triggers import DriftRule, OutlierRateRule, QualityRule, TriggerPolicy
+from schemas.triggers import MAX_OUTLIER_WINDOW, DriftRule, OutlierRateRule, QualityRule, TriggerPolicy
 from schemas.vocabulary import TriggerRule
 from services.common.domain.triggers import Observed, QualityFigures, decide
 from services.pipeline.counting import (
     CycleCount,
+    OutlierWindow,
     TrainingSettings,
     count_submission,
     observe_drift,
@@ -145,16 +146,21 @@ def _report(deployment_id: object, minute: int, drifted: int) -> DriftReported:
 
 
 def _apply(
-    state: CycleCount, settings: TrainingSettings, event: DriftReported | OutlierScored
-) -> tuple[CycleCount, list[int]]:
+    state: CycleCount, window: OutlierWindow, settings: TrainingSettings, event: DriftReported | OutlierScored
+) -> tuple[CycleCount, OutlierWindow, list[int]]:
     """What the stream does with a score event: count it once, then decide at the event's time."""
-    observed = (
-        observe_drift(state, event) if isinstance(event, DriftReported) else observe_outlier(state, event)
-    )
-    if observed is None:
-        return state, []
-    following, trigger = decide_cycle(observed, settings, event.occurred_at)
-    return following, [trigger.cycle] if trigger else []
+    if isinstance(event, DriftReported):
+        counted = observe_drift(state, event)
+        if counted is None:
+            return state, window, []
+        state = counted
+    else:
+        kept = observe_outlier(window, state.cycle, event)
+        if kept is None:
+            return state, window, []
+        window = kept
+    following, trigger = decide_cycle(state, settings, event.occurred_at, outliers=window)
+    return following, window, [trigger.cycle] if trigger else []
 
 
 def test_a_drifting_stream_requests_one_training_and_its_replay_none() -> None:
@@ -164,13 +170,13 @@ def test_a_drifting_stream_requests_one_training_and_its_replay_none() -> None:
     reports = [_report(deployment_id, minute, drifted=2) for minute in range(1, 7)]
     requested: list[int] = []
     for report in reports:
-        state, cycles = _apply(state, settings, report)
+        state, _, cycles = _apply(state, OutlierWindow(), settings, report)
         requested += cycles
     # The third flagged report fires cycle 1; the next three find no new submission in cycle 2.
     assert requested == [1]
     assert (state.cycle, state.submitted, state.drifted_features) == (2, 0, (2, 2, 2))
     for report in reports:  # the whole partition replayed
-        state, cycles = _apply(state, settings, report)
+        state, _, cycles = _apply(state, OutlierWindow(), settings, report)
         requested += cycles
     assert requested == [1]
     assert state.drifted_features == (2, 2, 2)  # replays ignored
@@ -182,6 +188,7 @@ def test_outlier_scores_count_once_and_a_replay_of_the_last_cycle_is_known() -> 
     deployment_id = uuid4()
     settings = TrainingSettings(active=True, threshold=None, policy=OUTLIERS)
     state, _ = count_submission(CycleCount(), settings, NOW)
+    window = OutlierWindow()
     scores = [
         OutlierScored(
             deployment_id=deployment_id,
@@ -194,20 +201,19 @@ def test_outlier_scores_count_once_and_a_replay_of_the_last_cycle_is_known() -> 
     ]
     requested: list[int] = []
     for scored in scores:
-        state, cycles = _apply(state, settings, scored)
+        state, window, cycles = _apply(state, window, settings, scored)
         requested += cycles
-    assert requested == [1]
+    assert requested == [1] and window.of_cycle(1) == [0.99] * 10
     state, _ = count_submission(state, settings, NOW)  # a new submission in cycle 2: the minimum again
     for scored in scores:  # replayed: known, so cycle 2's window stays empty
-        state, cycles = _apply(state, settings, scored)
+        state, window, cycles = _apply(state, window, settings, scored)
         requested += cycles
-    assert requested == [1] and state.cycle == 2
-
-
-def test_a_policy_round_trips_through_the_table_value() -> None:
-    state = observe_outlier(
-        CycleCount(),
-        OutlierScored(deployment_id=uuid4(), prediction_id=uuid4(), reference_id=uuid4(), score=0.5),
-    )
-    assert state is not None
-    assert CycleCount.model_validate_json(state.model_dump_json()) == state
+    assert requested == [1] and state.cycle == 2 and window.of_cycle(2) == []
+    # The window keeps the latest scores only, and the table value reads back as it was written.
+    for i in range(MAX_OUTLIER_WINDOW):
+        scored = scores[0].model_copy(update={"prediction_id": uuid4(), "score": i / MAX_OUTLIER_WINDOW})
+        window = observe_outlier(window, 2, scored) or window
+    assert len(window.ids) == MAX_OUTLIER_WINDOW and window.of_cycle(1) == []
+    assert OutlierWindow.model_validate_json(window.model_dump_json()) == window
+    state = observe_drift(state, _report(deployment_id, 1, drifted=1))
+    assert state is not None and CycleCount.model_validate_json(state.model_dump_json()) == state
