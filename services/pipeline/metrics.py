@@ -37,7 +37,7 @@ TRAINING_REQUESTS = Counter(
 TRIGGERS = Counter(
     "cvloop_pipeline_triggers_total",
     "Training requests by the trigger rule that fired: submitted, drift, outlier_rate, quality.",
-    ["rule"],
+    ["deployment", "rule"],
 )
 DUPLICATE_SCORES = Counter(
     "cvloop_pipeline_duplicate_scores_total",

@@ -229,7 +229,7 @@ class PipelineStream:
             ),
         )
         metrics.TRAINING_REQUESTS.labels(str(deployment_id)).inc()
-        metrics.TRIGGERS.labels(trigger.fired.rule.value).inc()
+        metrics.TRIGGERS.labels(str(deployment_id), trigger.fired.rule.value).inc()
         logger.info(
             "training requested",
             extra={

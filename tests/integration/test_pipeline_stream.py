@@ -159,6 +159,9 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     assert service.stream is not None
     assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 0, 3)
     assert _metric("cvloop_pipeline_training_requests_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="submitted") == 1
+    fired = TriggerFired(rule=TriggerRule.SUBMITTED, figures={"threshold": THRESHOLD, "submitted": THRESHOLD})
+    assert trainings[0].trigger == fired == experiment.training_trigger
     assert _metric("cvloop_pipeline_submissions_total", deployment=deployment) == 3
 
 
@@ -467,7 +470,6 @@ async def test_drift_reports_request_one_training_by_the_drift_rule_and_a_replay
     await until(lambda: _counted(service, setup, 1), "the submission counted")
     reports = [_drift_report(setup, 1, 1), _drift_report(setup, 2, 2), _drift_report(setup, 3, 3)]
     reports.append(_drift_report(setup, 4, 2))
-    drift_before = _metric("cvloop_pipeline_triggers_total", rule="drift")
     for report in reports:
         await producer.publish(Topic.SCORES, report)
     request = f"{setup.deployment_id}:1"
@@ -500,7 +502,8 @@ async def test_drift_reports_request_one_training_by_the_drift_rule_and_a_replay
     (requested,) = await _training_requests(module_settings, setup.deployment_id)
     assert (requested.request_id, requested.trigger) == (request, fired)
     assert await _experiments(pool, setup.deployment_id) == [request]
-    assert _metric("cvloop_pipeline_triggers_total", rule="drift") == drift_before + 1
+    deployment = str(setup.deployment_id)
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="drift") == 1
 
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
     assert deployment is not None and deployment.continuous_training.trigger_policy == policy
@@ -556,7 +559,8 @@ async def test_reviewed_quality_below_its_level_requests_one_training_then_cools
     )
     assert service.stream is not None
     assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 1, 4)
-    assert _metric("cvloop_pipeline_triggers_total", rule="quality") >= 1
+    deployment = str(setup.deployment_id)
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="quality") == 1
 
 
 async def test_replay_and_restart_create_no_second_experiment(
