@@ -652,3 +652,54 @@ async def test_a_restarted_worker_recovers_its_table_as_it_was(
     finally:
         await restarted.stop()
     assert {deployment_key(s.deployment_id) for s in setups} <= set(before)
+
+
+async def test_a_restarted_worker_skips_the_drift_reports_replayed_while_it_was_down(
+    pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """The reports' end times come back with the table: replayed ones are not counted again, so the next
+    submission finds one report of cycle 2, not four, and requests no second training."""
+    worker = PipelineService(module_settings)
+    await worker.start()
+    setup = await pipeline_deployment(
+        pool, threshold=1000, trigger_policy=TriggerPolicy(drift=DriftRule(reports=2))
+    )
+    reports = [_drift_report(setup, minute, drifted=2) for minute in (1, 2, 3)]
+    try:
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        await until(lambda: _counted(worker, setup, 1), "the submission counted")
+        for report in reports:
+            await producer.publish(Topic.SCORES, report)
+        await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
+
+        async def all_seen() -> CycleCount | None:
+            assert worker.stream is not None
+            state = worker.stream.cycle_count(setup.deployment_id)
+            return state if state.drift_until == reports[-1].window_end else None
+
+        await until(all_seen, "the third report counted")
+    finally:
+        await worker.stop()
+
+    for report in reports:
+        await producer.publish(Topic.SCORES, report)
+    restarted = PipelineService(module_settings)
+    await restarted.start()
+    try:
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        await until(lambda: _counted(restarted, setup, 2), "the new submission counted")
+        deployment = str(setup.deployment_id)
+
+        async def replays_seen() -> bool | None:
+            seen = _metric(
+                "cvloop_pipeline_duplicate_scores_total", deployment=deployment, type="score.drift"
+            )
+            return seen >= len(reports) or None
+
+        await until(replays_seen, "the replayed reports recognised")
+        assert restarted.stream is not None
+        after = restarted.stream.cycle_count(setup.deployment_id)
+        assert (after.cycle, after.submitted, after.drifted_features) == (2, 1, (2,))
+        assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+    finally:
+        await restarted.stop()
