@@ -20,5 +20,13 @@ class PipelineService(FaustService[PipelineSettings, PipelineStream]):
 
     def _attach(self, parts: StreamParts) -> tuple[PipelineStream, list[Coroutine[Any, Any, None]]]:
         relay = Relay(parts.pool, parts.producer, self.settings.pipeline_outbox_retry_s)
-        stream = PipelineStream(parts.app, parts.pool, parts.store, parts.producer, relay.wake, parts.guard)
+        stream = PipelineStream(
+            parts.app,
+            parts.pool,
+            parts.store,
+            parts.producer,
+            relay.wake,
+            parts.guard,
+            settings_cache_s=self.settings.pipeline_settings_cache_s,
+        )
         return stream, [relay.run()]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import defaultdict
 from uuid import UUID
 
@@ -96,6 +97,8 @@ class PipelineStream:
         producer: EventProducer,
         outbox_wake: asyncio.Event,
         guard: AgentGuard,
+        *,
+        settings_cache_s: float = 0.0,
     ) -> None:
         self.app = app
         self.pool = pool
@@ -107,6 +110,8 @@ class PipelineStream:
         # The feedback and scores agents both move a deployment's entry, awaiting Postgres in between: one
         # at a time per deployment, so neither writes over what the other counted.
         self.deciding: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.settings_cache_s = settings_cache_s
+        self.settings_read: dict[UUID, tuple[float, TrainingSettings]] = {}  # when read, what
         self.counts = app.Table(
             COUNTS_TABLE,
             partitions=TOPICS[Topic.FEEDBACK].partitions,
@@ -160,8 +165,9 @@ class PipelineStream:
 
     async def observe(self, scored: OutlierScored | DriftReported) -> None:
         """Count a drift report or an outlier score toward the deployment's cycle once, and decide; only
-        while continuous training is on and its policy has the rule that reads it."""
-        settings = await self._training_settings(scored.deployment_id)
+        while continuous training is on and its policy has the rule that reads it (settings read at most
+        `settings_cache_s` ago: one read per scored prediction would load Postgres with every prediction)."""
+        settings = await self._training_settings(scored.deployment_id, max_age_s=self.settings_cache_s)
         drift = isinstance(scored, DriftReported)
         if not settings.active or (settings.policy.drift if drift else settings.policy.outlier_rate) is None:
             return  # counted only while a rule reads it
@@ -275,17 +281,25 @@ class PipelineStream:
         )
         return state
 
-    async def _training_settings(self, deployment_id: UUID) -> TrainingSettings:
+    async def _training_settings(self, deployment_id: UUID, max_age_s: float = 0.0) -> TrainingSettings:
+        """The deployment's settings as Postgres holds them, or as read less than `max_age_s` ago."""
+        now = time.monotonic()
+        read = self.settings_read.get(deployment_id)
+        if read is not None and now - read[0] < max_age_s:
+            return read[1]
         deployment = await deployments.find_deployment(self.pool, deployment_id)
-        if deployment is None:  # deleted since: its submissions count toward nothing
-            return TrainingSettings(active=False, threshold=None)
-        settings = deployment.continuous_training
-        return TrainingSettings(
-            active=settings.active,
-            threshold=settings.trigger_threshold,
-            policy=settings.trigger_policy,
-            champion_id=deployment.champion_model_version_id,
-        )
+        if deployment is None:  # deleted since: its events count toward nothing
+            settings = TrainingSettings(active=False, threshold=None)
+        else:
+            ct = deployment.continuous_training
+            settings = TrainingSettings(
+                active=ct.active,
+                threshold=ct.trigger_threshold,
+                policy=ct.trigger_policy,
+                champion_id=deployment.champion_model_version_id,
+            )
+        self.settings_read[deployment_id] = (now, settings)
+        return settings
 
     async def _quality(self, deployment_id: UUID, settings: TrainingSettings) -> QualityFigures | None:
         """The champion's reviewed quality when the policy has a quality rule, from Postgres (the api
