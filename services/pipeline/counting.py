@@ -10,7 +10,8 @@ cannot trigger the next cycle either.
 
 The count lives in a faust table, which a broker that forgets (the local one, or a lost changelog) loses;
 Postgres holds the truth it is rebuilt from: the cycles that have an experiment, and the predictions
-submitted since the latest one (the drift reports and scores of the cycle start over).
+submitted since the latest one. The drift reports of that cycle start over (and a report replayed then
+counts again), and outlier scores kept under another cycle number than the rebuilt one do not count.
 """
 
 from __future__ import annotations

@@ -12,13 +12,16 @@ from pydantic import ValidationError
 
 from schemas.api.deployments import ContinuousTrainingRequest
 from schemas.events import DriftReported, FeatureDrift, MultipleTestingCorrection, OutlierScored
+from schemas.predictions import ClassificationPrediction
 from schemas.triggers import MAX_OUTLIER_WINDOW, DriftRule, OutlierRateRule, QualityRule, TriggerPolicy
 from schemas.vocabulary import TriggerRule
+from services.common.domain.quality import Reviewed
 from services.common.domain.triggers import Observed, QualityFigures, decide
 from services.pipeline.counting import (
     CycleCount,
     OutlierWindow,
     TrainingSettings,
+    champion_quality,
     count_submission,
     observe_drift,
     observe_outlier,
@@ -121,6 +124,21 @@ def test_active_needs_a_threshold_or_a_rule() -> None:
         ContinuousTrainingRequest(active=True)
     assert ContinuousTrainingRequest(active=True, policy=DRIFT).policy == DRIFT
     assert ContinuousTrainingRequest(active=True, threshold=3).policy == NONE
+
+
+def test_the_champion_quality_compares_its_latest_reviews_with_its_first() -> None:
+    def reviewed(answer: str, truth: str) -> Reviewed:
+        return Reviewed(
+            review=ClassificationPrediction(classes=[truth], scores=[1.0]),
+            champion=ClassificationPrediction(classes=[answer], scores=[0.9]),
+            shadow=None,
+        )
+
+    first = [reviewed("3", "3")] * 3
+    latest = [reviewed("3", "3"), reviewed("3", "5"), reviewed("3", "8")]
+    assert champion_quality(latest, first) == QualityFigures("accuracy", 1 / 3, 3, 1.0)
+    assert champion_quality(latest, []) == QualityFigures("accuracy", 1 / 3, 3, None)
+    assert champion_quality([], first) is None  # nothing reviewed lately: nothing to decide on
 
 
 # --- the pipeline's cycle state ---------------------------------------------------------------------
