@@ -224,6 +224,9 @@ def test_select_all_reviewed_across_pages_and_see_the_pipeline_train(
     job = eventually(lambda: training_job(client, world.feedback_version_id), timeout_s=120)
     page.click("text=Pipeline settings")
     expect(page.locator("#submitted-since-training")).to_have_text("0")
+    expect(page.locator("#continuous-training")).to_contain_text(
+        f"submitted (submitted={REVIEWED}, threshold={REVIEWED})"
+    )
     expect(page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{job['id']}']"))).to_contain_text(
         "training"
     )
