@@ -171,7 +171,7 @@ class PipelineStream:
         drift = isinstance(scored, DriftReported)
         if not settings.active or (settings.policy.drift if drift else settings.policy.outlier_rate) is None:
             return  # counted only while a rule reads it
-        state, _ = await self._state(scored.deployment_id)
+        state, _ = await self._state(scored.deployment_id, check=False)
         outliers = self._outliers(scored.deployment_id, settings)
         key = deployment_key(scored.deployment_id)
         # The quality rule is read at submissions only: a review comes before its asset's submission, and
@@ -209,10 +209,15 @@ class PipelineStream:
         saved = self.counts.get(outliers_key(deployment_id))
         return OutlierWindow.model_validate_json(saved) if saved else OutlierWindow()
 
-    async def _state(self, deployment_id: UUID) -> tuple[CycleCount, bool]:
-        """The deployment's count, rebuilt from Postgres when the table is behind it (and whether it was)."""
+    async def _state(self, deployment_id: UUID, *, check: bool = True) -> tuple[CycleCount, bool]:
+        """The deployment's count, rebuilt from Postgres when the table is behind it (and whether it was).
+        Without `check`, an entry the table has is taken as it is: a scored prediction costs no query, and
+        a table behind its experiments at worst requests a cycle again whose experiment exists (a no-op)
+        until the next submission checks."""
         saved = self.counts.get(deployment_key(deployment_id))
         state = CycleCount.model_validate_json(saved) if saved else None
+        if state is not None and not check:
+            return state, False
         latest_cycle = await deployment_figures.latest_training_cycle(self.pool, deployment_id)
         if needs_reconciling(state, latest_cycle):
             return await self._reconcile(deployment_id, state), True
