@@ -13,6 +13,7 @@ from .envelope import Envelope, Event
 from .limits import INT32_MAX, MAX_JSON_BYTES, Finite, JsonObject, Line, json_object
 from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
+from .triggers import TriggerFired
 from .vocabulary import GateOutcome, GateReason
 
 Tag = Annotated[Line, Field(min_length=1, max_length=128)]
@@ -228,6 +229,9 @@ class TrainingRequested(Event):
     )
     cycle: int = Field(ge=1)
     submitted_count: int = Field(ge=0, description="Submissions counted in this cycle when it triggered.")
+    trigger: TriggerFired | None = Field(
+        None, description="The rule that fired and its figures (None from a pipeline before trigger rules)."
+    )
 
 
 class TrainingStatus(StrEnum):

@@ -141,3 +141,12 @@ class Resize(StrEnum):
     STRETCH = "stretch"  # plain resize to width x height (the aspect ratio changes)
     LETTERBOX = "letterbox"  # keep the aspect ratio, pad the rest (YOLO's preprocessing)
     CENTER_CROP = "center_crop"  # keep the aspect ratio, fill the size, crop the overflow (classifiers)
+
+
+class TriggerRule(StrEnum):
+    """Which rule of a deployment's trigger policy requested a training (services.common.domain.triggers)."""
+
+    SUBMITTED = "submitted"
+    DRIFT = "drift"
+    OUTLIER_RATE = "outlier_rate"
+    QUALITY = "quality"

@@ -92,6 +92,7 @@ def pipeline_lines(data: dict[str, Any]) -> list[str]:
         f"  feedback loop        {', '.join(feedback) or '-'}",
         f"  continuous training  {_on(ct['active'])}, threshold {ct['threshold'] or '-'}, "
         f"{ct['submitted_since_training']} submitted since the last training",
+        f"    trigger policy     {json.dumps(ct.get('policy') or {}, sort_keys=True)}",
         f"    dataset versions   {aliases}",
         f"    parameters         {json.dumps(ct['training_parameters'], sort_keys=True)}",
         f"  continuous deploy.   {_on(cd['active'])}, policy {cd['policy']}",

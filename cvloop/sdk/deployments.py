@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from schemas.api.deployments import ReviewQualityOut, ReviewQueueSettings
 from schemas.predictions import DetectionType, Prediction
+from schemas.triggers import TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy, PredictionOrder, ReferenceStatus, ReviewStatus
 
 from .jobs import Job
@@ -215,16 +216,19 @@ class Deployment(Resource):
         training_parameters: Mapping[str, Any] | None = None,
         threshold: int | None = None,
         active: bool = True,
+        policy: TriggerPolicy | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Train a new experiment once `threshold` assets were submitted to the feedback loop, on
-        `dataset_versions` (alias -> dataset version) with `training_parameters` (default: the
-        champion's)."""
+        """Train a new experiment once `threshold` assets were submitted to the feedback loop, or when a
+        rule of `policy` holds (drift, outlier rate, reviewed quality; with a cooldown and a minimum
+        submitted), on `dataset_versions` (alias -> dataset version) with `training_parameters` (default:
+        the champion's)."""
         body = {
             "project_id": ref_id(project) if project is not None else None,
             "dataset_versions": ids_by_alias(dataset_versions),
             "training_parameters": dict(training_parameters) if training_parameters is not None else None,
             "threshold": threshold,
             "active": active,
+            "policy": TriggerPolicy.model_validate(policy or {}).model_dump(mode="json", exclude_none=True),
         }
         return self.client.api.put(f"{self.url}/continuous-training", body)
 

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from schemas.events import DeploymentKind, GateDecision
 from schemas.limits import Int32
 from schemas.predictions import DetectionType
+from schemas.triggers import TriggerFired, TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus
 
 from .common import Alias, Answer, Body, JsonObject, Name
@@ -85,12 +86,17 @@ class ContinuousTrainingRequest(Body):
     dataset_versions: dict[Alias, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
     training_parameters: JsonObject | None = Field(None, description="Default: the champion's.")
     threshold: Int32 | None = Field(None, gt=0, description="Submitted assets that start a training.")
+    policy: TriggerPolicy = Field(
+        default_factory=TriggerPolicy,
+        description="Rules besides the threshold (drift, outlier rate, reviewed quality), the cooldown and "
+        "the submitted assets any rule needs; any rule that holds requests a training.",
+    )
     active: bool = False
 
     @model_validator(mode="after")
-    def _active_needs_threshold(self) -> Self:
-        if self.active and self.threshold is None:
-            raise ValueError("threshold is required when active is true")
+    def _active_needs_a_rule(self) -> Self:
+        if self.active and self.threshold is None and not self.policy.has_data_rule:
+            raise ValueError("threshold or a policy rule is required when active is true")
         return self
 
 
@@ -99,10 +105,17 @@ class ContinuousTrainingOut(Answer):
     dataset_versions: dict[str, UUID]
     training_parameters: dict[str, Any]
     threshold: int | None
+    policy: TriggerPolicy
     active: bool
     submitted_since_training: int = Field(
         description="SUBMITTED assets submitted since the deployment's latest pipeline training was "
         "requested (all of them before the first)."
+    )
+    last_request_id: str | None = Field(
+        None, description="The latest pipeline training request (`<deployment id>:<cycle>`), if any."
+    )
+    last_trigger: TriggerFired | None = Field(
+        None, description="The rule that requested it and the figures that made it fire."
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from schemas.model_io import ModelIO
 from schemas.names import FileName
+from schemas.triggers import TriggerFired
 
 from .common import Alias, Answer, Body, Description, JsonObject, Name, ObjectKeyText, Version
 
@@ -43,6 +44,9 @@ class ExperimentOut(Answer):
     dataset_versions: dict[str, UUID]
     training_request_id: str | None = Field(
         None, description="The pipeline's training request (`<deployment id>:<cycle>`) that made it, if any."
+    )
+    training_trigger: TriggerFired | None = Field(
+        None, description="The trigger rule that requested it and the figures that made it fire, if any."
     )
     artifacts: list[ArtifactOut] = Field(default_factory=list)
     created_at: datetime

@@ -34,6 +34,16 @@ TRIGGER_THRESHOLD = Gauge(
 TRAINING_REQUESTS = Counter(
     "cvloop_pipeline_training_requests_total", "Training requests the pipeline triggered.", ["deployment"]
 )
+TRIGGERS = Counter(
+    "cvloop_pipeline_triggers_total",
+    "Training requests by the trigger rule that fired: submitted, drift, outlier_rate, quality.",
+    ["deployment", "rule"],
+)
+DUPLICATE_SCORES = Counter(
+    "cvloop_pipeline_duplicate_scores_total",
+    "Drift reports and outlier scores seen again (a replay) and not counted toward a trigger.",
+    ["deployment", "type"],
+)
 EXPORTS = Counter(
     "cvloop_pipeline_exports_total",
     "Finished trainings by outcome: exported and made champion or shadow, exported and left for a person "

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from schemas.events import TrainingRequested
+from schemas.triggers import TriggerFired
 from services.common.domain.deployments import Deployment
 
 NAME_LIMIT = 128  # experiments.name
@@ -24,6 +25,7 @@ class ExperimentSpec(BaseModel):
     parameters: dict[str, Any]
     dataset_versions: dict[str, UUID]
     training_request_id: str
+    training_trigger: TriggerFired | None
 
 
 def experiment_name(deployment_name: str, requested_at: datetime, cycle: int) -> str:
@@ -46,4 +48,5 @@ def experiment_spec(deployment: Deployment, request: TrainingRequested) -> Exper
         parameters=dict(settings.parameters),
         dataset_versions=dict(settings.dataset_versions),
         training_request_id=request.request_id,
+        training_trigger=request.trigger,
     )

@@ -21,6 +21,12 @@ class PipelineService(FaustService[PipelineSettings, PipelineStream]):
     def _attach(self, parts: StreamParts) -> tuple[PipelineStream, list[Coroutine[Any, Any, None]]]:
         relay = Relay(parts.pool, parts.producer, self.settings.pipeline_outbox_retry_s)
         stream = PipelineStream(
-            parts.app, parts.pool, parts.store, parts.producer, relay.wake, parts.guard, self.settings
+            parts.app,
+            parts.pool,
+            parts.store,
+            parts.producer,
+            relay.wake,
+            parts.guard,
+            self.settings,
         )
         return stream, [relay.run()]

@@ -66,6 +66,14 @@ class PipelineSettings(Settings):
         validation_alias=from_env("PIPELINE_GATE_BOOTSTRAP_RESAMPLES"),
         description="Resamples of the detection gate's paired bootstrap (seeded: a replay decides the same).",
     )
+    pipeline_settings_cache_s: float = Field(
+        5.0,
+        ge=0.0,
+        validation_alias=from_env("PIPELINE_SETTINGS_CACHE_S"),
+        description="How long the pipeline reuses a deployment's continuous-training settings for the "
+        "drift reports and outlier scores it reads: one Postgres read per deployment and period instead "
+        "of one per scored prediction. Submissions always read them afresh. 0: every event reads them.",
+    )
 
     # --- job runner (services/pipeline/runner) ---
     jobs_backend: Literal["local", "kubernetes"] = Field(

@@ -47,6 +47,7 @@ async def create_training(pool: asyncpg.Pool, request: TrainingRequested) -> Cre
             parameters=spec.parameters,
             dataset_versions=spec.dataset_versions,
             training_request_id=spec.training_request_id,
+            training_trigger=spec.training_trigger,
         )
         job, run, _ = await jobs.create_job(
             conn,

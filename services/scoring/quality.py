@@ -9,9 +9,9 @@ from uuid import UUID
 import numpy as np
 
 from schemas.vocabulary import Role
-from services.common.domain.quality import Reviewed, role_quality
+from services.common.domain.quality import role_quality
 
-__all__ = ["LatencyWindows", "Reviewed", "Role", "role_quality"]  # what the stream reads from here
+__all__ = ["LatencyWindows", "Role", "role_quality"]  # what the stream reads from here
 
 
 class LatencyWindows:

@@ -22,13 +22,12 @@ from uuid import UUID
 import asyncpg
 import faust
 import numpy as np
-from pydantic import TypeAdapter
 
 from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
-from schemas.predictions import Prediction
 from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
+from services.common.domain.quality import stored_reviewed
 from services.common.domain.scoring import Score
 from services.common.kafka.deadletter import DeadLetters
 from services.common.kafka.failures import MESSAGE_ERRORS
@@ -39,7 +38,7 @@ from services.common.storage import ObjectStore
 
 from . import metrics
 from .drift import DriftWindow, drift_report, slide
-from .quality import LatencyWindows, Reviewed, Role, role_quality
+from .quality import LatencyWindows, Role, role_quality
 from .references import LoadedReference, ReferenceCache
 from .settings import ScoringSettings
 
@@ -48,7 +47,6 @@ logger = logging.getLogger(__name__)
 APP_ID = ConsumerGroup.SCORING
 DRIFT_TABLE = "drift-windows"
 SCORE_NAMESPACE = UUID("5e8a1f7c-2d4b-4c69-b0e3-7f6a9d2c1b48")  # score event ids derive from the prediction
-_PREDICTION = TypeAdapter(Prediction)
 
 Batch = list[tuple[faust.EventT, PredictionLogged]]
 
@@ -281,7 +279,7 @@ class ScoringStream:
         """Champion and shadow metrics over the deployment's latest reviewed predictions, from Postgres
         (the API stores a review before it publishes it), so a replay or a restart needs no state."""
         rows = await recent_reviewed(self.pool, deployment_id, self.settings.scoring_quality_window)
-        reviewed = [_reviewed(row) for row in rows]
+        reviewed = [stored_reviewed(row) for row in rows]
         # Off the event loop: mask AP rasterises every reviewed polygon of the window.
         measured = {role: await asyncio.to_thread(role_quality, reviewed, role) for role in Role}
         for role, values in measured.items():
@@ -299,12 +297,3 @@ class ScoringStream:
             highwater = self.app.consumer.highwater(tp)
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
-
-
-def _reviewed(row: dict[str, Any]) -> Reviewed:
-    shadow = row["shadow_prediction"]
-    return Reviewed(
-        review=_PREDICTION.validate_python(row["review"]),
-        champion=_PREDICTION.validate_python(row["champion_prediction"]),
-        shadow=_PREDICTION.validate_python(shadow) if shadow is not None else None,
-    )

@@ -11,6 +11,7 @@ the project and the browser are started afresh for it."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,9 @@ def test_configure_the_whole_pipeline_from_the_page(
     # Continuous training: the API's refusals shown in the form, then saved and activated.
     ct = page.locator("#continuous-training-form")
     ct.locator("button[name=activate]").click()
-    expect(ct.locator(".problems")).to_have_text("body: threshold is required when active is true")
+    expect(ct.locator(".problems")).to_have_text(
+        "body: threshold or a policy rule is required when active is true"
+    )
     page.click("#ct-add-dataset-version")
     ct.locator("#ct-dataset-versions [name=alias]").fill("train")
     ct.locator("#ct-dataset-versions select").select_option(label=FEEDBACK)
@@ -128,14 +131,23 @@ def test_configure_the_whole_pipeline_from_the_page(
     ct.locator("#ct-parameters [name=parameter]").last.fill("note")
     ct.locator("#ct-parameters [name=value]").last.fill("from the page")
     ct.locator("[name=threshold]").fill(str(REVIEWED))
+    # A trigger policy beside the threshold, as JSON: refused where a rule is out of bounds, then saved
+    # (drift over 100 reports in a row: it never fires before the count here).
+    ct.locator("[name=policy]").fill('{"drift": {"reports": 0}}')
+    ct.locator("button[name=activate]").click()
+    expect(ct.locator(".problems")).to_contain_text("body.policy.drift.reports:")
+    policy = {"drift": {"reports": 100, "min_features": 5}, "cooldown_s": 600}
+    ct.locator("[name=policy]").fill(json.dumps(policy))
     ct.locator("button[name=activate]").click()
     expect(page.locator("#message")).to_have_text("Continuous training saved and activated.")
+    expect(page.locator("#continuous-training")).to_contain_text('"drift":{"reports":100,"min_features":5}')
     expect(ct.locator(".problems")).to_be_empty()
     expect(badges.locator(".badge.on", has_text="continuous training")).to_have_count(1)
     saved = client.get_deployment_by_id(deployment_id).data["continuous_training"]
     assert saved["dataset_versions"] == {"train": world.feedback_version_id}
     assert saved["training_parameters"] == {"epochs": 3, "learning_rate": 0.05, "note": "from the page"}
     assert (saved["threshold"], saved["active"]) == (REVIEWED, True)
+    assert (saved["policy"]["drift"], saved["policy"]["cooldown_s"]) == (policy["drift"], 600)
     # Put on hold and back.
     page.click("#ct-toggle")
     expect(page.locator("#message")).to_have_text("Deactivated.")
@@ -213,6 +225,9 @@ def test_select_all_reviewed_across_pages_and_see_the_pipeline_train(
     job = eventually(lambda: training_job(client, world.feedback_version_id), timeout_s=120)
     page.click("text=Pipeline settings")
     expect(page.locator("#submitted-since-training")).to_have_text("0")
+    expect(page.locator("#continuous-training")).to_contain_text(
+        f"submitted (submitted={REVIEWED}, threshold={REVIEWED})"
+    )
     expect(page.locator("#jobs tr", has=page.locator(f"a[href='/review/jobs/{job['id']}']"))).to_contain_text(
         "training"
     )

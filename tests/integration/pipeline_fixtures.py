@@ -28,6 +28,7 @@ from schemas.events import (
 from schemas.model_io import ModelIO
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.topics import Topic
+from schemas.triggers import TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy
 from services.common.db.repositories import deployments, predicted_assets, projects, registry
 from services.common.domain.deployments import ContinuousTraining
@@ -57,6 +58,7 @@ async def pipeline_deployment(
     active: bool = True,
     policy: DeploymentPolicy = DeploymentPolicy.MANUAL,
     io: ModelIO | None = None,
+    trigger_policy: TriggerPolicy | None = None,
 ) -> Setup:
     """A classification deployment with a champion, continuous training on two dataset versions; with
     `io`, the champion has those serving settings and the deployment is served."""
@@ -99,6 +101,7 @@ async def pipeline_deployment(
             dataset_versions={"train": versions[0].id, "test": versions[1].id},
             parameters={"epochs": 2},
             trigger_threshold=threshold,
+            trigger_policy=trigger_policy or TriggerPolicy(),
             active=active,
         ),
     )
@@ -117,10 +120,12 @@ def submitted(setup: Setup, prediction_id: UUID | None = None) -> AssetSubmitted
     )
 
 
-async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmitted:
-    """A prediction logged, reviewed and submitted as the api does it; the event the api would publish."""
+async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup, reviewed_as: str = "3") -> AssetSubmitted:
+    """A prediction logged (the champion answers 3), reviewed as `reviewed_as` and submitted as the api
+    does it; the event the api would publish."""
     digest = hashlib.sha256(os.urandom(32)).hexdigest()
     answer = ClassificationPrediction(classes=["3"], scores=[0.9])
+    review = ClassificationPrediction(classes=[reviewed_as], scores=[1.0])
     logged = PredictionLogged(
         deployment_id=setup.deployment_id,
         prediction_id=uuid4(),
@@ -140,7 +145,7 @@ async def submitted_in_postgres(pool: asyncpg.Pool, setup: Setup) -> AssetSubmit
         pool, setup.project_id, setup.deployment_id, setup.train_id
     )
     assert await predicted_assets.insert_prediction(pool, setup.project_id, logged)
-    await predicted_assets.review(pool, setup.project_id, logged.prediction_id, answer, reviewed_by="ann")
+    await predicted_assets.review(pool, setup.project_id, logged.prediction_id, review, reviewed_by="ann")
     [submission] = await predicted_assets.submit_reviewed(
         pool,
         setup.project_id,

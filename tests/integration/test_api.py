@@ -25,8 +25,9 @@ from schemas.events import (
 )
 from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
-from schemas.vocabulary import OutputFormat, ReferenceStatus, RunStatus
-from services.common.db.repositories import deployments, jobs, predicted_assets
+from schemas.triggers import TriggerFired
+from schemas.vocabulary import OutputFormat, ReferenceStatus, RunStatus, TriggerRule
+from services.common.db.repositories import deployments, experiments, jobs, predicted_assets
 from services.common.db.repositories.base import Conflict
 from services.common.domain.deployments import ContinuousTraining
 from services.common.domain.model_signature import roles
@@ -567,6 +568,42 @@ async def test_continuous_training_and_deployment_settings(api: Api) -> None:
     shown = await api("GET", path, 200)
     assert (
         shown["continuous_training"]["active"] and shown["continuous_deployment"]["policy"] == "deploy_shadow"
+    )
+
+
+async def test_a_trigger_policy_is_kept_and_the_rule_of_a_training_shown(
+    running: Running, project: Project, api: Api
+) -> None:
+    dep = await deployment(api, await model_version(api))
+    path = f"/v1/deployments/{dep['id']}/continuous-training"
+    bad = await api.raw("PUT", path, json={"policy": {"drift": {"reports": 0}}, "active": True})
+    assert bad.status_code == 422 and "body.policy.drift.reports" in bad.text
+    bad = await api.raw("PUT", path, json={"policy": {"quality": {"reviews": 50}}})
+    assert bad.status_code == 422 and "give below, drop or both" in bad.text
+    policy = {
+        "drift": {"reports": 3, "min_features": 2},
+        "outlier_rate": {"level": 0.95, "window": 200, "rate": 0.2},
+        "quality": {"reviews": 50, "below": 0.8, "drop": None},
+        "cooldown_s": 3600.0,
+        "min_submitted": 10,
+    }
+    # Active with no threshold: the rules alone trigger.
+    ct = await api("PUT", path, 200, json={"policy": policy, "active": True})
+    assert (ct["policy"], ct["threshold"], ct["active"]) == (policy, None, True)
+    assert (ct["last_request_id"], ct["last_trigger"]) == (None, None)
+
+    fired = TriggerFired(rule=TriggerRule.DRIFT, figures={"reports": 3.0, "submitted": 12.0})
+    request = f"{dep['id']}:1"
+    experiment = await experiments.create_experiment(
+        running.pool, project.id, "line-4 #1", training_request_id=request, training_trigger=fired
+    )
+    shown = await api("GET", f"/v1/experiments/{experiment.id}", 200)
+    assert shown["training_trigger"] == fired.model_dump(mode="json")
+    ct = (await api("GET", f"/v1/deployments/{dep['id']}", 200))["continuous_training"]
+    assert (ct["policy"], ct["last_request_id"], ct["last_trigger"]) == (
+        policy,
+        request,
+        fired.model_dump(mode="json"),
     )
 
 

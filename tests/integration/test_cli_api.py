@@ -267,6 +267,7 @@ def test_monitoring_and_the_pipeline_from_the_sdk_and_the_command_line(
     assert f"champion  {version.id}" in out and "no reviews" in out and re.search(r"^shadow\s+-$", out, re.M)
     out, _ = cvloop("deployments", "show", name)
     assert re.search(r"continuous training\s+active, threshold 25, 0 submitted", out), out
+    assert re.search(r"trigger policy\s+\{.*\"min_submitted\": 1", out), out
     assert '"epochs": 4' in out and "training data" in out and "policy manual" in out
 
     code, _, err = invoke(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,8 +24,12 @@ from schemas.deadletter import DeadLetter
 from schemas.events import (
     DeploymentChange,
     DeploymentUpdated,
+    DriftReported,
+    FeatureDrift,
     JobKind,
     JobRequested,
+    MultipleTestingCorrection,
+    OutlierScored,
     TrainingFinished,
     TrainingRequested,
     TrainingStatus,
@@ -32,7 +37,8 @@ from schemas.events import (
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import TOPICS, Topic
-from schemas.vocabulary import DeploymentPolicy, TargetType
+from schemas.triggers import DriftRule, OutlierRateRule, QualityRule, TriggerFired, TriggerPolicy
+from schemas.vocabulary import DeploymentPolicy, TargetType, TriggerRule
 from services.common.db.repositories import deployments, experiments, jobs, registry
 from services.common.domain.deployments import Deployment
 from services.common.domain.experiments import Experiment
@@ -95,6 +101,11 @@ async def _training_requests(settings: Settings, deployment_id: UUID) -> list[Tr
     return [event for event in found if isinstance(event, TrainingRequested)]
 
 
+def _counts(state: CycleCount | None) -> tuple[int, int, int] | None:
+    """A cycle's number, its submissions and all submissions (what these tests count)."""
+    return (state.cycle, state.submitted, state.total) if state else None
+
+
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -110,7 +121,7 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     await producer.publish(Topic.FEEDBACK, submitted(setup, first.prediction_id))
     await producer.publish(Topic.FEEDBACK, submitted(setup))
     state = await until(lambda: _counted(service, setup, 2), "two submissions counted")
-    assert state == CycleCount(cycle=1, submitted=2, total=2)
+    assert _counts(state) == (1, 2, 2)
     assert await _experiments(pool, setup.deployment_id) == []
     assert _metric("cvloop_pipeline_duplicate_submissions_total", deployment=deployment) == 1
     assert _metric("cvloop_pipeline_submitted_since_trigger", deployment=deployment) == 2
@@ -149,8 +160,11 @@ async def test_threshold_submissions_request_one_training_with_its_experiment_an
     trainings = await _training_requests(module_settings, setup.deployment_id)
     assert [(t.request_id, t.cycle, t.submitted_count) for t in trainings] == [(request, 1, THRESHOLD)]
     assert service.stream is not None
-    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(cycle=2, submitted=0, total=3)
+    assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 0, 3)
     assert _metric("cvloop_pipeline_training_requests_total", deployment=deployment) == 1
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="submitted") == 1
+    fired = TriggerFired(rule=TriggerRule.SUBMITTED, figures={"threshold": THRESHOLD, "submitted": THRESHOLD})
+    assert trainings[0].trigger == fired == experiment.training_trigger
     assert _metric("cvloop_pipeline_submissions_total", deployment=deployment) == 3
 
 
@@ -161,7 +175,7 @@ async def test_training_off_stops_triggers_and_keeps_the_count(
     for _ in range(THRESHOLD + 1):
         await producer.publish(Topic.FEEDBACK, submitted(setup))
     state = await until(lambda: _counted(service, setup, THRESHOLD + 1), "submissions counted while off")
-    assert state == CycleCount(cycle=1, submitted=THRESHOLD + 1, total=THRESHOLD + 1)
+    assert _counts(state) == (1, THRESHOLD + 1, THRESHOLD + 1)
     assert await _experiments(pool, setup.deployment_id) == []
 
     deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
@@ -446,7 +460,7 @@ async def test_a_forgotten_count_is_reconciled_from_postgres_and_triggers_exactl
     request = f"{setup.deployment_id}:2"
     await until(lambda: _experiment(pool, request), "the second experiment, not a reused :1")
     state = await until(lambda: _counted(service, setup, 2 * THRESHOLD), "the reconciled count")
-    assert state == CycleCount(cycle=3, submitted=0, total=2 * THRESHOLD)
+    assert _counts(state) == (3, 0, 2 * THRESHOLD)
     assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1", request]
     reconciliations = _metric(
         "cvloop_pipeline_count_reconciliations_total", deployment=str(setup.deployment_id)
@@ -456,8 +470,133 @@ async def test_a_forgotten_count_is_reconciled_from_postgres_and_triggers_exactl
     # One more after the trigger counts in cycle 3, and makes no third experiment.
     await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
     after = await until(lambda: _counted(service, setup, 2 * THRESHOLD + 1), "cycle 3 counting")
-    assert after == CycleCount(cycle=3, submitted=1, total=2 * THRESHOLD + 1)
+    assert _counts(after) == (3, 1, 2 * THRESHOLD + 1)
     assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1", request]
+
+
+def _drift_report(setup: Setup, minute: int, drifted: int) -> DriftReported:
+    end = datetime(2026, 12, 1, 12, tzinfo=UTC) + timedelta(minutes=minute)
+    return DriftReported(
+        deployment_id=setup.deployment_id,
+        reference_id=uuid4(),
+        window_start=end - timedelta(minutes=1),
+        window_end=end,
+        window_size=100,
+        reference_size=1000,
+        correction=MultipleTestingCorrection.BONFERRONI,
+        alpha=0.01,
+        features=[
+            FeatureDrift(feature=name, statistic=0.6, p_value=0.0001, drifted=i < drifted)
+            for i, name in enumerate(("brightness", "contrast", "sharpness"))
+        ],
+        drift_detected=drifted > 0,
+        occurred_at=end,
+    )
+
+
+async def test_drift_reports_request_one_training_by_the_drift_rule_and_a_replay_none(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """One submission (far below the threshold of 1000), then drift reports on `scores` as scoring
+    publishes them: the second flagged one in a row requests the training, the third finds nothing
+    submitted since; the reports published again change nothing."""
+    policy = TriggerPolicy(drift=DriftRule(reports=2, min_features=2))
+    setup = await pipeline_deployment(pool, threshold=1000, trigger_policy=policy)
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _counted(service, setup, 1), "the submission counted")
+    reports = [_drift_report(setup, 1, 1), _drift_report(setup, 2, 2), _drift_report(setup, 3, 3)]
+    reports.append(_drift_report(setup, 4, 2))
+    for report in reports:
+        await producer.publish(Topic.SCORES, report)
+    request = f"{setup.deployment_id}:1"
+    experiment = await until(lambda: _experiment(pool, request), "the experiment")
+    fired = TriggerFired(
+        rule=TriggerRule.DRIFT,
+        figures={"reports": 2, "min_features": 2, "fewest_drifted_features": 2, "submitted": 1},
+    )
+    assert experiment.training_trigger == fired
+    assert service.stream is not None
+
+    async def all_seen() -> CycleCount | None:
+        assert service.stream is not None
+        state = service.stream.cycle_count(setup.deployment_id)
+        return state if state.drift_until == reports[-1].window_end else None
+
+    state = await until(all_seen, "the fourth report counted")
+    assert (state.cycle, state.submitted, state.drifted_features) == (2, 0, (2,))
+
+    for report in reports:  # replayed
+        await producer.publish(Topic.SCORES, report)
+
+    async def replays_seen() -> bool | None:
+        seen = _metric(
+            "cvloop_pipeline_duplicate_scores_total", deployment=str(setup.deployment_id), type="score.drift"
+        )
+        return seen >= len(reports) or None
+
+    await until(replays_seen, "the replayed reports seen")
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
+    assert (requested.request_id, requested.trigger) == (request, fired)
+    assert await _experiments(pool, setup.deployment_id) == [request]
+    deployment = str(setup.deployment_id)
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="drift") == 1
+
+    deployment = await deployments.get_deployment(pool, setup.project_id, setup.deployment_id)
+    assert deployment is not None and deployment.continuous_training.trigger_policy == policy
+
+
+async def test_an_outlier_rate_over_a_full_window_requests_one_training(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    policy = TriggerPolicy(outlier_rate=OutlierRateRule(level=0.9, window=4, rate=0.5))
+    setup = await pipeline_deployment(pool, threshold=1000, trigger_policy=policy)
+    await producer.publish(Topic.FEEDBACK, submitted(setup))
+    await until(lambda: _counted(service, setup, 1), "the submission counted")
+    reference_id = uuid4()
+    scores = [
+        OutlierScored(
+            deployment_id=setup.deployment_id, prediction_id=uuid4(), reference_id=reference_id, score=s
+        )
+        for s in (0.95, 0.2, 0.99, 0.97, 0.99)
+    ]
+    for scored in scores + scores:  # and all of them again, as a replay would
+        await producer.publish(Topic.SCORES, scored)
+
+    async def replays_seen() -> bool | None:
+        deployment = str(setup.deployment_id)
+        seen = _metric("cvloop_pipeline_duplicate_scores_total", deployment=deployment, type="score.outlier")
+        return seen >= len(scores) or None
+
+    await until(replays_seen, "the replayed scores seen")
+    # The fourth score fills the window with 3 of 4 above 0.9; the fifth finds nothing submitted since.
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
+    assert requested.trigger == TriggerFired(
+        rule=TriggerRule.OUTLIER_RATE,
+        figures={"share_above": 0.75, "rate": 0.5, "level": 0.9, "window": 4, "submitted": 1},
+    )
+    assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+
+
+async def test_reviewed_quality_below_its_level_requests_one_training_then_cools_down(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """The champion answers 3; reviews say 3, then 5, then 5: at the third submission its accuracy on
+    its last 3 reviews is 1/3, below 0.8; the fourth (accuracy 0) falls in the cooldown."""
+    policy = TriggerPolicy(quality=QualityRule(reviews=3, below=0.8), cooldown_s=3600)
+    setup = await pipeline_deployment(pool, threshold=1000, trigger_policy=policy)
+    for n, label in enumerate(("3", "5", "5", "5"), start=1):
+        await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup, reviewed_as=label))
+        await until(lambda n=n: _counted(service, setup, n), f"submission {n} counted")
+    (requested,) = await _training_requests(module_settings, setup.deployment_id)
+    assert requested.cycle == 1 and requested.trigger is not None
+    assert requested.trigger.rule is TriggerRule.QUALITY
+    assert requested.trigger.figures == pytest.approx(
+        {"accuracy": 1 / 3, "accuracy_at_deployment": 1 / 3, "reviews": 3, "below": 0.8, "submitted": 3}
+    )
+    assert service.stream is not None
+    assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 1, 4)
+    deployment = str(setup.deployment_id)
+    assert _metric("cvloop_pipeline_triggers_total", deployment=deployment, rule="quality") == 1
 
 
 async def test_replay_and_restart_create_no_second_experiment(
@@ -483,9 +622,7 @@ async def test_replay_and_restart_create_no_second_experiment(
     assert len(mine) == THRESHOLD
     (requested,) = await _training_requests(module_settings, setup.deployment_id)
     assert service.stream is not None
-    assert service.stream.cycle_count(setup.deployment_id) == CycleCount(
-        cycle=2, submitted=0, total=THRESHOLD
-    )
+    assert _counts(service.stream.cycle_count(setup.deployment_id)) == (2, 0, THRESHOLD)
 
     # Stop the worker; replay the partition's records and the training request while it is down; start
     # a new worker (it rejoins its group, which the local broker holds ~60 s) and submit one more: it is
@@ -499,7 +636,7 @@ async def test_replay_and_restart_create_no_second_experiment(
     try:
         await producer.publish(Topic.FEEDBACK, submitted(setup))
         after = await until(lambda: _counted(restarted, setup, THRESHOLD + 1), "the new submission counted")
-        assert after == CycleCount(cycle=2, submitted=1, total=THRESHOLD + 1)
+        assert _counts(after) == (2, 1, THRESHOLD + 1)
         assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
         job_count = await pool.fetchval(
             "SELECT count(*) FROM jobs WHERE request_id LIKE $1", f"{setup.deployment_id}:%"
@@ -551,3 +688,54 @@ async def test_a_restarted_worker_recovers_its_table_as_it_was(
     finally:
         await restarted.stop()
     assert {deployment_key(s.deployment_id) for s in setups} <= set(before)
+
+
+async def test_a_restarted_worker_skips_the_drift_reports_replayed_while_it_was_down(
+    pool: asyncpg.Pool, producer: EventProducer, module_settings: Settings
+) -> None:
+    """The reports' end times come back with the table: replayed ones are not counted again, so the next
+    submission finds one report of cycle 2, not four, and requests no second training."""
+    worker = PipelineService(module_settings)
+    await worker.start()
+    setup = await pipeline_deployment(
+        pool, threshold=1000, trigger_policy=TriggerPolicy(drift=DriftRule(reports=2))
+    )
+    reports = [_drift_report(setup, minute, drifted=2) for minute in (1, 2, 3)]
+    try:
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        await until(lambda: _counted(worker, setup, 1), "the submission counted")
+        for report in reports:
+            await producer.publish(Topic.SCORES, report)
+        await until(lambda: _experiment(pool, f"{setup.deployment_id}:1"), "the experiment")
+
+        async def all_seen() -> CycleCount | None:
+            assert worker.stream is not None
+            state = worker.stream.cycle_count(setup.deployment_id)
+            return state if state.drift_until == reports[-1].window_end else None
+
+        await until(all_seen, "the third report counted")
+    finally:
+        await worker.stop()
+
+    for report in reports:
+        await producer.publish(Topic.SCORES, report)
+    restarted = PipelineService(module_settings)
+    await restarted.start()
+    try:
+        await producer.publish(Topic.FEEDBACK, submitted(setup))
+        await until(lambda: _counted(restarted, setup, 2), "the new submission counted")
+        deployment = str(setup.deployment_id)
+
+        async def replays_seen() -> bool | None:
+            seen = _metric(
+                "cvloop_pipeline_duplicate_scores_total", deployment=deployment, type="score.drift"
+            )
+            return seen >= len(reports) or None
+
+        await until(replays_seen, "the replayed reports recognised")
+        assert restarted.stream is not None
+        after = restarted.stream.cycle_count(setup.deployment_id)
+        assert (after.cycle, after.submitted, after.drifted_features) == (2, 1, (2,))
+        assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1"]
+    finally:
+        await restarted.stop()

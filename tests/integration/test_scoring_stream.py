@@ -6,9 +6,7 @@ are dead-lettered, replays change nothing, reviews give champion and shadow qual
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from cvloop.demo.digits import darkened, digit_images, noisy, png
+from cvloop.demo.digits import png
 from cvloop.demo.polling import WAIT_S, until
 from cvloop.demo.scoring import (
     Deployment,
@@ -37,24 +35,20 @@ from schemas.events import (
     PredictionReviewed,
 )
 from schemas.features import IMAGE_FEATURES
-from schemas.job_workspace import JobWorkspace
 from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from schemas.vocabulary import TargetType
 from services.common.db.repositories import deployments, jobs, predicted_assets, training_references
 from services.common.db.repositories.drift_reports import list_drift_reports
-from services.common.db.repositories.training_references import make_reference_ready
 from services.common.domain.deployments import TrainingReference
 from services.common.domain.scoring import DriftReport
 from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
-from services.pipeline.runner.finish import staged_reference
-from services.pipeline.runner.workspace.stage_in import stage_in
-from services.pipeline.runner.workspace.stage_out import stage_out
-from services.scoring.reference_job import DETECTOR, ReferenceFailed, compute_reference
+from services.scoring.reference_job import DETECTOR, ReferenceFailed
 from services.scoring.service import ScoringService
+from tests.integration.scoring_fixtures import compute_reference_like_its_job, digit_sets
 
 STALLED_AGENT = "cvloop-scoring/score-predictions"
 TRAINING = 1000
@@ -89,20 +83,7 @@ async def service(module_settings: Settings) -> AsyncIterator[ScoringService]:
 
 @pytest.fixture(scope="module")
 def digits() -> dict[str, list[tuple[np.ndarray, int]]]:
-    from sklearn.datasets import load_digits
-
-    images, labels = digit_images(), load_digits().target
-    order = np.random.default_rng(7).permutation(len(images))
-    pick = lambda part: [(images[i], int(labels[i])) for i in part]  # noqa: E731
-    rng = np.random.default_rng(8)
-    held_out = pick(order[TRAINING : TRAINING + HELD_OUT])
-    shifted_source = pick(order[TRAINING + HELD_OUT : TRAINING + 2 * HELD_OUT])
-    shift = lambda i, p: noisy(p, rng) if i % 2 else darkened(darkened(p, rng), rng)  # noqa: E731
-    return {
-        "training": pick(order[:TRAINING]),
-        "held_out": held_out,
-        "shifted": [(shift(i, p), label) for i, (p, label) in enumerate(shifted_source)],
-    }
+    return digit_sets(TRAINING, HELD_OUT)
 
 
 async def _scores(pool: asyncpg.Pool, ids: list[UUID]) -> dict[UUID, float] | None:
@@ -140,41 +121,11 @@ async def ready(
 
     for start in range(0, TRAINING, 100):
         await asyncio.gather(*(upload(p) for p, _ in digits["training"][start : start + 100]))
-    lines = await _compute_reference(pool, store, module_settings, d)
+    lines = await compute_reference_like_its_job(pool, store, module_settings, d)
     assert f"features of {TRAINING} training images computed" in lines
     deployment = await deployments.get_deployment(pool, d.project_id, d.deployment_id)
     assert deployment is not None and deployment.reference_status == "ready", deployment
     return d
-
-
-async def _compute_reference(
-    pool: asyncpg.Pool, store: ObjectStore, settings: Settings, d: Deployment
-) -> list[str]:
-    """What a run of the deployment's reference job does (the job runner runs it:
-    tests/integration/test_job_runner.py): its workspace staged in, the command's reference computed,
-    staged out and made the deployment's; the lines it logs."""
-    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
-    job, run, _ = await jobs.create_job(
-        pool,
-        d.project_id,
-        JobKind.REFERENCE,
-        target_type=TargetType.DEPLOYMENT,
-        target_id=d.deployment_id,
-        parameters={"dataset_version_id": str(d.dataset_version_id)},
-    )
-    lines: list[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        workspace = JobWorkspace(Path(folder))
-        await stage_in(pool, store, job, run, workspace, lines.append)
-        compute_reference(
-            workspace,
-            sample_size=settings.scoring_reference_sample_size,
-            max_bytes=settings.max_image_bytes,
-            log=lines.append,
-        )
-        files = await stage_out(pool, store, job.project_id, run.id, job.kind, workspace, lines.append)
-    assert await make_reference_ready(pool, await staged_reference(store, job, run, files))
-    return lines
 
 
 async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
@@ -184,7 +135,7 @@ async def test_a_reference_fails_with_the_reason_when_an_image_is_not_one(
     for data in (b"not an image", b"not an image either"):
         await add_unreadable_image(pool, store, d, data)
     with pytest.raises(ReferenceFailed) as failed:  # the runner fails the run and the reference with it
-        await _compute_reference(pool, store, module_settings, d)
+        await compute_reference_like_its_job(pool, store, module_settings, d)
     reason = str(failed.value)
     assert reason.startswith("asset images/") and "not a JPEG, PNG or WebP image" in reason
 

@@ -100,9 +100,13 @@ def test_a_monitoring_session_from_model_to_dataset_version(client: Client) -> N
     assert deployment.list_feedback_loop_dataset_versions() == [feedback]
 
     ct = deployment.setup_continuous_training(
-        dataset_versions={"train": feedback}, training_parameters={"epochs": 5}, threshold=2
+        dataset_versions={"train": feedback},
+        training_parameters={"epochs": 5},
+        threshold=2,
+        policy={"drift": {"reports": 3, "min_features": 2}, "cooldown_s": 600},
     )
     assert ct["active"] and ct["threshold"] == 2 and ct["training_parameters"] == {"epochs": 5}
+    assert ct["policy"]["drift"] == {"reports": 3, "min_features": 2} and ct["policy"]["cooldown_s"] == 600
     assert not deployment.toggle_continuous_training(False)["active"]
     cd = deployment.setup_continuous_deployment(DeploymentPolicy.DEPLOY_SHADOW)
     assert cd == {"policy": "deploy_shadow", "active": True}

@@ -10,7 +10,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from schemas.events import DeploymentChange, TrainingRequested, parse_training_request_id, training_request_id
-from schemas.vocabulary import DeploymentPolicy
+from schemas.triggers import TriggerFired
+from schemas.vocabulary import DeploymentPolicy, TriggerRule
 from services.common.domain.deployments import ContinuousTraining
 from services.common.domain.experiments import Artifact
 from services.pipeline.counting import (
@@ -35,12 +36,17 @@ from tests.samples import deployment_record
 
 ON = TrainingSettings(active=True, threshold=3)
 OFF = TrainingSettings(active=False, threshold=3)
+AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _by_count(submitted: int) -> TriggerFired:
+    return TriggerFired(rule=TriggerRule.SUBMITTED, figures={"threshold": 3, "submitted": submitted})
 
 
 def _count(state: CycleCount, settings: TrainingSettings, times: int) -> tuple[CycleCount, list[Trigger]]:
     triggers = []
     for _ in range(times):
-        state, trigger = count_submission(state, settings)
+        state, trigger = count_submission(state, settings, AT)
         if trigger is not None:
             triggers.append(trigger)
     return state, triggers
@@ -49,20 +55,20 @@ def _count(state: CycleCount, settings: TrainingSettings, times: int) -> tuple[C
 def test_the_threshold_triggers_once_and_starts_a_new_cycle() -> None:
     state, triggers = _count(CycleCount(), ON, 2)
     assert (state, triggers) == (CycleCount(cycle=1, submitted=2, total=2), [])
-    state, trigger = count_submission(state, ON)
-    assert trigger == Trigger(cycle=1, submitted=3)
-    assert state == CycleCount(cycle=2, submitted=0, total=3)
+    state, trigger = count_submission(state, ON, AT)
+    assert trigger == Trigger(cycle=1, submitted=3, fired=_by_count(3))
+    assert state == CycleCount(cycle=2, submitted=0, total=3, last_request_at=AT)
     state, triggers = _count(state, ON, 6)
-    assert triggers == [Trigger(2, 3), Trigger(3, 3)]
-    assert state == CycleCount(cycle=4, submitted=0, total=9)
+    assert [(t.cycle, t.submitted) for t in triggers] == [(2, 3), (3, 3)]
+    assert state == CycleCount(cycle=4, submitted=0, total=9, last_request_at=AT)
 
 
 def test_training_off_keeps_counting_and_triggers_on_the_next_submission_once_on() -> None:
     state, triggers = _count(CycleCount(), OFF, 5)
     assert triggers == []
     assert state == CycleCount(cycle=1, submitted=5, total=5)
-    state, trigger = count_submission(state, ON)
-    assert trigger == Trigger(cycle=1, submitted=6)
+    state, trigger = count_submission(state, ON, AT)
+    assert trigger == Trigger(cycle=1, submitted=6, fired=_by_count(6))
     assert state.cycle == 2 and state.submitted == 0
 
 
@@ -81,17 +87,24 @@ def test_a_table_that_forgot_or_lags_its_experiments_is_reconciled() -> None:
 def test_a_reconciled_count_continues_after_the_latest_experiment() -> None:
     # Cycles 1 and 2 have experiments; 2 submissions since, 9 in all: the next request is cycle 3, after
     # one more submission at threshold 3, never a reused "<deployment>:1".
-    state = reconciled(latest_cycle=2, submitted_since=2, submitted_total=9)
-    assert state == CycleCount(cycle=3, submitted=2, total=9)
-    assert count_submission(state, ON) == (CycleCount(cycle=4, submitted=0, total=10), Trigger(3, 3))
+    earlier = AT - timedelta(hours=1)
+    state = reconciled(latest_cycle=2, latest_at=earlier, submitted_since=2, submitted_total=9)
+    assert state == CycleCount(cycle=3, submitted=2, total=9, last_request_at=earlier)
+    assert count_submission(state, ON, AT) == (
+        CycleCount(cycle=4, submitted=0, total=10, last_request_at=AT),
+        Trigger(3, 3, _by_count(3)),
+    )
 
 
 def test_a_reconciled_count_at_the_threshold_triggers_without_a_new_submission() -> None:
-    state = reconciled(latest_cycle=0, submitted_since=4, submitted_total=4)
-    assert decide(state, ON) == (CycleCount(cycle=2, submitted=0, total=4), Trigger(1, 4))
-    assert decide(state, OFF) == (state, None)
+    state = reconciled(latest_cycle=0, latest_at=None, submitted_since=4, submitted_total=4)
+    assert decide(state, ON, AT) == (
+        CycleCount(cycle=2, submitted=0, total=4, last_request_at=AT),
+        Trigger(1, 4, _by_count(4)),
+    )
+    assert decide(state, OFF, AT) == (state, None)
     below = CycleCount(cycle=1, submitted=2, total=2)
-    assert decide(below, ON) == (below, None)
+    assert decide(below, ON, AT) == (below, None)
 
 
 def test_request_ids_name_the_deployment_and_cycle() -> None:

@@ -49,15 +49,21 @@ MAX_COMPARISON_WINDOW = 5000
 
 async def continuous_training_out(db: Db, deployment: Deployment) -> ContinuousTrainingOut:
     ct = deployment.continuous_training
+    latest = await deployment_figures.latest_trigger(
+        db, ct.project_id or deployment.project_id, deployment.id
+    )
     return ContinuousTrainingOut(
         project_id=ct.project_id,
         dataset_versions=ct.dataset_versions,
         training_parameters=ct.parameters,
         threshold=ct.trigger_threshold,
+        policy=ct.trigger_policy,
         active=ct.active,
         submitted_since_training=await deployment_figures.submitted_since_training(
             db, deployment.project_id, deployment.id
         ),
+        last_request_id=latest[0] if latest else None,
+        last_trigger=latest[1] if latest else None,
     )
 
 

@@ -175,6 +175,7 @@ async def set_continuous_training(
                 dataset_versions=body.dataset_versions,
                 parameters=parameters,
                 trigger_threshold=body.threshold,
+                trigger_policy=body.policy,
                 active=body.active,
             ),
         )
@@ -189,9 +190,11 @@ async def toggle_continuous_training(
     async with change(ctx) as current:
         deployment = await deployments.lock_deployment(current.conn, key.project_id, deployment_id)
         settings = deployment.continuous_training
-        if body.active and settings.trigger_threshold is None:
+        if body.active and not settings.has_trigger:
             raise ApiError(
-                409, "body.active", "continuous training has no threshold yet: set it with PUT first"
+                409,
+                "body.active",
+                "continuous training has no threshold or policy rule yet: set it with PUT first",
             )
         deployment = await deployments.configure_continuous_training(
             current.conn, key.project_id, deployment_id, settings.model_copy(update={"active": body.active})

@@ -4,7 +4,7 @@ random audit slice mixed into it, and quality figures the ordering does not bias
 The acquisition score is the weighted mean of the components a prediction has: champion uncertainty,
 outlier score (once scoring has scored it) and champion-shadow disagreement (when a shadow answered), so
 a missing component neither raises nor sinks a prediction. The database keeps it in
-`predicted_assets.acquisition_score` and the queue's sort key in `queue_key` (migration 0016 writes the
+`predicted_assets.acquisition_score` and the queue's sort key in `queue_key` (migration 0013 writes the
 same formulas as SQL functions, so a late outlier score or new weights re-rank the queue there; a test
 holds the two equal).
 

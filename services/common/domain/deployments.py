@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.api.deployments import ReviewQueueSettings
 from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated, GateDecision
 from schemas.predictions import DetectionType
+from schemas.triggers import TriggerPolicy
 from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
 
 
@@ -23,7 +24,15 @@ class ContinuousTraining(BaseModel):
     dataset_versions: dict[str, UUID] = Field(default_factory=dict, description="Alias to dataset version.")
     parameters: dict[str, Any] = Field(default_factory=dict)
     trigger_threshold: int | None = Field(None, gt=0, description="Submitted assets that start a training.")
+    trigger_policy: TriggerPolicy = Field(
+        default_factory=TriggerPolicy, description="The data rules besides the threshold, cooldown, minimum."
+    )
     active: bool = False
+
+    @property
+    def has_trigger(self) -> bool:
+        """Some rule can request a training (turning it on without one would train never)."""
+        return self.trigger_threshold is not None or self.trigger_policy.has_data_rule
 
 
 class Deployment(BaseModel):

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.triggers import TriggerFired
 from schemas.vocabulary import ExperimentStatus
 
 
@@ -31,6 +32,7 @@ class Experiment(BaseModel):
     parameters: dict[str, Any]
     status: ExperimentStatus
     training_request_id: str | None
+    training_trigger: TriggerFired | None = None  # the rule that requested a pipeline training
     dataset_versions: dict[str, UUID]
     artifacts: list[Artifact]
     created_at: datetime

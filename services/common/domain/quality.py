@@ -4,7 +4,9 @@ mask_ar). The scoring stream publishes them as metrics; the api answers them in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
@@ -32,17 +34,19 @@ class Reviewed:
     shadow: Prediction | None
 
 
+def stored_reviewed(row: Mapping[str, Any]) -> Reviewed:
+    """A reviewed prediction from its stored JSON (`review`, `champion_prediction`, `shadow_prediction`)."""
+    shadow = row.get("shadow_prediction")
+    return Reviewed(
+        review=_PREDICTION.validate_python(row["review"]),
+        champion=_PREDICTION.validate_python(row["champion_prediction"]),
+        shadow=_PREDICTION.validate_python(shadow) if shadow is not None else None,
+    )
+
+
 def reviewed_answers(answers: list[RoleAnswers]) -> list[Reviewed]:
     """The reviewed ones among a deployment's stored answers, read as predictions."""
-    return [
-        Reviewed(
-            review=_PREDICTION.validate_python(a.review),
-            champion=_PREDICTION.validate_python(a.champion_prediction),
-            shadow=_PREDICTION.validate_python(a.shadow_prediction) if a.shadow_prediction else None,
-        )
-        for a in answers
-        if a.review is not None
-    ]
+    return [stored_reviewed(a.model_dump()) for a in answers if a.review is not None]
 
 
 def latency_percentiles(latencies: list[float]) -> tuple[float | None, float | None]:

@@ -67,6 +67,11 @@ function parsed(text) {
   }
 }
 
+// A trigger policy without the rules it does not set.
+function rulesOf(policy) {
+  return Object.fromEntries(Object.entries(policy).filter(([, value]) => value !== null));
+}
+
 async function showSettings(deployment) {
   document.getElementById("deployment-name").textContent = `${deployment.name} · pipeline`;
   document.getElementById("badges").replaceChildren(...pipelineBadges(deployment));
@@ -98,6 +103,10 @@ async function showSettings(deployment) {
   facts(document.getElementById("continuous-training"), [
     ["State", onOff(ct.active)],
     ["Threshold", ct.threshold],
+    ["Trigger policy", JSON.stringify(rulesOf(ct.policy))],
+    ["Last training requested by", ct.last_trigger
+      ? `${ct.last_trigger.rule} (${Object.entries(ct.last_trigger.figures).map(([k, v]) => `${k}=${v}`).join(", ")})`
+      : ct.last_request_id ? "the submitted count" : "—"],
     ["Submitted since training", el("span", { id: "submitted-since-training" }, String(ct.submitted_since_training))],
     ["Dataset versions", Object.entries(ct.dataset_versions).map(([alias, id]) => `${alias}: ${nameOf(datasetVersions, id)}`).join("; ") || "—"],
     ["Training parameters", Object.entries(ct.training_parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "—"],
@@ -112,6 +121,7 @@ async function showSettings(deployment) {
   document.getElementById("ct-parameters").replaceChildren();
   for (const [name, value] of Object.entries(parameters)) parameterRow(name, value);
   document.querySelector("#continuous-training-form [name=threshold]").value = ct.threshold ?? "";
+  document.querySelector("#continuous-training-form [name=policy]").value = JSON.stringify(rulesOf(ct.policy));
   const ctToggle = document.getElementById("ct-toggle");
   ctToggle.textContent = ct.active ? "Deactivate" : "Activate";
   ctToggle.dataset.active = String(ct.active);
@@ -225,6 +235,8 @@ function continuousTraining(form, button) {
     dataset_versions,
     training_parameters,
     threshold: threshold === "" ? null : Number(threshold),
+    // Text that is not JSON goes as it is, and the api's 422 names body.policy.
+    policy: form.elements.policy.value.trim() ? parsed(form.elements.policy.value.trim()) : {},
     active,
   });
 }

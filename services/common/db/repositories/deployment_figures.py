@@ -5,12 +5,13 @@ them (for the champion-vs-shadow comparison)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 from schemas.events import parse_training_request_id, training_request_prefix
+from schemas.triggers import TriggerFired
 from services.common.domain.deployments import RoleAnswers
 
 from .base import Db
@@ -20,6 +21,7 @@ class TrainingProgress(NamedTuple):
     """Where a deployment's continuous training stands in Postgres."""
 
     latest_cycle: int  # the highest cycle with an experiment; 0 before the first
+    latest_at: datetime | None  # when that experiment was created
     submitted_since: list[UUID]  # predictions submitted after that experiment was created (all before it)
     submitted_total: int
 
@@ -47,6 +49,24 @@ async def _latest_training(db: Db, deployment_id: UUID) -> tuple[int, datetime |
     return max(cycles, default=(0, None))
 
 
+async def latest_trigger(
+    db: Db, project_id: UUID, deployment_id: UUID
+) -> tuple[str, TriggerFired | None] | None:
+    """The deployment's latest pipeline training request id and the rule that fired it (None: requested
+    before trigger rules); None before the first."""
+    row = await db.fetchrow(
+        """SELECT training_request_id, training_trigger FROM experiments
+           WHERE project_id = $1 AND starts_with(training_request_id, $2)
+           ORDER BY created_at DESC, id LIMIT 1""",
+        project_id,
+        training_request_prefix(deployment_id),
+    )
+    if row is None:
+        return None
+    trigger = row["training_trigger"]
+    return row["training_request_id"], TriggerFired.model_validate(trigger) if trigger else None
+
+
 async def submitted_since_training(db: Db, project_id: UUID, deployment_id: UUID) -> int:
     """SUBMITTED predicted assets submitted after the deployment's latest pipeline experiment was created;
     all of them before the first."""
@@ -62,7 +82,24 @@ async def training_progress(pool: asyncpg.Pool, deployment_id: UUID) -> Training
         cycle, since = await _latest_training(conn, deployment_id)
         rows = await conn.fetch(f"SELECT prediction_id {_SUBMITTED_SINCE}", deployment_id, since)
         total = await conn.fetchval(f"SELECT count(*) {_SUBMITTED_SINCE}", deployment_id, None)
-    return TrainingProgress(cycle, [r["prediction_id"] for r in rows], total)
+    return TrainingProgress(cycle, since, [r["prediction_id"] for r in rows], total)
+
+
+async def champion_reviews(
+    db: Db, deployment_id: UUID, champion_id: UUID, limit: int, *, first: bool
+) -> list[dict[str, Any]]:
+    """Reviewed predictions the champion `champion_id` answered: the `limit` it answered first after it
+    was deployed (`first`), or the `limit` reviewed last."""
+    order = "predicted_at, prediction_id" if first else "reviewed_at DESC, prediction_id"
+    rows = await db.fetch(
+        f"""SELECT review, champion_prediction FROM predicted_assets
+            WHERE deployment_id = $1 AND champion_model_version_id = $2 AND review IS NOT NULL
+            ORDER BY {order} LIMIT $3""",
+        deployment_id,
+        champion_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
 
 
 async def latest_answers(

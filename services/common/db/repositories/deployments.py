@@ -34,6 +34,7 @@ def _deployment(row: asyncpg.Record) -> Deployment:
         dataset_versions=values.pop("ct_dataset_versions"),
         parameters=values.pop("ct_parameters"),
         trigger_threshold=values.pop("ct_trigger_threshold"),
+        trigger_policy=values.pop("ct_trigger_policy"),
         active=values.pop("ct_active"),
     )
     return Deployment.model_validate(values)
@@ -256,11 +257,13 @@ async def configure_continuous_training(
             conn,
             project_id,
             deployment_id,
-            "ct_project_id = $3, ct_parameters = $4, ct_trigger_threshold = $5, ct_active = $6",
+            "ct_project_id = $3, ct_parameters = $4, ct_trigger_threshold = $5, ct_active = $6, "
+            "ct_trigger_policy = $7",
             settings.project_id,
             settings.parameters,
             settings.trigger_threshold,
             settings.active,
+            settings.trigger_policy.model_dump(mode="json", exclude_defaults=True),
         )
         await conn.execute(
             "DELETE FROM deployment_ct_dataset_versions WHERE project_id = $1 AND deployment_id = $2",

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas.triggers import TriggerFired
 from schemas.vocabulary import ExperimentStatus
 from services.common.domain.experiments import Artifact, Experiment
 
@@ -32,6 +33,7 @@ async def create_experiment(
     parameters: dict[str, Any] | None = None,
     dataset_versions: dict[str, UUID] | None = None,
     training_request_id: str | None = None,
+    training_trigger: TriggerFired | None = None,
 ) -> Experiment:
     """The experiment with its dataset versions, written together; `training_request_id` names the
     pipeline's training request it answers (one experiment per request)."""
@@ -39,13 +41,14 @@ async def create_experiment(
         try:
             experiment_id = await conn.fetchval(
                 """INSERT INTO experiments (project_id, name, base_model_version_id, parameters,
-                       training_request_id)
-                   VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+                       training_request_id, training_trigger)
+                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
                 project_id,
                 name,
                 base_model_version_id,
                 parameters or {},
                 training_request_id,
+                training_trigger.model_dump(mode="json") if training_trigger else None,
             )
             await conn.executemany(
                 """INSERT INTO experiment_dataset_versions
