@@ -46,7 +46,7 @@ def stored_reviewed(row: Mapping[str, Any]) -> Reviewed:
 
 def reviewed_answers(answers: list[RoleAnswers]) -> list[Reviewed]:
     """The reviewed ones among a deployment's stored answers, read as predictions."""
-    return [stored_reviewed(a.model_dump()) for a in answers if a.review is not None]
+    return [stored_reviewed(vars(a)) for a in answers if a.review is not None]
 
 
 def latency_percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
