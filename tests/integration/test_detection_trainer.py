@@ -1,7 +1,8 @@
 """The PyTorch detection trainer (cvloop.trainers.detection) on the generated detection world: its reader on
 a workspace the runner's real stage-in wrote; the job runner running it with the torch environment's
 Python (its training entrypoint names that interpreter) through the real Postgres, broker and S3, its
-exported model registering as servable; and the ONNX export's parity with torch.
+exported model registering as servable and serving through the real tritonserver as onnxruntime
+answers; and the ONNX export's parity with torch.
 
 Parity tolerance: onnxruntime and torch run the same float32 graph, so box corners agree within
 BOX_ATOL_PX (input pixels) and scores within SCORE_ATOL, and the classes and the order are the same."""
@@ -12,12 +13,16 @@ import asyncio
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import httpx
 import numpy as np
+import onnxruntime
 import pytest
 
 from cvloop.demo.detection_world import CANVAS, DRIFTED, TRAINING, scenes
@@ -25,17 +30,21 @@ from cvloop.demo.digits import LABELS, TrainedModel, png
 from cvloop.demo.polling import until
 from cvloop.demo.scoring import add_image
 from cvloop.demo.seed import register_onnx_model
+from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
+from cvloop.stack.service import Serving
 from cvloop.trainers.detection_data import detector_io, read_alias
 from cvloop.trainers.workspace import Workspace
-from schemas.events import JobKind
+from schemas.events import DeploymentChange, DeploymentKind, JobKind
 from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
-from schemas.vocabulary import RunStatus, TargetType
-from services.common.db.repositories import experiments, jobs, projects, registry
+from schemas.topics import Topic
+from schemas.vocabulary import RunStatus, Scope, TargetType
+from services.common.db.repositories import deployments, experiments, jobs, projects, registry
 from services.common.domain.jobs import JobRun
 from services.common.domain.registry import ModelFile, NewModelVersion
+from services.common.kafka.producer import EventProducer
 from services.common.servable import unservable_because
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
@@ -184,17 +193,77 @@ async def test_the_job_runner_trains_the_detector_with_the_torch_environment(
     assert (metrics["train_assets"], metrics["test_assets"], metrics["image_size"]) == (TRAIN, TEST, CANVAS)
 
 
-async def test_the_exported_detector_registers_as_servable(
-    pool: asyncpg.Pool, store: ObjectStore, world: World, trained: dict[str, bytes]
-) -> None:
-    labelmap = (await registry.get_model_version(pool, world.project_id, world.base_id)).labelmap_id
+SERVED_THRESHOLD = 0.01  # low: a two-epoch detector's scores are low; every answer above it is compared
+
+
+@pytest.fixture(scope="module")
+async def served(
+    pool: asyncpg.Pool, store: ObjectStore, world: World, trained: dict[str, bytes], triton_settings: Settings
+) -> AsyncIterator[tuple[str, UUID]]:
+    """The exported detector registered (the servability check registration makes) and deployed on the
+    real tritonserver through `python -m services.serving`: the serving URL and the deployment."""
+    base = await registry.get_model_version(pool, world.project_id, world.base_id)
+    assert base is not None
     exported = TrainedModel(trained[MODEL_FILE], detector_io(CANVAS), LABELS, float("nan"))
     version_id = await register_onnx_model(
-        pool, store, world.project_id, "digit-detector", "v1", exported, DetectionType.DETECTION, labelmap
+        pool,
+        store,
+        world.project_id,
+        "digit-detector",
+        "v1",
+        exported,
+        DetectionType.DETECTION,
+        base.labelmap_id,
     )
     version = await registry.get_model_version(pool, world.project_id, version_id)
     assert version is not None
-    assert await unservable_because(pool, store, world.project_id, version) is None
+    problem = await unservable_because(pool, store, world.project_id, version)
+    assert problem is None, f"{problem.field}: {problem}"
+    deployment = await deployments.create_deployment(
+        pool,
+        world.project_id,
+        f"detector-{uuid4().hex[:8]}",
+        kind=DeploymentKind.SERVED,
+        detection_type=DetectionType.DETECTION,
+        champion_model_version_id=version_id,
+        confidence_threshold=SERVED_THRESHOLD,
+    )
+    async with EventProducer.from_settings(triton_settings) as producer:
+        await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
+    serving = Serving(triton_settings)
+    serving.start()
+    try:
+        yield f"http://127.0.0.1:{triton_settings.serving_port}", deployment.id
+    finally:
+        serving.stop()
+
+
+async def test_the_exported_detector_serves_through_triton_as_onnxruntime_answers(
+    pool: asyncpg.Pool, world: World, trained: dict[str, bytes], served: tuple[str, UUID]
+) -> None:
+    url, deployment_id = served
+    _, key = await projects.create_api_key(pool, world.project_id, "serve", [Scope.READ, Scope.WRITE])
+    session = onnxruntime.InferenceSession(trained[MODEL_FILE], providers=["CPUExecutionProvider"])
+    compared = 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
+        for scene in scenes(DRIFTED, 3, 7, True):
+
+            async def answered(image: bytes = png(scene.pixels)) -> dict[str, Any] | None:
+                response = await client.post(f"{url}/v1/deployments/{deployment_id}/predict", content=image)
+                assert response.status_code in (200, 404, 503), response.text  # 404, 503: still loading
+                return response.json()["prediction"] if response.status_code == 200 else None
+
+            prediction = await until(answered, "the detector to serve", timeout_s=180)
+            image = (scene.pixels.transpose(2, 0, 1)[None] / 255.0).astype(np.float32)
+            (rows,) = session.run(None, {"images": image})[0]
+            rows = rows[rows[:, 4] >= SERVED_THRESHOLD]  # the canvas is the input's size: no rescaling
+            assert prediction["type"] == "detection"
+            assert prediction["classes"] == [LABELS[int(c)] for c in rows[:, 5]]
+            np.testing.assert_allclose(prediction["scores"], rows[:, 4], rtol=1e-3, atol=1e-6)
+            boxes = np.clip(rows[:, :4], 0, CANVAS)  # serving keeps boxes inside the image
+            np.testing.assert_allclose(np.array(prediction["boxes"]).reshape(-1, 4), boxes, atol=0.5)
+            compared += len(rows)
+    assert compared > 0  # boxes were compared, not only empty answers
 
 
 PARITY = """
@@ -238,3 +307,48 @@ def test_the_onnx_export_answers_as_torch_does(trained: dict[str, bytes], tmp_pa
     )
     worst = json.loads(answer.stdout)
     assert worst["boxes"] <= BOX_ATOL_PX and worst["scores"] <= SCORE_ATOL and worst["classes_equal"], worst
+
+
+def run_trainer(workspace: Path) -> subprocess.CompletedProcess[str]:
+    """The trainer as the runner starts it, in a workspace built here (cvloop.demo.trainer_workspace)."""
+    env = os.environ | {"CVLOOP_JOB_DIR": str(workspace), "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [str(torch_python()), "-m", "cvloop.trainers.detection"], env=env, capture_output=True, text=True
+    )
+
+
+def test_fine_tuning_starts_from_the_base_checkpoint(trained: dict[str, bytes], tmp_path: Path) -> None:
+    """On the runner's test images, the base checkpoint scores before fine-tuning what the run that made
+    it scored after: the trainer starts from those weights, not fresh ones."""
+    base = TrainedModel(trained[MODEL_FILE], detector_io(CANVAS), LABELS, float("nan"))
+    datasets = {
+        "feedback": [Asset(s.pixels, s.truth) for s in scenes(DRIFTED, 16, 5)],
+        "test": [Asset(s.pixels, s.truth) for s in scenes(DRIFTED, TEST, 2, True)],
+    }
+    workspace = build_workspace(
+        tmp_path, base, {"epochs": 1}, datasets, DetectionType.DETECTION, trained[CHECKPOINT_FILE]
+    )
+    finished = run_trainer(workspace)
+    assert finished.returncode == 0, finished.stderr
+    before, after = (
+        json.loads(t) for t in (trained[METRICS_FILE], (workspace / "outputs" / METRICS_FILE).read_text())
+    )
+    for name in ("ap", "ap50", "ar"):
+        assert after[f"{name}_before"] == pytest.approx(before[f"{name}_after"], abs=1e-9)
+
+
+def test_a_checkpoint_of_other_labels_fails_the_run_naming_them(
+    trained: dict[str, bytes], tmp_path: Path
+) -> None:
+    letters = list("abcdefghij")
+    base = TrainedModel(trained[MODEL_FILE], detector_io(CANVAS), letters, float("nan"))
+    datasets = {"feedback": [Asset(s.pixels, None) for s in scenes(DRIFTED, 2, 5)]}
+    workspace = build_workspace(
+        tmp_path, base, {}, datasets, DetectionType.DETECTION, trained[CHECKPOINT_FILE]
+    )
+    finished = run_trainer(workspace)
+    assert finished.returncode == 1
+    assert finished.stderr.strip().splitlines()[-1] == (
+        f"training failed: base_model/model.pt scores the labels {LABELS}, the labelmap has {letters}"
+    )
+    assert not (workspace / "outputs").exists()
