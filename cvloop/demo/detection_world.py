@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from cvloop.demo.digits import LABELS, _digits, split_indices
+from cvloop.demo.digits import LABELS, digit_pixels, split_indices
 from schemas.features import RgbImage
 from schemas.predictions import DetectionPrediction
 
@@ -87,7 +87,7 @@ def _clutter(canvas: np.ndarray, condition: Condition, rng: np.random.Generator)
 
 def scene(condition: Condition, rng: np.random.Generator, digits: np.ndarray) -> Scene:
     """One canvas with 1-MAX_DIGITS digits drawn from the indices `digits`, none overlapping."""
-    pixels, targets = _digits()
+    pixels, targets = digit_pixels()
     canvas = _background(condition, rng)
     _clutter(canvas, condition, rng)
     placed: list[tuple[int, int, int, int]] = []

@@ -352,3 +352,14 @@ def test_a_checkpoint_of_other_labels_fails_the_run_naming_them(
         f"training failed: base_model/model.pt scores the labels {LABELS}, the labelmap has {letters}"
     )
     assert not (workspace / "outputs").exists()
+
+
+def test_a_bad_parameter_fails_the_run_naming_it(trained: dict[str, bytes], tmp_path: Path) -> None:
+    base = TrainedModel(trained[MODEL_FILE], detector_io(CANVAS), LABELS, float("nan"))
+    datasets = {"feedback": [Asset(s.pixels, s.truth) for s in scenes(DRIFTED, 2, 5)]}
+    workspace = build_workspace(tmp_path, base, {"image_size": 60}, datasets, DetectionType.DETECTION)
+    finished = run_trainer(workspace)
+    assert finished.returncode == 1
+    assert finished.stderr.strip().splitlines()[-1] == (
+        "training failed: parameters.json: image_size: Input should be a multiple of 8 (got 60)"
+    )
