@@ -9,6 +9,7 @@ files in `schemas/json/` (`job-workspace.*.schema.json`).
                                      runner's own (timeout_s, resources)
       base_model/                    the base (training) or target (processing) model version's files
       base_model/model_version.json  ModelVersionFile
+      base_model/model.pt            the base version's checkpoint, when it carries one (PyTorch trainers)
       datasets/<alias>/assets.jsonl  one AssetLine per asset
       datasets/<alias>/images/...    the assets' images, named <asset id><extension>
       datasets/<alias>/labels.json   the dataset version's labels, when it has a labelmap
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .events import JobKind
 from .model_io import ModelIO
-from .model_version import LABELS_FILE, METRICS_FILE, MODEL_FILE
+from .model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 from .predictions import DetectionType, Prediction
 
 # The environment a job's command gets besides its own.
@@ -49,6 +50,7 @@ PARAMETERS_FILE = "parameters.json"
 BASE_MODEL_DIR = "base_model"
 MODEL_VERSION_FILE = f"{BASE_MODEL_DIR}/model_version.json"
 BASE_MODEL_ONNX = f"{BASE_MODEL_DIR}/{MODEL_FILE}"
+BASE_MODEL_CHECKPOINT = f"{BASE_MODEL_DIR}/{CHECKPOINT_FILE}"
 DATASETS_DIR = "datasets"
 ASSETS_FILE = "assets.jsonl"
 IMAGES_DIR = "images"
@@ -139,6 +141,10 @@ class JobWorkspace:
     @property
     def base_model_onnx(self) -> Path:
         return self.root / BASE_MODEL_ONNX
+
+    @property
+    def base_model_checkpoint(self) -> Path:
+        return self.root / BASE_MODEL_CHECKPOINT
 
     @property
     def datasets(self) -> Path:

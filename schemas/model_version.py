@@ -7,6 +7,7 @@ from __future__ import annotations
 from uuid import UUID
 
 MODEL_FILE = "model.onnx"  # the graph serving runs and a trainer starts from
+CHECKPOINT_FILE = "model.pt"  # optional: a PyTorch trainer's weights beside the graph, to fine-tune from
 LABELS_FILE = "labels.json"  # a JSON list of labels, index = class
 METRICS_FILE = "metrics.json"  # optional {name: number}
 

@@ -49,7 +49,7 @@ class TrainedModel:
 
 
 @cache
-def _digits() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+def digit_pixels() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """The digits as uint8 grey pixels (0-255, as a PNG holds them) and their labels."""
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
@@ -58,7 +58,7 @@ def _digits() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
 
 def digit_png(index: int, size: int = 32) -> bytes:
     """Digit number `index` as a `size` x `size` grey PNG (nearest-neighbour upscaled)."""
-    pixels, _ = _digits()
+    pixels, _ = digit_pixels()
     image = Image.fromarray(pixels[index % len(pixels)], mode="L").resize((size, size), Image.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -66,19 +66,19 @@ def digit_png(index: int, size: int = 32) -> bytes:
 
 
 def digit_label(index: int) -> str:
-    _, labels = _digits()
+    _, labels = digit_pixels()
     return LABELS[labels[index % len(labels)]]
 
 
 def split_indices() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The indices of the digits the models here train on (three quarters) and of those held out."""
-    order = np.random.default_rng(0).permutation(len(_digits()[1]))
+    order = np.random.default_rng(0).permutation(len(digit_pixels()[1]))
     cut = len(order) * 3 // 4
     return order[:cut], order[cut:]
 
 
 def _split() -> tuple[npt.NDArray[np.float32], ...]:
-    pixels, labels = _digits()
+    pixels, labels = digit_pixels()
     x = pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
     train, held_out = split_indices()
     return x[train], labels[train], x[held_out], labels[held_out]
@@ -128,7 +128,7 @@ IMAGE_SIDE = 32  # the 8x8 digits upscaled, so rotation and noise act on more th
 
 def digit_images() -> list[RgbImage]:
     """The 1,797 digits as 32x32 RGB uint8 images, white strokes on black."""
-    pixels, _ = _digits()
+    pixels, _ = digit_pixels()
     return [
         np.asarray(
             Image.fromarray(gray).resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BILINEAR).convert("RGB")

@@ -32,9 +32,15 @@ def reviewed(label: str) -> ClassificationPrediction:
 
 
 def build_workspace(
-    root: Path, base: TrainedModel, parameters: dict[str, Any], datasets: dict[str, Sequence[Asset]]
+    root: Path,
+    base: TrainedModel,
+    parameters: dict[str, Any],
+    datasets: dict[str, Sequence[Asset]],
+    detection_type: DetectionType = DetectionType.CLASSIFICATION,
+    checkpoint: bytes | None = None,
 ) -> Path:
-    """A training job's workspace in `root`: job.json, parameters.json, base_model/, datasets/<alias>/."""
+    """A training job's workspace in `root`: job.json, parameters.json, base_model/ (with the checkpoint
+    `checkpoint` when given), datasets/<alias>/."""
     workspace = JobWorkspace(root)
     root.mkdir(parents=True, exist_ok=True)
     version_id = uuid.uuid4()
@@ -50,10 +56,12 @@ def build_workspace(
     workspace.parameters_file.write_text(json.dumps(parameters))
     workspace.base_model.mkdir(parents=True)
     workspace.base_model_onnx.write_bytes(base.onnx)
+    if checkpoint is not None:
+        workspace.base_model_checkpoint.write_bytes(checkpoint)
     version = ModelVersionFile(
         id=version_id,
         version="1",
-        detection_type=DetectionType.CLASSIFICATION,
+        detection_type=detection_type,
         labels=base.labels,
         io=base.io,
         training_parameters={},

@@ -400,7 +400,9 @@ async def test_a_processing_finds_no_credentials_and_cannot_reach_the_platforms_
     assert finished.status is RunStatus.SUCCEEDED, (finished.reason, lines)
     (env,) = [line.removeprefix("env: ").split(",") for line in lines if line.startswith("env: ")]
     contract = {"CVLOOP_JOB_DIR", "CVLOOP_JOB_KIND", "CVLOOP_JOB_ID", "CVLOOP_RUN_ID"}
-    assert contract <= set(env) <= contract | {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"}, env
+    assert (
+        contract <= set(env) <= contract | {"PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"}
+    ), env
     assert not set(env) & every_env_name()  # no platform setting at all
     assert "sockets: " in lines  # not one socket of the runner's
     password = job_runner_settings.local_database_password_file.read_text().strip()

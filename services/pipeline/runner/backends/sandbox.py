@@ -1,7 +1,8 @@
 """What a local job runs inside: none of the platform's credentials and as little of its reach as the
 machine allows.
 
-- its environment is built from nothing: PATH (the runner's Python first), HOME (its workspace), the
+- its environment is built from nothing: PATH (the runner's Python first), PYTHONPATH (the platform's
+  source checkout, for a job's Python of its own), HOME (its workspace), the
   locale and time zone, the job contract's variables, and the few settings of its own a command names
   (`JobCommand.passed_env`: the reference job's sample size); no DATABASE_URL, Kafka address, S3 key
   or API key reaches it;
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import schemas
 from schemas.job_workspace import JobWorkspace
 from services.common.os_users import as_user, ensure_system_user, grant_search, is_root
 
@@ -38,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")  # harmless and what programs print with
 JOB_PATH = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin:/usr/bin:/bin"])
+# Any Python a job's command names (the torch environment's, say) imports the platform's job-side code
+# from here: the workspace contract (schemas/) and the reference trainers (cvloop/trainers/). Only from a
+# source checkout (an editable install): an installed platform's folder is site-packages, whose other
+# packages would shadow that Python's own (there, install cvloop into the job's environment).
+_PLATFORM_ROOT = Path(schemas.__file__).resolve().parent.parent
+JOB_PYTHONPATH = None if _PLATFORM_ROOT.name in ("site-packages", "dist-packages") else str(_PLATFORM_ROOT)
 WORK_DIR_MODE = 0o711  # others may walk to their own workspace but not list the others
 WORKSPACE_MODE = 0o700
 
@@ -105,5 +113,7 @@ class Sandbox:
         env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
         env |= passed_env(launch.command, os.environ)
         env["PATH"] = JOB_PATH
+        if JOB_PYTHONPATH:
+            env["PYTHONPATH"] = JOB_PYTHONPATH
         env["HOME"] = str(workspace.root)
         return env | workspace.job_env(launch.job.id, launch.run.id, launch.job.kind)
