@@ -5,7 +5,7 @@ mask_ar). The scoring stream publishes them as metrics; the api answers them in 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ def stored_reviewed(row: Mapping[str, Any]) -> Reviewed:
 
 def reviewed_answers(answers: list[RoleAnswers]) -> list[Reviewed]:
     """The reviewed ones among a deployment's stored answers, read as predictions."""
-    return [stored_reviewed(a.model_dump()) for a in answers if a.review is not None]
+    return [stored_reviewed(asdict(a)) for a in answers if a.review is not None]
 
 
 def latency_percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
