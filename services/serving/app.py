@@ -167,7 +167,7 @@ def build_app(settings: ServingSettings) -> FastAPI:
             predictor = Predictor(router, triton, store, producer, settings)
             passthrough = Passthrough(router, http, settings.serving_shadow_budget_ms / 1000)
             stop = asyncio.Event()
-            replayer = ShadowReplayer(pool, router, predictor, store, settings)
+            replayer = ShadowReplayer(pool, router, predictor, store, producer, settings)
             stack.push_async_callback(replayer.stop)
             follower = DeploymentFollower(settings, pool, router, producer, replayer)
             consumer = await follower.sync()  # every routed model is loaded before serving listens

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import TypeAdapter
 
-from schemas.events import DeploymentKind
+from schemas.events import DeploymentKind, ShadowReplayed
 from schemas.predictions import Prediction
+from schemas.topics import Topic
 from schemas.vocabulary import ReplayStatus
 from services.common.db.repositories import shadow_replays
 from services.common.db.repositories.base import Db
 from services.common.domain.acquisition import disagreement
 from services.common.domain.deployments import ReplayImage
 from services.common.domain.images import decode_image
+from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore, is_missing
 
 from . import metrics
@@ -40,13 +42,21 @@ from .triton import TritonError
 logger = logging.getLogger(__name__)
 
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
+_REPLAYED_NAMESPACE = UUID("0b7f4c52-9d1e-4a36-8e2b-6c3f5a9d7e14")
 
 
 class ShadowReplayer:
     def __init__(
-        self, db: Db, router: Router, predictor: Predictor, store: ObjectStore, settings: ServingSettings
+        self,
+        db: Db,
+        router: Router,
+        predictor: Predictor,
+        store: ObjectStore,
+        producer: EventProducer,
+        settings: ServingSettings,
     ) -> None:
         self.db = db
+        self.producer = producer
         self.router = router
         self.predictor = predictor
         self.store = store
@@ -88,6 +98,8 @@ class ShadowReplayer:
             await shadow_replays.finish(self.db, deployment_id, shadow_id, ReplayStatus.DONE)
             metrics.REPLAYS.labels(str(deployment_id), ReplayStatus.DONE.value).inc()
             logger.info("shadow replayed", extra={**extra, "selected": selected, "pending": len(pending)})
+            if selected:
+                await self._announce(deployment_id, shadow_id, selected)
         except asyncio.CancelledError:
             raise  # shutting down: the row stays running and the next start resumes it
         except Exception as exc:
@@ -98,6 +110,24 @@ class ShadowReplayer:
                 await shadow_replays.finish(self.db, deployment_id, shadow_id, ReplayStatus.FAILED, error)
             except Exception as db_error:  # Postgres gone: the row stays running, resumed at the next start
                 logger.warning("shadow replay not marked failed", extra={**extra, "error": repr(db_error)})
+
+    async def _announce(self, deployment_id: UUID, shadow_id: UUID, selected: int) -> None:
+        """`ShadowReplayed` on `reviews`, so the promotion gate decides on the replayed pairs now. Its id
+        derives from the deployment and the shadow: a resumed replay publishes the same event. Lost (Kafka
+        down), the gate decides at the deployment's next review instead."""
+        event = ShadowReplayed(
+            event_id=uuid5(_REPLAYED_NAMESPACE, f"{deployment_id}:{shadow_id}"),
+            deployment_id=deployment_id,
+            shadow_model_version_id=shadow_id,
+            replayed=selected,
+        )
+        try:
+            await self.producer.publish(Topic.REVIEWS, event)
+        except Exception as exc:
+            logger.warning(
+                "shadow replay not announced",
+                extra={"deployment": str(deployment_id), "shadow": str(shadow_id), "error": repr(exc)},
+            )
 
     async def _answer(self, route: Route, shadow: ServedModel, image: ReplayImage) -> None:
         """Run the shadow on one reviewed image and record its answer (once)."""

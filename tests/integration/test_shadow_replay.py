@@ -1,8 +1,8 @@
 """Replay before going live, through the real servers: serving (`python -m services.serving`) on
-Postgres, the broker, S3 and tritonserver, the api on the same database. A deployment with reviewed
-predictions gets a shadow; serving runs the shadow over the reviewed images, so the comparison has
-paired figures and the promotion gate decides without a single new request; a replay run again records
-nothing twice."""
+Postgres, the broker, S3 and tritonserver, the api and the pipeline on the same database. A deployment
+with reviewed predictions gets a shadow; serving runs the shadow over the reviewed images, so the
+comparison has paired figures and the pipeline's promotion gate decides without a new request or review;
+a replay run again records nothing twice."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from schemas.vocabulary import DeploymentPolicy, GateOutcome
 from services.common.db.repositories import deployment_figures, deployments, predicted_assets, shadow_replays
 from services.common.domain.images import decode_image
 from services.common.storage.images import store_image
-from services.pipeline.gate import evaluate
+from services.pipeline.service import PipelineService
 from tests.api_support import Api, Running, running_app
 from tests.integration import test_serving
 from tests.integration.test_serving import World, _metric, _reference_scores
@@ -38,6 +38,18 @@ async def api(world: World) -> AsyncIterator[Api]:
     """The api on serving's database, as the world's project."""
     async for running in running_app(world.settings, world.settings.database_url):
         yield Running.as_key(running, world.key)
+
+
+@pytest.fixture(scope="module")
+async def pipeline(world: World) -> AsyncIterator[PipelineService]:
+    """The pipeline service (its promotion gate) on serving's database and broker."""
+    settings = world.settings.model_copy(
+        update={"pipeline_outbox_retry_s": 0.5, "pipeline_gate_min_pairs": MIN_PAIRS}
+    )
+    service = PipelineService(settings)
+    await service.start()
+    yield service
+    await service.stop()
 
 
 def _wrong(label: str) -> ClassificationPrediction:
@@ -94,7 +106,7 @@ async def _serving_metrics(world: World) -> str:
 
 
 async def test_a_new_shadow_is_replayed_and_the_gate_decides_without_new_traffic(
-    world: World, api: Api
+    world: World, api: Api, pipeline: PipelineService
 ) -> None:
     deployment, ids = await _reviewed_deployment(world, "replayed", 300)
     await deployments.configure_continuous_deployment(
@@ -125,24 +137,21 @@ async def test_a_new_shadow_is_replayed_and_the_gate_decides_without_new_traffic
         expected = LABELS[int(np.argmax(_reference_scores(mlp, digit_png(index))))]
         assert asset.shadow_prediction["classes"][0] == expected
 
-    # The comparison has the paired figures at once, with no request served.
-    comparison = await api("GET", f"/v1/deployments/{deployment}/comparison", 200)
-    assert comparison["shadow"]["model_version_id"] == str(world.mlp)
-    assert comparison["shadow"]["predictions"] == REVIEWED
-    assert comparison["shadow"]["quality"]["reviewed"] == REVIEWED
-    assert comparison["champion"]["quality"]["accuracy"] == 0.0
-    assert comparison["shadow"]["quality"]["accuracy"] > 0.9
+    # The pipeline's gate decides on the replayed pairs (serving announced the replay on `reviews`; no
+    # review came after it): the shadow is clearly better, so it is promoted.
+    async def promoted() -> dict[str, Any] | None:
+        decisions = await api("GET", f"/v1/deployments/{deployment}/gate-decisions", 200)
+        return decisions[0]["decision"] if decisions else None
 
-    # The gate decides on the replayed pairs: the shadow is clearly better, so it is promoted.
-    settings = world.settings.model_copy(update={"pipeline_gate_min_pairs": MIN_PAIRS})
-    decision = await evaluate(world.db, settings, deployment)
-    assert decision is not None
-    assert (decision.outcome, decision.pairs) == (GateOutcome.PROMOTED, REVIEWED)
-    promoted = await deployments.get_deployment(world.db, world.project_id, deployment)
-    assert promoted is not None and promoted.champion_model_version_id == world.mlp
+    decision = await until(promoted, "the gate's decision")
+    assert (decision["outcome"], decision["pairs"]) == (GateOutcome.PROMOTED.value, REVIEWED)
+    after = await deployments.get_deployment(world.db, world.project_id, deployment)
+    assert after is not None and after.champion_model_version_id == world.mlp
 
 
-async def test_a_replay_run_again_records_each_answer_once(world: World, api: Api) -> None:
+async def test_the_comparison_pairs_at_once_and_a_replay_run_again_records_once(
+    world: World, api: Api
+) -> None:
     deployment, ids = await _reviewed_deployment(world, "replayed-twice", 400)
     await _set_shadow(world, deployment, world.mlp)
     await _replay_done(api, deployment, world.mlp)
@@ -154,6 +163,14 @@ async def test_a_replay_run_again_records_each_answer_once(world: World, api: Ap
         )
     }
     assert set(before) == set(ids) and None not in before.values()
+
+    # The comparison has the paired figures at once, with no request served.
+    comparison = await api("GET", f"/v1/deployments/{deployment}/comparison", 200)
+    assert comparison["shadow"]["model_version_id"] == str(world.mlp)
+    assert comparison["shadow"]["predictions"] == REVIEWED
+    assert comparison["shadow"]["quality"]["reviewed"] == REVIEWED
+    assert comparison["champion"]["quality"]["accuracy"] == 0.0
+    assert comparison["shadow"]["quality"]["accuracy"] > 0.9
 
     # Set again (a replayed SHADOW_SET): a finished replay is not run again.
     await _set_shadow(world, deployment, world.mlp)
