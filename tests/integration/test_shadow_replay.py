@@ -205,3 +205,21 @@ async def test_the_comparison_pairs_at_once_and_a_replay_run_again_records_once(
     )
     asset = await predicted_assets.get_prediction(world.db, world.project_id, ids[0])
     assert asset is not None and asset.shadow_latency_ms == before[ids[0]]
+
+
+async def test_an_image_gone_from_the_store_is_counted_and_the_others_replayed(
+    world: World, api: Api
+) -> None:
+    deployment, ids = await _reviewed_deployment(world, "replayed-missing", 500)
+    gone = await predicted_assets.get_prediction(world.db, world.project_id, ids[0])
+    assert gone is not None
+    world.store.delete(gone.image_object_key)  # this test's own image: nothing else stores it
+    await _set_shadow(world, deployment, world.mlp)
+
+    replay = await _replay_done(api, deployment, world.mlp)
+    assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, REVIEWED - 1, 1)
+    labels = {"deployment": deployment, "model_version": world.mlp}
+    exposition = await _serving_metrics(world)
+    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == 1
+    missing = await predicted_assets.get_prediction(world.db, world.project_id, ids[0])
+    assert missing is not None and missing.shadow_prediction is None
