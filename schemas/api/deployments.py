@@ -223,7 +223,9 @@ class ShadowReplayOut(Answer):
         "CVLOOP_SERVING_REPLAY_REVIEWS."
     )
     replayed: int = Field(description="Shadow answers recorded so far.")
-    failed: int = Field(description="Images the shadow could not answer (missing, undecodable).")
+    failed: int = Field(
+        description="Images the shadow could not answer (missing, undecodable, the model failing)."
+    )
     error: str | None = Field(
         description="Why a failed replay stopped; it is resumed at serving's next "
         "start or the next time a shadow is set."

@@ -37,12 +37,18 @@ from .predict import Inputs, Predictor
 from .router import Router
 from .routing import Route, ServedModel
 from .settings import ServingSettings
-from .triton import TritonError
+from .triton import ModelNotLoaded, TritonError, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
 _PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 _REPLAYED_NAMESPACE = UUID("0b7f4c52-9d1e-4a36-8e2b-6c3f5a9d7e14")
+
+
+def _image_fault(exc: Exception) -> bool:
+    if isinstance(exc, TritonError):
+        return not isinstance(exc, (TritonUnavailable, ModelNotLoaded))
+    return is_missing(exc) or isinstance(exc, ValueError)
 
 
 class ShadowReplayer:
@@ -138,10 +144,11 @@ class ShadowReplayer:
             decoded = decode_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
             answer = await self.predictor.call(route, shadow, "replay", Inputs(decoded))
         except Exception as exc:
-            # The image's own fault (deleted, undecodable, an answer the shadow's outputs cannot make):
-            # the other images are still replayed. Triton, the store or Postgres gone stops the replay,
-            # which the next start or shadow change resumes.
-            if not (is_missing(exc) or isinstance(exc, ValueError)):
+            # The image's or the model's fault (deleted, undecodable, the model failing on it or giving
+            # an answer its outputs cannot make): counted, and the other images are still replayed.
+            # Triton unreachable or the model unloaded, the store or Postgres gone: the replay stops, and
+            # the next start or shadow change resumes it.
+            if not _image_fault(exc):
                 raise
             metrics.REPLAYED.labels(deployment, version, "failed").inc()
             await shadow_replays.count_failure(self.db, route.state.deployment_id, shadow.model_version_id)

@@ -223,3 +223,18 @@ async def test_an_image_gone_from_the_store_is_counted_and_the_others_replayed(
     assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == 1
     missing = await predicted_assets.get_prediction(world.db, world.project_id, ids[0])
     assert missing is not None and missing.shadow_prediction is None
+
+
+async def test_a_shadow_that_fails_on_every_image_is_counted_not_recorded(world: World, api: Api) -> None:
+    deployment, _ = await _reviewed_deployment(world, "replayed-failing", 600)
+    await _set_shadow(world, deployment, world.failing)  # a model that answers every call with an error
+
+    replay = await _replay_done(api, deployment, world.failing)
+    assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, 0, REVIEWED)
+    exposition = await _serving_metrics(world)
+    labels = {"deployment": deployment, "model_version": world.failing}
+    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == REVIEWED
+    paired = await deployment_figures.latest_answers(
+        world.db, world.project_id, deployment, world.linear, world.failing, 1000, paired_reviews=True
+    )
+    assert paired == []
