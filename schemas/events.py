@@ -197,7 +197,7 @@ class ShadowReplayed(Event):
 
     type: Literal["shadow.replayed"] = "shadow.replayed"
     shadow_model_version_id: UUID
-    replayed: int = Field(ge=0, description="Reviewed predictions the shadow now has an answer on.")
+    selected: int = Field(ge=0, description="Reviewed predictions the replay ran the shadow over.")
 
 
 class AssetSubmitted(Event):

@@ -125,7 +125,7 @@ class ShadowReplayer:
             event_id=uuid5(_REPLAYED_NAMESPACE, f"{deployment_id}:{shadow_id}"),
             deployment_id=deployment_id,
             shadow_model_version_id=shadow_id,
-            replayed=selected,
+            selected=selected,
         )
         try:
             await self.producer.publish(Topic.REVIEWS, event)
