@@ -18,6 +18,7 @@ from .events import (
     PredictionLogged,
     PredictionReviewed,
     RawPrediction,
+    ShadowReplayed,
     TrainingFinished,
     TrainingRequested,
 )
@@ -28,7 +29,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[BaseModel], ...]] = {
     Topic.PREDICTIONS_RAW: (RawPrediction,),
     Topic.PREDICTIONS: (PredictionLogged,),
     Topic.SCORES: (OutlierScored, DriftReported),
-    Topic.REVIEWS: (PredictionReviewed,),
+    Topic.REVIEWS: (PredictionReviewed, ShadowReplayed),
     Topic.FEEDBACK: (AssetSubmitted,),
     Topic.TRAINING: (TrainingRequested, TrainingFinished),
     Topic.DEPLOYMENTS: (DeploymentUpdated,),

@@ -190,6 +190,16 @@ class PredictionReviewed(Event):
     reviewed_by: str = Field(max_length=256)
 
 
+class ShadowReplayed(Event):
+    """A new shadow's answers recorded on the deployment's latest reviewed predictions (serving's replay
+    before going live): on `reviews`, because like a review it changes the paired evidence, so the
+    promotion gate and the quality measures look at the deployment again without waiting for one."""
+
+    type: Literal["shadow.replayed"] = "shadow.replayed"
+    shadow_model_version_id: UUID
+    selected: int = Field(ge=0, description="Reviewed predictions the replay ran the shadow over.")
+
+
 class AssetSubmitted(Event):
     """A reviewed prediction added as an asset to one of the deployment's feedback-loop dataset versions."""
 

@@ -16,6 +16,14 @@ class ReviewStatus(StrEnum):
     SUBMITTED = "SUBMITTED"
 
 
+class ReplayStatus(StrEnum):
+    """A shadow replay's state: serving running a new shadow over the deployment's reviewed images."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # stopped short (the shadow could not be loaded, or the store or Postgres failed)
+
+
 class PredictionOrder(StrEnum):
     NEWEST = "newest"
     OLDEST = "oldest"

@@ -36,6 +36,7 @@ from schemas import (
     RawPrediction,
     RoleResult,
     SegmentationPrediction,
+    ShadowReplayed,
     TrainingFinished,
     TrainingRequested,
     TrainingStatus,
@@ -129,6 +130,7 @@ def all_events() -> list[BaseModel]:
         PredictionReviewed(
             deployment_id=DEPLOYMENT, prediction_id=uuid4(), review=detection((1.0,)), reviewed_by="ana"
         ),
+        ShadowReplayed(deployment_id=DEPLOYMENT, shadow_model_version_id=uuid4(), selected=200),
         AssetSubmitted(
             deployment_id=DEPLOYMENT, prediction_id=uuid4(), dataset_version_id=uuid4(), asset_id=uuid4()
         ),

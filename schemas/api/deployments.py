@@ -12,7 +12,7 @@ from schemas.events import DeploymentKind, GateDecision
 from schemas.limits import Int32
 from schemas.predictions import DetectionType
 from schemas.triggers import TriggerFired, TriggerPolicy
-from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus
+from schemas.vocabulary import DeploymentPolicy, QualityEstimator, ReferenceStatus, ReplayStatus
 
 from .common import Alias, Answer, Body, JsonObject, Name
 
@@ -208,3 +208,27 @@ class GateDecisionOut(Answer):
     )
     decision: GateDecision
     decided_at: datetime
+
+
+class ShadowReplayOut(Answer):
+    """A shadow replay: when a version becomes the shadow of a served deployment, serving runs it over
+    the deployment's latest reviewed images and records its answers as shadow predictions, so the
+    comparison and the promotion gate have paired evidence without new traffic."""
+
+    deployment_id: UUID
+    shadow_model_version_id: UUID = Field(description="The version replayed.")
+    status: ReplayStatus
+    selected: int = Field(
+        description="Reviewed images chosen: the latest the champion answered, at most "
+        "CVLOOP_SERVING_REPLAY_REVIEWS."
+    )
+    replayed: int = Field(description="Shadow answers recorded so far.")
+    failed: int = Field(
+        description="Images the shadow could not answer (missing, undecodable, the model failing)."
+    )
+    error: str | None = Field(
+        description="Why a failed replay stopped; it is resumed at serving's next "
+        "start or the next time a shadow is set."
+    )
+    started_at: datetime
+    finished_at: datetime | None

@@ -35,6 +35,7 @@ from schemas.events import (
     DriftReported,
     OutlierScored,
     PredictionReviewed,
+    ShadowReplayed,
     TrainingFinished,
     TrainingRequested,
     training_request_id,
@@ -411,10 +412,11 @@ class PipelineStream:
 
     async def _gate_batch(self, records: list[SourceRecord]) -> None:
         """Retried in place on an outage, decoding included. A deployment's decision failing for what it
-        holds dead-letters the batch's last review of it."""
+        holds dead-letters the batch's last review of it. A shadow replay counts as a review: it brought
+        paired evidence."""
         last: dict[UUID, SourceRecord] = {}
         for record in records:
-            reviewed: PredictionReviewed | None = await self.dead_letters.decoded(record)
+            reviewed: PredictionReviewed | ShadowReplayed | None = await self.dead_letters.decoded(record)
             if reviewed is not None:
                 last.pop(reviewed.deployment_id, None)
                 last[reviewed.deployment_id] = record

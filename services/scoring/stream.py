@@ -23,7 +23,7 @@ import asyncpg
 import faust
 import numpy as np
 
-from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed
+from schemas.events import OutlierScored, PredictionLogged, PredictionReviewed, ShadowReplayed
 from schemas.topics import TOPICS, ConsumerGroup, Topic
 from services.common.db.repositories.drift_reports import insert_drift_report
 from services.common.db.repositories.prediction_scores import recent_reviewed, record_outlier_scores
@@ -265,7 +265,9 @@ class ScoringStream:
         async for events in stream.take_events(100, within=1.0):
             deployments: set[UUID] = set()
             for event in events:
-                reviewed: PredictionReviewed | None = await self.dead_letters.decoded(event.message)
+                reviewed: PredictionReviewed | ShadowReplayed | None = await self.dead_letters.decoded(
+                    event.message
+                )
                 if reviewed is not None:
                     deployments.add(reviewed.deployment_id)
             for deployment_id in deployments:

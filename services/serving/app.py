@@ -48,6 +48,7 @@ from .models import ModelLoader
 from .passthrough import Passthrough
 from .postprocess import OutputError
 from .predict import Predictor
+from .replay import ShadowReplayer
 from .router import Router
 from .routing import Route
 from .settings import ServingSettings
@@ -166,7 +167,9 @@ def build_app(settings: ServingSettings) -> FastAPI:
             predictor = Predictor(router, triton, store, producer, settings)
             passthrough = Passthrough(router, http, settings.serving_shadow_budget_ms / 1000)
             stop = asyncio.Event()
-            follower = DeploymentFollower(settings, pool, router, producer)
+            replayer = ShadowReplayer(pool, router, predictor, store, producer, settings)
+            stack.push_async_callback(replayer.stop)
+            follower = DeploymentFollower(settings, pool, router, producer, replayer)
             consumer = await follower.sync()  # every routed model is loaded before serving listens
             follower_task = asyncio.create_task(follower.follow(consumer, stop))
             reconciler = asyncio.create_task(_reconcile(router, settings.serving_reconcile_interval_s))

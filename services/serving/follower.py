@@ -22,6 +22,7 @@ from services.common.kafka.supervised import SupervisedConsumer
 from services.common.settings import Settings
 
 from . import catalog
+from .replay import ShadowReplayer
 from .router import Router
 from .routing import DeploymentState
 
@@ -33,10 +34,18 @@ class DeploymentFollower:
     """Routes every deployment from Postgres, then keeps routing from the topic. When following fails
     (Kafka or Postgres gone), it starts over: a new position at the topic's end, a new full read."""
 
-    def __init__(self, settings: Settings, db: Db, router: Router, dead_letters: EventProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Db,
+        router: Router,
+        dead_letters: EventProducer,
+        replayer: ShadowReplayer,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.router = router
+        self.replayer = replayer
         self.dead_letters = dead_letters
         self.following = False  # between a sync and a failure: routing is current
 
@@ -47,7 +56,9 @@ class DeploymentFollower:
         project_id = await project_of(self.db, event.deployment_id)
         if project_id is None:
             raise LookupError(f"deployment {event.deployment_id} is not in Postgres")
-        await self.router.apply(DeploymentState.from_event(event, project_id))
+        route = await self.router.apply(DeploymentState.from_event(event, project_id))
+        if event.change == DeploymentChange.SHADOW_SET:
+            self.replayer.request(route)
 
     async def sync(self) -> AIOKafkaConsumer:
         """A consumer at the topic's end, and every deployment routed as Postgres has it now."""
@@ -57,7 +68,8 @@ class DeploymentFollower:
             for gone in set(self.router.routes) - {state.deployment_id for state in states}:
                 await self.router.remove(gone)
             for state in states:
-                await self.router.apply(state)
+                # A replay a stopped process left unfinished is resumed (a finished one is not rerun).
+                self.replayer.request(await self.router.apply(state))
             self.following = True
         except BaseException:
             await consumer.stop()

@@ -56,3 +56,15 @@ EVENTS = Counter(
 MODEL_LOADS = Counter(
     "cvloop_serving_model_loads_total", "Model loads and unloads on Triton by outcome.", ["action", "outcome"]
 )
+REPLAYS = Counter(
+    "cvloop_serving_replays_total",
+    "Shadow replays (a new shadow run over the deployment's latest reviewed images) by outcome "
+    "(done, failed).",
+    ["deployment", "outcome"],
+)
+REPLAYED = Counter(
+    "cvloop_serving_replayed_total",
+    "Reviewed images a shadow replay ran the shadow on, by outcome: recorded (its answer is now the "
+    "asset's shadow prediction), already (that version had answered it), failed (the image's fault).",
+    ["deployment", "model_version", "outcome"],
+)

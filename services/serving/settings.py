@@ -31,6 +31,15 @@ class ServingSettings(Settings):
         description="Shadow calls one serving process runs at once; beyond it a request's shadow is "
         "skipped (counted as dropped), so a slow shadow cannot pile up work.",
     )
+    serving_replay_reviews: int = Field(
+        200,
+        ge=0,
+        le=10_000,
+        validation_alias=from_env("CVLOOP_SERVING_REPLAY_REVIEWS"),
+        description="When a version becomes a deployment's shadow, serving runs it over the deployment's "
+        "latest this many reviewed images and records its answers as shadow predictions, so the "
+        "comparison and the promotion gate have paired evidence without new traffic (0: no replay).",
+    )
     serving_triton_timeout_ms: int = Field(
         10000,
         gt=0,

@@ -18,6 +18,7 @@ from schemas.vocabulary import (
     ExperimentStatus,
     GateOutcome,
     ReferenceStatus,
+    ReplayStatus,
     ReviewStatus,
     RunStatus,
     Scope,
@@ -44,6 +45,7 @@ EXPECTED: dict[tuple[str, str], set[StrEnum]] = {
     ("jobs", "target_type"): set(TargetType),
     ("job_runs", "status"): set(RunStatus),
     ("gate_decisions", "outcome"): set(GateOutcome),
+    ("shadow_replays", "status"): set(ReplayStatus),
 }
 
 # `col IN (...)` reads back as `col = ANY (ARRAY[...])`; `col <@ ARRAY[...]` stays as written.

@@ -19,6 +19,7 @@ from schemas.api.deployments import (
     DeploymentOut,
     GateDecisionOut,
     ModelVersionChoice,
+    ShadowReplayOut,
     ThresholdUpdate,
 )
 from schemas.events import DeploymentChange, DeploymentKind, JobKind
@@ -31,6 +32,7 @@ from services.common.db.repositories import (
     gate_decisions,
     jobs,
     registry,
+    shadow_replays,
 )
 from services.common.db.repositories.base import Db, NotFound
 from services.common.domain.deployments import Deployment
@@ -289,3 +291,13 @@ async def list_gate_decisions(
     await existing(ctx.pool, key.project_id, deployment_id)
     found = await gate_decisions.list_decisions(ctx.pool, key.project_id, deployment_id, limit)
     return [GateDecisionOut.model_validate(d) for d in found]
+
+
+@router.get("/deployments/{deployment_id}/shadow-replay")
+async def get_shadow_replay(ctx: Ctx, key: ReadKey, deployment_id: UUID) -> ShadowReplayOut:
+    """The deployment's latest shadow replay and its progress (404 before its first shadow was set)."""
+    await existing(ctx.pool, key.project_id, deployment_id)
+    replay = await shadow_replays.latest(ctx.pool, key.project_id, deployment_id)
+    if replay is None:
+        raise not_found("path.deployment_id", "shadow replay")
+    return ShadowReplayOut.model_validate(replay)

@@ -14,7 +14,7 @@ from schemas.api.deployments import ReviewQueueSettings
 from schemas.events import DeploymentChange, DeploymentKind, DeploymentUpdated, GateDecision
 from schemas.predictions import DetectionType
 from schemas.triggers import TriggerPolicy
-from schemas.vocabulary import DeploymentPolicy, ReferenceStatus
+from schemas.vocabulary import DeploymentPolicy, ReferenceStatus, ReplayStatus
 
 
 class ContinuousTraining(BaseModel):
@@ -129,3 +129,29 @@ class RecordedGateDecision(BaseModel):
     shadow_model_version_id: UUID
     decision: GateDecision
     decided_at: datetime
+
+
+class ShadowReplay(BaseModel):
+    """A shadow version run over the deployment's latest reviewed images (one per deployment and
+    shadow version): how far it got."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment_id: UUID
+    shadow_model_version_id: UUID
+    status: ReplayStatus
+    selected: int  # the reviewed images chosen
+    replayed: int  # the shadow's answers recorded
+    failed: int  # the images the shadow could not answer
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReplayImage:
+    """A reviewed predicted asset the shadow has not answered yet: its image and the champion's answer."""
+
+    prediction_id: UUID
+    image_object_key: str
+    champion_prediction: dict[str, Any]
