@@ -37,14 +37,13 @@ from tests.integration.pipeline_fixtures import THRESHOLD, Setup, pipeline_deplo
 pytestmark = pytest.mark.real_kafka
 
 DRIFT_EVERY = 4
-# Each stream test runs with both workers alive, then with one killed (SIGKILL) mid-stream. On tansu the
-# kill still loses or doubles what the workers' faust tables count, in some runs (docs/local-stack.md):
-# those cases are expected to fail there until that is found and fixed; ingest's consumers, without a
-# table, pass with the kill.
+# Each faust app's test runs with both workers alive, then with one killed (SIGKILL) mid-stream. On tansu
+# the killed case fails in some runs (docs/local-stack.md): expected to fail there until that is found
+# and fixed. Ingest's consumers, without a faust table, pass with the kill.
 KILLED_ON_TANSU = (
-    "on tansu, a faust worker killed mid-stream sometimes leaves its table wrong once another takes its "
-    "partitions over: a pipeline count one short (no second experiment), a drift window counting more "
-    "predictions than it was sent (docs/local-stack.md)"
+    "on tansu, when a faust worker is killed mid-stream, the one taking its partitions over sometimes stops "
+    "reading them (the pipeline: no second experiment) or counts predictions twice (scoring's drift "
+    "window): docs/local-stack.md"
 )
 BOTH_ALIVE_OR_ONE_KILLED = pytest.mark.parametrize(
     "kill_one",
