@@ -30,20 +30,16 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from cvloop.demo.digits import darkened, digit_images, feature_matrix
-from cvloop.demo.scoring import classification_deployment, prediction_of
+from cvloop.demo.scoring import classification_deployment, prediction_of, ready_reference, reference_features
 from cvloop.stack import stack
 from cvloop.stack.process import StackError
 from cvloop.stack.scratch import free_port_base
 from cvloop.stack.settings import StackSettings
 from schemas.codec import decode
 from schemas.events import MultipleTestingCorrection, PredictionLogged
-from schemas.features import IMAGE_FEATURES
-from schemas.object_keys import ObjectKind
 from schemas.topics import Topic
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, prediction_scores
-from services.common.db.repositories.training_references import make_reference_ready
-from services.common.domain.deployments import TrainingReference
+from services.common.db.repositories import prediction_scores
 from services.common.kafka.faust_app import create_app, registry_topic
 from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
@@ -55,13 +51,6 @@ from services.scoring.service import ScoringService
 COMPONENTS = ["postgres", "kafka", "s3"]
 WINDOW = 1000
 EVERY = 1000
-
-
-def reference_features(rows: int, rng: np.random.Generator) -> np.ndarray:
-    """`rows` training-like feature rows: the digits' own features, resampled with a little jitter."""
-    base = feature_matrix(digit_images())
-    picked = base[rng.integers(0, len(base), rows)]
-    return picked + rng.normal(0.0, 1e-3, picked.shape) * base.std(axis=0)
 
 
 def ceiling(payloads: list[bytes], reference: Reference, reference_id: UUID, deployment_id: UUID) -> float:
@@ -95,25 +84,7 @@ async def through_the_stream(settings: StackSettings, count: int) -> tuple[float
     store.ensure_bucket()
     rng = np.random.default_rng(0)
     d = await classification_deployment(pool)
-    reference = build_reference(reference_features(10_000, rng), sample_size=10_000)
-    stored = store.put_bytes(ObjectKind.REFERENCES, reference.to_bytes())
-    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
-    reference_id = uuid.uuid4()
-    await make_reference_ready(
-        pool,
-        TrainingReference(
-            id=reference_id,
-            project_id=d.project_id,
-            deployment_id=d.deployment_id,
-            dataset_version_id=d.dataset_version_id,
-            job_run_id=uuid.uuid4(),
-            object_key=stored.key,
-            detector="mahalanobis-ledoit-wolf",
-            feature_names=list(IMAGE_FEATURES),
-            training_size=10_000,
-            sample_size=10_000,
-        ),
-    )
+    reference_id, reference = await ready_reference(pool, store, d, 10_000, rng)
     images = digit_images()
     events = [prediction_of(d.deployment_id, images[i % len(images)], i % 10) for i in range(count)]
     payloads = [e.to_bytes() for e in events]

@@ -14,6 +14,7 @@ import pytest
 from cvloop.stack import stack
 from cvloop.stack.scratch import scratch_settings
 from cvloop.stack.settings import StackSettings
+from services.common.settings import LocalBroker
 from services.pipeline.runner.service import JobRunnerService
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,34 @@ def postgres_settings(settings: StackSettings) -> Iterator[StackSettings]:
 @pytest.fixture(scope="session")
 def kafka_settings(settings: StackSettings) -> Iterator[StackSettings]:
     yield from _component(settings, "kafka")
+
+
+@pytest.fixture(scope="session")
+def tansu_settings(postgres_settings: StackSettings, s3_settings: StackSettings) -> Iterator[StackSettings]:
+    """A tansu broker beside the session's one, for the tests that need consumer groups of several members
+    (the default local broker, librdkafka's mock, takes one): started as `cvloop up` starts it, on a port
+    block and state folder of its own, with the session's Postgres and S3. Its settings name it
+    (KAFKA_BOOTSTRAP_SERVERS), so service processes started from them join it."""
+    state_dir = Path(tempfile.mkdtemp(prefix="cvloop-test-tansu-"))
+    own = scratch_settings(state_dir).model_copy(
+        update={
+            "local_broker": LocalBroker.TANSU,
+            "database_url_setting": postgres_settings.database_url,
+            "s3_endpoint_setting": s3_settings.s3_endpoint,
+        }
+    )
+    for broker in _component(own, "kafka"):
+        yield broker.model_copy(update={"kafka_bootstrap_setting": broker.kafka_bootstrap_servers})
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def real_kafka_settings(kafka_settings: StackSettings, request: pytest.FixtureRequest) -> StackSettings:
+    """A broker with real consumer groups: the session's, unless it is the mock; then the session's tansu."""
+    if kafka_settings.kafka_bootstrap_setting or kafka_settings.runs_tansu:
+        return kafka_settings
+    tansu: StackSettings = request.getfixturevalue("tansu_settings")
+    return tansu
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
 """Rows and events the scoring and job-runner tests and bench/scoring.py share: a project with a
-classification deployment, images (or bytes that are none) in its dataset version, and predictions of
-digit images built with the shared schemas and feature function."""
+classification deployment, images (or bytes that are none) in its dataset version, a ready reference of
+digit-like features, and predictions of digit images built with the shared schemas and feature function."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -13,7 +14,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import numpy as np
 
-from cvloop.demo.digits import png
+from cvloop.demo.digits import digit_images, feature_matrix, png
 from schemas.events import (
     DeploymentKind,
     ImageRef,
@@ -21,15 +22,18 @@ from schemas.events import (
     PredictionSource,
     RoleResult,
 )
-from schemas.features import RgbImage, features, image_dhash
+from schemas.features import IMAGE_FEATURES, RgbImage, features, image_dhash
 from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories.training_references import make_reference_ready
+from services.common.domain.deployments import TrainingReference
 from services.common.domain.images import decode_image
 from services.common.domain.registry import Asset
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.common.storage.images import store_image
+from services.scoring.reference import Reference, build_reference
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,40 @@ async def classification_deployment(pool: asyncpg.Pool) -> Deployment:
         detection_type=DetectionType.CLASSIFICATION,
     )
     return Deployment(project.id, deployment.id, version.id)
+
+
+def reference_features(rows: int, rng: np.random.Generator) -> np.ndarray:
+    """`rows` training-like feature rows: the digits' own features, resampled with a little jitter."""
+    base = feature_matrix(digit_images())
+    picked = base[rng.integers(0, len(base), rows)]
+    return picked + rng.normal(0.0, 1e-3, picked.shape) * base.std(axis=0)
+
+
+async def ready_reference(
+    pool: asyncpg.Pool, store: ObjectStore, d: Deployment, rows: int, rng: np.random.Generator
+) -> tuple[UUID, Reference]:
+    """A reference of `rows` digit-like feature rows made the deployment's, as a finished reference job
+    makes it (without computing one from images): its id and the reference."""
+    reference = build_reference(reference_features(rows, rng), sample_size=rows)
+    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.REFERENCES, reference.to_bytes())
+    await deployments.set_training_data(pool, d.project_id, d.deployment_id, d.dataset_version_id)
+    reference_id = uuid.uuid4()
+    await make_reference_ready(
+        pool,
+        TrainingReference(
+            id=reference_id,
+            project_id=d.project_id,
+            deployment_id=d.deployment_id,
+            dataset_version_id=d.dataset_version_id,
+            job_run_id=uuid.uuid4(),
+            object_key=stored.key,
+            detector="mahalanobis-ledoit-wolf",
+            feature_names=list(IMAGE_FEATURES),
+            training_size=rows,
+            sample_size=rows,
+        ),
+    )
+    return reference_id, reference
 
 
 def answer(digit: int, confidence: float = 0.8) -> ClassificationPrediction:

@@ -1,6 +1,6 @@
-"""Integration-test rules and the fixtures modules share: tests marked `real_kafka` need what the local mock
-broker lacks (CreateTopics, rebalancing between members), so they run only on a real broker: a Kafka at
-KAFKA_BOOTSTRAP_SERVERS, or the local tansu (CVLOOP_LOCAL_BROKER=tansu)."""
+"""The fixtures integration-test modules share. Tests marked `real_kafka` need what the local mock broker
+lacks (CreateTopics, consumer groups of several members): they take `real_kafka_settings`
+(tests/conftest.py), the session's broker when it is a real one, else a tansu started beside it."""
 
 from __future__ import annotations
 
@@ -14,16 +14,6 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from tests.api_support import Api, Project, Running, new_project, running_app_on_new_database
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if (
-        item.get_closest_marker("real_kafka")
-        and not Settings().runs_tansu
-        and not Settings().kafka_bootstrap_setting
-    ):
-        pytest.skip("needs a real broker: set KAFKA_BOOTSTRAP_SERVERS, or CVLOOP_LOCAL_BROKER=tansu")
-
 
 # A module asking for the fixtures below defines `module_settings`: the settings its tests run with.
 

@@ -291,9 +291,11 @@ async def test_create_topics_on_the_local_broker_reports_what_it_made_at_start(
 
 
 @pytest.mark.real_kafka
-async def test_create_topics_creates_the_registry_then_reports_it_exists(kafka_settings: Settings) -> None:
-    await create_topics_async(kafka_settings)
-    again = dict(await create_topics_async(kafka_settings))
+async def test_create_topics_creates_the_registry_then_reports_it_exists(
+    real_kafka_settings: Settings,
+) -> None:
+    await create_topics_async(real_kafka_settings)
+    again = dict(await create_topics_async(real_kafka_settings))
     expected = {spec.name for spec in all_topic_specs()}
     assert again == dict.fromkeys(expected, "exists")
 

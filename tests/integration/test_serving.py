@@ -23,7 +23,6 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from aiokafka import ConsumerRecord
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import (
@@ -60,6 +59,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 from services.serving.model_config import triton_model_name
 from tests import samples
+from tests.exposition import metric_value
 
 WAIT_S = 60.0
 MAX_IMAGE_BYTES = 200_000
@@ -302,16 +302,6 @@ def _reference_scores(model: TrainedModel, png: bytes) -> np.ndarray:
     return session.run(None, {"image": tensor})[0][0]
 
 
-def _metric(exposition: str, name: str, **labels: object) -> float:
-    """The sample's value in a Prometheus text exposition (0 when absent)."""
-    wanted = {key: str(value) for key, value in labels.items()}
-    for family in text_string_to_metric_families(exposition):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == wanted:
-                return sample.value
-    return 0.0
-
-
 def _png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
@@ -447,7 +437,9 @@ async def test_a_blocked_or_failing_shadow_leaves_the_champion_alone(
     for event in events.values():
         assert event.champion.prediction.model_dump(mode="json") == reference["prediction"]
     metrics = (await client.get("/metrics")).text
-    assert _metric(metrics, "cvloop_serving_shadow_dropped_total", deployment=blocked, reason="budget") >= 1
+    assert (
+        metric_value(metrics, "cvloop_serving_shadow_dropped_total", deployment=blocked, reason="budget") >= 1
+    )
 
 
 async def test_detection_boxes_are_thresholded_and_labelled(world: World, client: httpx.AsyncClient) -> None:
@@ -542,7 +534,8 @@ async def test_bad_input_gets_its_error_and_publishes_nothing(
     assert len(events) == sent_before + 1  # only the two good requests were published
     metrics = (await client.get("/metrics")).text
     assert (
-        _metric(metrics, "cvloop_serving_errors_total", deployment=monitoring, reason="monitoring_only") == 1
+        metric_value(metrics, "cvloop_serving_errors_total", deployment=monitoring, reason="monitoring_only")
+        == 1
     )
 
 
@@ -760,12 +753,12 @@ async def test_triton_outage_answers_503_and_recovers(
         assert "unreachable" in response.json()["detail"]
         metrics = (await http.get("/metrics")).text
         assert (
-            _metric(
+            metric_value(
                 metrics, "cvloop_serving_errors_total", deployment=deployment, reason="triton_unavailable"
             )
             >= 2
         )
-        assert _metric(metrics, "cvloop_serving_triton_unavailable_total") >= 1
+        assert metric_value(metrics, "cvloop_serving_triton_unavailable_total") >= 1
 
         triton.start()  # a fresh Triton has no models: serving loads them again
         assert (await _until_served(http, deployment))["model_version_id"] == str(world.linear)
