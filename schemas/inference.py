@@ -46,7 +46,8 @@ _ELEMENT_KINDS: dict[str, type | tuple[type, ...]] = {
     "BF": (int, float),
     "BY": str,
 }
-Dimension = Annotated[int, Field(ge=0, le=INT64_MAX)]
+# Strict: Triton parses these as unsigned integers and answers 500 to a JSON number like 274.0.
+Count = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 MAX_DIMENSIONS = 16
 
 
@@ -66,7 +67,7 @@ Omittable = SkipJsonSchema[None]
 
 
 class TensorParameters(_Part):
-    binary_data_size: Annotated[int, Field(ge=0, le=INT64_MAX)] | Omittable = Field(
+    binary_data_size: Count | Omittable = Field(
         None, description="Binary extension: the tensor's bytes follow the JSON header."
     )
     binary_data: bool | Omittable = None
@@ -82,7 +83,7 @@ def _flattened(data: Any) -> list[Any]:
 
 class InferInput(_Part):
     name: TensorName
-    shape: list[Dimension] = Field(max_length=MAX_DIMENSIONS)
+    shape: list[Count] = Field(max_length=MAX_DIMENSIONS)
     datatype: Datatype
     parameters: TensorParameters = Field(default_factory=TensorParameters)
     data: list[Any] | Omittable = Field(None, description="The tensor's elements, row-major, nested or flat.")

@@ -619,6 +619,15 @@ async def _predict_ok_with(client: httpx.AsyncClient, deployment: UUID, png: byt
         ),
         pytest.param(
             json.dumps(
+                {"inputs": [{"name": "image", "shape": [1, 1, 8.0, 8], "datatype": "FP32", "data": []}]}
+            ),
+            {},
+            "body.inputs[0].shape[2]",
+            "integer",
+            id="fractional-looking-dimension",  # Triton answers 500 to 8.0
+        ),
+        pytest.param(
+            json.dumps(
                 {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP33", "data": [0]}]}
             ),
             {},

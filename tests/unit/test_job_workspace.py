@@ -31,7 +31,7 @@ from schemas.job_workspace import (
     image_file,
 )
 from schemas.model_io import ModelIO
-from schemas.model_version import LABELS_FILE, METRICS_FILE
+from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE
 from schemas.predictions import ClassificationPrediction, DetectionType
 
 JOB_RUNNER_DOC = Path(__file__).resolve().parents[2] / "docs" / "job-runner.md"
@@ -138,6 +138,7 @@ def test_the_docs_describe_the_layout_of_the_module() -> None:
         PARAMETERS_FILE,
         f"{BASE_MODEL_DIR}/",
         MODEL_VERSION_FILE,
+        f"{BASE_MODEL_DIR}/{CHECKPOINT_FILE}",
         f"{alias}/{ASSETS_FILE}",
         f"{alias}/{IMAGES_DIR}/...",
         f"{alias}/{LABELS_FILE}",
