@@ -25,8 +25,9 @@ from services.common.domain.images import decode_image
 from services.common.storage.images import store_image
 from services.pipeline.service import PipelineService
 from tests.api_support import Api, Running, running_app
+from tests.exposition import metric_value
 from tests.integration import test_serving
-from tests.integration.test_serving import World, _metric, _reference_scores
+from tests.integration.test_serving import World, _reference_scores
 
 REVIEWED = 20
 world = test_serving.world  # serving and its models on the real servers, as test_serving starts them
@@ -118,7 +119,7 @@ async def test_a_new_shadow_is_replayed_and_the_gate_decides_without_new_traffic
     replay = await _replay_done(api, deployment, world.mlp)
     assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, REVIEWED, 0)
     exposition = await _serving_metrics(world)
-    recorded = _metric(
+    recorded = metric_value(
         exposition,
         "cvloop_serving_replayed_total",
         deployment=deployment,
@@ -187,8 +188,8 @@ async def test_the_comparison_pairs_at_once_and_a_replay_run_again_records_once(
     assert (replay["selected"], replay["replayed"]) == (REVIEWED, REVIEWED)
     exposition = await _serving_metrics(world)
     labels = {"deployment": deployment, "model_version": world.mlp}
-    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="recorded") == REVIEWED
-    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="already") == 0
+    assert metric_value(exposition, "cvloop_serving_replayed_total", **labels, outcome="recorded") == REVIEWED
+    assert metric_value(exposition, "cvloop_serving_replayed_total", **labels, outcome="already") == 0
     after = await deployment_figures.latest_answers(
         world.db, world.project_id, deployment, world.linear, world.mlp, 1000, paired_reviews=True
     )
@@ -220,7 +221,7 @@ async def test_an_image_gone_from_the_store_is_counted_and_the_others_replayed(
     assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, REVIEWED - 1, 1)
     labels = {"deployment": deployment, "model_version": world.mlp}
     exposition = await _serving_metrics(world)
-    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == 1
+    assert metric_value(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == 1
     missing = await predicted_assets.get_prediction(world.db, world.project_id, ids[0])
     assert missing is not None and missing.shadow_prediction is None
 
@@ -233,7 +234,7 @@ async def test_a_shadow_that_fails_on_every_image_is_counted_not_recorded(world:
     assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, 0, REVIEWED)
     exposition = await _serving_metrics(world)
     labels = {"deployment": deployment, "model_version": world.failing}
-    assert _metric(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == REVIEWED
+    assert metric_value(exposition, "cvloop_serving_replayed_total", **labels, outcome="failed") == REVIEWED
     paired = await deployment_figures.latest_answers(
         world.db, world.project_id, deployment, world.linear, world.failing, 1000, paired_reviews=True
     )
