@@ -9,18 +9,15 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query
-from pydantic import TypeAdapter
 
 from schemas.api.monitoring import QualityBucket
-from schemas.predictions import Prediction
 from schemas.vocabulary import Role
 from services.common.domain.monitoring import ReviewedAnswer, TimeRange
-from services.common.domain.quality import Reviewed, role_quality
+from services.common.domain.quality import role_quality, stored_reviewed
 from services.common.http import ApiError
 
 DEFAULT_RANGE = timedelta(days=1)
 MAX_BUCKETS = 2000
-_PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -63,14 +60,7 @@ def quality_buckets(answers: list[ReviewedAnswer]) -> list[QualityBucket]:
         by_bucket[answer.start].append(answer)
     buckets = []
     for start, group in sorted(by_bucket.items()):
-        reviewed = [
-            Reviewed(
-                review=_PREDICTION.validate_python(a.review),
-                champion=_PREDICTION.validate_python(a.champion_prediction),
-                shadow=_PREDICTION.validate_python(a.shadow_prediction) if a.shadow_prediction else None,
-            )
-            for a in group
-        ]
+        reviewed = [stored_reviewed(vars(a)) for a in group]
         for role in Role:
             versions: set[UUID | None] = {
                 a.champion_model_version_id if role is Role.CHAMPION else a.shadow_model_version_id

@@ -7,21 +7,18 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import TypeAdapter
 
 from schemas.api.deployments import ReviewQualityOut, ReviewQueueSettings
-from schemas.predictions import Prediction
 from schemas.vocabulary import Role
 from services.common.db.repositories import deployment_figures, predicted_assets
 from services.common.domain.acquisition import AuditedReview, audit_quality, in_audit
-from services.common.domain.quality import Reviewed, role_quality
+from services.common.domain.quality import role_quality, stored_reviewed
 
 from ..context import Ctx, ReadKey, WriteKey
 from ..errors import WRITE_ERRORS, not_found
 from .deployments import MAX_COMPARISON_WINDOW, existing
 
 router = APIRouter(prefix="/v1", tags=["review queue"])
-_PREDICTION: TypeAdapter[Prediction] = TypeAdapter(Prediction)
 
 
 @router.get("/deployments/{deployment_id}/review-queue")
@@ -53,13 +50,7 @@ async def review_quality(
     reviews = [
         AuditedReview(
             prediction_id=row["prediction_id"],
-            reviewed=Reviewed(
-                review=_PREDICTION.validate_python(row["review"]),
-                champion=_PREDICTION.validate_python(row["champion_prediction"]),
-                shadow=_PREDICTION.validate_python(row["shadow_prediction"])
-                if row["shadow_prediction"]
-                else None,
-            ),
+            reviewed=stored_reviewed(row),
         )
         for row in rows
     ]
