@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -38,6 +37,7 @@ from services.common.servable import unservable_because
 from services.common.storage import ObjectStore
 from tests import detection_reference as reference
 from tests.models_env import RealModel, real_models
+from tests.serving_support import served_prediction
 
 WAIT_S = 180.0
 SCORE_RTOL = 1e-3
@@ -103,16 +103,7 @@ async def world(
 
 
 async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:
-    """The deployment's prediction, polling while serving loads it."""
-    url = f"{world.url}/v1/deployments/{world.deployment_ids[name]}/predict"
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world.key}"}, timeout=120) as client:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                response = await client.post(url, content=png)
-                if response.status_code == 200:
-                    return response.json()["prediction"]
-                assert response.status_code in (404, 503), response.text
-                await asyncio.sleep(0.5)
+    return await served_prediction(world.url, world.key, world.deployment_ids[name], png, wait_s=WAIT_S)
 
 
 def _matches(

@@ -6,14 +6,12 @@ of the same graph run here by onnxruntime on the same input tensor."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import numpy as np
 import onnxruntime
 import pytest
@@ -34,6 +32,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.storage import ObjectStore
 from tests import detection_reference as reference
 from tests import scenes
+from tests.serving_support import served_prediction
 
 WAIT_S = 90.0
 THRESHOLD = 0.1
@@ -115,16 +114,7 @@ async def world(
 
 
 async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:
-    """The deployment's prediction, polling while serving loads it."""
-    url = f"{world.url}/v1/deployments/{world.deployment_ids[name]}/predict"
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world.key}"}, timeout=60) as client:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                response = await client.post(url, content=png)
-                if response.status_code == 200:
-                    return response.json()["prediction"]
-                assert response.status_code in (404, 503), response.text
-                await asyncio.sleep(0.5)
+    return await served_prediction(world.url, world.key, world.deployment_ids[name], png, wait_s=WAIT_S)
 
 
 def _run_here(arch: Architecture, png: bytes) -> list[np.ndarray]:
