@@ -7,6 +7,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,6 +18,8 @@ from fastapi import FastAPI
 from PIL import Image
 
 from schemas import decode
+from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
+from schemas.predictions import Prediction
 from schemas.vocabulary import Scope
 from services.api.app import build_app
 from services.common.db.pool import create_pool
@@ -152,3 +155,51 @@ def _decoded_kept(batches: dict[Any, list[Any]], keep: Callable[[Any], bool]) ->
             if keep(event):
                 kept.append(event)
     return kept
+
+
+def recorded_prediction(
+    dep: dict[str, Any],
+    upload: dict[str, Any],
+    champion: Prediction | dict[str, Any],
+    *,
+    shadow: Prediction | dict[str, Any] | None = None,
+    latency_ms: float = 3.0,
+    shadow_latency_ms: float | None = None,
+    prediction_id: UUID | None = None,
+    predicted_at: datetime | None = None,
+    tags: list[str] | None = None,
+) -> PredictionLogged:
+    """A prediction as ingest's persistence consumer records it: the deployment `dep`'s champion (and
+    shadow, twice as slow unless told) answering an uploaded 64x48 PNG sent to the monitor API."""
+    answer = RoleResult.model_validate(
+        {
+            "model_version_id": dep["champion_model_version_id"],
+            "prediction": champion,
+            "latency_ms": latency_ms,
+        }
+    )
+    return PredictionLogged(
+        deployment_id=UUID(dep["id"]),
+        prediction_id=prediction_id or uuid4(),
+        detection_type=answer.prediction.type,
+        image=ImageRef(
+            object_key=upload["object_key"],
+            sha256=upload["sha256"],
+            width=64,
+            height=48,
+            content_type="image/png",
+        ),
+        champion=answer,
+        shadow=RoleResult.model_validate(
+            {
+                "model_version_id": dep["shadow_model_version_id"],
+                "prediction": shadow,
+                "latency_ms": 2 * latency_ms if shadow_latency_ms is None else shadow_latency_ms,
+            }
+        )
+        if shadow is not None
+        else None,
+        source=PredictionSource.MONITOR_API,
+        tags=tags or [],
+        predicted_at=predicted_at or datetime.now(UTC),
+    )

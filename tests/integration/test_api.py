@@ -4,7 +4,6 @@ submission, jobs, and the outbox that keeps a committed change's events when the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,14 +15,9 @@ from schemas.api.common import ErrorBody
 from schemas.events import (
     AssetSubmitted,
     DeploymentUpdated,
-    ImageRef,
     JobRequested,
-    PredictionLogged,
     PredictionReviewed,
-    PredictionSource,
-    RoleResult,
 )
-from schemas.predictions import DetectionPrediction
 from schemas.topics import Topic
 from schemas.triggers import TriggerFired
 from schemas.vocabulary import OutputFormat, ReferenceStatus, RunStatus, TriggerRule
@@ -32,7 +26,16 @@ from services.common.db.repositories.base import Conflict
 from services.common.domain.deployments import ContinuousTraining
 from services.common.domain.model_signature import roles
 from services.common.kafka.producer import EventProducer
-from tests.api_support import MAX_UPLOAD, Api, Project, Running, new_project, png, published
+from tests.api_support import (
+    MAX_UPLOAD,
+    Api,
+    Project,
+    Running,
+    new_project,
+    png,
+    published,
+    recorded_prediction,
+)
 
 BOX = {"type": "detection", "boxes": [[1, 2, 30, 40]], "classes": ["cat"], "scores": [0.9]}
 POLYGON = {
@@ -95,33 +98,7 @@ async def logged_prediction(
 ) -> UUID:
     """A prediction (the champion's `answer`) as ingest's persistence consumer records it, with the
     deployment's shadow answer if given (which takes twice as long)."""
-    event = PredictionLogged(
-        deployment_id=UUID(dep["id"]),
-        prediction_id=uuid4(),
-        detection_type=answer["type"],
-        image=ImageRef(
-            object_key=upload["object_key"],
-            sha256=upload["sha256"],
-            width=64,
-            height=48,
-            content_type="image/png",
-        ),
-        champion=RoleResult(
-            model_version_id=UUID(dep["champion_model_version_id"]),
-            prediction=answer,
-            latency_ms=latency_ms,
-        ),
-        shadow=RoleResult(
-            model_version_id=UUID(dep["shadow_model_version_id"]),
-            prediction=DetectionPrediction.model_validate(shadow),
-            latency_ms=2 * latency_ms,
-        )
-        if shadow
-        else None,
-        source=PredictionSource.MONITOR_API,
-        tags=["camera-1"],
-        predicted_at=datetime.now(UTC),
-    )
+    event = recorded_prediction(dep, upload, answer, shadow=shadow, latency_ms=latency_ms, tags=["camera-1"])
     assert await predicted_assets.insert_prediction(running.pool, project.id, event)
     return event.prediction_id
 

@@ -15,19 +15,14 @@ import numpy as np
 from schemas.events import (
     DeploymentChange,
     DeploymentUpdated,
-    ImageRef,
     MultipleTestingCorrection,
-    PredictionLogged,
-    PredictionSource,
-    RoleResult,
 )
-from schemas.predictions import ClassificationPrediction
 from schemas.topics import Topic
 from services.common.db.repositories import drift_reports, predicted_assets, prediction_scores
 from services.common.db.repositories.base import Db
 from services.common.domain.scoring import Score
 from services.scoring.drift import DriftWindow, drift_report
-from tests.api_support import Api, Project, Running, new_project, published
+from tests.api_support import Api, Project, Running, new_project, published, recorded_prediction
 from tests.integration.test_api import dataset_version, deployment, model_version, upload_image
 
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
@@ -50,31 +45,8 @@ async def classified(
     """A prediction recorded as ingest's persistence records it: the champion says cat, the shadow (if
     asked, twice as slow) dog."""
     upload = await upload_image(running.as_key(project.write), seed)
-    event = PredictionLogged(
-        deployment_id=UUID(dep["id"]),
-        prediction_id=uuid4(),
-        detection_type="classification",
-        image=ImageRef(
-            object_key=upload["object_key"],
-            sha256=upload["sha256"],
-            width=64,
-            height=48,
-            content_type="image/png",
-        ),
-        champion=RoleResult(
-            model_version_id=UUID(dep["champion_model_version_id"]),
-            prediction=ClassificationPrediction.model_validate(CAT),
-            latency_ms=latency_ms,
-        ),
-        shadow=RoleResult(
-            model_version_id=UUID(dep["shadow_model_version_id"]),
-            prediction=ClassificationPrediction.model_validate(DOG),
-            latency_ms=2 * latency_ms,
-        )
-        if shadow
-        else None,
-        source=PredictionSource.MONITOR_API,
-        predicted_at=at,
+    event = recorded_prediction(
+        dep, upload, CAT, shadow=DOG if shadow else None, latency_ms=latency_ms, predicted_at=at
     )
     assert await predicted_assets.insert_prediction(running.pool, project.id, event)
     return event.prediction_id

@@ -4,16 +4,13 @@ own, and the quality figures rest on the audit slice."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from schemas.api.deployments import ReviewQueueSettings
-from schemas.events import ImageRef, PredictionLogged, PredictionSource, RoleResult
-from schemas.predictions import ClassificationPrediction
 from services.common.db.repositories import predicted_assets
 from services.common.domain.acquisition import acquisition_score, in_audit, queue_key
-from tests.api_support import Api, Project, Running, new_project
+from tests.api_support import Api, Project, Running, new_project, recorded_prediction
 from tests.integration.test_api import deployment, model_version, upload_image
 
 SETTINGS = ReviewQueueSettings(
@@ -32,24 +29,11 @@ async def classified(
     id is drawn into the audit slice of `SETTINGS` (so the test does not rest on chance)."""
     upload = await upload_image(running.as_key(project.write), seed)
     audited = seed % 2 == 0
-    event = PredictionLogged(
-        deployment_id=UUID(dep["id"]),
+    event = recorded_prediction(
+        dep,
+        upload,
+        cat(confidence),
         prediction_id=next(p for p in iter(uuid4, None) if in_audit(p, SETTINGS.audit_fraction) == audited),
-        detection_type="classification",
-        image=ImageRef(
-            object_key=upload["object_key"],
-            sha256=upload["sha256"],
-            width=64,
-            height=48,
-            content_type="image/png",
-        ),
-        champion=RoleResult(
-            model_version_id=UUID(dep["champion_model_version_id"]),
-            prediction=ClassificationPrediction.model_validate(cat(confidence)),
-            latency_ms=3.0,
-        ),
-        source=PredictionSource.MONITOR_API,
-        predicted_at=datetime.now(UTC),
     )
     assert await predicted_assets.insert_prediction(running.pool, project.id, event)
     return event.prediction_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,11 +18,7 @@ from cvloop.demo.polling import until
 from schemas.events import (
     DeploymentChange,
     DeploymentUpdated,
-    ImageRef,
-    PredictionLogged,
     PredictionReviewed,
-    PredictionSource,
-    RoleResult,
 )
 from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType, Prediction
 from schemas.topics import Topic
@@ -32,7 +27,7 @@ from services.common.db.repositories import predicted_assets
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.pipeline.service import PipelineService
-from tests.api_support import Api, Project, Running, new_project
+from tests.api_support import Api, Project, Running, new_project, recorded_prediction
 from tests.integration.pipeline_fixtures import events_of
 from tests.integration.test_api import model_version, upload_image
 
@@ -109,29 +104,12 @@ async def reviewed(
     dep = await api("GET", f"/v1/deployments/{deployment_id}", 200)
     for _ in range(count):
         upload = await upload_image(api, next(IMAGE_SEEDS))
-        event = PredictionLogged(
-            deployment_id=UUID(deployment_id),
-            prediction_id=uuid4(),
-            detection_type=dep["detection_type"],
-            image=ImageRef(
-                object_key=upload["object_key"],
-                sha256=upload["sha256"],
-                width=64,
-                height=48,
-                content_type="image/png",
-            ),
-            champion=RoleResult(
-                model_version_id=UUID(dep["champion_model_version_id"]),
-                prediction=right if champion_right else wrong,
-                latency_ms=3.0,
-            ),
-            shadow=RoleResult(
-                model_version_id=UUID(dep["shadow_model_version_id"]),
-                prediction=wrong if champion_right else right,
-                latency_ms=4.0,
-            ),
-            source=PredictionSource.MONITOR_API,
-            predicted_at=datetime.now(UTC),
+        event = recorded_prediction(
+            dep,
+            upload,
+            right if champion_right else wrong,
+            shadow=wrong if champion_right else right,
+            shadow_latency_ms=4.0,
         )
         assert await predicted_assets.insert_prediction(running.pool, project.id, event)
         review = {"review": right.model_dump(mode="json")}
