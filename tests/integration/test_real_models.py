@@ -17,43 +17,23 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
-from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
-from schemas.events import DeploymentChange, DeploymentKind
 from schemas.predictions import DetectionType
-from schemas.topics import Topic
-from schemas.vocabulary import OutputFormat, Scope
-from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, projects, registry
-from services.common.kafka.producer import EventProducer
-from services.common.servable import unservable_because
-from services.common.storage import ObjectStore
+from schemas.vocabulary import OutputFormat
 from tests import detection_reference as reference
 from tests.models_env import RealModel, real_models
-from tests.serving_support import served_prediction
+from tests.serving_support import ServedWorld, served_models, served_prediction
+
+World = ServedWorld[RealModel]
 
 WAIT_S = 180.0
 SCORE_RTOL = 1e-3
 BOX_TOLERANCE_PX = 0.5
-
-
-@dataclass
-class World:
-    settings: StackSettings
-    key: str
-    deployment_ids: dict[str, UUID]
-    models: dict[str, RealModel]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.serving_port}"
 
 
 @pytest.fixture(scope="module")
@@ -65,41 +45,8 @@ async def world(
 ) -> AsyncIterator[World]:
     models = await asyncio.to_thread(real_models)
     settings = triton_settings.model_copy(update={"serving_triton_timeout_ms": 120_000})
-    db = await open_pool(settings.database_url)
-    store = ObjectStore.from_settings(settings)
-    store.ensure_bucket()
-    project = await projects.create_project(db, f"real-models-{uuid4()}")
-    _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
-    deployment_ids = {}
-    async with EventProducer.from_settings(settings) as producer:
-        for name, model in models.items():
-            labelmap_id = await find_or_create_labelmap(db, project.id, name, model.labels)
-            version_id = await register_onnx_model(
-                db, store, project.id, name, "1", model, model.detection_type, labelmap_id
-            )
-            version = await registry.get_model_version(db, project.id, version_id)
-            assert version is not None
-            # The check registration and a served deployment make: the documented io fits the export.
-            problem = await unservable_because(db, store, project.id, version)
-            assert problem is None, f"{name}: {problem.field}: {problem}"
-            deployment = await deployments.create_deployment(
-                db,
-                project.id,
-                name,
-                kind=DeploymentKind.SERVED,
-                detection_type=model.detection_type,
-                champion_model_version_id=version_id,
-                confidence_threshold=model.threshold,
-            )
-            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
-            deployment_ids[name] = deployment.id
-    serving = Serving(settings)
-    serving.start()
-    try:
-        yield World(settings, key, deployment_ids, models)
-    finally:
-        serving.stop()
-        await db.close()
+    async with served_models(settings, "real-models", models, lambda model: model.threshold) as world:
+        yield world
 
 
 async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:

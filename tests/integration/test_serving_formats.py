@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
 
 import numpy as np
 import onnxruntime
@@ -19,20 +17,13 @@ from PIL import Image
 
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
-from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
-from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
-from schemas.events import DeploymentChange, DeploymentKind
-from schemas.topics import Topic
-from schemas.vocabulary import Scope
-from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, projects
 from services.common.domain.preprocess import preprocess
-from services.common.kafka.producer import EventProducer
-from services.common.storage import ObjectStore
 from tests import detection_reference as reference
 from tests import scenes
-from tests.serving_support import served_prediction
+from tests.serving_support import ServedWorld, served_models, served_prediction
+
+World = ServedWorld[Architecture]
 
 WAIT_S = 90.0
 THRESHOLD = 0.1
@@ -55,18 +46,6 @@ def scene(seed: int) -> bytes:
     return scenes.scene(seed, WIDTH, HEIGHT)
 
 
-@dataclass
-class World:
-    settings: StackSettings
-    key: str
-    deployment_ids: dict[str, UUID]
-    architectures: dict[str, Architecture]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.serving_port}"
-
-
 @pytest.fixture(scope="module")
 async def world(
     postgres_settings: StackSettings,
@@ -75,42 +54,9 @@ async def world(
     triton_settings: StackSettings,
 ) -> AsyncIterator[World]:
     settings = triton_settings.model_copy(update={"serving_triton_timeout_ms": 60_000})
-    db = await open_pool(settings.database_url)
-    store = ObjectStore.from_settings(settings)
-    store.ensure_bucket()
-    project = await projects.create_project(db, f"formats-{uuid4()}")
-    _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
     built = {name: build() for name, build in BUILDERS.items()}
-    deployment_ids = {}
-    async with EventProducer.from_settings(settings) as producer:
-        for name, arch in built.items():
-            deployment = await deployments.create_deployment(
-                db,
-                project.id,
-                name,
-                kind=DeploymentKind.SERVED,
-                detection_type=arch.detection_type,
-                champion_model_version_id=await register_onnx_model(
-                    db,
-                    store,
-                    project.id,
-                    name,
-                    "1",
-                    arch,
-                    arch.detection_type,
-                    await find_or_create_labelmap(db, project.id, name, arch.labels),
-                ),
-                confidence_threshold=THRESHOLD,
-            )
-            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
-            deployment_ids[name] = deployment.id
-    serving = Serving(settings)
-    serving.start()
-    try:
-        yield World(settings, key, deployment_ids, built)
-    finally:
-        serving.stop()
-        await db.close()
+    async with served_models(settings, "formats", built, lambda _: THRESHOLD) as world:
+        yield world
 
 
 async def _predict(world: World, name: str, png: bytes) -> dict[str, Any]:
@@ -149,7 +95,7 @@ def _assert_boxes(
 
 @pytest.mark.parametrize("name", ["yolov8", "yolov5"])
 async def test_yolo_raw_decoded_and_suppressed_like_the_reference(world: World, name: str) -> None:
-    arch = world.architectures[name]
+    arch = world.models[name]
     for seed in range(2):
         png = scene(seed)
         expected = _expected_yolo(arch, _run_here(arch, png))
@@ -158,7 +104,7 @@ async def test_yolo_raw_decoded_and_suppressed_like_the_reference(world: World, 
 
 
 async def test_nms_free_rows_like_the_reference(world: World) -> None:
-    arch = world.architectures["nms-free"]
+    arch = world.models["nms-free"]
     png = scene(3)
     rows = _run_here(arch, png)[0][0]
     expected = [
@@ -189,7 +135,7 @@ def _assert_segments(prediction: dict[str, Any], expected: list[tuple[str, float
 
 
 async def test_yolo_seg_polygons_like_the_reference_masks(world: World) -> None:
-    arch = world.architectures["yolov8-seg"]
+    arch = world.models["yolov8-seg"]
     png = scene(4)
     outputs = _run_here(arch, png)
     rows, protos = outputs[0][0], outputs[1][0]
@@ -211,7 +157,7 @@ async def test_yolo_seg_polygons_like_the_reference_masks(world: World) -> None:
 
 
 async def test_torchvision_masks_become_polygons_like_the_reference(world: World) -> None:
-    arch = world.architectures["torchvision-maskrcnn"]
+    arch = world.models["torchvision-maskrcnn"]
     png = scene(5)
     boxes, labels, scores, masks = _run_here(arch, png)
     expected = []
