@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import InferInput, InferRequestedOutput
 
 from bench.local_stack import local_stack
+from cvloop.demo import registration
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import digit_png, train_mlp_classifier
 from schemas.events import DeploymentChange, DeploymentKind
@@ -133,7 +134,7 @@ async def prepare(settings: Settings) -> tuple[demo.Demo, str, str]:
     db = await open_pool(settings.database_url, max_size=2)
     try:
         store = ObjectStore.from_settings(settings)
-        shadow = await demo.register_onnx_model(
+        shadow = await registration.register_onnx_model(
             db,
             store,
             served.project_id,

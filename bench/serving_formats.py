@@ -26,7 +26,7 @@ from bench.local_stack import local_stack
 from bench.serving import COMPONENTS, Figures, measure
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
-from cvloop.demo.seed import find_or_create_labelmap, register_onnx_model
+from cvloop.demo.registration import find_or_create_labelmap, register_onnx_model
 from schemas.events import DeploymentChange, DeploymentKind
 from schemas.local_stack import LOCAL_HOST
 from schemas.topics import Topic

@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 import aiohttp
 
 from bench.local_stack import local_stack
+from cvloop.demo import registration
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import digit_label, digit_png, train_mlp_classifier
 from schemas.events import DeploymentChange, DeploymentKind, PredictionLogged, PredictionSource, RoleResult
@@ -47,7 +48,7 @@ async def run(settings: Settings, reviews: int) -> None:
     store = ObjectStore.from_settings(settings)
     pngs = [digit_png(i) for i in range(reviews)]
     try:
-        mlp = await demo.register_onnx_model(
+        mlp = await registration.register_onnx_model(
             db, store, served.project_id, "digits-mlp", "1", train_mlp_classifier(),
             DetectionType.CLASSIFICATION, None,
         )  # fmt: skip

@@ -8,6 +8,7 @@ import click
 
 from services.common.logs import configure_logging
 
+from .commands.demo import demo
 from .commands.deployments import deployments
 from .commands.jobs import jobs
 from .commands.projects import projects
@@ -21,7 +22,7 @@ from .stack.settings import StackSettings
 def _print_health(health: Health) -> None:
     colour = "green" if health.ok else ("yellow" if health.state == "stopped" else "red")
     detail = f"  {health.detail}" if health.detail else ""
-    click.echo(f"{health.name:<10} {click.style(health.state, fg=colour):<18} {health.address}{detail}")
+    click.echo(f"{health.name:<14} {click.style(health.state, fg=colour):<18} {health.address}{detail}")
 
 
 @click.group()
@@ -97,7 +98,7 @@ def topics_create(settings: StackSettings) -> None:
         sys.exit(1)
 
 
-for command in (projects, project, upload, models, labelmaps, deployments, jobs):
+for command in (projects, project, upload, models, labelmaps, deployments, jobs, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

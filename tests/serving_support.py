@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from cvloop.demo.seed import OnnxModel, find_or_create_labelmap, register_onnx_model
+from cvloop.demo.registration import OnnxModel, find_or_create_labelmap, register_onnx_model
 from cvloop.stack.service import Serving
 from cvloop.stack.settings import StackSettings
 from schemas.events import DeploymentChange, DeploymentKind

@@ -42,8 +42,12 @@ def _bars() -> Any:
     return click.get_text_stream("stderr")
 
 
+def progress_bar(length: int, label: str) -> Any:
+    return click.progressbar(length=length, label=label, file=_bars())
+
+
 def upload_with_bar(client: Client, path: Path, kind: UploadKind) -> UploadedFile:
-    with click.progressbar(length=path.stat().st_size, label=f"uploading {path.name}", file=_bars()) as bar:
+    with progress_bar(path.stat().st_size, f"uploading {path.name}") as bar:
         return client.upload(path, kind, progress=bar.update)
 
 

@@ -1,5 +1,6 @@
-"""The demo deployment of the local stack: project `demo`, the digits labelmap, a digits classifier
-(its ONNX file in the object store) and a served deployment `digits` with it as champion. Seeding is
+"""The demo deployments of the local stack, in project `demo`: `digits`, a served digits classifier (its
+ONNX file in the object store); `digits-detection`, the PyTorch detector of cvloop.demo.detector with its
+whole loop configured (training data, feedback loop, continuous training, deploy_shadow). Seeding is
 idempotent: what exists is kept, and a `deployments` event tells a running serving about it."""
 
 from __future__ import annotations
@@ -8,31 +9,33 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 from uuid import UUID
 
 from schemas.events import DeploymentChange, DeploymentKind
-from schemas.model_io import ModelIO
-from schemas.model_version import MODEL_FILE
-from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
 from services.common.db.pool import open_pool
-from services.common.db.repositories import deployments, projects, registry
+from services.common.db.repositories import deployments, projects
 from services.common.db.repositories.base import Db
-from services.common.domain.registry import ModelFile, NewModelVersion
+from services.common.domain.deployments import Deployment
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
+from .detector import FINE_TUNING, REHEARSAL, detection_champion, detection_datasets
 from .digits import LABELS, train_linear_classifier
+from .loop import build
+from .registration import find_or_create_labelmap, register_onnx_model
 
 PROJECT = "demo"
 LABELMAP = "digits"
 MODEL = "digits-classifier"
 VERSION = "1"
 DEPLOYMENT = "digits"
+DETECTION_DEPLOYMENT = "digits-detection"
+# Reviews submitted that start a training: few enough to reach from the review page.
+DETECTION_THRESHOLD = 20
 
 
 @dataclass(frozen=True)
@@ -41,59 +44,6 @@ class Demo:
     deployment_id: UUID
     model_version_id: UUID
     api_key: str
-
-
-async def find_or_create_labelmap(db: Db, project_id: UUID, name: str, labels: list[str]) -> UUID:
-    found = await registry.find_labelmap(db, project_id, name)
-    return (found or await registry.create_labelmap(db, project_id, name, labels)).id
-
-
-class OnnxModel(Protocol):
-    """A model as an ONNX file and how serving calls it (a trained digits model, an architecture)."""
-
-    @property
-    def onnx(self) -> bytes: ...
-
-    @property
-    def io(self) -> ModelIO: ...
-
-
-async def register_onnx_model(
-    db: Db,
-    store: ObjectStore,
-    project_id: UUID,
-    model_name: str,
-    version: str,
-    trained: OnnxModel,
-    detection_type: DetectionType,
-    labelmap_id: UUID | None,
-) -> UUID:
-    """The model version holding `trained` as model.onnx (stored content-addressed); created once."""
-    found, _ = await registry.list_models(db, project_id, name=model_name, limit=1)
-    model_id = (found[0] if found else await registry.create_model(db, project_id, model_name)).id
-    # Stored first, every time: a local stack's object store forgets its objects when it restarts,
-    # and training is deterministic, so the same bytes land under the key the version names.
-    stored = await asyncio.to_thread(store.put_bytes, ObjectKind.MODELS, trained.onnx, "application/onnx")
-    for existing in await registry.list_model_versions(db, project_id, model_id):
-        if existing.version == version:
-            return existing.id
-    created = await registry.create_model_version(
-        db,
-        project_id,
-        model_id,
-        NewModelVersion(
-            version=version,
-            detection_type=detection_type,
-            labelmap_id=labelmap_id,
-            io=trained.io,
-            files=[
-                ModelFile(
-                    name=MODEL_FILE, object_key=stored.key, sha256=stored.sha256, size_bytes=stored.size
-                )
-            ],
-        ),
-    )
-    return created.id
 
 
 DEMO_SCOPES = [Scope.READ, Scope.WRITE, Scope.ADMIN]
@@ -119,14 +69,23 @@ async def _api_key(db: Db, settings: Settings, project_id: UUID) -> str:
     return secret
 
 
+async def _demo_project(db: Db, settings: Settings) -> tuple[UUID, str]:
+    found = await projects.find_project(db, PROJECT)
+    project_id = (found or await projects.create_project(db, PROJECT)).id
+    return project_id, await _api_key(db, settings, project_id)
+
+
+async def _announce(settings: Settings, deployment: Deployment) -> None:
+    async with EventProducer.from_settings(settings) as producer:
+        await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
+
+
 async def seed(settings: Settings) -> Demo:
     db = await open_pool(settings.database_url, max_size=2)
     try:
         store = ObjectStore.from_settings(settings)
         await asyncio.to_thread(store.ensure_bucket)
-        found = await projects.find_project(db, PROJECT)
-        project_id = (found or await projects.create_project(db, PROJECT)).id
-        api_key = await _api_key(db, settings, project_id)
+        project_id, api_key = await _demo_project(db, settings)
         labelmap_id = await find_or_create_labelmap(db, project_id, LABELMAP, LABELS)
         model_version_id = await register_onnx_model(
             db,
@@ -151,8 +110,42 @@ async def seed(settings: Settings) -> Demo:
                 champion_model_version_id=model_version_id,
             )
         )
-        async with EventProducer.from_settings(settings) as producer:
-            await producer.publish(Topic.DEPLOYMENTS, deployment.updated_event(DeploymentChange.CREATED))
+        await _announce(settings, deployment)
         return Demo(project_id, deployment.id, model_version_id, api_key)
+    finally:
+        await db.close()
+
+
+async def seed_detection(settings: Settings) -> Demo:
+    """The detection loop's demo, built through the api as a user builds it (cvloop.demo.loop.build): its
+    base detector trained by the PyTorch trainer the first time (cached in the tools folder), the
+    `rehearsal` and `test` scenes uploaded; a newcomer sends drifted scenes with `cvloop demo send` and
+    drives the loop from the review page."""
+    db = await open_pool(settings.database_url, max_size=2)
+    try:
+        project_id, api_key = await _demo_project(db, settings)
+        existing = [
+            d for d in await deployments.list_deployments(db, project_id) if d.name == DETECTION_DEPLOYMENT
+        ]
+        if existing:
+            await _announce(settings, existing[0])
+            champion_id = existing[0].champion_model_version_id
+            assert champion_id is not None  # a served deployment always has one
+            return Demo(project_id, existing[0].id, champion_id, api_key)
+        champion = await asyncio.to_thread(detection_champion)
+        loop = await build(
+            settings,
+            db,
+            project_id,
+            api_key,
+            champion,
+            name=DETECTION_DEPLOYMENT,
+            threshold=DETECTION_THRESHOLD,
+            parameters=FINE_TUNING,
+            datasets=await asyncio.to_thread(detection_datasets),
+            training_data=REHEARSAL,
+        )
+        await loop.aclose()
+        return Demo(project_id, loop.deployment_id, loop.champion_id, api_key)
     finally:
         await db.close()

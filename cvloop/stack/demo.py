@@ -1,18 +1,24 @@
-"""The demo deployment as the last step of `cvloop up`: seeded into Postgres, the object store and the
-`deployments` topic once the services run (see cvloop.demo.seed). It is data, not a process: stopping
-it does nothing, and its health says whether it was seeded."""
+"""The demo deployments as the last steps of `cvloop up`: seeded into Postgres, the object store and the
+`deployments` topic once the services run (see cvloop.demo.seed). They are data, not processes: stopping
+one forgets that it was seeded, and its health says whether it was."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.local_stack import LOCAL_HOST
 
 from .component import Component, Health
 
+if TYPE_CHECKING:
+    from cvloop.demo.seed import Demo
+
 
 class DemoDeployment(Component):
+    """The digits classifier, served."""
+
     name = "demo"
 
     @property
@@ -31,10 +37,13 @@ class DemoDeployment(Component):
     def install(self) -> None:
         """Nothing to install: the models train in seconds when seeding."""
 
-    def launch(self) -> None:
+    def seed(self) -> Demo:
         from cvloop.demo.seed import seed  # scikit-learn and onnx load only when seeding
 
-        demo = asyncio.run(seed(self.settings))
+        return asyncio.run(seed(self.settings))
+
+    def launch(self) -> None:
+        demo = self.seed()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._deployment_file.write_text(f"{demo.deployment_id}\n")
 
@@ -52,4 +61,20 @@ class DemoDeployment(Component):
     def health(self) -> Health:
         if not self.probe():
             return Health(self.name, "stopped", self.address)
-        return Health(self.name, "healthy", self.address, f"API key in {self.workdir / 'api-key'}")
+        key = self.settings.state_path / DemoDeployment.name / "api-key"
+        return Health(self.name, "healthy", self.address, f"API key in {key}")
+
+
+class DetectionDemo(DemoDeployment):
+    """The detection loop: the PyTorch detector served, its continuous training and deploy_shadow set."""
+
+    name = "detection_demo"
+
+    def install(self) -> None:
+        """The torch environment the detector trains in (scripts/install_torch.sh) is installed, and the
+        base detector trained, when seeding needs them."""
+
+    def seed(self) -> Demo:
+        from cvloop.demo.seed import seed_detection  # torch env, scenes, the api client
+
+        return asyncio.run(seed_detection(self.settings))

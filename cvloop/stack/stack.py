@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiokafka.errors import KafkaError
 
 from .component import Component, Health
-from .demo import DemoDeployment
+from .demo import DemoDeployment, DetectionDemo
 from .drain import describe, drain
 from .kafka import KafkaBroker
 from .postgres import Postgres
@@ -29,7 +29,8 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Pipeline,
     JobRunner,
     Serving,
-    DemoDeployment,  # seeded last: it needs the services up
+    DemoDeployment,  # seeded last: they need the services up
+    DetectionDemo,
 )
 
 

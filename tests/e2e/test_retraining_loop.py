@@ -7,7 +7,7 @@ worker creates no second experiment."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,6 +15,9 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
+from cvloop.demo.digits import digit_png
+from cvloop.demo.loop import Loop, digit_examples, digit_split, digits_champion, served, set_up
+from cvloop.demo.polling import until
 from cvloop.stack import stack
 from cvloop.stack.service import PythonService
 from schemas.codec import decode
@@ -24,39 +27,17 @@ from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
 
-# The loop needs the job runner and the reference trainer (and the demo's split_indices that came with it).
-pytest.importorskip("services.pipeline.runner", reason="needs the job runner")
-pytest.importorskip("cvloop.trainers.classification", reason="needs the reference trainer")
-from cvloop.demo.loop import SERVICES, Loop, digit_split, served, set_up
-from cvloop.demo.polling import until
-
 THRESHOLD = 12
 TEST_IMAGES = 120
 WAIT_S = 300.0
 
 
 @pytest.fixture(scope="module")
-def running(
-    postgres_settings: Settings, kafka_settings: Settings, s3_settings: Settings, triton_settings: Settings
-) -> Iterator[Settings]:
-    """The services as `cvloop up` starts them, on the session's servers; stopped when the module ends
-    (the local broker takes one member per consumer group, so other modules' workers join after)."""
-    settings = triton_settings.model_copy(
-        update={"pipeline_outbox_retry_s": 0.5, "serving_reconcile_interval_s": 0.5}
-    )
-    for health in stack.up(settings, SERVICES):
-        assert health.state == "healthy", health
-    try:
-        yield settings
-    finally:
-        for _ in stack.down(settings, SERVICES):
-            pass
-
-
-@pytest.fixture(scope="module")
 async def loop(running: Settings) -> AsyncIterator[Loop]:
+    _, held_out = digit_split()
+    test = digit_examples(held_out[THRESHOLD : THRESHOLD + TEST_IMAGES])
     async with set_up(
-        running, threshold=THRESHOLD, test_images=TEST_IMAGES, parameters={"epochs": 10}
+        running, digits_champion(), threshold=THRESHOLD, parameters={"epochs": 10}, datasets={"test": test}
     ) as built:
         yield built
 
@@ -88,11 +69,11 @@ async def test_submissions_retrain_once_and_the_new_version_goes_shadow_then_cha
     loop: Loop, running: Settings
 ) -> None:
     training, held_out = digit_split()
-    await served(loop, training[0], WAIT_S)
-    await loop.review_and_submit(held_out[:THRESHOLD], WAIT_S)
+    await served(loop, digit_png(training[0]), WAIT_S)
+    await loop.review_and_submit(digit_examples(held_out[:THRESHOLD]), WAIT_S)
 
     new_id = await loop.shadow_version(WAIT_S)
-    await loop.first_shadow_answer(new_id, training[1:200], WAIT_S)
+    await loop.first_shadow_answer(new_id, [digit_png(i) for i in training[1:200]], WAIT_S)
 
     # Exactly one training: one request, one experiment, one job with one run, which succeeded.
     experiments = await _pipeline_experiments(loop.db, loop.deployment_id)
@@ -130,7 +111,7 @@ async def test_submissions_retrain_once_and_the_new_version_goes_shadow_then_cha
     assert promoted.json()["champion_model_version_id"] == str(new_id)
 
     async def champion_answers() -> bool | None:
-        answer = await loop.predict(training[300])
+        answer = await loop.predict(digit_png(training[300]))
         return True if answer["model_version_id"] == str(new_id) else None
 
     await until(champion_answers, "serving to answer with the promoted version", WAIT_S)

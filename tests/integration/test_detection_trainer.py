@@ -28,8 +28,8 @@ import pytest
 from cvloop.demo.detection_world import CANVAS, DRIFTED, TRAINING, scenes
 from cvloop.demo.digits import LABELS, TrainedModel, png
 from cvloop.demo.polling import until
+from cvloop.demo.registration import register_onnx_model
 from cvloop.demo.scoring import add_image
-from cvloop.demo.seed import register_onnx_model
 from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
 from cvloop.stack.service import Serving

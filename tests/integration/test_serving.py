@@ -24,6 +24,7 @@ import tritonclient.http as httpclient
 from aiokafka import ConsumerRecord
 from PIL import Image
 
+from cvloop.demo import registration
 from cvloop.demo import seed as demo
 from cvloop.demo.digits import (
     DETECTOR_LABELS,
@@ -190,15 +191,15 @@ async def world(
     _, key = await projects.create_api_key(db, project.id, "rw", [Scope.READ, Scope.WRITE])
     _, read_only = await projects.create_api_key(db, project.id, "ro", [Scope.READ])
     _, other_key = await projects.create_api_key(db, other.id, "rw", [Scope.WRITE])
-    digits = await demo.find_or_create_labelmap(db, project.id, "digits", LABELS)
-    boxes = await demo.find_or_create_labelmap(db, project.id, "boxes", DETECTOR_LABELS)
+    digits = await registration.find_or_create_labelmap(db, project.id, "digits", LABELS)
+    boxes = await registration.find_or_create_labelmap(db, project.id, "boxes", DETECTOR_LABELS)
     linear, mlp = train_linear_classifier(), train_mlp_classifier()
     classification = DetectionType.CLASSIFICATION
 
     async def register(
         name: str, model: TrainedModel, kind: DetectionType = classification, labelmap: UUID | None = digits
     ) -> UUID:
-        return await demo.register_onnx_model(db, store, project.id, name, "1", model, kind, labelmap)
+        return await registration.register_onnx_model(db, store, project.id, name, "1", model, kind, labelmap)
 
     no_io = TrainedModel(linear.onnx, None, LABELS, linear.accuracy)  # type: ignore[arg-type]
     release = tmp_path_factory.mktemp("serving") / "release-blocked-shadow"
@@ -358,7 +359,7 @@ async def test_promoting_the_shadow_during_a_stream_switches_without_failures(
     world: World, client: httpx.AsyncClient
 ) -> None:
     # Its own copy of the champion, so that promotion leaves it unused and it leaves Triton.
-    retiring = await demo.register_onnx_model(
+    retiring = await registration.register_onnx_model(
         world.db,
         world.store,
         world.project_id,
