@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ _SOURCES = (
 
 def torch_python() -> Path:
     """The torch environment's interpreter (scripts/install_torch.sh, run first when it is missing)."""
-    subprocess.run([str(REPO_ROOT / "scripts" / "install_torch.sh")], check=True, capture_output=True)
+    subprocess.run([str(REPO_ROOT / "scripts" / "install_torch.sh")], check=True)
     return tools_dir().resolve() / "torch-env" / "bin" / "python"
 
 
@@ -107,6 +108,7 @@ def base_detector() -> TrainedDetector:
     with open(folder.parent / f"{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (folder / CHECKPOINT_FILE).exists():
+            print(f"[detector] training the demo's base detector once, into {folder}", file=sys.stderr)
             work = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
             try:
                 outputs = run_trainer(
