@@ -6,14 +6,18 @@ not yet triggered by reviews through the stack.
 
 1. base: trained from scratch on clean training scenes (camera-a);
 2. fine-tuned: the base's checkpoint fine-tuned on reviewed drifted scenes (camera-b);
-3. scratch: trained from nothing on the same drifted feedback alone.
+3. rehearsal: the same fine-tune with the base's clean training scenes as the `rehearsal` alias (each
+   epoch samples `rehearsal_ratio` x the feedback's count of them, against forgetting);
+4. scratch: trained from nothing on the same drifted feedback alone.
 
 Each exported model.onnx is scored through onnxruntime (what serving runs) with COCO AP@[.5:.95] and AP50
 (services/common/domain/coco.py) on held-out drifted scenes and on held-out clean ones (what fine-tuning
 costs on the old data); the figures are ratios against the base, run in the same process.
 
-    .venv/bin/python -m bench.detection_loop [--clean 600] [--feedback 200] [--epochs 15] [--ft-epochs 10]
-        [--ft-lr 0.003]
+    .venv/bin/python -m bench.detection_loop [--clean 600] [--feedback 40] [--epochs 15] [--ft-epochs E]
+        [--ft-lr LR] [--rehearsal-ratio R]
+
+Fine-tuning and scratch use the trainer's defaults (DetectionParameters) unless given.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from cvloop.demo.detection_world import CANVAS, DRIFTED, TRAINING, Condition, Sc
 from cvloop.demo.digits import LABELS, TrainedModel
 from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
-from cvloop.trainers.detection_data import detector_io
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS, DetectionParameters, detector_io
 from schemas.model_version import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
 from schemas.predictions import DetectionPrediction, DetectionType
 from services.common.domain.coco import detection_quality
@@ -42,14 +46,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 200  # scenes per held-out set
 
 
-def train(root: Path, data: list[Scene], parameters: dict[str, object], checkpoint: bytes | None) -> Path:
-    """One run of the trainer in a fresh workspace; its outputs/ folder. Raises on a failed run."""
+def train(
+    root: Path, data: dict[str, list[Scene]], parameters: dict[str, object], checkpoint: bytes | None
+) -> Path:
+    """One run of the trainer on the aliases `data` in a fresh workspace; its outputs/ folder. Raises on
+    a failed run."""
     base = TrainedModel(b"", detector_io(CANVAS), LABELS, float("nan"))
     workspace = build_workspace(
         root,
         base,
         parameters,
-        {"feedback": [Asset(s.pixels, s.truth) for s in data]},
+        {alias: [Asset(s.pixels, s.truth) for s in scenes] for alias, scenes in data.items()},
         DetectionType.DETECTION,
         checkpoint,
     )
@@ -82,56 +89,62 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clean", type=int, default=600, help="clean training scenes of the base")
-    parser.add_argument("--feedback", type=int, default=200, help="reviewed drifted scenes")
+    parser.add_argument("--feedback", type=int, default=40, help="reviewed drifted scenes")
     parser.add_argument("--epochs", type=int, default=15, help="the base's epochs")
-    parser.add_argument("--ft-epochs", type=int, default=10, help="fine-tuning's and scratch's epochs")
+    defaults = DetectionParameters()
     parser.add_argument(
-        "--ft-lr", type=float, default=0.003, help="fine-tuning's and scratch's learning rate"
+        "--ft-epochs", type=int, default=defaults.epochs, help="fine-tuning's and scratch's epochs"
     )
+    parser.add_argument(
+        "--ft-lr",
+        type=float,
+        default=defaults.learning_rate,
+        help="fine-tuning's and scratch's learning rate",
+    )
+    parser.add_argument("--rehearsal-ratio", type=float, default=defaults.rehearsal_ratio)
     args = parser.parse_args()
 
     def world(condition: Condition, count: int, seed: int, held_out: bool = False) -> list[Scene]:
         return list(scenes(condition, count, seed, held_out))
 
     held_drifted, held_clean = world(DRIFTED, HELD_OUT, 101, True), world(TRAINING, HELD_OUT, 102, True)
-    feedback = world(DRIFTED, args.feedback, 11)
+    clean, feedback = world(TRAINING, args.clean, 1), world(DRIFTED, args.feedback, 11)
+    tuning = {"epochs": args.ft_epochs, "learning_rate": args.ft_lr, "seed": 1}
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        runs = {
-            "base": (world(TRAINING, args.clean, 1), args.epochs, 0.003, None),
-            "fine-tuned": (feedback, args.ft_epochs, args.ft_lr, "base"),
-            "scratch": (feedback, args.ft_epochs, args.ft_lr, None),
+        runs = {  # name: aliases, parameters, the run whose checkpoint it starts from
+            "base": ({"train": clean}, {"epochs": args.epochs, "learning_rate": 0.003, "seed": 1}, None),
+            "fine-tuned": ({"feedback": feedback}, tuning, "base"),
+            "rehearsal": (
+                {"feedback": feedback, REHEARSAL_ALIAS: clean},
+                tuning | {"rehearsal_ratio": args.rehearsal_ratio},
+                "base",
+            ),
+            "scratch": ({"feedback": feedback}, tuning, None),
         }
         outputs: dict[str, Path] = {}
-        for name, (data, epochs, learning_rate, start) in runs.items():
+        for name, (data, parameters, start) in runs.items():
             started = time.perf_counter()
             checkpoint = (outputs[start] / CHECKPOINT_FILE).read_bytes() if start else None
-            outputs[name] = train(
-                Path(folder) / name,
-                data,
-                {"epochs": epochs, "learning_rate": learning_rate, "seed": 1},
-                checkpoint,
-            )
+            outputs[name] = train(Path(folder) / name, data, parameters, checkpoint)
             seconds = time.perf_counter() - started
             onnx = (outputs[name] / MODEL_FILE).read_bytes()
             metrics = json.loads((outputs[name] / METRICS_FILE).read_text())
-            drifted, clean = quality(onnx, held_drifted), quality(onnx, held_clean)
+            drifted, clean_found = quality(onnx, held_drifted), quality(onnx, held_clean)
             results[name] = {
                 "drifted_ap": drifted[0],
-                "drifted_ap50": drifted[1],
-                "clean_ap": clean[0],
-                "clean_ap50": clean[1],
+                "clean_ap": clean_found[0],
                 "run_s": seconds,
-                "train_s": metrics["train_seconds"],
             }
+            sizes = " + ".join(f"{len(v)} {k}" for k, v in data.items())
             print(
-                f"{name:>10}: {len(data)} scenes x {epochs} epochs, run {seconds:.1f} s (trainer "
+                f"{name:>10}: {sizes} scenes, {parameters}, run {seconds:.1f} s (trainer "
                 f"{metrics['train_seconds']:.1f} s); drifted AP {drifted[0]:.3f} AP50 {drifted[1]:.3f}; "
-                f"clean AP {clean[0]:.3f} AP50 {clean[1]:.3f}",
+                f"clean AP {clean_found[0]:.3f} AP50 {clean_found[1]:.3f}",
                 flush=True,
             )
     base = results["base"]
-    for name in ("fine-tuned", "scratch"):
+    for name in ("fine-tuned", "rehearsal", "scratch"):
         found = results[name]
         print(
             f"{name} / base: drifted AP {found['drifted_ap'] / max(base['drifted_ap'], 1e-9):.2f}x, "

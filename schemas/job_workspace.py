@@ -15,6 +15,8 @@ files in `schemas/json/` (`job-workspace.*.schema.json`).
       datasets/<alias>/labels.json   the dataset version's labels, when it has a labelmap
       outputs/                       written by the job
       outputs/metrics.json           optional {name: number}
+      outputs/io.json                optional ModelIO: how serving calls the trained model, when it
+                                     differs from the base version's (an image size)
       outputs/reference.bin          a reference job's reference (the scoring stream's format)
       outputs/reference.json         ReferenceSummary, beside it
 
@@ -34,6 +36,11 @@ from .events import JobKind
 from .model_io import ModelIO
 from .model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 from .predictions import DetectionType, Prediction
+
+# The job image with torch (deploy/docker/trainer-torch.Dockerfile, tagged like the platform's images):
+# PyTorch trainers run `python -m ...` in it on Kubernetes; the local backend runs such a command with
+# the torch environment's Python instead (JOBS_LOCAL_PYTHONS).
+TORCH_TRAINER_IMAGE = "cvloop-trainer-torch"
 
 # The environment a job's command gets besides its own.
 JOB_DIR_ENV = "CVLOOP_JOB_DIR"

@@ -10,6 +10,9 @@ MODEL_FILE = "model.onnx"  # the graph serving runs and a trainer starts from
 CHECKPOINT_FILE = "model.pt"  # optional: a PyTorch trainer's weights beside the graph, to fine-tune from
 LABELS_FILE = "labels.json"  # a JSON list of labels, index = class
 METRICS_FILE = "metrics.json"  # optional {name: number}
+# optional: how serving calls the trained graph (ModelIO JSON), when the trainer changed it (an image
+# size); an export without it keeps the base version's io
+IO_FILE = "io.json"
 
 VERSION_LIMIT = 64  # model_versions.version
 

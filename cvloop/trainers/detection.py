@@ -1,10 +1,13 @@
-"""The PyTorch reference trainer for detection, run by the job runner with the torch environment's Python
-(scripts/install_torch.sh; docs/trainers.md): `<torch-env>/bin/python -m cvloop.trainers.detection`.
+"""The PyTorch reference trainer for detection: `python -m cvloop.trainers.detection` in the torch trainer
+image, which the local job backend runs with the torch environment's Python (scripts/install_torch.sh;
+docs/trainers.md).
 
 It fine-tunes the base model version's checkpoint (base_model/model.pt), or starts fresh when the version
-carries none, on every dataset alias but `test` and `val`; logs one JSON line per epoch (loss, val AP);
-writes outputs/model.onnx (the nms_free preset: `detection_data.detector_io`), model.pt, labels.json and
-metrics.json (COCO AP@[.5:.95], AP50, AR on `test`, before and after).
+carries none, on every dataset alias but `test`, `val` and `rehearsal` (old data: each epoch samples at most
+`rehearsal_ratio` x the other training images from it, against forgetting); logs one JSON line per epoch
+(loss, rehearsal images, val AP); writes outputs/model.onnx (the nms_free preset), io.json (how serving
+calls it: `detection_data.detector_io`), model.pt, labels.json and metrics.json (COCO AP@[.5:.95], AP50,
+AR on `test`, before and after).
 
 The detector is CenterNet-like, from torchvision's Conv2dNormActivation blocks: a stride-8 backbone of
 six 3x3 convolutions (batch norm, ReLU; two dilated), upsampled to stride 4 with a skip, and three 1x1
@@ -27,11 +30,18 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation, sigmoid_focal_loss
 
 from schemas.job_workspace import TEST_ALIAS
-from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
+from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 from schemas.predictions import DetectionPrediction, DetectionType
 from services.common.domain.coco import detection_quality
 
-from .detection_data import VAL_ALIAS, DetectionParameters, DetectionSet, read_alias
+from .detection_data import (
+    REHEARSAL_ALIAS,
+    VAL_ALIAS,
+    DetectionParameters,
+    DetectionSet,
+    detector_io,
+    read_alias,
+)
 from .entrypoint import run_in_workspace
 from .workspace import JobInputError, Workspace
 
@@ -182,8 +192,7 @@ def _checkpoint(workspace: Workspace, labels: list[str]) -> dict[str, Any] | Non
     return saved
 
 
-def _training_set(workspace: Workspace, aliases: list[str], labels: list[str], side: int) -> DetectionSet:
-    parts = [read_alias(workspace, alias, labels, side) for alias in aliases]
+def _concatenated(parts: list[DetectionSet], side: int) -> DetectionSet:
     return DetectionSet(
         images=np.concatenate([p.images for p in parts])
         if parts
@@ -193,6 +202,19 @@ def _training_set(workspace: Workspace, aliases: list[str], labels: list[str], s
         boxes=[b for p in parts for b in p.boxes],
         unannotated=sum(p.unannotated for p in parts),
     )
+
+
+def _training_set(workspace: Workspace, aliases: list[str], labels: list[str], side: int) -> DetectionSet:
+    return _concatenated([read_alias(workspace, alias, labels, side) for alias in aliases], side)
+
+
+def _epoch_order(generator: np.random.Generator, trained: int, rehearsal: int, rehearsed: int) -> np.ndarray:
+    """An epoch's image indices into training + rehearsal, shuffled: every training image and `rehearsed`
+    rehearsal images drawn afresh (indices from `trained` on)."""
+    if not rehearsed:
+        return generator.permutation(trained)
+    drawn = trained + generator.choice(rehearsal, rehearsed, replace=False)
+    return generator.permutation(np.concatenate([np.arange(trained), drawn]))
 
 
 def export_onnx(model: TinyCenterNet, side: int, path: Path) -> None:
@@ -228,16 +250,21 @@ def train(workspace: Workspace) -> None:
     device = torch.device(parameters.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     aliases = workspace.aliases()
-    train_aliases = [a for a in aliases if a not in (TEST_ALIAS, VAL_ALIAS)]
+    train_aliases = [a for a in aliases if a not in (TEST_ALIAS, VAL_ALIAS, REHEARSAL_ALIAS)]
     training = _training_set(workspace, train_aliases, labels, side)
     if not len(training):
         raise JobInputError(f"no annotated assets to train on in the aliases {train_aliases}")
+    rehearsal = _training_set(
+        workspace, [REHEARSAL_ALIAS] if REHEARSAL_ALIAS in aliases else [], labels, side
+    )
+    rehearsed = min(len(rehearsal), int(parameters.rehearsal_ratio * len(training)))
     val = read_alias(workspace, VAL_ALIAS, labels, side) if VAL_ALIAS in aliases else None
     test = read_alias(workspace, TEST_ALIAS, labels, side) if TEST_ALIAS in aliases else None
     logger.info(
         "data",
         extra={
             "train_assets": len(training),
+            "rehearsal_assets": len(rehearsal),
             "val_assets": len(val or ()),
             "test_assets": len(test or ()),
             "unannotated_assets": training.unannotated,
@@ -255,14 +282,15 @@ def train(workspace: Workspace) -> None:
     if test is not None and len(test):
         metrics |= {f"{k}_before": v for k, v in quality(model, test, labels, device).items()}
 
-    dense = targets(training, len(labels), side)
-    images = torch.from_numpy(training.images)
+    every = _concatenated([training, rehearsal], side)  # rehearsal images from index len(training) on
+    dense = targets(every, len(labels), side)
+    images = torch.from_numpy(every.images)
     optimizer = torch.optim.AdamW(model.parameters(), lr=parameters.learning_rate, weight_decay=1e-4)
-    steps = parameters.epochs * math.ceil(len(training) / parameters.batch_size)
+    steps = parameters.epochs * math.ceil((len(training) + rehearsed) / parameters.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, parameters.learning_rate, total_steps=steps)
     for epoch in range(1, parameters.epochs + 1):
         model.train()
-        order = generator.permutation(len(training))
+        order = _epoch_order(generator, len(training), len(rehearsal), rehearsed)
         total = 0.0
         for start in range(0, len(order), parameters.batch_size):
             pick = torch.from_numpy(order[start : start + parameters.batch_size])
@@ -277,7 +305,11 @@ def train(workspace: Workspace) -> None:
             optimizer.step()
             schedule.step()
             total += loss.item() * len(pick)
-        entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / len(training), 5)}
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": round(total / len(order), 5),
+            "rehearsal_images": rehearsed,
+        }
         if val is not None and len(val):
             entry["val_ap"] = round(quality(model, val, labels, device)["ap"], 5)
         logger.info("epoch", extra=entry)
@@ -295,8 +327,10 @@ def train(workspace: Workspace) -> None:
     }
     torch.save(checkpoint, workspace.outputs / CHECKPOINT_FILE)
     workspace.write_json_output(LABELS_FILE, labels)
+    workspace.write_json_output(IO_FILE, detector_io(side).model_dump(mode="json"))
     metrics |= {
         "train_assets": len(training),
+        "rehearsal_images_per_epoch": rehearsed,
         "test_assets": len(test or ()),
         "image_size": side,
         "train_seconds": round(time.monotonic() - started, 2),

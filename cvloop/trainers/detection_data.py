@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.job_workspace import TORCH_TRAINER_IMAGE
 from schemas.model_io import ModelIO
 from schemas.predictions import DetectionPrediction
 from schemas.vocabulary import OutputFormat
@@ -18,6 +19,9 @@ from schemas.vocabulary import OutputFormat
 from .workspace import JobInputError, Workspace
 
 VAL_ALIAS = "val"  # evaluated after each epoch when present, never trained on (like test)
+# Old data mixed into fine-tuning against forgetting: each epoch samples at most `rehearsal_ratio` x the
+# other training images from it, so a few dozen reviews are not drowned by hundreds of old scenes.
+REHEARSAL_ALIAS = "rehearsal"
 
 
 class DetectionParameters(BaseModel):
@@ -25,14 +29,25 @@ class DetectionParameters(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    epochs: int = Field(10, ge=1, le=1000)
+    # For a fine-tune on a few dozen reviews plus as many rehearsal images (what the continuous-training
+    # loop triggers with): an epoch is a few steps, so many epochs (bench/detection_loop.py).
+    epochs: int = Field(40, ge=1, le=1000)
     learning_rate: float = Field(0.003, gt=0.0, le=1.0)
     batch_size: int = Field(16, ge=1, le=1024)
     # None: the base checkpoint's, else 64. A multiple of the detector's stride.
     image_size: int | None = Field(None, ge=32, le=1024, multiple_of=8)
+    # Rehearsal images an epoch samples, at most, per image of the other training aliases.
+    rehearsal_ratio: float = Field(1.0, ge=0.0, le=100.0)
     seed: int = 0
     augment: bool = True  # brightness and contrast jitter
     device: str | None = None  # None: cuda when a GPU is visible, else cpu
+
+
+def detector_training(tag: str = "dev") -> tuple[str, str]:
+    """A detector version's training_entrypoint and training_image: this trainer in the torch job image
+    (deploy/docker/trainer-torch.Dockerfile, built with the tag `tag`) on Kubernetes; the local backend
+    runs the command with the torch environment's Python instead (JOBS_LOCAL_PYTHONS)."""
+    return "python -m cvloop.trainers.detection", f"{TORCH_TRAINER_IMAGE}:{tag}"
 
 
 def detector_io(side: int) -> ModelIO:

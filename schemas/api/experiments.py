@@ -61,7 +61,11 @@ class ExportRequest(Body):
     model_description: Description = ""
     version: Version
     description: Description = ""
-    io: ModelIO | None = Field(None, description="Default: the base model version's.")
+    io: ModelIO | None = Field(
+        None,
+        description="Default: the experiment's io.json artifact when its trainer wrote one, else the base "
+        "model version's.",
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> Self:

@@ -1,7 +1,8 @@
 """A finished training: a succeeded one is exported as a new version of the deployed model and, when
 continuous deployment is active, deployed by its policy, the DeploymentUpdated event going to the outbox
 in the same transaction (a served deployment only a version serving can call); a failed one deploys
-nothing. A replay finds the version already exported."""
+nothing. The version serves with the io its trainer wrote (io.json), else the base version's. A replay
+finds the version already exported."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.experiments import Experiment
 from services.common.domain.model_export import exported_version
 from services.common.domain.registry import ModelVersion
+from services.common.exported_io import artifact_io
 from services.common.servable import unservable_because
 from services.common.storage import ObjectStore
 
@@ -68,10 +70,14 @@ async def finish_training(
     base, problem = await _exportable(pool, store, experiment)
     if base is None:
         return Exported(Outcome.FAILED, None, problem)
+    try:
+        io = await artifact_io(store, experiment)
+    except ValueError as exc:
+        return Exported(Outcome.FAILED, None, f"experiment {experiment.id}: {exc}")
 
     names = exported_version_names(cycle, experiment.created_at, experiment.id)
     description = f"Trained by the pipeline: request {finished.request_id}, experiment {experiment.name}."
-    new = exported_version(experiment, base, version=names[0], description=description, io=None)
+    new = exported_version(experiment, base, version=names[0], description=description, io=io)
     # Checked before the transaction (it reads the ONNX file from the object store): a served
     # deployment takes only a version serving can call, as the api's deployment routes do.
     problem = await unservable_because(pool, store, project_id, new)

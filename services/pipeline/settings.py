@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from schemas.job_workspace import TORCH_TRAINER_IMAGE
 from services.common.settings import Settings, from_env
 
 
@@ -120,6 +121,15 @@ class PipelineSettings(Settings):
         description="OS user the local backend runs jobs as when the runner runs as root (created when "
         "missing, with no network of its own); a runner that is not root runs them as itself.",
     )
+    jobs_local_pythons_setting: dict[str, Path] | None = Field(
+        None,
+        validation_alias=from_env("JOBS_LOCAL_PYTHONS"),
+        description="A JSON object: job image name (no registry, path or tag) -> the Python that stands in "
+        "for that image on the local backend, which runs no images: a job with that image and a `python` "
+        "command runs that Python, e.g. "
+        '`{"my-trainer": "/opt/my-env/bin/python"}`. Unset: `cvloop-trainer-torch` (the torch job image) -> '
+        "<tools dir>/torch-env/bin/python (scripts/install_torch.sh).",
+    )
     jobs_kubernetes_namespace: str = Field(
         "cvloop",
         validation_alias=from_env("JOBS_KUBERNETES_NAMESPACE"),
@@ -147,3 +157,9 @@ class PipelineSettings(Settings):
     @property
     def jobs_work_dir(self) -> Path:
         return (self.jobs_work_dir_setting or self.state_path / "jobs").resolve()
+
+    @property
+    def jobs_local_pythons(self) -> dict[str, Path]:
+        if self.jobs_local_pythons_setting is not None:
+            return self.jobs_local_pythons_setting
+        return {TORCH_TRAINER_IMAGE: self.tools_path / "torch-env" / "bin" / "python"}

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
+import numpy as np
 import pytest
 
 from cvloop.demo import architectures
 from cvloop.demo.architectures import Architecture
+from cvloop.demo.digits import DIGITS_IO, SIDE
 from schemas.api.common import ErrorBody
 from schemas.events import (
     AssetSubmitted,
@@ -18,6 +20,8 @@ from schemas.events import (
     JobRequested,
     PredictionReviewed,
 )
+from schemas.model_io import ModelIO
+from schemas.model_version import IO_FILE, MODEL_FILE
 from schemas.topics import Topic
 from schemas.triggers import TriggerFired
 from schemas.vocabulary import OutputFormat, ReferenceStatus, RunStatus, TriggerRule
@@ -25,6 +29,7 @@ from services.common.db.repositories import deployments, experiments, jobs, pred
 from services.common.db.repositories.base import Conflict
 from services.common.domain.deployments import ContinuousTraining
 from services.common.domain.model_signature import roles
+from services.common.domain.onnx_graphs import dense_classifier
 from services.common.kafka.producer import EventProducer
 from tests.api_support import (
     MAX_UPLOAD,
@@ -401,6 +406,46 @@ async def test_export_experiment_as_a_new_model_or_a_new_version(
             "POST", f"/v1/experiments/{orphan['id']}/export", json={"model_name": "x", "version": "1"}
         )
     ).status_code == 409
+
+
+async def test_an_exported_version_serves_with_the_io_its_trainer_wrote(
+    running: Running, project: Project, api: Api
+) -> None:
+    """The experiment's io.json artifact is the exported version's io (the body's io still wins); one that
+    is not a valid io fails the export naming it."""
+    base = await model_version(api, labels=["cat", "dog"], detection_type="classification")
+    experiment = await api(
+        "POST", "/v1/experiments", 201, json={"name": "io", "base_model_version_id": base["id"]}
+    )
+    weights = np.zeros((SIDE * SIDE, 2), np.float32), np.zeros(2, np.float32)
+
+    async def add(experiment_id: str, name: str, data: bytes) -> None:
+        upload = await api(
+            "POST", "/v1/uploads", 201, params={"kind": "models"}, files={"file": (name, data)}
+        )
+        body = {"name": name, "object_key": upload["object_key"]}
+        await api("POST", f"/v1/experiments/{experiment_id}/artifacts", 201, json=body)
+
+    await add(experiment["id"], MODEL_FILE, dense_classifier([weights], (1, SIDE, SIDE)))
+    await add(experiment["id"], IO_FILE, DIGITS_IO.model_dump_json().encode())
+    path = f"/v1/experiments/{experiment['id']}/export"
+    exported = await api("POST", path, 201, json={"model_name": f"io-{uuid4().hex[:6]}", "version": "1"})
+    assert base["io"] is None and ModelIO.model_validate(exported["io"]) == DIGITS_IO
+    given = DIGITS_IO.model_copy(update={"scale": 1.0})
+    body = {"model_id": exported["model_id"], "version": "2", "io": given.model_dump(mode="json")}
+    assert ModelIO.model_validate((await api("POST", path, 201, json=body))["io"]) == given
+
+    bad = await api(
+        "POST", "/v1/experiments", 201, json={"name": "bad-io", "base_model_version_id": base["id"]}
+    )
+    await add(bad["id"], IO_FILE, b'{"width": 0, "height": 8}')
+    answer = await api.raw(
+        "POST", f"/v1/experiments/{bad['id']}/export", json={"model_id": exported["model_id"], "version": "3"}
+    )
+    (error,) = answer.json()["errors"]
+    assert answer.status_code == 409 and error["field"] == "path.experiment_id"
+    assert error["message"].startswith("io.json is not a valid io: width: Input should be greater than 0")
+    assert (await api("GET", f"/v1/models/{exported['model_id']}/versions", 200))["total"] == 2
 
 
 # --- deployments and their events --------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The PyTorch detection trainer (cvloop.trainers.detection) on the generated detection world: its reader on
-a workspace the runner's real stage-in wrote; the job runner running it with the torch environment's
-Python (its training entrypoint names that interpreter) through the real Postgres, broker and S3, its
-exported model registering as servable and serving through the real tritonserver as onnxruntime
-answers; and the ONNX export's parity with torch.
+a workspace the runner's real stage-in wrote; the job runner running it through the real Postgres, broker
+and S3 as a detector version names it (`python -m cvloop.trainers.detection` in the torch trainer image,
+for which the local backend runs the torch environment's Python), its exported model registering as
+servable and serving through the real tritonserver as onnxruntime answers; the ONNX export's parity with
+torch; rehearsal images sampled each epoch.
 
 Parity tolerance: onnxruntime and torch run the same float32 graph, so box corners agree within
 BOX_ATOL_PX (input pixels) and scores within SCORE_ATOL, and the classes and the order are the same."""
@@ -33,10 +34,11 @@ from cvloop.demo.scoring import add_image
 from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
 from cvloop.stack.service import Serving
-from cvloop.trainers.detection_data import detector_io, read_alias
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS, detector_io, detector_training, read_alias
 from cvloop.trainers.workspace import Workspace
 from schemas.events import DeploymentChange, DeploymentKind, JobKind
-from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
+from schemas.model_io import ModelIO
+from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 from schemas.object_keys import ObjectKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
@@ -76,9 +78,10 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(pool: asyncpg.Pool, store: ObjectStore, job_runner_settings: Settings) -> World:
-    """A project whose detector version (no checkpoint: the trainer starts fresh) trains with the torch
-    environment's Python, on a training and a drifted test dataset version of the generated world."""
-    python = await asyncio.to_thread(torch_python)
+    """A project whose detector version (no checkpoint: the trainer starts fresh) trains in the torch
+    trainer image, on a training and a drifted test dataset version of the generated world."""
+    await asyncio.to_thread(torch_python)  # installed: the local backend's stand-in for that image
+    entrypoint, image = detector_training()
     project = await projects.create_project(pool, f"detection-{uuid4().hex[:8]}")
     labelmap = await registry.create_labelmap(pool, project.id, "digits", LABELS)
     dataset = await registry.create_dataset(pool, project.id, "digit-scenes")
@@ -103,7 +106,8 @@ async def world(pool: asyncpg.Pool, store: ObjectStore, job_runner_settings: Set
             version="v0",
             detection_type=DetectionType.DETECTION,
             labelmap_id=labelmap.id,
-            training_entrypoint=f"{python} -m cvloop.trainers.detection",
+            training_entrypoint=entrypoint,
+            training_image=image,
             io=detector_io(CANVAS),
             files=[
                 ModelFile(
@@ -185,8 +189,9 @@ async def trained(
 async def test_the_job_runner_trains_the_detector_with_the_torch_environment(
     trained: dict[str, bytes],
 ) -> None:
-    assert set(trained) == {MODEL_FILE, CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE}
+    assert set(trained) == {MODEL_FILE, CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE, IO_FILE}
     assert json.loads(trained[LABELS_FILE]) == LABELS
+    assert ModelIO.model_validate_json(trained[IO_FILE]) == detector_io(CANVAS)
     metrics = json.loads(trained[METRICS_FILE])
     for name in ("ap", "ap50", "ar"):
         assert 0.0 <= metrics[f"{name}_before"] <= 1.0 and 0.0 <= metrics[f"{name}_after"] <= 1.0
@@ -335,6 +340,34 @@ def test_fine_tuning_starts_from_the_base_checkpoint(trained: dict[str, bytes], 
     )
     for name in ("ap", "ap50", "ar"):
         assert after[f"{name}_before"] == pytest.approx(before[f"{name}_after"], abs=1e-9)
+
+
+def test_each_epoch_samples_rehearsal_images_up_to_the_ratio(
+    trained: dict[str, bytes], tmp_path: Path
+) -> None:
+    """10 reviewed images, 16 rehearsal ones at rehearsal_ratio 0.5: each epoch trains on the 10 and 5
+    rehearsal images, logged; the model's training assets are the reviewed ones."""
+    base = TrainedModel(trained[MODEL_FILE], detector_io(CANVAS), LABELS, float("nan"))
+    datasets = {
+        "feedback": [Asset(s.pixels, s.truth) for s in scenes(DRIFTED, 10, 5)],
+        REHEARSAL_ALIAS: [Asset(s.pixels, s.truth) for s in scenes(TRAINING, 16, 6)],
+    }
+    parameters = {"epochs": 2, "rehearsal_ratio": 0.5, "image_size": 32}
+    workspace = build_workspace(
+        tmp_path, base, parameters, datasets, DetectionType.DETECTION, trained[CHECKPOINT_FILE]
+    )
+    finished = run_trainer(workspace)
+    assert finished.returncode == 0, finished.stderr
+    logged = [json.loads(line) for line in finished.stderr.splitlines() if line.startswith("{")]
+    (data,) = [entry for entry in logged if entry["msg"] == "data"]
+    assert (data["train_assets"], data["rehearsal_assets"]) == (10, 16)
+    epochs = [entry for entry in logged if entry["msg"] == "epoch"]
+    assert [(e["epoch"], e["rehearsal_images"]) for e in epochs] == [(1, 5), (2, 5)]
+    outputs = workspace / "outputs"
+    metrics = json.loads((outputs / METRICS_FILE).read_text())
+    assert (metrics["train_assets"], metrics["rehearsal_images_per_epoch"]) == (10, 5)
+    # Trained at another size than the base's: io.json says how serving calls this model.
+    assert ModelIO.model_validate_json((outputs / IO_FILE).read_text()) == detector_io(32)
 
 
 def test_a_checkpoint_of_other_labels_fails_the_run_naming_them(

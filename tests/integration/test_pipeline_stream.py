@@ -49,7 +49,8 @@ from services.common.kafka.producer import EventProducer, keyed_partitioner
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 from services.pipeline.counting import CycleCount
-from services.pipeline.rollout import exported_version_names
+from services.pipeline.export import finish_training
+from services.pipeline.rollout import Outcome, exported_version_names
 from services.pipeline.service import PipelineService
 from services.pipeline.stream import deployment_key
 from tests.integration.pipeline_fixtures import (
@@ -389,6 +390,35 @@ async def test_a_served_deployment_takes_only_a_version_serving_can_call(
     assert deployment is not None
     champion = version.id if outcome == "champion" else setup.champion_id
     assert deployment.champion_model_version_id == champion
+
+
+@pytest.mark.parametrize("valid", [True, False])
+async def test_an_exported_version_serves_with_the_io_its_trainer_wrote(
+    valid: bool, service: PipelineService, pool: asyncpg.Pool, producer: EventProducer, store: ObjectStore
+) -> None:
+    """The experiment's io.json (here: the base's io with another scale) is the exported version's io,
+    checked by the servability check too; one that is not a valid io fails the export naming it."""
+    setup = await pipeline_deployment(pool, policy=DeploymentPolicy.DEPLOY_CHAMPION, io=DIGITS_IO)
+    experiment = await _requested_experiment(setup, pool, producer)
+    weights = np.zeros((SIDE * SIDE, len(LABELS)), np.float32), np.zeros(len(LABELS), np.float32)
+    await _store_artifact(pool, store, experiment, "model.onnx", dense_classifier([weights], (1, SIDE, SIDE)))
+    await _store_artifact(pool, store, experiment, "labels.json", json.dumps(LABELS).encode())
+    trained = DIGITS_IO.model_copy(update={"scale": 1.0})
+    io_json = trained.model_dump_json().encode() if valid else b'{"width": 8, "height": 8, "color": "cmyk"}'
+    await _store_artifact(pool, store, experiment, "io.json", io_json)
+
+    exported = await finish_training(pool, store, _finished(setup, experiment, TrainingStatus.SUCCEEDED))
+    assert exported is not None
+    version = await registry.exported_from(pool, setup.project_id, experiment.id)
+    if valid:
+        assert (exported.outcome, exported.reason) == (Outcome.CHAMPION, None)
+        assert version is not None and version.io == trained != DIGITS_IO
+    else:
+        assert exported.outcome is Outcome.FAILED and version is None
+        assert exported.reason == (
+            f"experiment {experiment.id}: io.json is not a valid io: color: Input should be 'rgb', 'bgr' or "
+            "'gray'"
+        )
 
 
 async def test_a_failed_training_deploys_nothing(

@@ -1,6 +1,6 @@
 """The images in deploy/docker/, read as text (no Docker engine here builds them): one base image with
-the cvloop package, run as a non-root user, and per service an image whose command is the one its
-Kubernetes Deployment runs."""
+the cvloop package, run as a non-root user, per service an image whose command is the one its
+Kubernetes Deployment runs, and the job images (the PyTorch trainers' torch image)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import re
 import tomllib
 from pathlib import Path
 
+from cvloop.trainers.detection_data import detector_training
+from schemas.job_workspace import TORCH_TRAINER_IMAGE
+from services.pipeline.runner.commands import image_name
 from tests.k8s import PACKAGES, render_documents
 from tests.k8s_model import SERVICE_MODULES, by_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
+JOB_IMAGES = {"trainer-torch"}  # images of jobs, not of services
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -40,7 +44,7 @@ def _stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
 
 def test_there_is_a_dockerfile_per_service_image_and_no_other() -> None:
     names = {path.name.removesuffix(".Dockerfile") for path in DOCKER.glob("*.Dockerfile")}
-    assert names == {"base", *SERVICE_MODULES}
+    assert names == {"base", *SERVICE_MODULES, *JOB_IMAGES}
 
 
 def test_each_service_image_runs_what_its_deployment_runs() -> None:
@@ -97,3 +101,27 @@ def test_the_base_image_installs_every_package_with_its_data() -> None:
                 for name, patterns in owners
                 for pattern in patterns
             ), f"{relative} is not package data: the image would not have it"
+
+
+def test_the_torch_trainer_image_is_the_cvloop_image_with_the_torch_environments_requirements() -> None:
+    """What a detector version names as its training image (build.sh tags it cvloop-<name>) is this
+    Dockerfile's: the cvloop image plus both torch requirement files, copied from the repository root
+    (its own .dockerignore lets only them in), still run as the base's non-root user."""
+    entrypoint, image = detector_training("0.1.0")
+    assert image_name(image) == TORCH_TRAINER_IMAGE == "cvloop-trainer-torch" and image.endswith(":0.1.0")
+    assert entrypoint.split()[0] == "python"  # the image's Python, which the local backend stands in for
+    dockerfile = DOCKER / "trainer-torch.Dockerfile"
+    steps = instructions(dockerfile)
+    assert [a for i, a in steps if i == "FROM"] == ["${CVLOOP_IMAGE}"]
+    requirements = ["scripts/torch-requirements.txt", "scripts/torch-job-requirements.txt"]
+    (copied,) = [a.split() for i, a in steps if i == "COPY"]
+    assert copied[:-1] == requirements and all((REPO / r).is_file() for r in requirements)
+    (run,) = [a for i, a in steps if i == "RUN"]
+    assert all(f"-r {copied[-1]}{Path(r).name}" in run for r in requirements)
+    users = [a for i, a in steps if i == "USER"]
+    (base_user,) = [a for i, a in _stages(DOCKER / "base.Dockerfile")[-1] if i == "USER"]
+    assert users[-1] == base_user
+    ignored = (DOCKER / "trainer-torch.Dockerfile.dockerignore").read_text().splitlines()
+    assert {f"!{r}" for r in requirements} <= set(ignored) and "*" in ignored
+    (command,) = [json.loads(a) for i, a in steps if i == "CMD"]
+    assert command == entrypoint.split()

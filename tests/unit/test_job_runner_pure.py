@@ -21,6 +21,7 @@ from services.pipeline.runner.commands import (
     REFERENCE_JOB,
     REFERENCE_TRAINER,
     JobRefused,
+    image_name,
     job_command,
     local_command,
     timeout_of,
@@ -33,6 +34,7 @@ from services.pipeline.runner.finish import (
 )
 from services.pipeline.runner.workspace.stage_in import command_parameters, job_file
 from services.pipeline.runner.workspace.stage_out import metrics_summary, output_names
+from services.pipeline.settings import PipelineSettings
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -129,6 +131,40 @@ def test_an_image_only_processing_cannot_run_locally() -> None:
     )
     with pytest.raises(JobRefused, match="processing does not exist"):
         job_command(JobKind.PROCESSING, processing=None)
+
+
+def test_the_local_backend_runs_a_python_command_of_a_mapped_image_with_its_stand_in_python() -> None:
+    torch = Path("/tools/torch-env/bin/python")
+    pythons = {"cvloop-trainer-torch": torch}
+    for image in (
+        "cvloop-trainer-torch:dev",
+        "registry.example:5000/ml/cvloop-trainer-torch:0.1.0@sha256:ab",
+    ):
+        assert image_name(image) == "cvloop-trainer-torch"
+        trained = job_command(
+            JobKind.TRAINING,
+            base=_version(training_entrypoint="python -m cvloop.trainers.detection", training_image=image),
+        )
+        assert local_command(trained, None, pythons) == (str(torch), "-m", "cvloop.trainers.detection")
+    # Another image, no image, or a command that is not `python`: run as given.
+    for image, entrypoint in (("me/trainer:1", "python t.py"), (None, "python t.py"), (None, "./t.sh")):
+        other = job_command(
+            JobKind.TRAINING, base=_version(training_entrypoint=entrypoint, training_image=image)
+        )
+        assert local_command(other, None, pythons) == other.command
+    mapped_sh = _version(training_entrypoint="./t.sh", training_image="cvloop-trainer-torch:dev")
+    assert local_command(job_command(JobKind.TRAINING, base=mapped_sh), None, pythons) == ("./t.sh",)
+
+
+def test_the_torch_trainer_image_stands_for_the_torch_environment_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CVLOOP_TOOLS_DIR", str(tmp_path))
+    monkeypatch.delenv("JOBS_LOCAL_PYTHONS", raising=False)
+    torch = tmp_path.resolve() / "torch-env" / "bin" / "python"
+    assert PipelineSettings().jobs_local_pythons == {"cvloop-trainer-torch": torch}
+    monkeypatch.setenv("JOBS_LOCAL_PYTHONS", '{"my-trainer": "/opt/env/bin/python"}')
+    assert PipelineSettings().jobs_local_pythons == {"my-trainer": Path("/opt/env/bin/python")}
 
 
 @pytest.mark.parametrize("value", [0, -1, "60", True, float("nan")])

@@ -31,7 +31,7 @@ from schemas.job_workspace import (
     image_file,
 )
 from schemas.model_io import ModelIO
-from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, METRICS_FILE
+from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, METRICS_FILE
 from schemas.predictions import ClassificationPrediction, DetectionType
 
 JOB_RUNNER_DOC = Path(__file__).resolve().parents[2] / "docs" / "job-runner.md"
@@ -144,4 +144,5 @@ def test_the_docs_describe_the_layout_of_the_module() -> None:
         f"{alias}/{LABELS_FILE}",
         f"{OUTPUTS_DIR}/",
         f"{OUTPUTS_DIR}/{METRICS_FILE}",
+        f"{OUTPUTS_DIR}/{IO_FILE}",
     }

@@ -20,6 +20,7 @@ from schemas.api.registry import ModelVersionOut
 from services.common.db.repositories import experiments, registry
 from services.common.db.repositories.base import transaction
 from services.common.domain.model_export import exported_version
+from services.common.exported_io import artifact_io
 from services.common.http import ApiError
 
 from ..context import Ctx, Page, ReadKey, WriteKey
@@ -103,7 +104,14 @@ async def export_as_model(
             "path.experiment_id",
             "the experiment has no base model version to inherit a detection type from",
         )
-    new = exported_version(experiment, base, version=body.version, description=body.description, io=body.io)
+    # The body's io wins over the one the experiment's trainer wrote (io.json), which wins over the base's.
+    io = body.io
+    if io is None:
+        try:
+            io = await artifact_io(ctx.store, experiment)
+        except ValueError as exc:
+            raise ApiError(409, "path.experiment_id", str(exc)) from None
+    new = exported_version(experiment, base, version=body.version, description=body.description, io=io)
     await check_registered(ctx.pool, ctx.store, project_id, new)
     # The new model and its version appear together or not at all.
     async with transaction(ctx.pool) as conn:

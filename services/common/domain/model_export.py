@@ -3,7 +3,10 @@ route and the pipeline's export of a finished training."""
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from schemas.model_io import ModelIO
+from schemas.model_version import IO_FILE
 from services.common.domain.experiments import Experiment
 from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
 
@@ -30,3 +33,15 @@ def exported_version(
         ],
         dataset_versions=experiment.dataset_versions,
     )
+
+
+def trained_io(data: bytes) -> ModelIO:
+    """A trainer's io.json (how serving calls what it trained); ValueError naming the file when it is not
+    a valid ModelIO."""
+    try:
+        return ModelIO.model_validate_json(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'the whole'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"{IO_FILE} is not a valid io: {errors}") from None

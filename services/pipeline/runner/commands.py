@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -72,13 +73,24 @@ def passed_env(command: JobCommand, environ: Mapping[str, str]) -> dict[str, str
     return {name: environ[name] for name in command.passed_env if name in environ}
 
 
-def local_command(job: JobCommand, processing_name: str | None) -> tuple[str, ...]:
-    """The command the local backend runs: a container image cannot run as a subprocess."""
+def image_name(image: str) -> str:
+    """An image reference's name without registry, path, tag or digest: `reg:5000/a/b:1` -> `b`."""
+    return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def local_command(
+    job: JobCommand, processing_name: str | None, pythons: Mapping[str, Path] = {}
+) -> tuple[str, ...]:
+    """The command the local backend runs: a container image cannot run as a subprocess, but a `python`
+    command of an image named in `pythons` (JOBS_LOCAL_PYTHONS) runs with that image's stand-in Python."""
     if job.command is None:
         raise JobRefused(
             f"processing {processing_name!r} runs as the image {job.image!r}, which the local backend cannot "
             "run: register it with a command, or run jobs on Kubernetes (JOBS_BACKEND=kubernetes)"
         )
+    python = pythons.get(image_name(job.image)) if job.image else None
+    if python is not None and job.command[0] == "python":
+        return (str(python), *job.command[1:])
     return job.command
 
 

@@ -44,7 +44,7 @@ class LocalBackend:
         pass  # it holds nothing: the runner's pool and store are the runner's
 
     async def run(self, launch: Launch, log: Log) -> Exit:
-        argv = local_command(launch.command, launch.processing_name)
+        argv = local_command(launch.command, launch.processing_name, self.settings.jobs_local_pythons)
         job, run = launch.job, launch.run
         workspace = JobWorkspace(self.work_dir / str(run.id))
         shutil.rmtree(workspace.root, ignore_errors=True)  # a run is staged in once, from scratch
