@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -34,36 +32,14 @@ import numpy as np
 import onnxruntime
 
 from cvloop.demo.detection_world import CANVAS, DRIFTED, TRAINING, Condition, Scene, scenes
-from cvloop.demo.digits import LABELS, TrainedModel
-from cvloop.demo.trainer_workspace import Asset, build_workspace
-from cvloop.stack.scratch import tools_dir
-from cvloop.trainers.detection_data import REHEARSAL_ALIAS, DetectionParameters, detector_io
+from cvloop.demo.detector import run_trainer
+from cvloop.demo.digits import LABELS
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS, DetectionParameters
 from schemas.model_version import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
-from schemas.predictions import DetectionPrediction, DetectionType
+from schemas.predictions import DetectionPrediction
 from services.common.domain.coco import detection_quality
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 200  # scenes per held-out set
-
-
-def train(
-    root: Path, data: dict[str, list[Scene]], parameters: dict[str, object], checkpoint: bytes | None
-) -> Path:
-    """One run of the trainer on the aliases `data` in a fresh workspace; its outputs/ folder. Raises on
-    a failed run."""
-    base = TrainedModel(b"", detector_io(CANVAS), LABELS, float("nan"))
-    workspace = build_workspace(
-        root,
-        base,
-        parameters,
-        {alias: [Asset(s.pixels, s.truth) for s in scenes] for alias, scenes in data.items()},
-        DetectionType.DETECTION,
-        checkpoint,
-    )
-    env = os.environ | {"CVLOOP_JOB_DIR": str(workspace), "PYTHONPATH": str(REPO_ROOT)}
-    python = tools_dir().resolve() / "torch-env" / "bin" / "python"
-    subprocess.run([str(python), "-m", "cvloop.trainers.detection"], env=env, check=True, capture_output=True)
-    return workspace / "outputs"
 
 
 def quality(onnx: bytes, held_out: list[Scene]) -> tuple[float, float]:
@@ -126,7 +102,7 @@ def main() -> None:
         for name, (data, parameters, start) in runs.items():
             started = time.perf_counter()
             checkpoint = (outputs[start] / CHECKPOINT_FILE).read_bytes() if start else None
-            outputs[name] = train(Path(folder) / name, data, parameters, checkpoint)
+            outputs[name] = run_trainer(Path(folder) / name, data, parameters, checkpoint)
             seconds = time.perf_counter() - started
             onnx = (outputs[name] / MODEL_FILE).read_bytes()
             metrics = json.loads((outputs[name] / METRICS_FILE).read_text())

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from cvloop.demo.digits import LABELS, TrainedModel, png
 from cvloop.demo.loop import Champion, Example
 from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
-from cvloop.trainers.detection_data import detector_io
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS, detector_io, detector_training
 from schemas.model_io import ModelIO
 from schemas.model_version import CHECKPOINT_FILE, MODEL_FILE
 from schemas.predictions import DetectionType
@@ -35,11 +35,11 @@ BASE_SCENES = 600
 BASE_SEED = 1  # of the clean scenes the base learns from
 BASE_PARAMETERS: dict[str, Any] = {"epochs": 15, "learning_rate": 0.003, "seed": 1}
 # Continuous training's: a few seconds of fine-tuning on a few dozen reviews (docs/benchmarks.md).
-FINE_TUNING: dict[str, Any] = {"epochs": 10, "learning_rate": 0.003, "seed": 1}
+FINE_TUNING: dict[str, Any] = {"epochs": 40, "learning_rate": 0.003, "seed": 1}
 MODEL = "digits-detector"
 # Answers under it are not shown: a drifted scene's faint digits then need a reviewer's boxes.
 CONFIDENCE_THRESHOLD = 0.3
-REHEARSAL = "rehearsal"  # old scenes the fine-tuning keeps seeing, and the training data scores compare with
+REHEARSAL = REHEARSAL_ALIAS  # old scenes fine-tuning keeps seeing; also the training data scores compare with
 # What the base's decisions hang on: a change to any of them trains a new base.
 _SOURCES = (
     "cvloop/trainers/detection.py",
@@ -56,11 +56,6 @@ def torch_python() -> Path:
     return tools_dir().resolve() / "torch-env" / "bin" / "python"
 
 
-def training_entrypoint() -> str:
-    """The command a detector version's training runs with on the local job backend."""
-    return f"{torch_python()} -m {TRAINER}"
-
-
 @dataclass(frozen=True)
 class TrainedDetector:
     """An exported detector: model.onnx, the checkpoint it fine-tunes from, and how serving calls it."""
@@ -75,16 +70,16 @@ class TrainedDetector:
 
 
 def run_trainer(
-    root: Path, data: Sequence[Scene], parameters: dict[str, Any], checkpoint: bytes | None
+    root: Path, data: Mapping[str, Sequence[Scene]], parameters: dict[str, Any], checkpoint: bytes | None
 ) -> Path:
-    """One run of the trainer on `data` (alias `feedback`) in a fresh workspace in `root`, starting from
+    """One run of the trainer on the dataset aliases `data` in a fresh workspace in `root`, starting from
     `checkpoint` when given; its outputs/ folder. Raises CalledProcessError (with the log) on a failed run."""
     base = TrainedModel(b"", detector_io(CANVAS), LABELS, float("nan"))
     workspace = build_workspace(
         root,
         base,
         parameters,
-        {"feedback": [Asset(s.pixels, s.truth) for s in data]},
+        {alias: [Asset(s.pixels, s.truth) for s in found] for alias, found in data.items()},
         DetectionType.DETECTION,
         checkpoint,
     )
@@ -111,9 +106,8 @@ def base_detector() -> TrainedDetector:
             print(f"[detector] training the demo's base detector once, into {folder}", file=sys.stderr)
             work = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
             try:
-                outputs = run_trainer(
-                    work / "job", list(scenes(TRAINING, BASE_SCENES, BASE_SEED)), BASE_PARAMETERS, None
-                )
+                clean = list(scenes(TRAINING, BASE_SCENES, BASE_SEED))
+                outputs = run_trainer(work / "job", {"train": clean}, BASE_PARAMETERS, None)
                 outputs.rename(work / "built")
                 (work / "built").rename(folder)
             finally:
@@ -132,7 +126,7 @@ def detection_champion() -> Champion:
         DetectionType.DETECTION,
         base.labels,
         files={CHECKPOINT_FILE: base.checkpoint},
-        training_entrypoint=training_entrypoint(),
+        training=detector_training(),
         confidence_threshold=CONFIDENCE_THRESHOLD,
     )
 

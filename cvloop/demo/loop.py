@@ -62,7 +62,7 @@ class Champion:
     detection_type: DetectionType
     labels: list[str]
     files: Mapping[str, bytes] = field(default_factory=dict)
-    training_entrypoint: str | None = None
+    training: tuple[str, str | None] | None = None  # its training_entrypoint and training_image
     confidence_threshold: float = 0.0
 
 
@@ -284,7 +284,7 @@ async def build(
         champion.detection_type,
         labelmap_id,
         files=champion.files,
-        training_entrypoint=champion.training_entrypoint,
+        training=champion.training,
     )
     headers = {"Authorization": f"Bearer {key}"}
     api = httpx.AsyncClient(base_url=sdk_settings(settings).api_url, headers=headers, timeout=60)

@@ -44,10 +44,11 @@ async def register_onnx_model(
     labelmap_id: UUID | None,
     *,
     files: Mapping[str, bytes] | None = None,
-    training_entrypoint: str | None = None,
+    training: tuple[str, str | None] | None = None,
 ) -> UUID:
     """The model version holding `trained` as model.onnx and `files` beside it (each stored
-    content-addressed), trained by `training_entrypoint` when given; created once."""
+    content-addressed), trained by `training` (its training_entrypoint and training_image) when given;
+    created once."""
     found, _ = await registry.list_models(db, project_id, name=model_name, limit=1)
     model_id = (found[0] if found else await registry.create_model(db, project_id, model_name)).id
     # Stored first, every time: a local stack's object store may have lost its objects (an old stack's
@@ -70,7 +71,8 @@ async def register_onnx_model(
             detection_type=detection_type,
             labelmap_id=labelmap_id,
             io=trained.io,
-            training_entrypoint=training_entrypoint,
+            training_entrypoint=training[0] if training else None,
+            training_image=training[1] if training else None,
             files=stored,
         ),
     )

@@ -24,7 +24,7 @@ from cvloop.demo.detector import (
 )
 from cvloop.demo.loop import SERVICES, Loop, served, set_up
 from cvloop.demo.polling import until
-from schemas.model_version import CHECKPOINT_FILE, LABELS_FILE, MODEL_FILE
+from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, MODEL_FILE
 from schemas.predictions import DetectionPrediction
 from schemas.vocabulary import ReferenceStatus
 from services.common.domain.coco import detection_quality
@@ -108,7 +108,7 @@ async def test_reviewed_drifted_scenes_retrain_the_detector_once_and_its_shadow_
     assert (await loop.training_run())["status"] == "succeeded"
     version = (await loop.api.get(f"/v1/model-versions/{new_id}")).json()
     champion = (await loop.api.get(f"/v1/model-versions/{loop.champion_id}")).json()
-    assert {MODEL_FILE, CHECKPOINT_FILE, LABELS_FILE} <= {f["name"] for f in version["files"]}
+    assert {MODEL_FILE, CHECKPOINT_FILE, IO_FILE, LABELS_FILE} <= {f["name"] for f in version["files"]}
     assert version["io"] == champion["io"]
     assert version["detection_type"] == "detection"
     assert version["training_entrypoint"] == champion["training_entrypoint"]

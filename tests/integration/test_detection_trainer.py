@@ -27,12 +27,12 @@ import onnxruntime
 import pytest
 
 from cvloop.demo.detection_world import CANVAS, DRIFTED, TRAINING, scenes
+from cvloop.demo.detector import torch_python
 from cvloop.demo.digits import LABELS, TrainedModel, png
 from cvloop.demo.polling import until
 from cvloop.demo.registration import register_onnx_model
 from cvloop.demo.scoring import add_image
 from cvloop.demo.trainer_workspace import Asset, build_workspace
-from cvloop.stack.scratch import tools_dir
 from cvloop.stack.service import Serving
 from cvloop.trainers.detection_data import REHEARSAL_ALIAS, detector_io, detector_training, read_alias
 from cvloop.trainers.workspace import Workspace
@@ -57,11 +57,6 @@ from tests.conftest import REPO_ROOT
 BOX_ATOL_PX = 1e-3
 SCORE_ATOL = 1e-5
 TRAIN, TEST = 40, 12  # scenes: enough to train an epoch and score AP, small enough for two CPU cores
-
-
-def torch_python() -> Path:
-    subprocess.run([str(REPO_ROOT / "scripts" / "install_torch.sh")], check=True)
-    return tools_dir().resolve() / "torch-env" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
