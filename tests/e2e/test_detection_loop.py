@@ -4,7 +4,8 @@ its training data (clean camera-a scenes, also its rehearsal set); drifted camer
 through serving, scored, reviewed with their true boxes and submitted; at the threshold exactly one
 experiment, whose training job runs the PyTorch trainer from the champion's own checkpoint; the export
 (model.onnx, model.pt) served as shadow under deploy_shadow; on held-out drifted scenes sent through
-serving and reviewed, the shadow's AP from the reviews beats the champion's; promoted, it answers."""
+serving and reviewed, the shadow's AP from the reviews beats the champion's; promoted, it answers. And the
+`digits-detection` demo `cvloop up` seeds with the same builder."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from cvloop.demo.detection_world import DRIFTED
+from cvloop.demo.detection_world import DRIFTED, TRAINING
 from cvloop.demo.detector import (
     FINE_TUNING,
     REHEARSAL,
@@ -24,11 +26,15 @@ from cvloop.demo.detector import (
 )
 from cvloop.demo.loop import SERVICES, Loop, served, set_up
 from cvloop.demo.polling import until
+from cvloop.demo.seed import DETECTION_DEPLOYMENT, DETECTION_THRESHOLD, seed_detection
+from cvloop.stack.demo import DetectionDemo
+from cvloop.stack.settings import sdk_settings
 from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, MODEL_FILE
 from schemas.predictions import DetectionPrediction
 from schemas.vocabulary import ReferenceStatus
 from services.common.domain.coco import detection_quality
 from services.common.settings import Settings
+from tests.sdk_support import invoke
 
 LOOP_SERVICES = [*SERVICES, "scoring"]
 THRESHOLD = 30  # reviewed drifted scenes that start the training
@@ -139,3 +145,47 @@ async def test_reviewed_drifted_scenes_retrain_the_detector_once_and_its_shadow_
         return True if answer["model_version_id"] == str(new_id) else None
 
     await until(champion_answers, "serving to answer with the promoted detector", WAIT_S)
+
+
+async def test_cvloop_up_seeds_the_detection_demo_once_and_the_cli_sends_it_scenes(running: Settings) -> None:
+    """The `detection_demo` component of `cvloop up`: the loop above, built in project `demo` once (a
+    second seeding keeps it), taking drifted scenes from `cvloop demo send`."""
+    component = DetectionDemo(running)
+    await asyncio.to_thread(component.start)
+    assert component.health().ok, component.health()
+    first = await seed_detection(running)
+    again = await seed_detection(running)
+    assert again.deployment_id == first.deployment_id and again.model_version_id == first.model_version_id
+    assert str(first.deployment_id) in component.address
+
+    headers = {"Authorization": f"Bearer {first.api_key}"}
+    async with httpx.AsyncClient(base_url=sdk_settings(running).api_url, headers=headers) as api:
+        deployment = (await api.get(f"/v1/deployments/{first.deployment_id}")).json()
+        assert deployment["name"] == DETECTION_DEPLOYMENT and deployment["detection_type"] == "detection"
+        training = deployment["continuous_training"]
+        assert training["active"] and training["threshold"] == DETECTION_THRESHOLD
+        assert set(training["dataset_versions"]) == {"feedback", REHEARSAL, "test"}
+        assert deployment["continuous_deployment"]["policy"] == "deploy_shadow"
+        champion = (await api.get(f"/v1/model-versions/{first.model_version_id}")).json()
+        assert {MODEL_FILE, CHECKPOINT_FILE} <= {f["name"] for f in champion["files"]}
+
+        probe = scene_examples(TRAINING, 1, seed=99)[0].image
+        async with httpx.AsyncClient(base_url=sdk_settings(running).serving_url, headers=headers) as serving:
+
+            async def serves() -> bool | None:
+                path = f"/v1/deployments/{first.deployment_id}/predict"
+                answer = await serving.post(path, files={"image": ("probe.png", probe, "image/png")})
+                return True if answer.status_code == 200 else None
+
+            await until(serves, "serving to learn of the demo", WAIT_S)
+        code, out, err = await asyncio.to_thread(
+            invoke, running, "demo", "send", "--count", "3", api_key=first.api_key
+        )
+        assert code == 0, out + err
+        assert out.startswith("sent 3 camera-b scenes"), out
+
+        async def recorded() -> bool | None:
+            path = f"/v1/deployments/{first.deployment_id}/predictions/count"
+            return True if (await api.get(path)).json()["count"] == 1 + 3 else None
+
+        await until(recorded, "the probe's and the three scenes' predictions recorded", WAIT_S)
