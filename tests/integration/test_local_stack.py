@@ -52,6 +52,7 @@ COMPONENTS = (
     "job_runner",
     "serving",
     "demo",
+    "detection_demo",
 )
 
 
