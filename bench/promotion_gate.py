@@ -25,7 +25,7 @@ import numpy as np
 
 from schemas.predictions import ClassificationPrediction, DetectionPrediction
 from schemas.vocabulary import GateOutcome
-from services.common.domain.coco import detection_quality
+from services.common.domain.coco import WeightedAP, detection_quality
 from services.common.domain.promotion import GateSettings, gate, paired_bootstrap
 from services.common.domain.quality import Reviewed
 
@@ -101,7 +101,7 @@ def bootstrap_cost(images: int = 2000, resamples: int = 200, plain_resamples: in
     champion = [(truth, answer(truth, rng)) for truth in truths]
     shadow = [(truth, answer(truth, rng)) for truth in truths]
     started = time.perf_counter()
-    paired_bootstrap(champion, shadow, resamples, seed=0)
+    paired_bootstrap(WeightedAP.boxes(champion), WeightedAP.boxes(shadow), resamples, seed=0)
     weighted = (time.perf_counter() - started) / resamples
     started = time.perf_counter()
     for _ in range(plain_resamples):

@@ -14,7 +14,7 @@ from .limits import INT32_MAX, MAX_JSON_BYTES, Finite, JsonObject, Line, json_ob
 from .object_keys import IMAGE_CONTENT_TYPES, parse_key, validate_image_key
 from .predictions import DetectionType, Prediction
 from .triggers import TriggerFired
-from .vocabulary import GateOutcome, GateReason
+from .vocabulary import GateMetric, GateOutcome, GateReason
 
 Tag = Annotated[Line, Field(min_length=1, max_length=128)]
 MAX_TAGS = 64
@@ -287,11 +287,13 @@ class GateDecision(BaseModel):
     outcome: GateOutcome
     reason: GateReason
     message: str = Field(max_length=1000, description="Why, in words, with the figures.")
-    metric: Literal["accuracy", "ap"] | None = None
+    metric: GateMetric | None = None
     pairs: int = Field(ge=0, description="Paired reviewed predictions compared.")
     champion_value: Finite | None = None
     shadow_value: Finite | None = None
-    p_value: Finite | None = Field(None, description="One-sided: McNemar exact, or paired bootstrap for AP.")
+    p_value: Finite | None = Field(
+        None, description="One-sided: McNemar exact, or a paired bootstrap for box or mask AP."
+    )
     level: Finite = Field(gt=0.0, lt=1.0)
     shadow_latency_p95_ms: Finite | None = None
 

@@ -67,6 +67,14 @@ class GateOutcome(StrEnum):
     ROLLED_BACK = "rolled_back"  # the previous champion proved better: champion again, no shadow
 
 
+class GateMetric(StrEnum):
+    """What the promotion gate compares: top-1 accuracy, box AP@[.5:.95], mask AP@[.5:.95]."""
+
+    ACCURACY = "accuracy"
+    AP = "ap"
+    MASK_AP = "mask_ap"
+
+
 class GateReason(StrEnum):
     NO_MEASURE = "no_measure"
     TOO_FEW_PAIRS = "too_few_pairs"

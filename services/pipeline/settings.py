@@ -35,7 +35,7 @@ class PipelineSettings(Settings):
         lt=1.0,
         validation_alias=from_env("PIPELINE_GATE_LEVEL"),
         description="Significance level of the gate's one-sided test (McNemar's exact test for accuracy, a "
-        "paired bootstrap over images for detection AP): a shadow is promoted, or a promotion rolled back, "
+        "paired bootstrap over images for box or mask AP): a shadow is promoted, or a promotion rolled back, "
         "only at p <= this.",
     )
     pipeline_gate_latency_p95_ms: float = Field(
@@ -65,7 +65,8 @@ class PipelineSettings(Settings):
         ge=10,
         le=100_000,
         validation_alias=from_env("PIPELINE_GATE_BOOTSTRAP_RESAMPLES"),
-        description="Resamples of the detection gate's paired bootstrap (seeded: a replay decides the same).",
+        description="Resamples of the detection and segmentation gate's paired bootstrap (seeded: a replay "
+        "decides the same).",
     )
     pipeline_settings_cache_s: float = Field(
         5.0,

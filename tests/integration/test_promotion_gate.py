@@ -20,7 +20,13 @@ from schemas.events import (
     DeploymentUpdated,
     PredictionReviewed,
 )
-from schemas.predictions import ClassificationPrediction, DetectionPrediction, DetectionType, Prediction
+from schemas.predictions import (
+    ClassificationPrediction,
+    DetectionPrediction,
+    DetectionType,
+    Prediction,
+    SegmentationPrediction,
+)
 from schemas.topics import Topic
 from schemas.vocabulary import DeploymentPolicy, GateOutcome
 from services.common.db.repositories import predicted_assets
@@ -64,6 +70,12 @@ def answer(label: str) -> ClassificationPrediction:
 RIGHT, WRONG = answer("a"), answer("b")  # the truth is "a"
 BOX_RIGHT = DetectionPrediction(classes=["a"], scores=[0.9], boxes=[[4.0, 4.0, 30.0, 30.0]])
 BOX_WRONG = DetectionPrediction(classes=["a"], scores=[0.9], boxes=[[34.0, 10.0, 60.0, 40.0]])
+OUTLINE_RIGHT = SegmentationPrediction(
+    classes=["a"], scores=[0.9], polygons=[[(4, 4), (30, 4), (30, 30), (4, 30)]]
+)
+OUTLINE_WRONG = SegmentationPrediction(
+    classes=["a"], scores=[0.9], polygons=[[(34, 10), (60, 10), (60, 40), (34, 40)]]
+)
 
 
 async def gated_deployment(
@@ -227,16 +239,28 @@ async def test_a_worse_shadow_stays_shadow_with_the_reason(
     await other("GET", f"/v1/deployments/{dep['id']}/gate-decisions", 404)
 
 
+@pytest.mark.parametrize(
+    ("detection_type", "answers", "metric"),
+    [
+        (DetectionType.DETECTION, (BOX_RIGHT, BOX_WRONG), "ap"),
+        (DetectionType.SEGMENTATION, (OUTLINE_RIGHT, OUTLINE_WRONG), "mask_ap"),
+    ],
+)
 async def test_a_better_detector_is_promoted_by_the_paired_bootstrap(
-    service: PipelineService, running: Running, project: Project, api: Api
+    service: PipelineService,
+    running: Running,
+    project: Project,
+    api: Api,
+    detection_type: DetectionType,
+    answers: tuple[Prediction, Prediction],
+    metric: str,
 ) -> None:
-    dep, first, second = await gated_deployment(api, DetectionType.DETECTION)
-    answers = (BOX_RIGHT, BOX_WRONG)
+    dep, first, second = await gated_deployment(api, detection_type)
     await reviewed(running, project, api, dep["id"], champion_right=False, count=MIN_PAIRS, answers=answers)
     await until(lambda: roles(api, dep["id"], second, first), "the better detector promoted")
     decisions = await api("GET", f"/v1/deployments/{dep['id']}/gate-decisions", 200)
     promoted = next(d for d in decisions if d["decision"]["outcome"] == "promoted")
     figures = promoted["decision"]
-    assert (figures["metric"], figures["pairs"]) == ("ap", MIN_PAIRS)
+    assert (figures["metric"], figures["pairs"]) == (metric, MIN_PAIRS)
     assert (figures["champion_value"], figures["shadow_value"]) == (0.0, 1.0)
     assert figures["p_value"] == pytest.approx(1 / 501)  # no resample of the images where it was not better

@@ -11,7 +11,7 @@ from pycocotools import mask as coco_mask
 from bench.mask_quality import pycocotools_segm, random_set
 from schemas.predictions import SegmentationPrediction
 from schemas.vocabulary import Role
-from services.common.domain.coco import mask_iou, mask_quality
+from services.common.domain.coco import WeightedAP, mask_iou, mask_quality
 from services.common.domain.polygons import rasterise
 from services.common.domain.quality import Reviewed, role_quality
 
@@ -104,3 +104,15 @@ def test_segmentation_quality_has_box_and_mask_figures_by_role() -> None:
     # The dog is a false positive of a class without ground truth: left out of the means.
     assert champion == pytest.approx(dict.fromkeys(figures, 1.0) | {"reviewed": 1.0})
     assert shadow == pytest.approx(dict.fromkeys(figures, 0.0) | {"reviewed": 1.0})
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_weighted_mask_ap_equals_the_images_repeated(seed: int) -> None:
+    """The promotion gate's bootstrap of mask AP weighs images instead of repeating them: the same AP."""
+    rng = np.random.default_rng(100 + seed)
+    pairs, _ = random_set(rng, int(rng.integers(2, 10)), points=int(rng.integers(3, 20)))
+    weights = rng.integers(0, 4, len(pairs))
+    repeated = [pair for pair, weight in zip(pairs, weights, strict=True) for _ in range(weight)]
+    weighted = WeightedAP.masks(pairs)
+    assert weighted.ap(np.ones(len(pairs), dtype=int)) == pytest.approx(mask_quality(pairs).ap, abs=1e-12)
+    assert weighted.ap(weights) == pytest.approx(mask_quality(repeated).ap, abs=1e-12)

@@ -8,8 +8,9 @@ import random
 import pytest
 from scipy.stats import binomtest
 
-from schemas.predictions import ClassificationPrediction, DetectionPrediction
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, SegmentationPrediction
 from schemas.vocabulary import GateOutcome, GateReason
+from services.common.domain.coco import WeightedAP
 from services.common.domain.promotion import GateSettings, gate, mcnemar_exact, paired_bootstrap, watch
 from services.common.domain.quality import Reviewed
 
@@ -154,6 +155,42 @@ def test_bootstrap_is_seeded_and_equal_detectors_are_not_better() -> None:
     reviewed = detection_reviews(hits(60, 3), hits(60, 3))
     pairs_c = [(r.review, r.champion) for r in reviewed]
     pairs_s = [(r.review, r.shadow) for r in reviewed]
-    first = paired_bootstrap(pairs_c, pairs_s, 100, seed=7)  # type: ignore[arg-type]
-    assert paired_bootstrap(pairs_c, pairs_s, 100, seed=7) == first  # type: ignore[arg-type]
+    champion, shadow = WeightedAP.boxes(pairs_c), WeightedAP.boxes(pairs_s)  # type: ignore[arg-type]
+    first = paired_bootstrap(champion, shadow, 100, seed=7)
+    assert paired_bootstrap(champion, shadow, 100, seed=7) == first
     assert first[2] > 0.05  # the same hits: never proven better
+
+
+SQUARE = [(10.0, 10.0), (30.0, 10.0), (30.0, 30.0), (10.0, 30.0)]
+NOTCHED = [(10.0, 10.0), (30.0, 10.0), (30.0, 30.0), (20.0, 30.0), (20.0, 20.0), (10.0, 20.0)]  # 3/4 of it
+
+
+def segmentation_reviews(champion_right: list[bool], shadow_right: list[bool]) -> list[Reviewed]:
+    """Every answer's box is the truth's; a wrong one's outline misses a quarter of the mask (mask IoU
+    0.75): only mask AP tells them apart."""
+    truth = SegmentationPrediction(classes=["x"], scores=[1.0], polygons=[SQUARE])
+
+    def answer(right: bool, score: float) -> SegmentationPrediction:
+        polygon = SQUARE if right else NOTCHED
+        return SegmentationPrediction(classes=["x"], scores=[score], polygons=[polygon])
+
+    return [
+        Reviewed(review=truth, champion=answer(c, 0.5 + i / 1000), shadow=answer(s, 0.5 + i / 997))
+        for i, (c, s) in enumerate(zip(champion_right, shadow_right, strict=True))
+    ]
+
+
+def test_the_gate_measures_segmentation_by_mask_ap() -> None:
+    better = gate(segmentation_reviews(hits(80, 2), hits(80, 10)), shadow_p95_ms=40.0, settings=SETTINGS)
+    assert (better.outcome, better.reason, better.metric) == (
+        GateOutcome.PROMOTED,
+        GateReason.BETTER,
+        "mask_ap",
+    )
+    assert better.shadow_value is not None and better.champion_value is not None
+    assert better.shadow_value > better.champion_value
+    same = gate(segmentation_reviews(hits(80, 3), hits(80, 3)), shadow_p95_ms=40.0, settings=SETTINGS)
+    assert (same.outcome, same.reason) == (GateOutcome.HELD, GateReason.NOT_BETTER)
+    # After a promotion the shadow is the previous champion: its better masks roll the promotion back.
+    rolled = watch(segmentation_reviews(hits(60, 2), hits(60, 10)), SETTINGS)
+    assert (rolled.outcome, rolled.metric) == (GateOutcome.ROLLED_BACK, "mask_ap")

@@ -183,7 +183,7 @@ def test_weighted_ap_equals_the_images_repeated(seed: int) -> None:
     weights = rng.integers(0, 4, len(pairs))
     repeated = [pair for pair, weight in zip(pairs, weights, strict=True) for _ in range(weight)]
 
-    weighted = WeightedAP(pairs)
+    weighted = WeightedAP.boxes(pairs)
 
     assert weighted.ap(np.ones(len(pairs), dtype=int)) == pytest.approx(
         detection_quality(pairs).ap, abs=1e-12

@@ -173,9 +173,13 @@ def _boxes(prediction: DetectionPrediction) -> Shaped:
     return prediction.classes, prediction.scores, prediction.boxes
 
 
+def _box_matches(pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> list[ImageMatches]:
+    return [_image_matches(_boxes(r), _boxes(p), _box_iou) for r, p in pairs]
+
+
 def detection_quality(pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> CocoQuality:
     """COCO box metrics (iouType "bbox") of (review, prediction) pairs, one pair per image."""
-    return _quality([(_boxes(r), _boxes(p)) for r, p in pairs], _box_iou)
+    return _quality_of(_box_matches(pairs))
 
 
 def polygon_box(polygon: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -195,16 +199,22 @@ def segmentation_box_quality(
     return _quality([(boxed(r), boxed(p)) for r, p in pairs], _box_iou)
 
 
-def mask_quality(pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]]) -> CocoQuality:
-    """COCO mask metrics (iouType "segm") of (review, prediction) pairs, one pair per image. Every
-    polygon is rasterised in one call (a call per polygon would cost more than the pixels)."""
+def _mask_matches(
+    pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]],
+) -> list[ImageMatches]:
+    """Every polygon is rasterised in one call (a call per polygon would cost more than the pixels)."""
     polygons = [np.asarray(p, dtype=np.float64) for pair in pairs for answer in pair for p in answer.polygons]
     rasters = iter(rasterise(polygons))
 
     def masked(p: SegmentationPrediction) -> Shaped:
         return p.classes, p.scores, [next(rasters) for _ in p.polygons]
 
-    return _quality([(masked(r), masked(p)) for r, p in pairs], mask_iou)
+    return [_image_matches(masked(r), masked(p), mask_iou) for r, p in pairs]
+
+
+def mask_quality(pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]]) -> CocoQuality:
+    """COCO mask metrics (iouType "segm") of (review, prediction) pairs, one pair per image."""
+    return _quality_of(_mask_matches(pairs))
 
 
 @dataclass(frozen=True)
@@ -216,12 +226,20 @@ class _ClassHits:
 
 class WeightedAP:
     """AP@[.5:.95] of a set of images each counted a whole number of times (a bootstrap resample: how
-    often each image was drawn), matching every image once. Equal to `detection_quality` of the images
-    repeated by their weights, but for the order of equal scores in different images; a resample costs
-    a few cumulative sums per class instead of matching every image again."""
+    often each image was drawn), matching every image once. Equal to `detection_quality` (`boxes`) or
+    `mask_quality` (`masks`) of the images repeated by their weights, but for the order of equal scores
+    in different images; a resample costs a few cumulative sums per class instead of matching every image
+    again."""
 
-    def __init__(self, pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> None:
-        images = [_image_matches(_boxes(r), _boxes(p), _box_iou) for r, p in pairs]
+    @classmethod
+    def boxes(cls, pairs: Sequence[tuple[DetectionPrediction, DetectionPrediction]]) -> WeightedAP:
+        return cls(_box_matches(pairs))
+
+    @classmethod
+    def masks(cls, pairs: Sequence[tuple[SegmentationPrediction, SegmentationPrediction]]) -> WeightedAP:
+        return cls(_mask_matches(pairs))
+
+    def __init__(self, images: Sequence[ImageMatches]) -> None:
         self.size = len(images)
         self.classes: list[_ClassHits] = []
         for label in sorted({label for image in images for label in image}):

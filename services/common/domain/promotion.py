@@ -2,8 +2,8 @@
 predictions, and whether a previous champion kept as shadow after a promotion proves better again.
 
 Classification: McNemar's exact test on the discordant pairs (one role right, the other wrong), one-sided
-(is the challenger right more often?). Detection: a paired bootstrap over images of AP@[.5:.95], seeded,
-so a replay decides the same."""
+(is the challenger right more often?). Detection: a paired bootstrap over images of box AP@[.5:.95];
+segmentation: the same of mask AP@[.5:.95]; seeded, so a replay decides the same."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from math import comb
 
 import numpy as np
 
-from schemas.events import GateDecision, GateOutcome, GateReason
-from schemas.predictions import ClassificationPrediction, DetectionPrediction
+from schemas.events import GateDecision, GateMetric, GateOutcome, GateReason
+from schemas.predictions import ClassificationPrediction, DetectionPrediction, SegmentationPrediction
 
-from .coco import WeightedAP, detection_quality
+from .coco import WeightedAP
 from .quality import Reviewed, top_class
 
 
@@ -33,7 +33,7 @@ class GateSettings:
 class Paired:
     """The challenger against the incumbent on the same reviews: its figures and the one-sided p-value."""
 
-    metric: str  # "accuracy" or "ap"
+    metric: GateMetric
     pairs: int
     incumbent: float
     challenger: float
@@ -51,15 +51,11 @@ def mcnemar_exact(incumbent_only: int, challenger_only: int) -> float:
 
 
 def paired_bootstrap(
-    incumbent: list[tuple[DetectionPrediction, DetectionPrediction]],
-    challenger: list[tuple[DetectionPrediction, DetectionPrediction]],
-    resamples: int,
-    seed: int,
+    inc: WeightedAP, cha: WeightedAP, resamples: int, seed: int
 ) -> tuple[float, float, float]:
     """Both roles' AP over the same images and the one-sided bootstrap p-value that the challenger's AP is
     higher: the share of resamples of images (with replacement, the same for both roles) in which it is
-    not (a resample with no ground truth box counts as not higher)."""
-    inc, cha = WeightedAP(incumbent), WeightedAP(challenger)
+    not (a resample with no ground truth shape counts as not higher)."""
     rng = np.random.default_rng(seed)
     not_higher = 0
     for _ in range(resamples):
@@ -72,7 +68,7 @@ def paired_bootstrap(
 
 def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
     """The shadow (challenger) against the champion (incumbent) over the predictions both answered and a
-    person reviewed (at least one); None for a detection type without a measure here (segmentation)."""
+    person reviewed (at least one); None when the answers are of mixed types (nothing to measure)."""
     both = [(r.review, r.champion, r.shadow) for r in reviewed if r.shadow is not None]
     assert both, "no paired review to compare on"
     if all(isinstance(p, ClassificationPrediction) for triple in both for p in triple):
@@ -82,26 +78,24 @@ def paired(reviewed: list[Reviewed], settings: GateSettings) -> Paired | None:
         only_inc = sum(i and not c for i, c in zip(inc, cha, strict=True))
         only_cha = sum(c and not i for i, c in zip(inc, cha, strict=True))
         return Paired(
-            metric="accuracy",
+            metric=GateMetric.ACCURACY,
             pairs=len(both),
             incumbent=float(np.mean(inc)),
             challenger=float(np.mean(cha)),
             p_value=mcnemar_exact(only_inc, only_cha),
         )
-    if all(isinstance(p, DetectionPrediction) for triple in both for p in triple):
-        inc_pairs = [(review, champion) for review, champion, _ in both]
-        cha_pairs = [(review, shadow) for review, _, shadow in both]
-        if len(both) < settings.min_pairs:  # no bootstrap on what cannot be decided anyway
-            return Paired(
-                "ap", len(both), detection_quality(inc_pairs).ap, detection_quality(cha_pairs).ap, 1.0
-            )
-        a, b, p = paired_bootstrap(
-            inc_pairs,  # type: ignore[arg-type]
-            cha_pairs,  # type: ignore[arg-type]
-            settings.bootstrap_resamples,
-            settings.seed,
-        )
-        return Paired("ap", len(both), a, b, p)
+    for kind, metric, weighted in (
+        (DetectionPrediction, GateMetric.AP, WeightedAP.boxes),
+        (SegmentationPrediction, GateMetric.MASK_AP, WeightedAP.masks),
+    ):
+        if all(isinstance(p, kind) for triple in both for p in triple):
+            inc = weighted([(review, champion) for review, champion, _ in both])  # type: ignore[arg-type]
+            cha = weighted([(review, shadow) for review, _, shadow in both])  # type: ignore[arg-type]
+            if len(both) < settings.min_pairs:  # no bootstrap on what cannot be decided anyway
+                every = np.ones(len(both), dtype=int)
+                return Paired(metric, len(both), inc.ap(every), cha.ap(every), 1.0)
+            a, b, p = paired_bootstrap(inc, cha, settings.bootstrap_resamples, settings.seed)
+            return Paired(metric, len(both), a, b, p)
     return None
 
 
