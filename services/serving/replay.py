@@ -51,6 +51,15 @@ def _image_fault(exc: Exception) -> bool:
     return is_missing(exc) or isinstance(exc, ValueError)
 
 
+MAX_RETRY_DELAY_S = 60.0
+
+
+def retry_delay_s(first_s: float, failures: int) -> float:
+    """The pause after `failures` failed attempts in a row: `first_s`, doubled after each, at most
+    MAX_RETRY_DELAY_S."""
+    return min(MAX_RETRY_DELAY_S, first_s * 2 ** (failures - 1))
+
+
 class ShadowReplayer:
     def __init__(
         self,
@@ -87,11 +96,39 @@ class ShadowReplayer:
         task.add_done_callback(lambda _: self._running.pop(key, None))
 
     async def _replay(self, route: Route, champion_id: UUID, shadow_id: UUID) -> None:
+        """`_attempt` until it gets through, pausing (doubling from `serving_replay_retry_s`, up to
+        MAX_RETRY_DELAY_S) after each outage, while the version is still the deployment's shadow; after
+        `serving_replay_attempts` it stays failed until the next start or shadow change."""
+        deployment_id = route.state.deployment_id
+        extra = {"deployment": str(deployment_id), "shadow": str(shadow_id)}
+        for attempt in range(1, self.settings.serving_replay_attempts + 1):
+            current = self.router.route(deployment_id)
+            if current is None or (current.state.champion_id, current.state.shadow_id) != (
+                champion_id,
+                shadow_id,
+            ):
+                return  # no longer this deployment's shadow (or champion): its replay means nothing now
+            error = await self._attempt(current, champion_id, shadow_id)
+            if error is None:
+                return
+            if attempt == self.settings.serving_replay_attempts:
+                break
+            delay = retry_delay_s(self.settings.serving_replay_retry_s, attempt)
+            logger.warning(
+                "shadow replay failed; retrying", extra={**extra, "error": error, "retry_in_s": delay}
+            )
+            await asyncio.sleep(delay)
+        metrics.REPLAYS.labels(str(deployment_id), ReplayStatus.FAILED.value).inc()
+        logger.warning("shadow replay failed", extra={**extra, "error": error})
+
+    async def _attempt(self, route: Route, champion_id: UUID, shadow_id: UUID) -> str | None:
+        """One run of the replay (a resumed one skips the images its shadow answered); the error that
+        stopped it, recorded on its row, or None."""
         deployment_id = route.state.deployment_id
         extra = {"deployment": str(deployment_id), "shadow": str(shadow_id)}
         try:
             if await shadow_replays.start(self.db, route.state.project_id, deployment_id, shadow_id) is None:
-                return  # replayed before
+                return None  # replayed before
             if route.shadow is None:
                 raise TritonError(route.shadow_error or "the shadow is not loaded")
             selected, pending = await shadow_replays.to_replay(
@@ -106,16 +143,16 @@ class ShadowReplayer:
             logger.info("shadow replayed", extra={**extra, "selected": selected, "pending": len(pending)})
             if selected:
                 await self._announce(deployment_id, shadow_id, selected)
+            return None
         except asyncio.CancelledError:
             raise  # shutting down: the row stays running and the next start resumes it
         except Exception as exc:
-            metrics.REPLAYS.labels(str(deployment_id), ReplayStatus.FAILED.value).inc()
             error = f"{exc.__class__.__name__}: {exc}"[:1000]
-            logger.warning("shadow replay failed", extra={**extra, "error": error})
             try:
                 await shadow_replays.finish(self.db, deployment_id, shadow_id, ReplayStatus.FAILED, error)
             except Exception as db_error:  # Postgres gone: the row stays running, resumed at the next start
                 logger.warning("shadow replay not marked failed", extra={**extra, "error": repr(db_error)})
+            return error
 
     async def _announce(self, deployment_id: UUID, shadow_id: UUID, selected: int) -> None:
         """`ShadowReplayed` on `reviews`, so the promotion gate decides on the replayed pairs now. Its id

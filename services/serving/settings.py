@@ -40,6 +40,23 @@ class ServingSettings(Settings):
         "latest this many reviewed images and records its answers as shadow predictions, so the "
         "comparison and the promotion gate have paired evidence without new traffic (0: no replay).",
     )
+    serving_replay_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        validation_alias=from_env("CVLOOP_SERVING_REPLAY_ATTEMPTS"),
+        description="Tries of a shadow replay that an outage stops (Triton, the object store or Postgres "
+        "failing, the shadow not loaded yet) before it stays failed until serving's next start or the next "
+        "shadow change; an image's own fault never stops it.",
+    )
+    serving_replay_retry_s: float = Field(
+        2.0,
+        gt=0.0,
+        le=60.0,
+        validation_alias=from_env("CVLOOP_SERVING_REPLAY_RETRY_S"),
+        description="Pause after a shadow replay's first failed try, doubled after each next one (at most "
+        "60 s).",
+    )
     serving_triton_timeout_ms: int = Field(
         10000,
         gt=0,

@@ -15,12 +15,20 @@ import httpx
 import numpy as np
 import pytest
 
+from cvloop.demo import registration
 from cvloop.demo.digits import LABELS, digit_label, digit_png, train_mlp_classifier
 from cvloop.demo.polling import until
 from schemas.events import DeploymentChange, PredictionLogged, PredictionSource, RoleResult
+from schemas.object_keys import ObjectKind
 from schemas.predictions import ClassificationPrediction, DetectionType
 from schemas.vocabulary import DeploymentPolicy, GateOutcome
-from services.common.db.repositories import deployment_figures, deployments, predicted_assets, shadow_replays
+from services.common.db.repositories import (
+    deployment_figures,
+    deployments,
+    predicted_assets,
+    registry,
+    shadow_replays,
+)
 from services.common.domain.images import decode_image
 from services.common.storage.images import store_image
 from services.pipeline.service import PipelineService
@@ -239,3 +247,44 @@ async def test_a_shadow_that_fails_on_every_image_is_counted_not_recorded(world:
         world.db, world.project_id, deployment, world.linear, world.failing, 1000, paired_reviews=True
     )
     assert paired == []
+
+
+async def test_a_replay_an_outage_stops_is_retried_until_the_shadow_loads(world: World, api: Api) -> None:
+    """The shadow's model file is not in the store when it becomes the shadow (serving cannot load it):
+    the replay's first try fails on it; once the file is back and serving reloads the shadow, the next
+    try, after its pause, replays every image. Nothing is counted as a replay given up."""
+    deployment, _ = await _reviewed_deployment(world, "replayed-after-outage", 700)
+    late = train_mlp_classifier(seed=7)  # bytes of its own: deleting them touches no other version
+    shadow = await registration.register_onnx_model(
+        world.db,
+        world.store,
+        world.project_id,
+        "mlp-late",
+        "1",
+        late,
+        DetectionType.CLASSIFICATION,
+        world.digits_labelmap,
+    )
+    version = await registry.get_model_version(world.db, world.project_id, shadow)
+    assert version is not None
+    [model_file] = version.files
+    world.store.delete(model_file.object_key)
+    await _set_shadow(world, deployment, shadow)
+
+    async def failed_once() -> dict[str, Any] | None:
+        replay = await api.client.get(f"/v1/deployments/{deployment}/shadow-replay")
+        return replay.json() if replay.status_code == 200 and replay.json()["status"] == "failed" else None
+
+    first = await until(failed_once, "the replay's first try to fail on the missing model")
+    assert "not loaded" in first["error"] or "NoSuchKey" in first["error"], first
+    world.store.put_bytes(ObjectKind.MODELS, late.onnx, "application/onnx")  # the same key: its content's
+
+    replay = await _replay_done(api, deployment, shadow)
+    assert (replay["selected"], replay["replayed"], replay["failed"]) == (REVIEWED, REVIEWED, 0)
+    exposition = await _serving_metrics(world)
+    assert (
+        metric_value(exposition, "cvloop_serving_replays_total", deployment=deployment, outcome="done") == 1
+    )
+    assert (
+        metric_value(exposition, "cvloop_serving_replays_total", deployment=deployment, outcome="failed") == 0
+    )
