@@ -3,15 +3,32 @@ production would send them, so a newcomer can drive the detection loop from the 
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from cvloop.demo.detection_world import DRIFTED, TRAINING, scenes
 from cvloop.demo.digits import png
-from cvloop.sdk import Client
+from cvloop.sdk import Client, Deployment, NotFound
+from cvloop.sdk.deployments import ServedPrediction
 
 from .sdk import progress_bar, with_client
 
 CAMERAS = {TRAINING.camera: TRAINING, DRIFTED.camera: DRIFTED}
+SERVING_LEARNS_S = 30.0  # serving hears of a deployment `cvloop up` just seeded within seconds
+
+
+def _first(target: Deployment, image: bytes, tags: list[str]) -> ServedPrediction:
+    """The first prediction, asked again while serving answers that it has not heard of the deployment
+    yet (right after `cvloop up`)."""
+    deadline = time.monotonic() + SERVING_LEARNS_S
+    while True:
+        try:
+            return target.predict(image, tags=tags)
+        except NotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 @click.group()
@@ -37,8 +54,9 @@ def demo_send(client: Client, deployment: str, camera: str, count: int, seed: in
     target = client.get_deployment(deployment)
     found = present = 0
     with progress_bar(count, f"sending to {deployment}") as bar:
-        for scene in scenes(CAMERAS[camera], count, seed, held_out=True):
-            answer = target.predict(png(scene.pixels), tags=[camera])
+        for n, scene in enumerate(scenes(CAMERAS[camera], count, seed, held_out=True)):
+            image = png(scene.pixels)
+            answer = _first(target, image, [camera]) if n == 0 else target.predict(image, tags=[camera])
             found += len(answer.prediction.classes)
             present += len(scene.truth.classes)
             bar.update(1)
