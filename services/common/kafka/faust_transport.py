@@ -22,7 +22,7 @@ a partition without a commit to where a new group would start, by the app's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, cast
 
 import aiokafka
@@ -46,22 +46,25 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         # faust's `perform_seek`: after recovery, and when records come while its flow is stopped.
+        changelogs = set(self.app.tables.changelog_topics)
         reset = self.app.conf.consumer_auto_offset_reset
-        consumer = self._ensure_consumer()
-        return await self.call_thread(seek_to_committed_or_reset, consumer, reset)
+        return await self.call_thread(seek_to_committed_or_reset, self._ensure_consumer(), reset, changelogs)
 
 
 async def seek_to_committed_or_reset(
-    consumer: aiokafka.AIOKafkaConsumer, reset: str
+    consumer: aiokafka.AIOKafkaConsumer, reset: str, changelogs: Collection[str]
 ) -> dict[TopicPartition, int | None]:
     """Seek every assigned partition to its committed offset, as aiokafka's `seek_to_committed`, and
     also those it leaves alone: a committed 0 to 0, no commit to the start `reset` names ("earliest" or
-    "latest"), so records fetched and not handled since are read again. Returns the committed offsets."""
+    "latest"), so records fetched and not handled since are read again. Tables' changelogs are never
+    committed and stay as they are: recovery seeks them itself, and a standby reads on. Returns the
+    committed offsets."""
     committed: dict[TopicPartition, int | None] = await consumer.seek_to_committed()
-    for tp, offset in committed.items():
+    streamed = {tp: offset for tp, offset in committed.items() if tp.topic not in changelogs}
+    for tp, offset in streamed.items():
         if offset == 0:
             consumer.seek(tp, 0)
-    uncommitted = [tp for tp, offset in committed.items() if offset is None]
+    uncommitted = [tp for tp, offset in streamed.items() if offset is None]
     if uncommitted and reset == "earliest":
         await consumer.seek_to_beginning(*uncommitted)
     elif uncommitted and reset == "latest":
