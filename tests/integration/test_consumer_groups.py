@@ -37,20 +37,16 @@ from tests.integration.pipeline_fixtures import THRESHOLD, Setup, pipeline_deplo
 pytestmark = pytest.mark.real_kafka
 
 DRIFT_EVERY = 4
-# Each faust app's test runs with both workers alive, then with one killed (SIGKILL) mid-stream. On tansu
-# the killed case fails in some runs (docs/local-stack.md): expected to fail there until that is found
-# and fixed. Ingest's consumers, without a faust table, pass with the kill.
-KILLED_ON_TANSU = (
-    "on tansu, when a faust worker is killed mid-stream, the one taking its partitions over sometimes stops "
-    "reading them (the pipeline: no second experiment) or counts predictions twice (scoring's drift "
-    "window): docs/local-stack.md"
-)
+# Each faust app's test runs with both workers alive, then with one killed (SIGKILL) mid-stream, whose
+# partitions the survivor takes over (what that needed: docs/local-stack.md, consumer groups).
 BOTH_ALIVE_OR_ONE_KILLED = pytest.mark.parametrize(
-    "kill_one",
-    [
-        pytest.param(False, id="both-alive"),
-        pytest.param(True, id="one-killed", marks=pytest.mark.xfail(reason=KILLED_ON_TANSU, strict=False)),
-    ],
+    "kill_one", [pytest.param(False, id="both-alive"), pytest.param(True, id="one-killed")]
+)
+# The pipeline's survivor no longer stops reading what it took over, but in 1 of 6 runs since, a
+# deployment's count since its second trigger was not 1 within 120 s: cause not established.
+PIPELINE_KILLED = pytest.mark.xfail(
+    reason="pipeline survivor: a count since the trigger not 1 in 1 of 6 runs (docs/local-stack.md)",
+    strict=False,
 )
 
 
@@ -91,17 +87,9 @@ async def _each_has(pool: asyncpg.Pool, setups: list[Setup], cycles: int) -> boo
     return all(n >= cycles for n in found) or None
 
 
-# Seen also with no kill: the worker restarted after both stopped sometimes never shows the table they
-# left (1 of 2 full-suite runs), the same stall of a faust worker taking partitions over on tansu.
-PIPELINE_ON_TANSU = pytest.mark.xfail(reason=KILLED_ON_TANSU + "; also after a clean rebalance", strict=False)
-
-
 @pytest.mark.parametrize(
     "kill_one",
-    [
-        pytest.param(False, id="both-alive", marks=PIPELINE_ON_TANSU),
-        pytest.param(True, id="one-killed", marks=PIPELINE_ON_TANSU),
-    ],
+    [pytest.param(False, id="both-alive"), pytest.param(True, id="one-killed", marks=PIPELINE_KILLED)],
 )
 async def test_two_pipeline_workers_split_the_deployments_and_lose_and_double_nothing(
     module_settings: StackSettings, pool: asyncpg.Pool, producer: EventProducer, kill_one: bool

@@ -299,10 +299,9 @@ async def test_a_faust_worker_rereads_what_it_fetched_on_a_partition_its_group_n
     once, twice = asyncio.Event(), asyncio.Event()  # every event received once, then twice
 
     async def agent(stream: Any) -> None:
-        async for value in stream:
-            event = decode(Topic.PREDICTIONS, value)
-            if event.deployment_id == deployment:
-                received.append(event.event_id)
+        async for key, value in stream.items():
+            if key == str(deployment):  # the topic also holds other tests' malformed events
+                received.append(decode(Topic.PREDICTIONS, value).event_id)
                 if len(received) == len(events):
                     once.set()
                 if len(received) == 2 * len(events):
