@@ -42,10 +42,11 @@ DRIFT_EVERY = 4
 BOTH_ALIVE_OR_ONE_KILLED = pytest.mark.parametrize(
     "kill_one", [pytest.param(False, id="both-alive"), pytest.param(True, id="one-killed")]
 )
-# The pipeline's survivor no longer stops reading what it took over, but in 1 of 6 runs since, a
-# deployment's count since its second trigger was not 1 within 120 s: cause not established.
+# The pipeline's survivor no longer stops reading what it took over, but in 2 of 16 runs since (both
+# after the both-alive case in the same session), a deployment's count since its second trigger was not
+# 1 within 120 s: cause not established.
 PIPELINE_KILLED = pytest.mark.xfail(
-    reason="pipeline survivor: a count since the trigger not 1 in 1 of 6 runs (docs/local-stack.md)",
+    reason="pipeline survivor: a count since the trigger not 1 in 2 of 16 runs (docs/local-stack.md)",
     strict=False,
 )
 
