@@ -272,13 +272,15 @@ class PipelineStream:
                 await self.observe(scored)
 
     async def _reconcile(self, deployment_id: UUID, stale: CycleCount | None) -> CycleCount:
-        """The deployment's count rebuilt from Postgres; the predictions it counted become keys (set with
-        no await in between, like a count)."""
+        """The deployment's count rebuilt from Postgres; every prediction submitted becomes a key, as if the
+        table had counted each (set with no await in between, like a count): a replayed submission of an
+        earlier cycle (a worker taking a partition over reads it again from its start) is not counted in
+        this one."""
         progress = await deployment_figures.training_progress(self.pool, deployment_id)
         state = reconciled(
             progress.latest_cycle, progress.latest_at, len(progress.submitted_since), progress.submitted_total
         )
-        for prediction_id in progress.submitted_since:
+        for prediction_id in progress.submitted_since + progress.submitted_before:
             self.counts[prediction_key(prediction_id)] = str(deployment_id).encode()
         self.counts[deployment_key(deployment_id)] = state.model_dump_json().encode()
         metrics.RECONCILIATIONS.labels(str(deployment_id)).inc()

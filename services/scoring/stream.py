@@ -51,6 +51,17 @@ SCORE_NAMESPACE = UUID("5e8a1f7c-2d4b-4c69-b0e3-7f6a9d2c1b48")  # score event id
 Batch = list[tuple[faust.EventT, PredictionLogged]]
 
 
+def _once_each(batch: Batch) -> Batch:
+    """The batch with each prediction once, where it first came. A worker taking partitions over is handed
+    their records again after its seek to the committed offsets while the first copies may still wait in
+    its batch (issue 16); Postgres keeps one score for both, but both would be marked new and added to the
+    drift window twice."""
+    first: dict[UUID, tuple[faust.EventT, PredictionLogged]] = {}
+    for event, logged in batch:
+        first.setdefault(logged.prediction_id, (event, logged))
+    return list(first.values())
+
+
 class ScoringStream:
     def __init__(
         self,
@@ -109,6 +120,7 @@ class ScoringStream:
             )
 
     async def _score_deployment(self, deployment_id: UUID, batch: Batch) -> None:
+        batch = _once_each(batch)
         loaded = await self.references.get(deployment_id)
         # Not retroactive: a prediction logged before the reference was ready gets no score.
         eligible = [(e, p) for e, p in batch if loaded is not None and p.occurred_at >= loaded.ready_at]

@@ -37,20 +37,17 @@ from tests.integration.pipeline_fixtures import THRESHOLD, Setup, pipeline_deplo
 pytestmark = pytest.mark.real_kafka
 
 DRIFT_EVERY = 4
-# Each faust app's test runs with both workers alive, then with one killed (SIGKILL) mid-stream. On tansu
-# the killed case fails in some runs (docs/local-stack.md): expected to fail there until that is found
-# and fixed. Ingest's consumers, without a faust table, pass with the kill.
-KILLED_ON_TANSU = (
-    "on tansu, when a faust worker is killed mid-stream, the one taking its partitions over sometimes stops "
-    "reading them (the pipeline: no second experiment) or counts predictions twice (scoring's drift "
-    "window): docs/local-stack.md"
-)
+# Each faust app's test runs with both workers alive, then with one killed (SIGKILL) mid-stream, whose
+# partitions the survivor takes over (what that needed: docs/local-stack.md, consumer groups).
 BOTH_ALIVE_OR_ONE_KILLED = pytest.mark.parametrize(
-    "kill_one",
-    [
-        pytest.param(False, id="both-alive"),
-        pytest.param(True, id="one-killed", marks=pytest.mark.xfail(reason=KILLED_ON_TANSU, strict=False)),
-    ],
+    "kill_one", [pytest.param(False, id="both-alive"), pytest.param(True, id="one-killed")]
+)
+# The pipeline's survivor no longer stops reading what it took over, but in 2 of 16 runs since (both
+# after the both-alive case in the same session), a deployment's count since its second trigger was not
+# 1 within 120 s: cause not established.
+PIPELINE_KILLED = pytest.mark.xfail(
+    reason="pipeline survivor: a count since the trigger not 1 in 2 of 16 runs (docs/local-stack.md)",
+    strict=False,
 )
 
 
@@ -82,22 +79,18 @@ async def _experiments(pool: asyncpg.Pool, deployment_id: UUID) -> list[str]:
     return [r["training_request_id"] for r in rows]
 
 
+def _counted(count: CycleCount) -> tuple[int, int, int]:
+    return count.cycle, count.submitted, count.total
+
+
 async def _each_has(pool: asyncpg.Pool, setups: list[Setup], cycles: int) -> bool | None:
     found = [len(await _experiments(pool, s.deployment_id)) for s in setups]
     return all(n >= cycles for n in found) or None
 
 
-# Seen also with no kill: the worker restarted after both stopped sometimes never shows the table they
-# left (1 of 2 full-suite runs), the same stall of a faust worker taking partitions over on tansu.
-PIPELINE_ON_TANSU = pytest.mark.xfail(reason=KILLED_ON_TANSU + "; also after a clean rebalance", strict=False)
-
-
 @pytest.mark.parametrize(
     "kill_one",
-    [
-        pytest.param(False, id="both-alive", marks=PIPELINE_ON_TANSU),
-        pytest.param(True, id="one-killed", marks=PIPELINE_ON_TANSU),
-    ],
+    [pytest.param(False, id="both-alive"), pytest.param(True, id="one-killed", marks=PIPELINE_KILLED)],
 )
 async def test_two_pipeline_workers_split_the_deployments_and_lose_and_double_nothing(
     module_settings: StackSettings, pool: asyncpg.Pool, producer: EventProducer, kill_one: bool
@@ -162,10 +155,12 @@ async def test_two_pipeline_workers_split_the_deployments_and_lose_and_double_no
     try:
         stream = restarted.stream
         assert stream is not None
-        expected = CycleCount(cycle=3, submitted=1, total=2 * THRESHOLD + 1)
+        # The counts, and that cycle 2's request time came with them (it differs per deployment).
+        expected = _counted(CycleCount(cycle=3, submitted=1, total=2 * THRESHOLD + 1))
 
         async def recovered() -> bool | None:
-            return all(stream.cycle_count(s.deployment_id) == expected for s in setups) or None
+            counts = [stream.cycle_count(s.deployment_id) for s in setups]
+            return all(_counted(c) == expected and c.last_request_at for c in counts) or None
 
         await until(recovered, "the restarted worker's table as the survivor left it")
     finally:

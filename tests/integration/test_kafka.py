@@ -281,6 +281,57 @@ async def test_faust_agent_receives_registry_events(
     assert fetch_wait == FETCH_MAX_WAIT_MS
 
 
+async def test_a_faust_worker_rereads_what_it_fetched_on_a_partition_its_group_never_committed(
+    kafka_settings: Settings, producer: EventProducer
+) -> None:
+    """When a rebalance's recovery ends faust seeks every partition to its committed offset and drops what
+    its streams hold, to read it again: a partition whose group never committed (taken over from a worker
+    killed before its first commit) must go back to its start too, not stay where the fetcher got to, and
+    nothing may reach a stream between the seek and the drop (issue 16: a surviving pipeline worker never
+    counted the partitions it took over)."""
+    deployment = uuid4()
+    events = [samples.prediction_logged(deployment_id=deployment) for _ in range(3)]
+    for event in events:
+        sent = await producer.publish(Topic.PREDICTIONS, event)
+    group = f"cvloop-test-{uuid4()}"
+    app = create_app(group, kafka_settings, broker_commit_interval=3600.0)  # no commit while it runs
+    received: list[UUID] = []
+    once, twice = asyncio.Event(), asyncio.Event()  # every event received once, then twice
+
+    async def agent(stream: Any) -> None:
+        async for key, value in stream.items():
+            if key == str(deployment):  # the topic also holds other tests' malformed events
+                received.append(decode(Topic.PREDICTIONS, value).event_id)
+                if len(received) == len(events):
+                    once.set()
+                if len(received) == 2 * len(events):
+                    twice.set()
+
+    app.agent(registry_topic(app, Topic.PREDICTIONS), name="test-agent")(agent)
+    await app.start()
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await once.wait()
+        checker = create_consumer(kafka_settings, group)
+        await checker.start()
+        try:
+            assert await checker.committed(TopicPartition(Topic.PREDICTIONS, sent.partition)) is None
+        finally:
+            await checker.stop()
+        # What the end of a recovery does: seek, clear the streams' queues, resume. Nothing is handed to a
+        # stream between the seek and the clear, where it would be lost.
+        await app.consumer.perform_seek()
+        assert not app.consumer.flow_active
+        app.flow_control.resume()
+        app.consumer.resume_flow()
+        async with asyncio.timeout(WAIT_S):
+            await twice.wait()
+    finally:
+        await app.stop()
+
+    assert received == [e.event_id for e in events] * 2
+
+
 async def test_create_topics_on_the_local_broker_reports_what_it_made_at_start(
     kafka_settings: Settings,
 ) -> None:

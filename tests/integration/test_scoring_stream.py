@@ -46,6 +46,7 @@ from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
+from services.scoring.drift import DriftWindow
 from services.scoring.reference_job import DETECTOR, ReferenceFailed
 from services.scoring.service import ScoringService
 from tests.integration.scoring_fixtures import compute_reference_like_its_job, digit_sets
@@ -197,6 +198,33 @@ async def test_replayed_predictions_keep_their_scores_and_rows(
         "SELECT count(*) FROM prediction_scores WHERE deployment_id = $1", ready.deployment_id
     )
     assert after == count + 1
+
+
+async def test_a_prediction_handed_over_twice_in_one_batch_adds_one_row_to_its_drift_window(
+    ready: Deployment, producer: EventProducer, service: ScoringService, digits: dict[str, Any]
+) -> None:
+    """A worker taking partitions over is handed their records again after its seek to the committed
+    offsets while the first copies may still wait in its batch (issue 16): each prediction counts once."""
+    assert service.stream is not None
+    windows, key = service.stream.windows, str(ready.deployment_id).encode()
+
+    def window() -> DriftWindow | None:
+        saved = windows.get(key)
+        return DriftWindow.from_bytes(saved) if saved else None
+
+    async def holding(prediction: PredictionLogged) -> DriftWindow | None:
+        current = window()
+        found = current is not None and prediction.predicted_at.timestamp() in current.predicted_at
+        return current if found else None
+
+    start = window()
+    events = [prediction_of(ready.deployment_id, p, label) for p, label in digits["held_out"][100:120]]
+    await _publish(producer, events + events)  # together: the copies share the batches of the originals
+    marker = prediction_of(ready.deployment_id, digits["held_out"][121][0], 1)
+    await _publish(producer, [marker])  # in the window after every copy: one partition, in order
+    after = await until(lambda: holding(marker), "the marker in the drift window")
+
+    assert after.total == (start.total if start else 0) + len(events) + 1
 
 
 async def test_malformed_events_are_dead_lettered_and_the_stream_goes_on(

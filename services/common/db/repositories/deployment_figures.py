@@ -24,6 +24,7 @@ class TrainingProgress(NamedTuple):
     latest_at: datetime | None  # when that experiment was created
     submitted_since: list[UUID]  # predictions submitted after that experiment was created (all before it)
     submitted_total: int
+    submitted_before: list[UUID]  # the others: counted in earlier cycles
 
 
 # SUBMITTED predicted assets of deployment $1 submitted after $2 (NULL: ever).
@@ -80,9 +81,16 @@ async def training_progress(pool: asyncpg.Pool, deployment_id: UUID) -> Training
     """The deployment's latest cycle and submissions, read in one snapshot."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         cycle, since = await _latest_training(conn, deployment_id)
-        rows = await conn.fetch(f"SELECT prediction_id {_SUBMITTED_SINCE}", deployment_id, since)
-        total = await conn.fetchval(f"SELECT count(*) {_SUBMITTED_SINCE}", deployment_id, None)
-    return TrainingProgress(cycle, since, [r["prediction_id"] for r in rows], total)
+        rows = await conn.fetch(  # every submission ($2 NULL), each marked whether it came after $3
+            f"SELECT prediction_id, submitted_at > coalesce($3::timestamptz, '-infinity') AS recent"
+            f" {_SUBMITTED_SINCE}",
+            deployment_id,
+            None,
+            since,
+        )
+    recent = [r["prediction_id"] for r in rows if r["recent"]]
+    before = [r["prediction_id"] for r in rows if not r["recent"]]
+    return TrainingProgress(cycle, since, recent, len(rows), before)
 
 
 async def champion_reviews(
