@@ -6,7 +6,6 @@ finds the version already exported."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import NamedTuple
 
 import asyncpg
@@ -25,7 +24,7 @@ from services.common.db.repositories.base import NotFound, transaction
 from services.common.domain.experiments import Experiment
 from services.common.domain.model_export import exported_version
 from services.common.domain.registry import ModelVersion
-from services.common.exported_io import artifact_io
+from services.common.exported_io import artifact_bytes, artifact_io
 from services.common.servable import unservable_because
 from services.common.storage import ObjectStore
 
@@ -115,9 +114,10 @@ async def _exportable(
     if not base:
         return None, f"experiment {experiment.id} has no base model version to export into"
     labelmap = base.labelmap_id and await registry.get_labelmap(pool, experiment.project_id, base.labelmap_id)
-    labels_file = next(a for a in experiment.artifacts if a.name == LABELS_FILE)
-    if not await asyncio.to_thread(store.exists, labels_file.object_key):
-        return None, f"artifact {LABELS_FILE} of experiment {experiment.id} is not in the object store"
-    labels_json = await asyncio.to_thread(store.get_bytes, labels_file.object_key)
+    try:
+        labels_json = await artifact_bytes(store, experiment, LABELS_FILE)
+    except ValueError as exc:
+        return None, str(exc)
+    assert labels_json is not None  # missing_artifacts found it among the artifacts
     problem = labels_problem(labels_json, labelmap.labels if labelmap else None)
     return (None, problem) if problem else (base, None)
