@@ -54,8 +54,8 @@ Batch = list[tuple[faust.EventT, PredictionLogged]]
 def _once_each(batch: Batch) -> Batch:
     """The batch with each prediction once, where it first came. A worker taking partitions over is handed
     their records again after its seek to the committed offsets while the first copies may still wait in
-    its batch (issue 16); Postgres keeps one score for both, but both would be marked new and added to the
-    drift window twice."""
+    its batch (issue 16); Postgres keeps one score for both, but both would be marked new, added to the drift
+    window twice and their latencies observed twice."""
     first: dict[UUID, tuple[faust.EventT, PredictionLogged]] = {}
     for event, logged in batch:
         first.setdefault(logged.prediction_id, (event, logged))
@@ -111,7 +111,8 @@ class ScoringStream:
             logged: PredictionLogged | None = await self.dead_letters.decoded(event.message)
             if logged is not None:
                 by_deployment[logged.deployment_id].append((event, logged))
-        for deployment_id, batch in by_deployment.items():
+        for deployment_id, repeated in by_deployment.items():
+            batch = _once_each(repeated)
             self._record_latencies(deployment_id, [logged for _, logged in batch])
             await self.dead_letters.isolating(
                 batch,
@@ -120,7 +121,6 @@ class ScoringStream:
             )
 
     async def _score_deployment(self, deployment_id: UUID, batch: Batch) -> None:
-        batch = _once_each(batch)
         loaded = await self.references.get(deployment_id)
         # Not retroactive: a prediction logged before the reference was ready gets no score.
         eligible = [(e, p) for e, p in batch if loaded is not None and p.occurred_at >= loaded.ready_at]
