@@ -28,7 +28,6 @@ from bench.local_stack import local_stack
 from cvloop.demo.detection_world import DRIFTED
 from cvloop.demo.detector import (
     FINE_TUNING,
-    REHEARSAL,
     detection_champion,
     detection_datasets,
     scene_examples,
@@ -44,6 +43,7 @@ from cvloop.demo.loop import (
     served,
     set_up,
 )
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS
 from services.common.db.repositories import experiments
 from services.common.settings import Settings
 
@@ -78,7 +78,7 @@ def detection(threshold: int, test_images: int, epochs: int) -> Task:
     return Task(
         detection_champion(),
         detection_datasets(test=test_images),
-        REHEARSAL,
+        REHEARSAL_ALIAS,
         reviews,
         [e.image for e in reviews],
         FINE_TUNING | {"epochs": epochs},

@@ -25,6 +25,7 @@ from cvloop.demo.loop import Champion, Example
 from cvloop.demo.trainer_workspace import Asset, build_workspace
 from cvloop.stack.scratch import tools_dir
 from cvloop.trainers.detection_data import REHEARSAL_ALIAS, detector_io, detector_training
+from schemas.job_workspace import TEST_ALIAS
 from schemas.model_io import ModelIO
 from schemas.model_version import CHECKPOINT_FILE, MODEL_FILE
 from schemas.predictions import DetectionType
@@ -39,7 +40,6 @@ FINE_TUNING: dict[str, Any] = {"epochs": 40, "learning_rate": 0.003, "seed": 1}
 MODEL = "digits-detector"
 # Answers under it are not shown: a drifted scene's faint digits then need a reviewer's boxes.
 CONFIDENCE_THRESHOLD = 0.3
-REHEARSAL = REHEARSAL_ALIAS  # old scenes fine-tuning keeps seeing; also the training data scores compare with
 # What the base's decisions hang on: a change to any of them trains a new base.
 _SOURCES = (
     "cvloop/trainers/detection.py",
@@ -137,9 +137,10 @@ def scene_examples(condition: Condition, count: int, seed: int, held_out: bool =
 
 
 def detection_datasets(rehearsal: int = 150, test: int = 100) -> dict[str, list[Example]]:
-    """A loop's dataset versions: clean camera-a scenes (`rehearsal`, also its training data) and
+    """A loop's dataset versions: clean camera-a scenes (`rehearsal`: old scenes fine-tuning keeps seeing,
+    also the training data scores compare with) and
     held-out drifted camera-b scenes (`test`, what the trainer's metrics report)."""
     return {
-        REHEARSAL: scene_examples(TRAINING, rehearsal, seed=2),
-        "test": scene_examples(DRIFTED, test, seed=3, held_out=True),
+        REHEARSAL_ALIAS: scene_examples(TRAINING, rehearsal, seed=2),
+        TEST_ALIAS: scene_examples(DRIFTED, test, seed=3, held_out=True),
     }

@@ -30,6 +30,7 @@ from cvloop.demo.registration import OnnxModel, find_or_create_labelmap, registe
 from cvloop.stack.settings import sdk_settings
 from schemas.codec import decode
 from schemas.events import PredictionLogged
+from schemas.job_workspace import TEST_ALIAS
 from schemas.predictions import ClassificationPrediction, DetectionType, Prediction
 from schemas.topics import Topic
 from schemas.vocabulary import Scope
@@ -41,7 +42,6 @@ from services.common.storage import ObjectStore
 
 SERVICES = ["ingest", "api", "pipeline", "job_runner", "serving"]
 FEEDBACK = "feedback"  # the feedback-loop dataset version's name and alias
-TEST = "test"
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Loop:
 
     @property
     def test_id(self) -> UUID:
-        return self.datasets[TEST]
+        return self.datasets[TEST_ALIAS]
 
     async def predict(self, image: bytes) -> dict[str, Any]:
         answer = await self.serving.post(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS
 from schemas.events import DeploymentChange, DeploymentKind
 from schemas.predictions import DetectionType
 from schemas.topics import Topic
@@ -23,7 +24,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import Settings
 from services.common.storage import ObjectStore
 
-from .detector import FINE_TUNING, REHEARSAL, detection_champion, detection_datasets
+from .detector import FINE_TUNING, detection_champion, detection_datasets
 from .digits import LABELS, train_linear_classifier
 from .loop import build
 from .registration import find_or_create_labelmap, register_onnx_model
@@ -143,7 +144,7 @@ async def seed_detection(settings: Settings) -> Demo:
             threshold=DETECTION_THRESHOLD,
             parameters=FINE_TUNING,
             datasets=await asyncio.to_thread(detection_datasets),
-            training_data=REHEARSAL,
+            training_data=REHEARSAL_ALIAS,
         )
         await loop.aclose()
         return Demo(project_id, loop.deployment_id, loop.champion_id, api_key)

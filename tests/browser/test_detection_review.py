@@ -19,13 +19,13 @@ from playwright.sync_api import Page, expect
 from cvloop.demo.detection_world import DRIFTED
 from cvloop.demo.detector import (
     FINE_TUNING,
-    REHEARSAL,
     detection_champion,
     detection_datasets,
     scene_examples,
 )
 from cvloop.demo.loop import Example, build
 from cvloop.sdk import Client, CvloopError, Deployment
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS
 from services.common.db.pool import open_pool
 from services.common.db.repositories import projects
 from services.common.settings import Settings
@@ -59,7 +59,7 @@ async def _build(settings: Settings, key: str) -> tuple[UUID, UUID]:
             threshold=THRESHOLD,
             parameters=FINE_TUNING,
             datasets=datasets,
-            training_data=REHEARSAL,
+            training_data=REHEARSAL_ALIAS,
         )
         await loop.aclose()
         return loop.deployment_id, loop.feedback_id

@@ -19,7 +19,6 @@ import pytest
 from cvloop.demo.detection_world import DRIFTED
 from cvloop.demo.detector import (
     FINE_TUNING,
-    REHEARSAL,
     detection_champion,
     detection_datasets,
     scene_examples,
@@ -29,6 +28,7 @@ from cvloop.demo.polling import until
 from cvloop.demo.seed import DETECTION_DEPLOYMENT, DETECTION_THRESHOLD, seed_detection
 from cvloop.stack.demo import DetectionDemo
 from cvloop.stack.settings import sdk_settings
+from cvloop.trainers.detection_data import REHEARSAL_ALIAS
 from schemas.model_version import CHECKPOINT_FILE, IO_FILE, LABELS_FILE, MODEL_FILE
 from schemas.predictions import DetectionPrediction
 from schemas.vocabulary import ReferenceStatus
@@ -52,7 +52,7 @@ async def loop(running: Settings) -> AsyncIterator[Loop]:
         threshold=THRESHOLD,
         parameters=FINE_TUNING,
         datasets=datasets,
-        training_data=REHEARSAL,
+        training_data=REHEARSAL_ALIAS,
     ) as built:
         yield built
 
@@ -119,7 +119,7 @@ async def test_reviewed_drifted_scenes_retrain_the_detector_once_and_its_shadow_
     assert version["detection_type"] == "detection"
     assert version["training_entrypoint"] == champion["training_entrypoint"]
     assert version["source_experiment_id"] == str(experiment["id"])
-    assert set(version["dataset_versions"]) == {"feedback", REHEARSAL, "test"}
+    assert set(version["dataset_versions"]) == {"feedback", REHEARSAL_ALIAS, "test"}
     metrics = await loop.trainer_metrics(experiment["id"])
     assert metrics["ap_after"] > metrics["ap_before"], metrics  # the trainer's own, on the `test` scenes
 
@@ -165,7 +165,7 @@ async def test_cvloop_up_seeds_the_detection_demo_once_and_the_cli_sends_it_scen
         assert deployment["name"] == DETECTION_DEPLOYMENT and deployment["detection_type"] == "detection"
         training = deployment["continuous_training"]
         assert training["active"] and training["threshold"] == DETECTION_THRESHOLD
-        assert set(training["dataset_versions"]) == {"feedback", REHEARSAL, "test"}
+        assert set(training["dataset_versions"]) == {"feedback", REHEARSAL_ALIAS, "test"}
         assert deployment["continuous_deployment"]["policy"] == "deploy_shadow"
         champion = (await api.get(f"/v1/model-versions/{first.model_version_id}")).json()
         assert {MODEL_FILE, CHECKPOINT_FILE} <= {f["name"] for f in champion["files"]}
