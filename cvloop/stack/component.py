@@ -31,8 +31,6 @@ class Component(ABC):
     name: str
     start_timeout: float = 30.0
     stop_signal: signal.Signals = signal.SIGTERM
-    # Whether the server binds with SO_REUSEADDR (a closed connection's TIME_WAIT then does not block it).
-    reuses_address: bool = True
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -76,7 +74,7 @@ class Component(ABC):
             return
         clear_dead(self.workdir)  # what a crash (kill -9) left behind
         self.install()
-        ensure_ports_free(LOCAL_HOST, self.ports, self.name, reuse_address=self.reuses_address)
+        ensure_ports_free(LOCAL_HOST, self.ports, self.name)
         self.launch()
         if not wait_until(self._up_or_dead, self.start_timeout, interval=0.2) or not self.probe():
             tail = log_tail(self.workdir)

@@ -132,15 +132,15 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
-def port_bindable(host: str, port: int, *, reuse_address: bool = True) -> bool:
-    """Nothing listens on the port and no other socket holds it as its local port. Without reuse_address,
-    a closed connection still in TIME_WAIT holds it too: servers that bind without SO_REUSEADDR (like
-    tritonserver's HTTP endpoint) fail on those."""
+def port_bindable(host: str, port: int) -> bool:
+    """Nothing listens on the port and no other socket holds it as its local port. The probe binds with
+    SO_REUSEADDR, as every server of the local stack does (tritonserver included, measured), so the
+    closed connections a stopped server leaves in TIME_WAIT or FIN_WAIT do not count: a restart never
+    waits for them."""
     if port_open(host, port):
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        if reuse_address:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -148,21 +148,9 @@ def port_bindable(host: str, port: int, *, reuse_address: bool = True) -> bool:
     return True
 
 
-# Linux keeps a closed connection in TIME_WAIT for 60 s.
-TIME_WAIT_S = 61.0
-
-
-def ensure_ports_free(host: str, ports: Sequence[int], component: str, *, reuse_address: bool = True) -> None:
-    """Every port the component will bind is bindable now, or (held by closing connections) soon."""
-    if all(port_bindable(host, port, reuse_address=reuse_address) for port in ports):
-        return
-    if not any(port_open(host, port) for port in ports):
-        wait_until(
-            lambda: all(port_bindable(host, port, reuse_address=reuse_address) for port in ports),
-            TIME_WAIT_S,
-            interval=1.0,
-        )
-    taken = [port for port in ports if not port_bindable(host, port, reuse_address=reuse_address)]
+def ensure_ports_free(host: str, ports: Sequence[int], component: str) -> None:
+    """Every port the component will bind is bindable now."""
+    taken = [port for port in ports if not port_bindable(host, port)]
     if taken:
         held = "; ".join(f"port {host}:{port} is already taken" for port in taken)
         raise StackError(

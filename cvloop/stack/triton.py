@@ -124,7 +124,6 @@ def build_layout(unpacked: Path, layout: Path, version: str) -> None:
 
 class TritonServer(Component):
     name = "triton"
-    reuses_address = False  # its HTTP endpoint fails to bind while a closed connection is in TIME_WAIT
 
     @property
     def address(self) -> str:
