@@ -14,7 +14,7 @@ import pytest
 from cvloop.stack import stack
 from cvloop.stack.scratch import scratch_settings
 from cvloop.stack.settings import StackSettings
-from services.common.settings import LocalBroker
+from services.common.settings import Broker
 from services.pipeline.runner.service import JobRunnerService
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,14 +58,14 @@ def kafka_settings(settings: StackSettings) -> Iterator[StackSettings]:
 
 @pytest.fixture(scope="session")
 def tansu_settings(postgres_settings: StackSettings, s3_settings: StackSettings) -> Iterator[StackSettings]:
-    """A tansu broker beside the session's one, for the tests that need consumer groups of several members
-    (the default local broker, librdkafka's mock, takes one): started as `cvloop up` starts it, on a port
-    block and state folder of its own, with the session's Postgres and S3. Its settings name it
-    (KAFKA_BOOTSTRAP_SERVERS), so service processes started from them join it."""
+    """A tansu broker beside the session's one when that is librdkafka's mock (CVLOOP_KAFKA_BROKER=mock),
+    which takes one member per consumer group, for the tests that need several: started as `cvloop up`
+    starts it, on a port block and state folder of its own, with the session's Postgres and S3. Its
+    settings name it (KAFKA_BOOTSTRAP_SERVERS), so service processes started from them join it."""
     state_dir = Path(tempfile.mkdtemp(prefix="cvloop-test-tansu-"))
     own = scratch_settings(state_dir).model_copy(
         update={
-            "local_broker": LocalBroker.TANSU,
+            "kafka_broker_setting": Broker.TANSU,
             "database_url_setting": postgres_settings.database_url,
             "s3_endpoint_setting": s3_settings.s3_endpoint,
         }
@@ -78,7 +78,7 @@ def tansu_settings(postgres_settings: StackSettings, s3_settings: StackSettings)
 @pytest.fixture(scope="session")
 def real_kafka_settings(kafka_settings: StackSettings, request: pytest.FixtureRequest) -> StackSettings:
     """A broker with real consumer groups: the session's, unless it is the mock; then the session's tansu."""
-    if kafka_settings.kafka_bootstrap_setting or kafka_settings.runs_tansu:
+    if kafka_settings.kafka_broker is not Broker.MOCK:
         return kafka_settings
     tansu: StackSettings = request.getfixturevalue("tansu_settings")
     return tansu

@@ -1,5 +1,5 @@
-"""The local Kafka broker: librdkafka's mock cluster (see `kafka_broker`), or tansu when
-CVLOOP_LOCAL_BROKER=tansu (see `tansu`); real Kafka in production, through KAFKA_BOOTSTRAP_SERVERS."""
+"""The local Kafka-protocol broker: tansu (see `tansu`), or librdkafka's mock cluster when
+CVLOOP_KAFKA_BROKER=mock (see `kafka_broker`); real Kafka in production, through KAFKA_BOOTSTRAP_SERVERS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.local_stack import LOCAL_HOST
 from schemas.topics import TOPICS
 from services.common.kafka.admin import create_topics
-from services.common.settings import LocalBroker
+from services.common.settings import Broker
 
 from .component import Component
 from .kafka_broker import MISSING_LIBRDKAFKA, find_librdkafka, write_atomically
@@ -33,7 +33,7 @@ class KafkaBroker(Component):
 
     @property
     def tansu(self) -> bool:
-        return self.settings.local_broker is LocalBroker.TANSU
+        return self.settings.kafka_broker is Broker.TANSU
 
     @property
     def ports(self) -> list[int]:

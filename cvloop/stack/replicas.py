@@ -25,15 +25,8 @@ def replicas(settings: StackSettings, name: str, count: int) -> Iterator[list[Py
     started: list[PythonService] = []
     try:
         for index in range(count):
-            own = settings.model_copy(
-                update={
-                    # The servers they share, named by address: those follow the port base otherwise.
-                    "database_url_setting": settings.database_url,
-                    "kafka_bootstrap_setting": settings.kafka_bootstrap_servers,
-                    "s3_endpoint_setting": settings.s3_endpoint,
-                    "port_base": free_port_base(),
-                    "state_dir": settings.state_path / f"{name}-{index}",
-                }
+            own = settings.sharing_servers(
+                port_base=free_port_base(), state_dir=settings.state_path / f"{name}-{index}"
             )
             [service] = components(own, [name])
             assert isinstance(service, PythonService)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,11 +22,12 @@ LOCAL_DATABASE = "cvloop"  # the local Postgres's database and superuser
 LOCAL_DATABASE_USER = "cvloop"
 
 
-class LocalBroker(StrEnum):
-    """The Kafka-protocol broker `cvloop up` runs when KAFKA_BOOTSTRAP_SERVERS is unset."""
+class Broker(StrEnum):
+    """The Kafka-protocol broker the services talk to; it decides what their producers may ask of it."""
 
-    MOCK = "mock"  # librdkafka's mock cluster
-    TANSU = "tansu"  # tansu in memory (opt-in: see docs/local-stack.md)
+    KAFKA = "kafka"  # a real Kafka, at KAFKA_BOOTSTRAP_SERVERS
+    TANSU = "tansu"  # tansu in memory: the local stack's broker (docs/local-stack.md)
+    MOCK = "mock"  # librdkafka's mock cluster: the local stack's former broker, one member per group
 
 
 def from_env(name: str) -> AliasChoices:
@@ -76,15 +78,17 @@ class Settings(BaseSettings):
     kafka_bootstrap_setting: str | None = Field(
         None,
         validation_alias=from_env("KAFKA_BOOTSTRAP_SERVERS"),
-        description="Kafka bootstrap servers. Unset: the local mock broker, whose address `cvloop up` writes "
+        description="Kafka bootstrap servers. Unset: the local broker, whose address `cvloop up` writes "
         "to <state dir>/kafka/bootstrap.",
     )
-    local_broker: LocalBroker = Field(
-        LocalBroker.MOCK,
-        validation_alias=from_env("CVLOOP_LOCAL_BROKER"),
-        description="The local Kafka-protocol broker: `mock` (librdkafka's mock cluster) or `tansu` (a real "
-        "broker in memory, on <port base>+19; local producers then send without idempotence, one record "
-        "per batch, also when KAFKA_BOOTSTRAP_SERVERS names it). Leave it `mock` for a real Kafka.",
+    kafka_broker_setting: Broker | None = Field(
+        None,
+        validation_alias=from_env("CVLOOP_KAFKA_BROKER"),
+        description="Which broker the services talk to. Unset: `kafka` when KAFKA_BOOTSTRAP_SERVERS is set, "
+        "else `tansu`, which `cvloop up` runs in memory on <port base>+19 (its producers send without "
+        "idempotence, one record per batch). `mock`: `cvloop up` runs librdkafka's mock cluster instead "
+        "(one member per consumer group). With KAFKA_BOOTSTRAP_SERVERS, `tansu` or `mock` says that the "
+        "address is such a broker.",
     )
     s3_endpoint_setting: str | None = Field(
         None,
@@ -140,6 +144,12 @@ class Settings(BaseSettings):
         description="Port an HTTP service listens on. Unset: its local-stack port (see CVLOOP_PORT_BASE).",
     )
 
+    @model_validator(mode="after")
+    def _kafka_has_an_address(self) -> Self:
+        if self.kafka_broker_setting is Broker.KAFKA and not self.kafka_bootstrap_setting:
+            raise ValueError("CVLOOP_KAFKA_BROKER=kafka needs KAFKA_BOOTSTRAP_SERVERS")
+        return self
+
     @property
     def state_path(self) -> Path:
         return self.state_dir.resolve()
@@ -185,14 +195,19 @@ class Settings(BaseSettings):
             ) from None
 
     @property
+    def kafka_broker(self) -> Broker:
+        if self.kafka_broker_setting is not None:
+            return self.kafka_broker_setting
+        return Broker.KAFKA if self.kafka_bootstrap_setting else Broker.TANSU
+
+    @property
     def runs_tansu(self) -> bool:
-        """The Kafka this process talks to is the local tansu: also when KAFKA_BOOTSTRAP_SERVERS names it
-        (a test's second serving process), so its producers keep to what tansu can do."""
-        return self.local_broker is LocalBroker.TANSU
+        """The broker is a tansu, so producers keep to what it can do."""
+        return self.kafka_broker is Broker.TANSU
 
     @property
     def kafka_port(self) -> int:
-        """The local tansu's port (the mock broker picks its own)."""
+        """The local tansu's port (the mock picks its own)."""
         return self.port_base + PortOffset.KAFKA
 
     @property
@@ -260,6 +275,18 @@ class Settings(BaseSettings):
             "triton": "triton_url_setting",
         }[component]
         return getattr(self, field) is not None
+
+    def sharing_servers(self, **update: Any) -> Self:
+        """These settings with Postgres, the broker and S3 named by address, for another process on the
+        same servers (a replica, a test's second serving process) on a port base of its own, which they
+        would follow otherwise."""
+        named = {
+            "database_url_setting": self.database_url,
+            "kafka_bootstrap_setting": self.kafka_bootstrap_servers,
+            "kafka_broker_setting": self.kafka_broker,
+            "s3_endpoint_setting": self.s3_endpoint,
+        }
+        return self.model_copy(update=named | update)
 
 
 def env_name(field: FieldInfo) -> str:

@@ -720,16 +720,11 @@ def outage(world: World, tmp_path: Path) -> Iterator[tuple[StackSettings, Triton
     triton_settings = StackSettings(
         state_dir=tmp_path / "triton", tools_dir_setting=world.settings.tools_path, port_base=free_port_base()
     )
-    settings = world.settings.model_copy(
-        update={
-            "state_dir": tmp_path / "serving",
-            "port_base": free_port_base(triton_settings.port_base + 10),
-            "database_url_setting": world.settings.database_url,
-            "kafka_bootstrap_setting": world.settings.kafka_bootstrap_servers,
-            "s3_endpoint_setting": world.settings.s3_endpoint,
-            "triton_url_setting": triton_settings.triton_url,
-            "triton_grpc_url_setting": triton_settings.triton_grpc_url,
-        }
+    settings = world.settings.sharing_servers(
+        state_dir=tmp_path / "serving",
+        port_base=free_port_base(triton_settings.port_base + 10),
+        triton_url_setting=triton_settings.triton_url,
+        triton_grpc_url_setting=triton_settings.triton_grpc_url,
     )
     triton = TritonServer(triton_settings)
     serving = Serving(settings)

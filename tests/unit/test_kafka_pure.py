@@ -21,7 +21,7 @@ from services.common.kafka.deadletter import DeadLetters, build_dead_letter, exp
 from services.common.kafka.faust_app import create_app
 from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
 from services.common.kafka.producer import SINGLE_RECORD_BATCH, create_producer
-from services.common.settings import LocalBroker, Settings
+from services.common.settings import Settings
 from tests import samples
 
 
@@ -208,8 +208,8 @@ def test_a_broker_that_cannot_create_topics_reports_the_missing_ones() -> None:
 async def test_producers_on_tansu_send_one_record_per_batch_without_idempotence(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "bootstrap").write_text("127.0.0.1:9")
-    tansu = Settings(state_dir=tmp_path, local_broker=LocalBroker.TANSU, kafka_bootstrap_setting=None)
-    real = Settings(local_broker=LocalBroker.MOCK, kafka_bootstrap_setting="kafka:9092")
+    tansu = Settings(state_dir=tmp_path, kafka_broker_setting=None, kafka_bootstrap_setting=None)
+    real = Settings(kafka_broker_setting=None, kafka_bootstrap_setting="kafka:9092")
     on_tansu, on_kafka = create_producer(tansu), create_producer(real)
     try:
         assert on_tansu._txn_manager is None  # tansu answers an idempotent producer's InitProducerId wrongly
@@ -221,3 +221,13 @@ async def test_producers_on_tansu_send_one_record_per_batch_without_idempotence(
     app = create_app("unit", tansu)
     assert app.conf.producer_max_batch_size == SINGLE_RECORD_BATCH
     assert create_app("unit", real).conf.producer_max_batch_size > SINGLE_RECORD_BATCH
+
+
+def test_a_process_sharing_the_servers_talks_to_the_same_broker_the_same_way(tmp_path: Path) -> None:
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "bootstrap").write_text("127.0.0.1:14339")
+    local = Settings(state_dir=tmp_path, kafka_broker_setting=None, kafka_bootstrap_setting=None)
+    other = local.sharing_servers(port_base=20000, state_dir=tmp_path / "other")
+    assert other.kafka_bootstrap_servers == "127.0.0.1:14339" and other.runs_tansu
+    assert other.database_url == local.database_url and other.s3_endpoint == local.s3_endpoint
+    assert other.port_base == 20000

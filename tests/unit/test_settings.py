@@ -3,9 +3,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from pydantic import ValidationError
 
 from cvloop.settings import every_env_name
-from services.common.settings import Settings
+from services.common.settings import Broker, Settings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "settings_doc.py"
 
@@ -74,4 +75,16 @@ def test_local_bootstrap_is_read_from_the_state_folder(clean_env: pytest.MonkeyP
 def test_bad_port_base_names_the_variable(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("CVLOOP_PORT_BASE", "80")
     with pytest.raises(ValueError, match="CVLOOP_PORT_BASE"):
+        Settings()
+
+
+def test_the_broker_is_the_local_tansu_unless_an_address_names_another(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().kafka_broker is Broker.TANSU
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-0:9092")
+    assert Settings().kafka_broker is Broker.KAFKA and not Settings().runs_tansu
+    clean_env.setenv("CVLOOP_KAFKA_BROKER", "tansu")  # a second process on the local tansu
+    assert Settings().runs_tansu
+    clean_env.delenv("KAFKA_BOOTSTRAP_SERVERS")
+    clean_env.setenv("CVLOOP_KAFKA_BROKER", "kafka")
+    with pytest.raises(ValidationError, match="KAFKA_BOOTSTRAP_SERVERS"):
         Settings()

@@ -16,7 +16,7 @@ from .producer import SINGLE_RECORD_BATCH
 
 def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
     """A faust app on the configured Kafka. Topics are never declared by the app (the registry
-    provisions them, and the local broker refuses CreateTopics); the web server is off unless
+    provisions them); the web server is off unless
     overridden (`web_enabled=True, web_port=...`); tables live in memory unless `store` says otherwise.
     Its consumer waits at most 50 ms for a fetch rather than faust's fixed 1.5 s (see faust_transport)."""
     timeouts = group_timeouts(settings)
@@ -25,6 +25,8 @@ def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
         "topic_allow_declare": False,
         "web_enabled": False,
         "store": "memory://",
+        # Faust makes its folder even for tables in memory: in the state folder, not the working one.
+        "datadir": settings.state_path / "faust" / app_id,
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": timeouts.session_ms / 1000,
         "broker_heartbeat_interval": timeouts.heartbeat_ms / 1000,
