@@ -76,8 +76,14 @@ def tansu_settings(postgres_settings: StackSettings, s3_settings: StackSettings)
 
 
 @pytest.fixture(scope="session")
-def real_kafka_settings(kafka_settings: StackSettings, request: pytest.FixtureRequest) -> StackSettings:
-    """A broker with real consumer groups: the session's, unless it is the mock; then the session's tansu."""
+def real_kafka_settings(
+    kafka_settings: StackSettings,
+    postgres_settings: StackSettings,
+    s3_settings: StackSettings,
+    request: pytest.FixtureRequest,
+) -> StackSettings:
+    """A broker with real consumer groups, beside the session's Postgres and S3: the session's broker,
+    unless it is the mock; then the session's tansu."""
     if kafka_settings.kafka_broker is not Broker.MOCK:
         return kafka_settings
     tansu: StackSettings = request.getfixturevalue("tansu_settings")
