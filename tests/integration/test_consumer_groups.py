@@ -1,8 +1,8 @@
-"""Consumer groups of several members, on the session's tansu (or one started beside the mock, which
-takes one member per group): two replicas of a stream service, each the process `cvloop up` starts, split the partitions of
-their topics, and Postgres holds every effect exactly once, both alive and with one killed (SIGKILL)
-mid-stream, whose partitions the other takes over; a pipeline worker started afterwards recovers its
-table as the workers left it."""
+"""Consumer groups of several members, on the session's tansu (or one started beside the mock, which takes
+one member per group): two replicas of a stream service, each the process `cvloop up` starts, split the
+partitions of their topics, and Postgres holds every effect exactly once, both alive and with one killed
+(SIGKILL) mid-stream, whose partitions the other takes over; a pipeline worker started afterwards recovers
+its table as the workers left it."""
 
 from __future__ import annotations
 
@@ -242,16 +242,21 @@ async def test_two_ingest_replicas_split_both_consumers_and_a_killed_one_loses_a
     async def all_stored() -> bool | None:
         return set(await _stored(pool, targets)) >= set(prediction_ids) or None
 
-    with replicas(module_settings, "ingest", 2) as (doomed, survivor):
+    async def each_replica_handles_both() -> bool | None:
+        # A round at a time until both replicas have handled some of each consumer's messages: a replica
+        # is healthy before its group has settled, and the first may read all of a round before then.
         await one_round()
-        await until(all_stored, "the first round stored")
+        await until(all_stored, "a round stored")
         expositions = [await scrape(doomed), await scrape(survivor)]
-        for consumer in ("raw", "persistence"):
-            handled = [
-                metric_value(e, "cvloop_ingest_consumed_total", consumer=consumer, outcome="done")
-                for e in expositions
-            ]
-            assert all(n > 0 for n in handled), (consumer, handled)  # each replica owns partitions
+        handled = [
+            metric_value(e, "cvloop_ingest_consumed_total", consumer=consumer, outcome="done")
+            for consumer in ("raw", "persistence")
+            for e in expositions
+        ]
+        return all(n > 0 for n in handled) or None
+
+    with replicas(module_settings, "ingest", 2) as (doomed, survivor):
+        await until(each_replica_handles_both, "each replica owning partitions of both consumers")
 
         await one_round()
         kill(doomed)

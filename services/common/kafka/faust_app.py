@@ -26,7 +26,7 @@ def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
         "web_enabled": False,
         "store": "memory://",
         # Faust makes its folder even for tables in memory: in the state folder, not the working one.
-        "datadir": settings.state_path / "faust" / app_id,
+        "datadir": str(settings.state_path / app_id),
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": timeouts.session_ms / 1000,
         "broker_heartbeat_interval": timeouts.heartbeat_ms / 1000,

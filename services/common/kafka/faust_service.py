@@ -116,8 +116,7 @@ class FaustService(ABC, Generic[SettingsT, StreamT]):
         await asyncio.to_thread(store.ensure_bucket)
         self.producer = self._producer()
         await self.producer.start()
-        # faust keeps its table folder under the state folder rather than the working directory.
-        self.app = create_app(self.app_id, self.settings, datadir=str(self.settings.state_path / self.app_id))
+        self.app = create_app(self.app_id, self.settings)
         self.guard = AgentGuard(self.app_id, self.on_failure)
         self.stream, beside = self._attach(StreamParts(self.app, self.pool, store, self.producer, self.guard))
         self._tasks = [asyncio.create_task(work) for work in beside]
