@@ -1,5 +1,5 @@
-"""Consumer groups of several members, on the session's tansu (or one started beside the mock, which takes
-one member per group): two replicas of a stream service, each the process `cvloop up` starts, split the
+"""Consumer groups of several members, on a tansu (the session's, or one started beside the mock, which
+takes one member per group): two replicas of a stream service, each the process `cvloop up` starts, split the
 partitions of their topics, and Postgres holds every effect exactly once, both alive and with one killed
 (SIGKILL) mid-stream, whose partitions the other takes over; a pipeline worker started afterwards recovers
 its table as the workers left it."""

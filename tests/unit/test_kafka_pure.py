@@ -21,7 +21,7 @@ from services.common.kafka.deadletter import DeadLetters, build_dead_letter, exp
 from services.common.kafka.faust_app import create_app
 from services.common.kafka.faust_topics import changelog_topic, internal_topic_specs, leader_topic
 from services.common.kafka.producer import SINGLE_RECORD_BATCH, create_producer
-from services.common.settings import Settings
+from services.common.settings import Broker, Settings
 from tests import samples
 
 
@@ -208,7 +208,7 @@ def test_a_broker_that_cannot_create_topics_reports_the_missing_ones() -> None:
 async def test_producers_on_tansu_send_one_record_per_batch_without_idempotence(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "bootstrap").write_text("127.0.0.1:9")
-    tansu = Settings(state_dir=tmp_path, kafka_broker_setting=None, kafka_bootstrap_setting=None)
+    tansu = Settings(state_dir=tmp_path, kafka_broker_setting=Broker.TANSU, kafka_bootstrap_setting=None)
     real = Settings(kafka_broker_setting=None, kafka_bootstrap_setting="kafka:9092")
     on_tansu, on_kafka = create_producer(tansu), create_producer(real)
     try:
@@ -226,7 +226,7 @@ async def test_producers_on_tansu_send_one_record_per_batch_without_idempotence(
 def test_a_process_sharing_the_servers_talks_to_the_same_broker_the_same_way(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "bootstrap").write_text("127.0.0.1:14339")
-    local = Settings(state_dir=tmp_path, kafka_broker_setting=None, kafka_bootstrap_setting=None)
+    local = Settings(state_dir=tmp_path, kafka_broker_setting=Broker.TANSU, kafka_bootstrap_setting=None)
     other = local.sharing_servers(port_base=20000, state_dir=tmp_path / "other")
     assert other.kafka_bootstrap_servers == "127.0.0.1:14339" and other.runs_tansu
     assert other.database_url == local.database_url and other.s3_endpoint == local.s3_endpoint
