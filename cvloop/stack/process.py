@@ -132,15 +132,16 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
-def port_bindable(host: str, port: int) -> bool:
-    """Nothing listens on the port and no other socket holds it as its local port. The probe binds with
-    SO_REUSEADDR, as every server of the local stack does (tritonserver included, measured), so the
-    closed connections a stopped server leaves in TIME_WAIT or FIN_WAIT do not count: a restart never
-    waits for them."""
+def port_bindable(host: str, port: int, *, reuse_address: bool = True) -> bool:
+    """Nothing listens on the port and no other socket holds it as its local port. By default the probe
+    binds with SO_REUSEADDR, as every server of the local stack does (tritonserver included, measured),
+    so the closed connections a stopped server leaves in TIME_WAIT or FIN_WAIT do not count: a restart
+    never waits for them. Without reuse_address they count too."""
     if port_open(host, port):
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -25,12 +25,13 @@ def tools_dir() -> Path:
 
 
 def free_port_base(after: int | None = None) -> int:
-    """A base whose every port is bindable; a random
+    """A base whose every port is bindable, even without SO_REUSEADDR (no connection of an earlier stack
+    lingers there, so a test may squat one of its ports); a random
     start keeps two stacks on one machine from picking the same block. `after`: a base above that one."""
     candidates = [base for base in SCRATCH_BASES if after is None or base > after]
     start = random.randrange(len(candidates)) if after is None else 0
     for base in candidates[start:] + candidates[:start]:
-        if all(port_bindable(LOCAL_HOST, port) for port in stack_ports(base)):
+        if all(port_bindable(LOCAL_HOST, port, reuse_address=False) for port in stack_ports(base)):
             return base
     raise RuntimeError("no free block of loopback ports for the stack")
 

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,20 +184,23 @@ async def _log_lines(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> list
     return [line.line for line in await jobs.read_logs(pool, project_id, run_id)]
 
 
-async def _training_finished(settings: Settings, request_id: str) -> list[TrainingFinished]:
-    """Every TrainingFinished of the request on `training`, read from the beginning."""
+async def _training_finished(settings: Settings, request_id: str, count: int) -> list[TrainingFinished]:
+    """The request's TrainingFinished events on `training`, read from the beginning until `count` came and
+    a fetch brought nothing more (so a duplicate would show), or the wait ran out: the relay publishes
+    them after the run's row, later on a loaded machine."""
     consumer = create_consumer(settings, f"test-{uuid4()}", Topic.TRAINING.value)
     await consumer.start()
     found: list[TrainingFinished] = []
+    deadline = time.monotonic() + WAIT_S
     try:
-        for _ in range(20):
+        while time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
                     event = decode(record.topic, record.value)
                     if isinstance(event, TrainingFinished) and event.request_id == request_id:
                         found.append(event)
-            if found and not batches:
+            if len(found) >= count and not batches:
                 break
     finally:
         await consumer.stop()
@@ -229,7 +233,7 @@ async def test_a_training_run_stages_in_trains_and_stages_out_its_artifacts(
     assert model == BASE_MODEL + b" fine-tuned"
     labels = await asyncio.to_thread(store.get_bytes, artifacts["labels.json"].object_key)
     assert json.loads(labels) == LABELS
-    (event,) = await _training_finished(job_runner_settings, request_id)
+    (event,) = await _training_finished(job_runner_settings, request_id, 1)
     assert event.status is TrainingStatus.SUCCEEDED and event.reason is None
     assert (event.experiment_id, event.job_run_id) == (job.target_id, run.id)
     assert event.deployment_id == UUID(request_id.split(":")[0])
@@ -246,7 +250,7 @@ async def test_a_failing_command_fails_the_run_and_the_experiment_with_its_reaso
     assert lines[-1] == f"failed: {finished.reason}"
     experiment = await experiments.get_experiment(pool, reg.project_id, job.target_id)
     assert experiment is not None and experiment.status == "failed" and experiment.artifacts == []
-    (event,) = await _training_finished(job_runner_settings, request_id)
+    (event,) = await _training_finished(job_runner_settings, request_id, 1)
     assert event.status is TrainingStatus.FAILED and event.reason == finished.reason
 
     # A re-run is a new run of the same job, with its own log.
@@ -256,7 +260,7 @@ async def test_a_failing_command_fails_the_run_and_the_experiment_with_its_reaso
     assert (second.attempt, second.status, second.reason) == (2, RunStatus.FAILED, finished.reason)
     assert [r.id for r in await jobs.list_runs(pool, reg.project_id, job.id)] == [run.id, again.id]
     assert (await _log_lines(pool, reg.project_id, again.id))[0] == f"run 2 of training job {job.id}"
-    events = await _training_finished(job_runner_settings, request_id)
+    events = await _training_finished(job_runner_settings, request_id, 2)
     assert [e.job_run_id for e in events] == [run.id, again.id]
 
 
