@@ -43,10 +43,10 @@ from services.common.db.pool import open_pool
 from services.common.db.repositories import prediction_scores
 from services.common.kafka.consumer import started_consumer
 from services.common.kafka.producer import EventProducer, keyed_partitioner
-from services.common.settings import LocalBroker
+from services.common.settings import Broker
 from services.common.storage import ObjectStore
 
-BROKERS = (LocalBroker.MOCK, LocalBroker.TANSU)
+BROKERS = (Broker.MOCK, Broker.TANSU)
 STACK = ["postgres", "kafka", "s3", "ingest", "api", "scoring", "pipeline", "job_runner"]
 CHUNK = 2000
 # A producer outside cvloop: aiokafka's default batch size, without idempotence (tansu has none).
@@ -81,10 +81,10 @@ def group_rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def started(broker: LocalBroker, names: list[str]) -> Iterator[tuple[StackSettings, float]]:
+def started(broker: Broker, names: list[str]) -> Iterator[tuple[StackSettings, float]]:
     """The components on `broker`, in a state folder of their own; the seconds until all were healthy."""
     state = Path(tempfile.mkdtemp(prefix=f"cvloop-bench-broker-{broker}-"))
-    settings = scratch_settings(state).model_copy(update={"local_broker": broker})
+    settings = scratch_settings(state).model_copy(update={"kafka_broker_setting": broker})
     try:
         began = time.perf_counter()
         for health in stack.up(settings, names):
@@ -136,7 +136,7 @@ async def produce_and_consume(settings: StackSettings, messages: int) -> tuple[f
     return produced, batched, consumed
 
 
-def broker_alone(broker: LocalBroker, messages: int) -> BrokerFigures:
+def broker_alone(broker: Broker, messages: int) -> BrokerFigures:
     with started(broker, ["kafka"]) as (settings, start_s):
         [kafka] = stack.components(settings, ["kafka"])
         pid = _pid(kafka)
@@ -145,7 +145,7 @@ def broker_alone(broker: LocalBroker, messages: int) -> BrokerFigures:
         return BrokerFigures(start_s, idle, produced, batched, consumed, rss_mib(pid))
 
 
-def whole_stack(broker: LocalBroker) -> StackFigures:
+def whole_stack(broker: Broker) -> StackFigures:
     with started(broker, STACK) as (settings, start_s):
         return StackFigures(start_s, sum(group_rss_mib(_pid(c)) for c in stack.components(settings, STACK)))
 
@@ -201,7 +201,7 @@ def scoring_workers(predictions: int) -> dict[int, tuple[float, float]]:
     (the workers started, and the group settled, before the predictions are sent)."""
     names = ["postgres", "kafka", "s3"]
     rates: dict[int, tuple[float, float]] = {}
-    with started(LocalBroker.TANSU, names) as (settings, _):
+    with started(Broker.TANSU, names) as (settings, _):
         on_tansu = settings.model_copy(update={"scoring_drift_interval_s": 3600.0})  # as bench/scoring.py
         for workers in (1, 2):
             targets = [d.deployment_id for d in asyncio.run(_deployments(on_tansu))]
@@ -219,7 +219,7 @@ def main() -> None:
 
     alone = {broker: broker_alone(broker, args.messages) for broker in BROKERS}
     stacks = {broker: whole_stack(broker) for broker in BROKERS}
-    mock, tansu = alone[LocalBroker.MOCK], alone[LocalBroker.TANSU]
+    mock, tansu = alone[Broker.MOCK], alone[Broker.TANSU]
     print(f"\n| the broker alone ({args.messages:,} messages) | mock | tansu | tansu / mock |")
     print("| --- | --- | --- | --- |")
     for label, field in (
@@ -232,7 +232,7 @@ def main() -> None:
     ):
         a, b = getattr(mock, field), getattr(tansu, field)
         print(f"| {label} | {a:,.1f} | {b:,.1f} | {b / a:.2f} |")
-    smock, stansu = stacks[LocalBroker.MOCK], stacks[LocalBroker.TANSU]
+    smock, stansu = stacks[Broker.MOCK], stacks[Broker.TANSU]
     print(f"\n| the stack without Triton ({', '.join(STACK)}) | mock | tansu | tansu / mock |")
     print("| --- | --- | --- | --- |")
     for label, a, b in (
