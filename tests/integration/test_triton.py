@@ -14,7 +14,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from cvloop.stack.process import StackError, wait_until
+from cvloop.stack.process import StackError, port_bindable, wait_until
 from cvloop.stack.scratch import free_port_base
 from cvloop.stack.settings import StackSettings
 from cvloop.stack.triton import STUB_ENV, TritonServer
@@ -140,15 +140,6 @@ def test_taken_port_names_the_fix(tmp_path: Path, triton_settings: StackSettings
             TritonServer(settings).start()
 
 
-def _bindable_without_reuse(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((LOCAL_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.usefixtures("triton")  # the local install, not an external server
 def test_restarts_at_once_while_its_clients_connections_linger(
     tmp_path: Path, triton_settings: StackSettings
@@ -164,7 +155,9 @@ def test_restarts_at_once_while_its_clients_connections_linger(
     try:
         assert httpclient.InferenceServerClient(settings.triton_url).is_server_ready()
         triton.stop()
-        lingering = [port for port in triton.ports if not _bindable_without_reuse(port)]
+        lingering = [
+            port for port in triton.ports if not port_bindable(LOCAL_HOST, port, reuse_address=False)
+        ]
         assert lingering, "the clients' connections should still hold a port"
         late_close.start()
         triton.start()
