@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from services.common.settings import Settings
+from services.common.settings import Broker, Settings
 
 from .deadletter import publish_dead_letter
 from .failures import MESSAGE_ERRORS, isolate
@@ -40,10 +40,12 @@ class GroupTimeouts(NamedTuple):
 
 
 def group_timeouts(settings: Settings) -> GroupTimeouts:
-    """A member that leaves the local mock broker's group blocks the next join for its session timeout
-    less one second, so locally (one member per group) the session is short; a real Kafka keeps
-    aiokafka's defaults."""
-    if settings.is_external("kafka"):
+    """A real Kafka keeps aiokafka's defaults. The local brokers get a short session: a member that
+    leaves the mock's group blocks the next join for its session timeout less one second, and on tansu
+    a dead member's partitions move after it. Every member of a group says the same, whoever started
+    it: tansu keeps one session timeout per group, the one its first member asked for, so a member
+    heartbeating slower than that would be expelled over and over."""
+    if settings.kafka_broker is Broker.KAFKA:
         return GroupTimeouts(session_ms=10_000, heartbeat_ms=3_000)
     return GroupTimeouts(session_ms=2_000, heartbeat_ms=500)
 
