@@ -1,5 +1,5 @@
-"""The local broker: librdkafka's mock (the default) against tansu (`CVLOOP_KAFKA_BROKER=tansu`), each
-started as `cvloop up` starts it, in one run; the mock is the baseline of every ratio.
+"""The local broker: tansu (the default) against librdkafka's mock (`CVLOOP_KAFKA_BROKER=mock`, the former
+default), each started as `cvloop up` starts it, in one run; the mock is the baseline of every ratio.
 
 1. The broker alone: seconds to healthy, RSS idle and after; messages/s produced onto `predictions`
    (6 partitions, prediction events, acks=all, gzip) through cvloop's own producer (on tansu without

@@ -58,7 +58,7 @@ def kafka_settings(settings: StackSettings) -> Iterator[StackSettings]:
 
 @pytest.fixture(scope="session")
 def tansu_settings(postgres_settings: StackSettings, s3_settings: StackSettings) -> Iterator[StackSettings]:
-    """A tansu broker beside the session's one when that is librdkafka's mock (the default),
+    """A tansu broker beside the session's one when that is librdkafka's mock (CVLOOP_KAFKA_BROKER=mock),
     which takes one member per consumer group, for the tests that need several: started as `cvloop up`
     starts it, on a port block and state folder of its own, with the session's Postgres and S3. Its
     settings name it (KAFKA_BOOTSTRAP_SERVERS), so service processes started from them join it."""

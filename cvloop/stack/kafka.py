@@ -1,5 +1,5 @@
-"""The local Kafka-protocol broker: librdkafka's mock cluster (see `kafka_broker`), or tansu when
-CVLOOP_KAFKA_BROKER=tansu (see `tansu`); real Kafka in production, through KAFKA_BOOTSTRAP_SERVERS."""
+"""The local Kafka-protocol broker: tansu (see `tansu`), or librdkafka's mock cluster when
+CVLOOP_KAFKA_BROKER=mock (see `kafka_broker`); real Kafka in production, through KAFKA_BOOTSTRAP_SERVERS."""
 
 from __future__ import annotations
 

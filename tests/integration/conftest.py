@@ -1,6 +1,6 @@
-"""The fixtures integration-test modules share. Tests marked `real_kafka` need what the local mock broker
+"""The fixtures integration-test modules share. Tests marked `real_kafka` need what librdkafka's mock
 lacks (CreateTopics, consumer groups of several members): they take `real_kafka_settings`
-(tests/conftest.py), the session's broker when it is a real one, else a tansu started beside it."""
+(tests/conftest.py), the session's broker (tansu, or a real Kafka), else a tansu started beside the mock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Kafka adapters against a real Kafka-protocol server: the local mock broker (or
+"""The Kafka adapters against a real Kafka-protocol server: the local broker (or
 KAFKA_BOOTSTRAP_SERVERS). Every test uses its own deployment id and consumer groups, since the broker
 and its topics are shared by the whole session."""
 

@@ -194,7 +194,8 @@ def test_local_groups_use_a_short_session_and_real_kafka_the_defaults() -> None:
     local = group_timeouts(Settings(kafka_bootstrap_setting=None))
     real = group_timeouts(Settings(kafka_bootstrap_setting="kafka:9092"))
     assert local.heartbeat_ms < local.session_ms < real.session_ms
-    assert real == (10_000, 3_000)
+    assert real == (10_000, 3_000, None)
+    assert local.request_ms is not None and local.session_ms < local.request_ms
     # A replica on the local tansu names it by address, and must say what the group's other members say.
     replica = Settings(kafka_bootstrap_setting="127.0.0.1:21539", kafka_broker_setting=Broker.TANSU)
     assert group_timeouts(replica) == local == group_timeouts(Settings(kafka_broker_setting=Broker.TANSU))

@@ -37,6 +37,7 @@ BatchHandler = Callable[[list[T]], Awaitable[Sequence[Exception | None]]]
 class GroupTimeouts(NamedTuple):
     session_ms: int
     heartbeat_ms: int
+    request_ms: int | None  # None: the client's own default
 
 
 def group_timeouts(settings: Settings) -> GroupTimeouts:
@@ -44,10 +45,12 @@ def group_timeouts(settings: Settings) -> GroupTimeouts:
     leaves the mock's group blocks the next join for its session timeout less one second, and on tansu
     a dead member's partitions move after it. Every member of a group says the same, whoever started
     it: tansu keeps one session timeout per group, the one its first member asked for, so a member
-    heartbeating slower than that would be expelled over and over."""
+    heartbeating slower than that would be expelled over and over. A local broker answers a group request
+    within about its session timeout; one unanswered for 15 s is sent again on a new connection (tansu
+    once left a SyncGroup unanswered for minutes, docs/local-stack.md), not after faust's 90 s."""
     if settings.kafka_broker is Broker.KAFKA:
-        return GroupTimeouts(session_ms=10_000, heartbeat_ms=3_000)
-    return GroupTimeouts(session_ms=2_000, heartbeat_ms=500)
+        return GroupTimeouts(session_ms=10_000, heartbeat_ms=3_000, request_ms=None)
+    return GroupTimeouts(session_ms=2_000, heartbeat_ms=500, request_ms=15_000)
 
 
 def create_consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
@@ -61,6 +64,8 @@ def create_consumer(settings: Settings, group_id: str, *topics: str, **overrides
         "session_timeout_ms": timeouts.session_ms,
         "heartbeat_interval_ms": timeouts.heartbeat_ms,
     }
+    if timeouts.request_ms is not None:
+        config["request_timeout_ms"] = timeouts.request_ms
     return AIOKafkaConsumer(*topics, **(config | overrides))
 
 

@@ -31,6 +31,8 @@ def create_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
         "broker_session_timeout": timeouts.session_ms / 1000,
         "broker_heartbeat_interval": timeouts.heartbeat_ms / 1000,
     }
+    if timeouts.request_ms is not None:
+        config["broker_request_timeout"] = timeouts.request_ms / 1000
     if settings.runs_tansu:  # its changelogs' ends must be exact (see SINGLE_RECORD_BATCH)
         config["producer_max_batch_size"] = SINGLE_RECORD_BATCH
     app = faust.App(app_id, **(config | overrides))
