@@ -51,6 +51,12 @@ class CycleCount(BaseModel):
     drift_until: datetime | None = Field(
         None, description="End of the latest drift window counted: a replayed report ends no later."
     )
+    last_counted: UUID | None = Field(
+        None,
+        description="The prediction whose submission was counted last. Its own key is set after this "
+        "entry, and each goes to the changelog as a record of its own (one per batch on tansu): a worker "
+        "killed in between leaves it only here, so its replay is still known.",
+    )
 
 
 class OutlierWindow(BaseModel):

@@ -153,7 +153,8 @@ class PipelineStream:
         quality = await self._quality(submitted.deployment_id, settings)
         outliers = self._outliers(submitted.deployment_id, settings)
         at = submitted.occurred_at
-        if prediction_key(submitted.prediction_id) not in self.counts:
+        seen = prediction_key(submitted.prediction_id) in self.counts
+        if not seen and state.last_counted != submitted.prediction_id:
             counted, trigger = count_submission(state, settings, at, quality, outliers)
         elif reconciling:  # counted by the reconciliation, whose count may have reached the threshold
             counted, trigger = decide(state, settings, at, quality, outliers)
@@ -162,7 +163,8 @@ class PipelineStream:
             return
         if trigger is not None:
             await self._request(submitted.deployment_id, trigger)
-        # Set together, no await in between: one changelog batch of this event's partition.
+        # Set together, no await in between, the count first (see CycleCount.last_counted).
+        counted = counted.model_copy(update={"last_counted": submitted.prediction_id})
         self.counts[deployment_key(submitted.deployment_id)] = counted.model_dump_json().encode()
         self.counts[prediction_key(submitted.prediction_id)] = deployment.encode()
         metrics.SUBMISSIONS.labels(deployment).inc()

@@ -53,7 +53,7 @@ from services.pipeline.counting import CycleCount
 from services.pipeline.export import finish_training
 from services.pipeline.rollout import Outcome, exported_version_names
 from services.pipeline.service import PipelineService
-from services.pipeline.stream import deployment_key
+from services.pipeline.stream import deployment_key, prediction_key
 from tests.integration.pipeline_fixtures import (
     LABELS,
     THRESHOLD,
@@ -508,6 +508,28 @@ async def test_a_forgotten_count_is_reconciled_from_postgres_and_triggers_exactl
     after = await until(lambda: _counted(service, setup, 2 * THRESHOLD + 1), "cycle 3 counting")
     assert _counts(after) == (3, 1, 2 * THRESHOLD + 1)
     assert await _experiments(pool, setup.deployment_id) == [f"{setup.deployment_id}:1", request]
+
+
+async def test_a_replay_after_a_kill_between_a_counts_two_writes_is_not_counted_again(
+    service: PipelineService, pool: asyncpg.Pool, producer: EventProducer
+) -> None:
+    # A count sets the deployment's entry, then the prediction's key, each a changelog record of its own
+    # (one per batch on tansu): a worker killed between the two leaves its successor the entry without
+    # the key, and the successor replays the submission, whose offset was never committed.
+    setup = await pipeline_deployment(pool)
+    first = await submitted_in_postgres(pool, setup)
+    await producer.publish(Topic.FEEDBACK, first)
+    await until(lambda: _counted(service, setup, 1), "the first submission counted")
+    assert service.stream is not None
+    del service.stream.counts.data[prediction_key(first.prediction_id)]
+
+    await producer.publish(Topic.FEEDBACK, first)
+    await producer.publish(Topic.FEEDBACK, await submitted_in_postgres(pool, setup))
+    # One deployment, one partition: the replay was handled before the next submission was counted.
+    state = await until(lambda: _counted(service, setup, 2), "the next submission counted")
+    assert _counts(state) == (1, 2, 2)
+    duplicates = _metric("cvloop_pipeline_duplicate_submissions_total", deployment=str(setup.deployment_id))
+    assert duplicates == 1
 
 
 def _drift_report(setup: Setup, minute: int, drifted: int) -> DriftReported:
