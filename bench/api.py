@@ -1,5 +1,5 @@
 """Control-plane throughput on the review path, in one run on a local stack of its own (Postgres, the
-Kafka-protocol mock broker, SeaweedFS S3, and the api as `python -m services.api`):
+local Kafka-protocol broker, SeaweedFS S3, and the api as `python -m services.api`):
 
 - baseline: the same work through the repositories directly (`predicted_assets.review` and
   `submit_reviewed` on one pool), with no HTTP, no key check and no events;

@@ -1,4 +1,4 @@
-"""Ingest throughput, in one run on a local stack of its own (Postgres, the Kafka-protocol mock broker,
+"""Ingest throughput, in one run on a local stack of its own (Postgres, the local Kafka-protocol broker,
 SeaweedFS S3, and the ingest service as `python -m services.ingest`):
 
 - baseline: a raw aiokafka producer (the platform's producer settings) sending prediction-sized
@@ -48,7 +48,7 @@ CONCURRENCY = 16
 BATCH_ITEMS = 500
 BATCH_CONCURRENCY = 2
 # The producers' batches: Kafka producers pushing thousands of messages a second use large ones (each
-# fetch from the local mock broker brings one batch).
+# fetch from librdkafka's mock brings one batch; on tansu they send one record per batch).
 PRODUCER_BATCH_BYTES = 256 * 1024
 PREDICTION = DetectionPrediction(
     boxes=[(4.0, 4.0, 30.0, 40.0), (10.0, 2.0, 50.0, 20.0), (0.0, 0.0, 8.0, 8.0)],

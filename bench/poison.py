@@ -1,5 +1,5 @@
 """What a poison message costs a consumer, in one run on a local stack of its own (Postgres, the
-Kafka-protocol mock broker, moto S3, and the ingest service as `python -m services.ingest`).
+local Kafka-protocol broker, SeaweedFS S3, and the ingest service as `python -m services.ingest`).
 
 Each round publishes a burst of served predictions on `predictions` and times ingest's persistence
 consumer until every valid one is stored:

@@ -1,5 +1,5 @@
 """What the SDK costs on top of plain HTTP, in one run on a local stack of its own (Postgres, the
-Kafka-protocol mock broker, SeaweedFS S3, and the api and ingest services as processes):
+local Kafka-protocol broker, SeaweedFS S3, and the api and ingest services as processes):
 
 - monitor: `deployment.monitor(...)` one prediction per call, against the same JSON bodies posted with a
   bare `httpx.Client` (the baseline); rounds alternate so both see the same machine load;

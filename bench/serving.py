@@ -1,5 +1,5 @@
-"""Serving latency and throughput, in one run on a local stack of its own (Postgres, the Kafka-protocol
-mock broker, SeaweedFS S3, tritonserver with the python backend, and `python -m services.serving`):
+"""Serving latency and throughput, in one run on a local stack of its own (Postgres, the local
+Kafka-protocol broker, SeaweedFS S3, tritonserver with the python backend, and `python -m services.serving`):
 
 - (a) baseline: a direct tritonclient gRPC call of the champion's Triton model, with the input tensor
   made beforehand (no decode, no preprocessing);

@@ -1,4 +1,4 @@
-"""Replay before going live, on a local stack of its own (Postgres, the Kafka-protocol mock broker,
+"""Replay before going live, on a local stack of its own (Postgres, the local Kafka-protocol broker,
 SeaweedFS S3, tritonserver with the python backend, and `python -m services.serving`):
 
 - baseline: the K reviewed images sent one after the other to `POST /v1/deployments/{id}/predict` of a

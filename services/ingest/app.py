@@ -34,7 +34,7 @@ from .routes import BODY_MODELS, Intake, router
 from .settings import IngestSettings
 
 # Events of a busy deployment share a partition: large producer batches let its readers fetch many
-# at once (a fetch from the local mock broker brings one batch).
+# at once (a fetch from librdkafka's mock brings one batch; on tansu they send one record per batch).
 PRODUCER_BATCH_BYTES = 256 * 1024
 RELAY_INTERVAL_S = 5.0  # the longest a due outbox row waits for the relay
 BATCH_FILL_MS = 100  # a poll waits this long at most for more records, up to the batch size

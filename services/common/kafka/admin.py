@@ -62,7 +62,7 @@ async def create_topics_async(settings: Settings) -> list[tuple[str, str]]:
         try:
             response = await admin.create_topics(new_topics(specs, brokers))
         except IncompatibleBrokerVersion:
-            # The local broker (librdkafka's mock) has no CreateTopics; it made every topic at start.
+            # librdkafka's mock (CVLOOP_KAFKA_BROKER=mock) has no CreateTopics; it made every topic at start.
             results = existing_outcomes(specs, set(await admin.list_topics()))
         else:
             # CreateTopics v0 answers (name, code), later versions add the message.
