@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from cvloop.demo.scoring import (
 )
 from cvloop.settings import every_env_name
 from cvloop.trainers.workspace import Workspace as TrainerWorkspace
-from schemas.codec import decode
 from schemas.events import JobKind, TrainingFinished, TrainingStatus
 from schemas.job_workspace import JobFile
 from schemas.model_io import ModelIO
@@ -42,7 +40,6 @@ from services.common.db.repositories import deployments, experiments, jobs, proc
 from services.common.domain.job_events import job_requested
 from services.common.domain.jobs import Job, JobRun
 from services.common.domain.registry import ModelFile, ModelVersion, NewModelVersion
-from services.common.kafka.consumer import create_consumer
 from services.common.kafka.producer import EventProducer
 from services.common.os_users import grant_search
 from services.common.settings import Settings, settings_env
@@ -52,6 +49,7 @@ from services.pipeline.runner.finish import finish
 from services.pipeline.runner.run_log import RunLog
 from services.pipeline.runner.service import ORPHANED, JobRunnerService
 from services.pipeline.runner.workspace.stage_in import stage_in
+from tests.integration.pipeline_fixtures import events_of
 from tests.job_scripts import ATTACK_SCRIPT, PROCESSING_SCRIPT, TRAINER_SCRIPT
 
 BASE_MODEL = b"\x08\x07 stand-in ONNX bytes of the base model"
@@ -185,26 +183,20 @@ async def _log_lines(pool: asyncpg.Pool, project_id: UUID, run_id: UUID) -> list
 
 
 async def _training_finished(settings: Settings, request_id: str, count: int) -> list[TrainingFinished]:
-    """The request's TrainingFinished events on `training`, read from the beginning until `count` came and
-    a fetch brought nothing more (so a duplicate would show), or the wait ran out: the relay publishes
-    them after the run's row, later on a loaded machine."""
-    consumer = create_consumer(settings, f"test-{uuid4()}", Topic.TRAINING.value)
-    await consumer.start()
-    found: list[TrainingFinished] = []
-    deadline = time.monotonic() + WAIT_S
-    try:
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    event = decode(record.topic, record.value)
-                    if isinstance(event, TrainingFinished) and event.request_id == request_id:
-                        found.append(event)
-            if len(found) >= count and not batches:
-                break
-    finally:
-        await consumer.stop()
-    return found
+    """The request's TrainingFinished events on `training`, once `count` came (the relay publishes them
+    after the run's row, later on a loaded machine); each read goes to the topic's end, so a duplicate
+    would show."""
+    deployment_id = UUID(request_id.split(":")[0])
+
+    async def arrived() -> list[TrainingFinished] | None:
+        found = [
+            event
+            for event in await events_of(settings, Topic.TRAINING, deployment_id)
+            if isinstance(event, TrainingFinished) and event.request_id == request_id
+        ]
+        return found if len(found) >= count else None
+
+    return await until(arrived, f"{count} TrainingFinished of {request_id}")
 
 
 async def test_a_training_run_stages_in_trains_and_stages_out_its_artifacts(
